@@ -1,0 +1,1 @@
+"""Sans-I/O protocol state machines: (state, inbox) -> (state, outbox). No Ray, disk or clock."""
