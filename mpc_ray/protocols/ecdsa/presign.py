@@ -1,0 +1,331 @@
+"""Three-round presigning (CGGMP21 Fig. 7) for one signer set S, |S| = threshold.
+
+Shamir shares become additive shares w_i = lambda_i x_i over S. For party i:
+1. k_i, gamma_i random; broadcast K_i = Enc_i(k_i), G_i = Enc_i(gamma_i); send each j pi_enc(K_i) on j's
+   ring-Pedersen parameters.
+2. Check every ciphertext and pi_enc. Gamma_i = gamma_i G. For each j the MtA pairs
+   D_{j,i} = K_j^gamma_i Enc_j(y), F_{j,i} = Enc_i(y) and D-hat/F-hat with w_i, each with a pi_aff_g, and a
+   pi_log_star that Gamma_i matches G_i. Broadcast Gamma_i and an echo of round 1.
+3. Verify everything; Gamma = sum Gamma_j; Delta_i = k_i Gamma; delta_i = k_i gamma_i + sum (alpha - y);
+   chi_i = w_i k_i + sum (alpha-hat - y-hat); S_i = chi_i Gamma. Broadcast delta_i, Delta_i, S_i and an echo of
+   round 2; send each j a pi_log_star that Delta_i matches K_i (base Gamma).
+4. Verify; delta = sum delta_j != 0; delta G == sum Delta_j; sum S_j == delta Y. R = delta^-1 Gamma.
+   Output the presignature share (R, k_i, chi_i) and the public points k_j R, chi_j R that let a combiner name a
+   party whose partial signature is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from ...crypto.paillier import sample_unit
+from ...crypto.secp256k1 import Q, Point, random_scalar, sum_points
+from ...crypto.vss import lagrange_coefficient
+from ...crypto.zk import pi_aff_g, pi_enc, pi_log_star
+from ...errors import MpcError
+from ..base import Inbound, Outbox, RoundParty
+from ..common import echo_digest, proof_transcript, same_bytes
+from .aux_info import AuxInfo
+from .keygen import KeyShare
+
+TAG = "cggmp21/presign"
+
+
+class PresignatureUsed(MpcError):
+    """A presignature share was asked for a second time. Two signatures from one presignature leak the key."""
+
+
+@dataclass(frozen=True)
+class Round1:
+    K: int
+    G: int
+
+
+@dataclass(frozen=True)
+class EncProof:
+    proof: pi_enc.Proof
+
+
+@dataclass(frozen=True)
+class Round2:
+    Gamma: Point
+    echo: bytes
+
+
+@dataclass(frozen=True)
+class Round2Direct:
+    D: int
+    F: int
+    D_hat: int
+    F_hat: int
+    psi: pi_aff_g.Proof
+    psi_hat: pi_aff_g.Proof
+    psi_log: pi_log_star.Proof
+
+
+@dataclass(frozen=True)
+class Round3:
+    delta: int
+    Delta: Point
+    S: Point
+    echo: bytes
+
+
+@dataclass(frozen=True)
+class LogProof:
+    proof: pi_log_star.Proof
+
+
+@dataclass(frozen=True)
+class PresignaturePublic:
+    """What every signer and the combiner know about one presignature. Safe to log and send."""
+
+    presignature_id: bytes
+    signers: list[int]
+    R: Point
+    k_points: list[Point]  # k_j R, in signer order
+    chi_points: list[Point]  # chi_j R, in signer order
+
+    @property
+    def r(self) -> int:
+        return self.R.x() % Q
+
+
+class PresignatureShare:
+    """Party i's secret (k_i, chi_i) for one presignature. Single use: `take()` wipes it. `repr` is redacted."""
+
+    __slots__ = ("party", "public", "_k", "_chi")
+
+    def __init__(self, party: int, public: PresignaturePublic, k: int, chi: int) -> None:
+        self.party, self.public = party, public
+        self._k, self._chi = k, chi
+
+    @property
+    def used(self) -> bool:
+        return self._k is None
+
+    def take(self) -> tuple[int, int]:
+        if self._k is None:
+            raise PresignatureUsed("presignature already used")
+        k, chi = self._k, self._chi
+        self._k = self._chi = None
+        return k, chi
+
+    def secret_values(self) -> tuple[int, int]:
+        """(k_i, chi_i) without consuming; for the node's encrypted store only."""
+        if self._k is None:
+            raise PresignatureUsed("presignature already used")
+        return self._k, self._chi
+
+    def __repr__(self) -> str:
+        state = "used" if self._k is None else "unused"
+        return f"PresignatureShare(party={self.party}, id={self.public.presignature_id.hex()[:16]}, {state}, <redacted>)"
+
+
+def _sample_y(bits: int) -> int:
+    """Uniform in [-2^bits, 2^bits]."""
+    return secrets.randbelow((1 << (bits + 1)) + 1) - (1 << bits)
+
+
+class PresignParty(RoundParty):
+    NAME = "presign"
+    ROUNDS = ((Round1, EncProof), (Round2, Round2Direct), (Round3, LogProof))
+
+    def __init__(self, sid: bytes, key: KeyShare, aux: AuxInfo, signers) -> None:
+        signers = tuple(sorted(signers))
+        super().__init__(sid, key.party, signers)
+        if len(signers) != key.threshold or not set(signers) <= set(key.parties):
+            raise ValueError(f"a presignature needs exactly {key.threshold} signers among the key's parties")
+        if not set(signers) <= set(aux.parties) or aux.party != key.party:
+            raise ValueError("aux info does not cover the signer set")
+        self.key, self.aux, self.level = key, aux, aux.level
+        self._w = lagrange_coefficient(key.party, signers) * key.x % Q
+        self._W = {j: key.public_shares[j] * lagrange_coefficient(j, signers) for j in signers}
+
+    def _tr(self, proof: str, prover: int, verifier: int | None = None):
+        return proof_transcript(f"{TAG}/{proof}", self.sid, prover, verifier)
+
+    # round 1 ------------------------------------------------------------------------------------------
+    def round1(self) -> Outbox:
+        sk = self.aux.paillier
+        self._k, self._gamma = random_scalar(), random_scalar()
+        self._K, self._rho = sk.encrypt(self._k)
+        self._G, self._nu = sk.encrypt(self._gamma)
+        direct = {}
+        for j in self.others:
+            proof = pi_enc.prove(
+                self._tr("pi_enc", self.party, j),
+                prover_pk=sk.public,
+                verifier_rp=self.aux.rp(j).params,
+                K=self._K,
+                k=self._k,
+                rho=self._rho,
+                level=self.level,
+            )
+            direct[j] = EncProof(proof)
+        self._r1 = {self.party: Round1(int(self._K), int(self._G))}
+        return Outbox(broadcast=self._r1[self.party], direct=direct)
+
+    # round 2 ------------------------------------------------------------------------------------------
+    def round2(self, inbox: dict[int, Inbound]) -> Outbox:
+        own_rp = self.aux.rp(self.party)
+        for j in self.others:
+            msg: Round1 = inbox[j].broadcast
+            pk_j = self.aux.paillier_pk(j)
+            if not pk_j.is_valid_ciphertext(msg.K):
+                raise self.abort(j, "ciphertext_K")
+            if not pk_j.is_valid_ciphertext(msg.G):
+                raise self.abort(j, "ciphertext_G")
+            with self.blame(j):
+                pi_enc.verify(
+                    self._tr("pi_enc", j, self.party),
+                    inbox[j].direct.proof,
+                    prover_pk=pk_j,
+                    verifier_rp=own_rp,
+                    K=msg.K,
+                    level=self.level,
+                )
+            self._r1[j] = msg
+        self._echo1 = echo_digest(f"{TAG}/1", self.sid, self._r1)
+        sk = self.aux.paillier
+        self._Gamma_i = Point.base_mul(self._gamma)
+        self._y, self._y_hat = {}, {}
+        direct = {}
+        for j in self.others:
+            pk_j = self.aux.paillier_pk(j)
+            rp_j = self.aux.rp(j).params
+            K_j = self._r1[j].K
+            y, y_hat = _sample_y(self.level.ell_prime), _sample_y(self.level.ell_prime)
+            self._y[j], self._y_hat[j] = y, y_hat
+            s, s_hat = sample_unit(pk_j.n), sample_unit(pk_j.n)
+            D = pk_j.add(pk_j.mul(K_j, self._gamma), pk_j.encrypt_with(y, s))
+            D_hat = pk_j.add(pk_j.mul(K_j, self._w), pk_j.encrypt_with(y_hat, s_hat))
+            F, r = sk.encrypt(y)
+            F_hat, r_hat = sk.encrypt(y_hat)
+            psi = pi_aff_g.prove(
+                self._tr("pi_aff_g/gamma", self.party, j),
+                pk0=pk_j, pk1=sk.public, verifier_rp=rp_j,
+                C=K_j, D=D, Y=F, X=self._Gamma_i, x=self._gamma, y=y, rho=s, rho_y=r, level=self.level,
+            )
+            psi_hat = pi_aff_g.prove(
+                self._tr("pi_aff_g/x", self.party, j),
+                pk0=pk_j, pk1=sk.public, verifier_rp=rp_j,
+                C=K_j, D=D_hat, Y=F_hat, X=self._W[self.party], x=self._w, y=y_hat, rho=s_hat, rho_y=r_hat,
+                level=self.level,
+            )
+            psi_log = pi_log_star.prove(
+                self._tr("pi_log_star/gamma", self.party, j),
+                prover_pk=sk.public, verifier_rp=rp_j,
+                C=self._G, X=self._Gamma_i, base=Point.generator(), x=self._gamma, rho=self._nu, level=self.level,
+            )
+            direct[j] = Round2Direct(int(D), int(F), int(D_hat), int(F_hat), psi, psi_hat, psi_log)
+        return Outbox(broadcast=Round2(self._Gamma_i, self._echo1), direct=direct)
+
+    # round 3 ------------------------------------------------------------------------------------------
+    def round3(self, inbox: dict[int, Inbound]) -> Outbox:
+        sk = self.aux.paillier
+        own_pk, own_rp = sk.public, self.aux.rp(self.party)
+        gammas = {self.party: self._Gamma_i}
+        delta = self._k * self._gamma
+        chi = self._w * self._k
+        for j in self.others:
+            b: Round2 = inbox[j].broadcast
+            d: Round2Direct = inbox[j].direct
+            if not same_bytes(b.echo, self._echo1):
+                raise self.abort(j, "echo", "round-1 broadcasts differ")
+            if b.Gamma.is_identity:
+                raise self.abort(j, "identity_Gamma")
+            pk_j = self.aux.paillier_pk(j)
+            for name, c, pk in (("D", d.D, own_pk), ("D_hat", d.D_hat, own_pk), ("F", d.F, pk_j), ("F_hat", d.F_hat, pk_j)):
+                if not pk.is_valid_ciphertext(c):
+                    raise self.abort(j, f"ciphertext_{name}")
+            with self.blame(j):
+                pi_aff_g.verify(
+                    self._tr("pi_aff_g/gamma", j, self.party), d.psi,
+                    pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D, Y=d.F, X=b.Gamma, level=self.level,
+                )
+                pi_aff_g.verify(
+                    self._tr("pi_aff_g/x", j, self.party), d.psi_hat,
+                    pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D_hat, Y=d.F_hat, X=self._W[j],
+                    level=self.level,
+                )
+                pi_log_star.verify(
+                    self._tr("pi_log_star/gamma", j, self.party), d.psi_log,
+                    prover_pk=pk_j, verifier_rp=own_rp, C=self._r1[j].G, X=b.Gamma, base=Point.generator(),
+                    level=self.level,
+                )
+            alpha = sk.decrypt(d.D)
+            alpha_hat = sk.decrypt(d.D_hat)
+            delta += alpha - self._y[j]
+            chi += alpha_hat - self._y_hat[j]
+            gammas[j] = b.Gamma
+        self._y = self._y_hat = None
+        self._echo2 = echo_digest(f"{TAG}/2", self.sid, gammas)
+        self._Gamma = sum_points(gammas[j] for j in self.parties)
+        if self._Gamma.is_identity:
+            raise self.abort(self.others[0], "identity_Gamma_sum")
+        self._delta_i = delta % Q
+        self._chi = chi % Q
+        self._Delta_i = self._Gamma * self._k
+        self._S_i = self._Gamma * self._chi
+        direct = {}
+        for j in self.others:
+            direct[j] = LogProof(
+                pi_log_star.prove(
+                    self._tr("pi_log_star/k", self.party, j),
+                    prover_pk=own_pk, verifier_rp=self.aux.rp(j).params,
+                    C=self._K, X=self._Delta_i, base=self._Gamma, x=self._k, rho=self._rho, level=self.level,
+                )
+            )
+        self._gamma = None
+        return Outbox(broadcast=Round3(self._delta_i, self._Delta_i, self._S_i, self._echo2), direct=direct)
+
+    # output -------------------------------------------------------------------------------------------
+    def round4(self, inbox: dict[int, Inbound]) -> PresignatureShare:
+        own_rp = self.aux.rp(self.party)
+        r3 = {self.party: Round3(self._delta_i, self._Delta_i, self._S_i, self._echo2)}
+        for j in self.others:
+            b: Round3 = inbox[j].broadcast
+            if not same_bytes(b.echo, self._echo2):
+                raise self.abort(j, "echo", "round-2 broadcasts differ")
+            if not 0 <= b.delta < Q:
+                raise self.abort(j, "delta_range")
+            if b.Delta.is_identity or b.S.is_identity:
+                raise self.abort(j, "identity_point")
+            with self.blame(j):
+                pi_log_star.verify(
+                    self._tr("pi_log_star/k", j, self.party), inbox[j].direct.proof,
+                    prover_pk=self.aux.paillier_pk(j), verifier_rp=own_rp,
+                    C=self._r1[j].K, X=b.Delta, base=self._Gamma, level=self.level,
+                )
+            r3[j] = b
+        delta = sum(r3[j].delta for j in self.parties) % Q
+        if delta == 0:
+            raise PresignInconsistent("delta_zero")
+        if Point.base_mul(delta) != sum_points(r3[j].Delta for j in self.parties):
+            raise PresignInconsistent("delta_mismatch")
+        if sum_points(r3[j].S for j in self.parties) != self.key.public_key * delta:
+            raise PresignInconsistent("chi_mismatch")
+        delta_inv = pow(delta, -1, Q)
+        R = self._Gamma * delta_inv
+        public = PresignaturePublic(
+            presignature_id=hashlib.sha256(b"mpc-ray/presignature-id" + self.sid).digest(),
+            signers=list(self.parties),
+            R=R,
+            k_points=[r3[j].Delta * delta_inv for j in self.parties],
+            chi_points=[r3[j].S * delta_inv for j in self.parties],
+        )
+        share = PresignatureShare(self.party, public, self._k, self._chi)
+        self._k = self._chi = None
+        return share
+
+
+class PresignInconsistent(MpcError):
+    """The aggregate checks of round 4 failed although every proof verified: one party sent a wrong delta_i or
+    S_i. Naming it needs the identification round (pi_mul / pi_dec reveal), which the caller runs."""
+
+    def __init__(self, check: str) -> None:
+        self.check = f"presign.{check}"
+        super().__init__(self.check)
