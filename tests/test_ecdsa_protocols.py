@@ -21,6 +21,7 @@ from mpc_ray.protocols.ecdsa import keygen as keygen_mod
 from mpc_ray.protocols.ecdsa import presign as presign_mod
 from mpc_ray.protocols.ecdsa.presign import PresignatureUsed
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
+from mpc_ray.protocols.wire import decode, encode
 from mpc_ray.sim.router import run_parties
 from tests.ecdsa_helpers import replace_payload, tamper_message, with_field
 from tests.fixture_primes import fixture_paillier_key
@@ -348,3 +349,38 @@ def test_bad_partial_signature_named(key23):
     with pytest.raises(ProtocolAbort) as e:
         combine(public, key23.public_point, DIGEST, {1: partials[1], 3: "junk"})
     assert_abort(e, 3, "sign.partial_range")
+
+
+# --- identification: wrong delta_i or S_i with every proof valid ---------------------------------------------
+def test_delta_zero_attack_names_culprit(key33):
+    """Party 3 (broadcasting last) sets delta_3 so that delta = 0; all its proofs stay valid. Identification
+    proves every other delta_j correct and names party 3."""
+    deltas = {}
+
+    def tamper(env):
+        if env.round == 3 and env.recipient is None:
+            msg = decode(env.payload, presign_mod.Round3)
+            deltas[env.sender] = msg.delta
+            if env.sender == 3:
+                zeroing = (-(deltas[1] + deltas[2])) % Q
+                return dataclasses.replace(env, payload=encode(with_field(msg, "delta", zeroing)))
+        return env
+
+    with pytest.raises(ProtocolAbort) as e:
+        key33.presign([1, 2, 3], tamper=tamper)
+    assert_abort(e, 3, "presign.identify.pi_dec.equation_mod_q")
+
+
+@pytest.mark.parametrize("culprit", [1, 2])
+def test_wrong_delta_names_culprit(key33, culprit):
+    tamper = tamper_message(3, culprit, presign_mod.Round3, lambda m: with_field(m, "delta", (m.delta + 1) % Q))
+    with pytest.raises(ProtocolAbort) as e:
+        key33.presign([1, 2, 3], tamper=tamper)
+    assert_abort(e, culprit, "presign.identify.pi_dec.equation_mod_q")
+
+
+def test_wrong_chi_point_names_culprit(key33):
+    tamper = tamper_message(3, 2, presign_mod.Round3, lambda m: with_field(m, "S", m.S + Point.generator()))
+    with pytest.raises(ProtocolAbort) as e:
+        key33.presign([1, 2, 3], tamper=tamper)
+    assert_abort(e, 2, "presign.identify.chi_point")

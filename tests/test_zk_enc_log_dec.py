@@ -362,7 +362,7 @@ def test_dec_every_tamper(env, dec):
         ("gamma", Q, "pi_dec.range_gamma"),
         ("gamma", -1, "pi_dec.range_gamma"),
         ("gamma", (p.gamma + 1) % Q, "pi_dec.equation_mod_q"),
-        ("z1", Q * n0 * 4, "pi_dec.range_z1"),
+        ("z1", (1 << (LEVEL_112.ell + LEVEL_112.eps + 2)) * n0, "pi_dec.range_z1"),
         ("z1", p.z1 + 1, "pi_dec.equation_mod_q"),
         ("z1", p.z1 + Q, "pi_dec.equation_rp"),  # same residue mod q, different integer
         ("z2", -(int(env.rp.n) << (ELL_EPS + LV.ell + 260)), "pi_dec.range_z2"),

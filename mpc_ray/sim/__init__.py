@@ -20,7 +20,8 @@ from ..crypto.params import level as as_level
 from ..errors import InvalidInput
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
-from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare, PresignParty
+from ..protocols.ecdsa.identify import IdentifyParty
+from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare, PresignInconsistent, PresignParty
 from ..protocols.ecdsa.sign import combine, partial_sign
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
@@ -85,7 +86,16 @@ class SimEcdsaKey:
         chosen = self._signers(signers)
         sid = _sid("presign")
         machines = {i: PresignParty(sid, self.shares[i], self.aux[i], chosen) for i in chosen}
-        return run_parties(machines, tamper)  # type: ignore[return-value]
+        try:
+            out = run_parties(machines, tamper)
+        except PresignInconsistent:
+            # every proof held but the sums did not: run the identification round, which names the culprit
+            run_parties({i: IdentifyParty(m) for i, m in machines.items()}, tamper)
+            raise
+        finally:
+            for m in machines.values():
+                m.wipe()
+        return out  # type: ignore[return-value]
 
     def sign_with(self, presignatures: Mapping[int, PresignatureShare], digest: bytes) -> Signature:
         public: PresignaturePublic = next(iter(presignatures.values())).public

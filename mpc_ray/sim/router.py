@@ -14,7 +14,8 @@ Tamper = Callable[[Envelope], Envelope | None]
 
 
 def run_parties(parties: Mapping[int, RoundParty], tamper: Tamper | None = None) -> dict[int, object]:
-    """Drive every party to completion; a ProtocolAbort raised by any party propagates unchanged."""
+    """Drive every party to completion. Every party processes each round, as it would on its own node; then the
+    first error (in party order) propagates unchanged, e.g. a ProtocolAbort naming the culprit."""
     in_flight: list[Envelope] = []
     for party in parties.values():
         in_flight.extend(party.start())
@@ -28,6 +29,12 @@ def run_parties(parties: Mapping[int, RoundParty], tamper: Tamper | None = None)
                 if t in inboxes:
                     inboxes[t].append(env)
         in_flight = []
+        errors: list[Exception] = []
         for i, party in parties.items():
-            in_flight.extend(party.receive(inboxes[i]))
+            try:
+                in_flight.extend(party.receive(inboxes[i]))
+            except Exception as exc:  # noqa: BLE001 - re-raised below once the round is complete
+                errors.append(exc)
+        if errors:
+            raise errors[0]
     return {i: p.output for i, p in parties.items()}

@@ -9,11 +9,19 @@ the prover's key N1:
 The proof guarantees x in +-2^(ell+eps) and y in +-2^(ell'+eps) (the range checks on z1 and z2 are what stop the
 Alpha-Rays style attacks, so they are never skipped). The protocol calls it with y = -beta, hence negative y.
 
-Cost (see `tests/test_zk_aff_mul.py` and the issue note for timings): the prover does 2 exponentiations mod N0^2,
-1 mod N1^2 (CRT halves when it passes its own `PaillierSecretKey` as `pk1`), 8 mod N^ for the four ring-Pedersen
-commitments and 2 small (256-bit exponent) ones for w, w_y. (1+N)^m mod N^2 is always 1 + mN, never a powmod.
-The verifier does 3 mod N0^2 (CRT halves when it owns N0, i.e. its `RingPedersenSecret` is on N0), 2 mod N1^2,
-and 6 mod N^ (CRT through `RingPedersenSecret.commit` when it owns N^).
+    Prover: alpha <- +-2^(ell+eps), beta <- +-2^(ell'+eps), r <- Z*_N0, r_y <- Z*_N1,
+            gamma, delta <- +-2^(ell+eps) N^, m, mu <- +-2^ell N^
+            A = C^alpha (1+N0)^beta r^N0, B_x = alpha G, B_y = (1+N1)^beta r_y^N1,
+            E = s^alpha t^gamma, S = s^x t^m, F = s^beta t^delta, T = s^y t^mu (mod N^)
+            z1 = alpha + e x, z2 = beta + e y, z3 = gamma + e m, z4 = delta + e mu, w = r rho^e, w_y = r_y rho_y^e
+    Verifier: z1 in +-2^(ell+eps), z2 in +-2^(ell'+eps); C^z1 (1+N0)^z2 w^N0 = A D^e mod N0^2; z1 G = B_x + e X;
+              (1+N1)^z2 w_y^N1 = B_y Y^e mod N1^2; s^z1 t^z3 = E S^e, s^z2 t^z4 = F T^e mod N^
+
+Cost. (1+N)^m mod N^2 is 1 + mN, never a powmod. Prover (passing its own `PaillierSecretKey` as `pk1`): two full
+exponentiations mod N0^2 (C^alpha, r^N0), r_y^N1 by CRT, the four ring-Pedersen commitments from cached fixed-base
+tables of the verifier's s, t (no powmod at all), and two 256-bit ones for w, w_y. Verifier (passing its own
+`RingPedersenSecret`, which sits on N0 in CGGMP21): the N0^2 equation by CRT, the N1^2 one with two full
+exponentiations (w_y^N1, Y^e: it does not know N1), the ring-Pedersen equations through `RingPedersenSecret.commit`.
 
 This module also holds the small helpers that pi_mul and pi_mul_star share (sampling, CRT-or-plain arithmetic).
 """

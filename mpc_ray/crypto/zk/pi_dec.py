@@ -4,7 +4,7 @@ Statement: C = (1 + N0)^y rho^N0 mod N0^2 under the prover's key, and the public
 against the verifier's ring-Pedersen parameters (N-hat, s, t). Used by identifiable abort to show a decrypted
 share was reported correctly.
 
-    prover:   alpha <- +-2^(ell+eps), mu <- +-2^ell N-hat, nu <- +-2^(ell+eps) N-hat, r <- Z*_N0
+    prover:   alpha <- +-2^(ell+eps) N0, mu <- +-2^ell N-hat, nu <- +-2^(ell+eps) N-hat, r <- Z*_N0
               S = s^y t^mu, T = s^alpha t^nu, A = (1 + N0)^alpha r^N0, gamma = alpha mod q
     challenge e in +-q
     response: z1 = alpha + e y, z2 = nu + e mu, w = r rho^e mod N0
@@ -72,9 +72,16 @@ def _challenge(transcript: Transcript, st: Setup, C: mpz, x: int, S: mpz, T: mpz
     return t.challenge_signed_q("e")
 
 
+def _alpha_bound(st: Setup) -> int:
+    """alpha must mask e y for any plaintext |y| < N0 (|e y| < q N0): the paper's +-2^(ell+eps) does not when y is
+    an identification plaintext of ~2^(ell'+ell) bits, and the top bits of y would leak. +-2^(ell+eps) N0 hides
+    e y statistically (eps bits of slack)."""
+    return (1 << (st.level.ell + st.level.eps)) * int(st.n0)
+
+
 def _z1_bound(st: Setup) -> int:
-    """|alpha + e y| for alpha in +-2^(ell+eps), e in +-q, |y| < N0."""
-    return (1 << (st.level.ell + st.level.eps)) + Q * int(st.n0)
+    """|alpha + e y| for alpha in +-2^(ell+eps) N0, e in +-q, |y| < N0."""
+    return _alpha_bound(st) + Q * int(st.n0)
 
 
 def prove(
@@ -97,7 +104,7 @@ def prove(
     if abs(y) >= st.n0:
         raise InvalidInput(f"{NAME}: y must be a plaintext, |y| < N0")
     lv, n_hat = st.level, st.rp.n
-    alpha = sample_signed(1 << (lv.ell + lv.eps))
+    alpha = sample_signed(_alpha_bound(st))
     mu = sample_signed((1 << lv.ell) * n_hat)
     nu = sample_signed((1 << (lv.ell + lv.eps)) * n_hat)
     r = sample_unit(st.n0)

@@ -163,6 +163,7 @@ class PresignParty(RoundParty):
                 k=self._k,
                 rho=self._rho,
                 level=self.level,
+                prover_sk=sk,
             )
             direct[j] = EncProof(proof)
         self._r1 = {self.party: Round1(int(self._K), int(self._G))}
@@ -192,6 +193,7 @@ class PresignParty(RoundParty):
         sk = self.aux.paillier
         self._Gamma_i = Point.base_mul(self._gamma)
         self._y, self._y_hat = {}, {}
+        self._sent: dict[int, Round2Direct] = {}
         direct = {}
         for j in self.others:
             pk_j = self.aux.paillier_pk(j)
@@ -206,12 +208,12 @@ class PresignParty(RoundParty):
             F_hat, r_hat = sk.encrypt(y_hat)
             psi = pi_aff_g.prove(
                 self._tr("pi_aff_g/gamma", self.party, j),
-                pk0=pk_j, pk1=sk.public, verifier_rp=rp_j,
+                pk0=pk_j, pk1=sk, verifier_rp=rp_j,
                 C=K_j, D=D, Y=F, X=self._Gamma_i, x=self._gamma, y=y, rho=s, rho_y=r, level=self.level,
             )
             psi_hat = pi_aff_g.prove(
                 self._tr("pi_aff_g/x", self.party, j),
-                pk0=pk_j, pk1=sk.public, verifier_rp=rp_j,
+                pk0=pk_j, pk1=sk, verifier_rp=rp_j,
                 C=K_j, D=D_hat, Y=F_hat, X=self._W[self.party], x=self._w, y=y_hat, rho=s_hat, rho_y=r_hat,
                 level=self.level,
             )
@@ -219,8 +221,10 @@ class PresignParty(RoundParty):
                 self._tr("pi_log_star/gamma", self.party, j),
                 prover_pk=sk.public, verifier_rp=rp_j,
                 C=self._G, X=self._Gamma_i, base=Point.generator(), x=self._gamma, rho=self._nu, level=self.level,
+                prover_sk=sk,
             )
             direct[j] = Round2Direct(int(D), int(F), int(D_hat), int(F_hat), psi, psi_hat, psi_log)
+            self._sent[j] = direct[j]
         return Outbox(broadcast=Round2(self._Gamma_i, self._echo1), direct=direct)
 
     # round 3 ------------------------------------------------------------------------------------------
@@ -228,6 +232,7 @@ class PresignParty(RoundParty):
         sk = self.aux.paillier
         own_pk, own_rp = sk.public, self.aux.rp(self.party)
         gammas = {self.party: self._Gamma_i}
+        self._received: dict[int, Round2Direct] = {}
         delta = self._k * self._gamma
         chi = self._w * self._k
         for j in self.others:
@@ -261,7 +266,7 @@ class PresignParty(RoundParty):
             delta += alpha - self._y[j]
             chi += alpha_hat - self._y_hat[j]
             gammas[j] = b.Gamma
-        self._y = self._y_hat = None
+            self._received[j] = d
         self._echo2 = echo_digest(f"{TAG}/2", self.sid, gammas)
         self._Gamma = sum_points(gammas[j] for j in self.parties)
         if self._Gamma.is_identity:
@@ -277,9 +282,9 @@ class PresignParty(RoundParty):
                     self._tr("pi_log_star/k", self.party, j),
                     prover_pk=own_pk, verifier_rp=self.aux.rp(j).params,
                     C=self._K, X=self._Delta_i, base=self._Gamma, x=self._k, rho=self._rho, level=self.level,
+                    prover_sk=sk,
                 )
             )
-        self._gamma = None
         return Outbox(broadcast=Round3(self._delta_i, self._Delta_i, self._S_i, self._echo2), direct=direct)
 
     # output -------------------------------------------------------------------------------------------
@@ -301,6 +306,7 @@ class PresignParty(RoundParty):
                     C=self._r1[j].K, X=b.Delta, base=self._Gamma, level=self.level,
                 )
             r3[j] = b
+        self._r3 = r3
         delta = sum(r3[j].delta for j in self.parties) % Q
         if delta == 0:
             raise PresignInconsistent("delta_zero")
@@ -317,9 +323,12 @@ class PresignParty(RoundParty):
             k_points=[r3[j].Delta * delta_inv for j in self.parties],
             chi_points=[r3[j].S * delta_inv for j in self.parties],
         )
-        share = PresignatureShare(self.party, public, self._k, self._chi)
-        self._k = self._chi = None
-        return share
+        return PresignatureShare(self.party, public, self._k, self._chi)
+
+    def wipe(self) -> None:
+        """Drop every secret of the run. The driver calls it once every signer reported success (a party whose
+        own view succeeded may still be needed for identification), or after identification."""
+        self._k = self._chi = self._gamma = self._y = self._y_hat = self._rho = self._nu = self._w = None
 
 
 class PresignInconsistent(MpcError):
