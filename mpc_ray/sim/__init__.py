@@ -22,11 +22,11 @@ from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
 from ..protocols.ecdsa.identify import IdentifyParty
 from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare, PresignInconsistent, PresignParty
-from ..protocols.ecdsa.sign import combine, partial_sign
+from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
 
-__all__ = ["aux_info", "keygen", "run_parties", "SimEcdsaKey"]
+__all__ = ["aux_info", "keygen", "run_parties", "SimEcdsaKey", "SimFrostKey"]
 
 
 def _sid(tag: str) -> bytes:
@@ -104,7 +104,42 @@ class SimEcdsaKey:
 
     def sign(self, message: bytes, signers: Sequence[int] | None = None) -> Signature:
         """Presign among `signers` (default: the first `threshold`), then sign the 32-byte digest."""
+        digest_to_int(message)  # reject a bad digest before spending a presignature
         return self.sign_with(self.presign(signers), message)
+
+
+class SimFrostKey:
+    """A FROST key (Ed25519 or BIP340) whose shares all live in this process (simulation only)."""
+
+    def __init__(self, scheme: str, outputs: Mapping[int, object]) -> None:
+        from ..protocols.frost import SUITES, public_key_bytes
+
+        self.scheme, self.suite = scheme, SUITES[scheme]
+        self.outputs = dict(outputs)
+        any_out = next(iter(self.outputs.values()))
+        self.public_package = any_out.public_package
+        self.parties = tuple(sorted(self.outputs))
+        self.threshold: int = any_out.key_package.threshold
+        self.public_key = public_key_bytes(self.suite, self.public_package.group_key)
+
+    def info(self, key_id: str = "sim") -> KeyInfo:
+        return KeyInfo(key_id=key_id, scheme=self.scheme, public_key=self.public_key,
+                       threshold=self.threshold, parties=len(self.parties))
+
+    def sign(self, message: bytes, signers: Sequence[int] | None = None, tamper: Tamper | None = None) -> Signature:
+        """Two-round FROST among `signers` (default: the first `threshold`); the message bytes are signed."""
+        from ..protocols.frost import SignParty
+
+        chosen = sorted(signers) if signers is not None else list(self.parties[: self.threshold])
+        if len(chosen) < self.threshold or not set(chosen) <= set(self.parties) or len(set(chosen)) != len(chosen):
+            raise InvalidInput(f"choose at least {self.threshold} distinct signers among {list(self.parties)}")
+        sid = _sid("frost-sign")
+        machines = {
+            i: SignParty(self.suite, self.outputs[i].key_package, self.public_package, bytes(message), sid, chosen)
+            for i in chosen
+        }
+        out = run_parties(machines, tamper)
+        return Signature(self.scheme, out[chosen[0]].to_bytes())
 
 
 def keygen(
@@ -116,11 +151,18 @@ def keygen(
     paillier_keys: Mapping[int, PaillierSecretKey] | None = None,
     aux: Mapping[int, AuxInfo] | None = None,
 ) -> SimEcdsaKey:
-    """Generate a key among parties 1..n (and, for ECDSA, the committee's aux info unless given)."""
+    """Generate a key among parties 1..n: "ecdsa-secp256k1" (with the committee's aux info unless given),
+    "eddsa-ed25519" or "schnorr-bip340" (FROST, Pedersen DKG)."""
     if not 1 <= threshold <= parties:
         raise InvalidInput("need 1 <= threshold <= parties")
     ids = list(range(1, parties + 1))
     if scheme == "ecdsa-secp256k1":
         aux = dict(aux) if aux is not None else aux_info(ids, security, paillier_keys=paillier_keys)
         return SimEcdsaKey(run_keygen(ids, threshold), aux)
+    if scheme in ("eddsa-ed25519", "schnorr-bip340"):
+        from ..protocols.frost import SUITES, DkgParty
+
+        sid = _sid("frost-dkg")
+        outputs = run_parties({i: DkgParty(SUITES[scheme], sid, i, ids, threshold) for i in ids})
+        return SimFrostKey(scheme, outputs)
     raise InvalidInput(f"unknown scheme {scheme!r}")
