@@ -138,6 +138,17 @@ def test_aux_short_modulus_rejected():
     assert_abort(e, 2, "aux.short_modulus")
 
 
+def test_aux_long_modulus_rejected(monkeypatch):
+    # party 1 commits honestly to a 2048-bit modulus; the committee's cap is lowered to 1.5x the 1024-bit minimum
+    monkeypatch.setattr(aux_mod, "MAX_MODULUS_FACTOR", 1.5)
+    low = dataclasses.replace(LEVEL_112, modulus_bits=1023)
+    sid = b"aux-test"
+    m = {i: aux_mod.AuxInfoParty(sid, i, [1, 2], low, fixture_paillier_key("112", i), allow_test_keys=True) for i in (1, 2)}
+    with pytest.raises(ProtocolAbort) as e:
+        run_parties(m)
+    assert_abort(e, 2, "aux.long_modulus")
+
+
 def test_aux_wrong_echo():
     with pytest.raises(ProtocolAbort) as e:
         run_aux(tamper_message(2, 3, aux_mod.Decommitment, lambda m: with_field(m, "echo", b"\x00" * 32)))

@@ -22,6 +22,7 @@ from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, hash_commit, proof_transcript, random_seed, same_bytes, xor_seeds
 
 TAG = "cggmp21/aux"
+MAX_MODULUS_FACTOR = 2  # a peer's N may be at most twice the level's minimum length
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class AuxInfoParty(RoundParty):
             pub = msg.reveal.public
             if pub.n.bit_length() < lv.modulus_bits:
                 raise self.abort(j, "short_modulus", f"{pub.n.bit_length()} bits")
+            if pub.n.bit_length() > MAX_MODULUS_FACTOR * lv.modulus_bits:
+                # every later proof costs exponentiations mod N^2: a huge N would stall the committee
+                raise self.abort(j, "long_modulus", f"{pub.n.bit_length()} bits")
             if not RingPedersenParams(pub.n, pub.s, pub.t).is_well_formed():
                 raise self.abort(j, "ring_pedersen_params")
             if pub.n in seen_moduli:
