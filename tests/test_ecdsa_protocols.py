@@ -395,3 +395,22 @@ def test_wrong_chi_point_names_culprit(key33):
     with pytest.raises(ProtocolAbort) as e:
         key33.presign([1, 2, 3], tamper=tamper)
     assert_abort(e, 2, "presign.identify.chi_point")
+
+
+class _ShortSeedParty(keygen_mod.KeygenParty):
+    """Commits honestly to a 3-byte rho: must be named, not crash the XOR of the seeds."""
+
+    def round1(self):
+        out = super().round1()
+        self._reveal = dataclasses.replace(self._reveal, rho=b"abc")
+        out.broadcast = keygen_mod.Commitment(keygen_mod.hash_commit(keygen_mod.TAG, self.sid, self.party, self._reveal))
+        return out
+
+
+def test_keygen_short_seed():
+    sid = b"keygen-test"
+    m = {i: keygen_mod.KeygenParty(sid, i, [1, 2, 3], 2) for i in (1, 3)}
+    m[2] = _ShortSeedParty(sid, 2, [1, 2, 3], 2)
+    with pytest.raises(ProtocolAbort) as e:
+        run_parties(m)
+    assert_abort(e, 2, "keygen.seed_length")

@@ -17,11 +17,16 @@ def random_seed() -> bytes:
 
 
 def xor_seeds(seeds: list[bytes]) -> bytes:
+    """XOR of equal-length seeds; callers check each peer's seed with `is_seed` first."""
     out = bytearray(SEED_BYTES)
     for s in seeds:
         for k in range(SEED_BYTES):
             out[k] ^= s[k]
     return bytes(out)
+
+
+def is_seed(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == SEED_BYTES
 
 
 def hash_commit(tag: str, sid: bytes, party: int, decommitment: Any) -> bytes:

@@ -19,7 +19,7 @@ from ...crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret, gene
 from ...crypto.zk import pi_fac, pi_mod, pi_prm
 from ...errors import TestPrimeRefused
 from ..base import Inbound, Outbox, RoundParty
-from ..common import echo_digest, hash_commit, proof_transcript, random_seed, same_bytes, xor_seeds
+from ..common import echo_digest, hash_commit, is_seed, proof_transcript, random_seed, same_bytes, xor_seeds
 
 TAG = "cggmp21/aux"
 MAX_MODULUS_FACTOR = 2  # a peer's N may be at most twice the level's minimum length
@@ -148,6 +148,8 @@ class AuxInfoParty(RoundParty):
                 raise self.abort(j, "echo", "round-1 broadcasts differ")
             if not same_bytes(hash_commit(TAG, self.sid, j, msg.reveal), self._commitments[j].v):
                 raise self.abort(j, "decommitment")
+            if not (is_seed(msg.reveal.rho) and is_seed(msg.reveal.u)):
+                raise self.abort(j, "seed_length")
             pub = msg.reveal.public
             if pub.n.bit_length() < lv.modulus_bits:
                 raise self.abort(j, "short_modulus", f"{pub.n.bit_length()} bits")

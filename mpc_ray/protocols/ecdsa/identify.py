@@ -129,6 +129,13 @@ class IdentifyParty(RoundParty):
             got = p._received[j]
             if by_to[self.party] != Sent(self.party, got.D, got.F, got.D_hat, got.F_hat):
                 raise self.abort(j, "sent_mismatch")
+            pk_j = p.aux.paillier_pk(j)
+            for s in c.sent:
+                pk_to = p.aux.paillier_pk(s.to)
+                if not (pk_j.is_valid_ciphertext(s.F) and pk_j.is_valid_ciphertext(s.F_hat)):
+                    raise self.abort(j, "ciphertext_F")
+                if not (pk_to.is_valid_ciphertext(s.D) and pk_to.is_valid_ciphertext(s.D_hat)):
+                    raise self.abort(j, "ciphertext_D")
             sent_by[j] = by_to
         sent_by[self.party] = {s.to: s for s in self._claims.sent}
         # 2. every party's proofs
@@ -140,9 +147,6 @@ class IdentifyParty(RoundParty):
                     raise self.abort(j, f"ciphertext_{name}")
             if not isinstance(c.chi, int) or not 0 <= c.chi < Q:
                 raise self.abort(j, "chi_range")
-            for s in c.sent:
-                if not (pk_j.is_valid_ciphertext(s.F) and pk_j.is_valid_ciphertext(s.F_hat)):
-                    raise self.abort(j, "ciphertext_F")
             c_delta, c_chi = self._combined(j, c.H, c.H_hat, sent_by)
             with self.blame(j):
                 pi_mul.verify(self._tr("pi_mul", j), c.psi_mul, pk=pk_j, X=p._r1[j].G, Y=p._r1[j].K, C=c.H)

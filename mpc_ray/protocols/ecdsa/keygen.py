@@ -18,7 +18,7 @@ from ...crypto.secp256k1 import Q, Point, sum_points
 from ...crypto.vss import Polynomial, evaluate_commitments
 from ...crypto.zk import schnorr
 from ..base import Inbound, Outbox, RoundParty
-from ..common import echo_digest, hash_commit, proof_transcript, random_seed, same_bytes, xor_seeds
+from ..common import echo_digest, hash_commit, is_seed, proof_transcript, random_seed, same_bytes, xor_seeds
 
 TAG = "cggmp21/keygen"
 
@@ -104,6 +104,8 @@ class KeygenParty(RoundParty):
                 raise self.abort(j, "echo", "round-1 broadcasts differ")
             if not same_bytes(hash_commit(TAG, self.sid, j, msg.reveal), self._commitments[j].v):
                 raise self.abort(j, "decommitment")
+            if not (is_seed(msg.reveal.rho) and is_seed(msg.reveal.u)):
+                raise self.abort(j, "seed_length")
             coeffs = msg.reveal.coefficients
             if len(coeffs) != self.threshold:
                 raise self.abort(j, "commitment_count", f"{len(coeffs)} commitments for threshold {self.threshold}")
