@@ -20,7 +20,11 @@ class PolicyDenied(MpcError):
 
     def __init__(self, rule: str, message: str = "") -> None:
         self.rule = rule
+        self.message = message
         super().__init__(f"denied by policy rule {rule!r}" + (f": {message}" if message else ""))
+
+    def __reduce__(self):  # keep the fields across pickling (Ray ships exceptions between processes)
+        return (self.__class__, (self.rule, self.message))
 
 
 class QuorumUnavailable(MpcError):
@@ -46,6 +50,9 @@ class ProtocolAbort(MpcError):
             msg += f": {detail}"
         super().__init__(msg)
 
+    def __reduce__(self):
+        return (self.__class__, (self.culprit, self.check, self.detail, self.reporter))
+
 
 class ProofError(MpcError):
     """A zero-knowledge proof failed verification. Raised by `crypto.zk`; protocols turn it into ProtocolAbort."""
@@ -54,6 +61,9 @@ class ProofError(MpcError):
         self.check = check
         self.detail = detail
         super().__init__(f"{check}" + (f": {detail}" if detail else ""))
+
+    def __reduce__(self):
+        return (self.__class__, (self.check, self.detail))
 
 
 class TestPrimeRefused(MpcError):

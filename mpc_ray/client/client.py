@@ -1,0 +1,68 @@
+"""`MpcClient`: create keys and sign through the coordinator actor of a deployed committee."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Sequence
+
+import ray
+
+from ..coordinator.coordinator import COORDINATOR_NAME
+from ..errors import InvalidInput
+from ..types import SCHEMES, KeyInfo, Signature
+
+DEFAULT_NAMESPACE = "mpc-ray"
+
+
+class MpcClient:
+    """A handle on a committee. Methods block until the coordinator answers; errors are `mpc_ray.errors` types."""
+
+    def __init__(self, coordinator, threshold: int, parties: int) -> None:
+        self._coordinator = coordinator
+        self.default_threshold = threshold
+        self.parties = parties
+
+    def create_key(self, scheme: str = "ecdsa-secp256k1", *, threshold: int | None = None, key_id: str | None = None) -> KeyInfo:
+        if scheme not in SCHEMES:
+            raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
+        key_id = key_id or f"key-{secrets.token_hex(8)}"
+        info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold or self.default_threshold))
+        return KeyInfo(**info)
+
+    def sign(self, key_id: str, message: bytes) -> Signature:
+        """ECDSA: `message` is the 32-byte digest."""
+        return self.sign_many(key_id, [message])[0]
+
+    def sign_many(self, key_id: str, messages: Sequence[bytes]) -> list[Signature]:
+        out = ray.get(self._coordinator.sign_many.remote(key_id, [bytes(m) for m in messages]))
+        return [_ecdsa_signature(raw, rec) for raw, rec in out]
+
+    def status(self) -> dict:
+        return ray.get(self._coordinator.status.remote())
+
+    def pool_depths(self) -> dict[str, int]:
+        return ray.get(self._coordinator.pool_depths.remote())
+
+    def fill_pools(self, key_id: str, count: int) -> int:
+        """Presign `count` for every signer set of the key now (the background refill does this too)."""
+        st = self.status()
+        k = st["keys"][key_id]
+        import itertools
+
+        total = 0
+        for signers in itertools.combinations(st["parties"], k["threshold"]):
+            total += ray.get(self._coordinator.presign.remote(key_id, signers, count))
+        return total
+
+
+def _ecdsa_signature(raw: bytes, recovery_id: int) -> Signature:
+    return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), recovery_id)
+
+
+def connect(address: str = "auto", *, namespace: str = DEFAULT_NAMESPACE) -> MpcClient:
+    """Attach to an existing Ray cluster with a deployed committee (coordinator named `mpc-coordinator`)."""
+    if not ray.is_initialized():
+        ray.init(address=address, namespace=namespace)
+    coord = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
+    st = ray.get(coord.status.remote())
+    return MpcClient(coord, threshold=st["threshold"], parties=len(st["parties"]))

@@ -1,0 +1,112 @@
+"""`mpc_ray.local_cluster`: an embedded multi-node Ray cluster on this machine, one simulated node per party.
+
+Each party's node carries the labels ``mpc-party=<i>`` and ``region=region-<i>``; its share holder is a detached,
+named actor pinned there with a label selector, restarted by Ray (max_restarts=-1) and never retried
+(max_task_retries=0: a signing call must not run twice). Each node's state directory stands for its own disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, Coordinator, CoordinatorConfig
+from ..errors import InvalidInput
+from ..node.holder import ShareHolder
+from .client import DEFAULT_NAMESPACE, MpcClient
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
+
+
+def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive"):
+    cls = ray.remote(ShareHolder)
+    return cls.options(
+        name=HOLDER_NAME.format(party=party),
+        lifetime="detached",
+        label_selector={"mpc-party": str(party)},
+        max_restarts=-1,
+        max_task_retries=0,
+        num_cpus=0,
+        max_concurrency=1,
+    ).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf)
+
+
+class LocalCluster(MpcClient):
+    """A client on an embedded cluster, with fault drills for tests and notebooks."""
+
+    def __init__(self, cluster, nodes: dict, coordinator, threshold: int, parties: int, state_root: Path) -> None:
+        super().__init__(coordinator, threshold, parties)
+        self._cluster, self._nodes, self.state_root = cluster, nodes, state_root
+
+    def kill_node(self, party: int) -> None:
+        """Remove party's Ray node (its holder dies with it); its disk (state directory) stays."""
+        if party not in self._nodes or self._nodes[party] is None:
+            raise InvalidInput(f"party {party} has no running node")
+        self._cluster.remove_node(self._nodes[party], allow_graceful=False)
+        self._nodes[party] = None
+
+    def restart_node(self, party: int) -> None:
+        """Bring party's node back with the same labels; Ray restarts its holder there, which reloads its store."""
+        if party not in self._nodes or self._nodes[party] is not None:
+            raise InvalidInput(f"party {party} is running")
+        self._nodes[party] = _add_party_node(self._cluster, party)
+
+    def state_dir(self, party: int) -> Path:
+        return self.state_root / f"party-{party}"
+
+
+def _add_party_node(cluster, party: int):
+    return cluster.add_node(num_cpus=1, labels={"mpc-party": str(party), "region": f"region-{party}"})
+
+
+@contextmanager
+def local_cluster(
+    parties: int = 3,
+    threshold: int = 2,
+    *,
+    security: str = "128",
+    state_dir: str | None = None,
+    pool_depth: int = 32,
+    namespace: str = DEFAULT_NAMESPACE,
+    kdf: str = "interactive",
+    refill: bool = True,
+) -> Iterator[LocalCluster]:
+    """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info."""
+    from ray.cluster_utils import Cluster
+
+    if not 1 <= threshold <= parties:
+        raise InvalidInput("need 1 <= threshold <= parties")
+    if ray.is_initialized():
+        raise InvalidInput("ray is already initialised in this process; call ray.shutdown() first")
+    root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mpc-ray-"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}
+        ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
+        for i in nodes:
+            holder_actor(i, str(root / f"party-{i}"), kdf=kdf)
+        cfg = CoordinatorConfig(parties=list(nodes), threshold=threshold, security=security,
+                                pool_depth=pool_depth, refill=refill)
+        coordinator = (
+            ray.remote(Coordinator)
+            .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,
+                     scheduling_strategy=NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False))
+            .remote(cfg, namespace)
+        )
+        ray.get(coordinator.setup.remote())
+        yield LocalCluster(cluster, nodes, coordinator, threshold, parties, root)
+    finally:
+        try:
+            if ray.is_initialized():
+                ray.shutdown()
+        finally:
+            cluster.shutdown()
+            if state_dir is None:
+                shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,279 @@
+"""The coordinator actor: committee setup, key generation, presignature pools and signing.
+
+It holds only public data (identities, public keys, presignature public parts). Signing picks a signer set
+whose members answer and whose pool is not empty; if a member fails mid-signature the presignature is dropped
+and another set is tried. A party that sent a bad value (ProtocolAbort) is excluded for this coordinator's life.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from ..crypto.secp256k1 import Point
+from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
+from ..node.holder import check_key_id
+from ..protocols.ecdsa.presign import PresignaturePublic
+from ..protocols.ecdsa.sign import combine, digest_to_int
+from ..protocols.wire import decode
+from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
+
+HOLDER_NAME = "mpc-holder-{party}"
+COORDINATOR_NAME = "mpc-coordinator"
+
+
+@dataclass
+class CoordinatorConfig:
+    parties: list[int]
+    threshold: int = 2  # default number of signers for new keys
+    security: str = "128"
+    pool_depth: int = 32  # presignatures kept per (key, signer set)
+    pool_low_water: int = 8
+    presign_batch: int = 8
+    on_empty_pool: str = "presign"  # or "fail"
+    round_timeout_s: float = 30.0
+    aux_timeout_s: float = 900.0
+    down_retry_s: float = 5.0  # how long a party that failed to answer is skipped
+    probe_timeout_s: float = 2.0  # a down party that answers a ping this fast is taken back at once
+    refill: bool = True
+
+
+@dataclass
+class _Key:
+    key_id: str
+    scheme: str
+    public_key: Point
+    threshold: int
+    parties: list[int]
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig, namespace: str) -> None:
+        self.cfg = config
+        self.namespace = namespace
+        self.keys: dict[str, _Key] = {}
+        self.pools: dict[tuple[str, tuple[int, ...]], deque[PresignaturePublic]] = {}
+        self.lock = threading.RLock()
+        self.down_until: dict[int, float] = {}
+        self.excluded: dict[int, str] = {}
+        self.ready = False
+        self._stop = threading.Event()
+        self._refill_thread: threading.Thread | None = None
+
+    # plumbing -----------------------------------------------------------------------------------------
+    def holder(self, party: int):
+        return ray.get_actor(HOLDER_NAME.format(party=party), namespace=self.namespace)
+
+    def holders(self, parties) -> dict[int, Any]:
+        return {i: self.holder(i) for i in parties}
+
+    def _available(self, party: int) -> bool:
+        return party not in self.excluded and self.down_until.get(party, 0) <= time.monotonic()
+
+    def _mark_down(self, party: int) -> None:
+        self.down_until[party] = time.monotonic() + self.cfg.down_retry_s
+
+    def _exclude(self, abort: ProtocolAbort) -> None:
+        if abort.culprit in self.cfg.parties:
+            self.excluded[abort.culprit] = abort.check
+
+    # setup --------------------------------------------------------------------------------------------
+    def setup(self) -> dict:
+        """Exchange node identities (trust on first use) and run aux-info once for the committee."""
+        parties = self.cfg.parties
+        hs = self.holders(parties)
+        idents = ray.get([hs[i].public_identity.remote() for i in parties], timeout=self.cfg.round_timeout_s)
+        ray.get([hs[i].set_directory.remote(idents) for i in parties], timeout=self.cfg.round_timeout_s)
+        have = ray.get([hs[i].has_aux.remote() for i in parties], timeout=self.cfg.round_timeout_s)
+        if not all(have):
+            run_sessions(hs, SessionSpec("aux", parties, {"level": self.cfg.security}), timeout=self.cfg.aux_timeout_s)
+        self.ready = True
+        return {"parties": parties, "security": self.cfg.security}
+
+    # keys ---------------------------------------------------------------------------------------------
+    def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
+        check_key_id(key_id)
+        if scheme != "ecdsa-secp256k1":
+            raise InvalidInput(f"scheme {scheme!r} is not served by this runtime yet")
+        if not 1 <= threshold <= len(self.cfg.parties):
+            raise InvalidInput("need 1 <= threshold <= parties")
+        with self.lock:
+            if key_id in self.keys:
+                raise InvalidInput(f"key {key_id!r} exists")
+        parties = self.cfg.parties
+        out = run_sessions(self.holders(parties), SessionSpec("keygen", parties, {"key_id": key_id, "threshold": threshold}),
+                           timeout=self.cfg.round_timeout_s)
+        results = next(iter(out.values()))
+        pks = {r["public_key"] for r in results.values()}
+        if len(pks) != 1:
+            raise ProtocolAbort(parties[0], "keygen.public_key_disagreement")
+        key = _Key(key_id, scheme, Point.from_bytes(pks.pop()), threshold, list(parties))
+        with self.lock:
+            self.keys[key_id] = key
+        self._start_refill()
+        return {"key_id": key_id, "scheme": scheme, "public_key": key.public_key.to_bytes(),
+                "threshold": threshold, "parties": len(parties)}
+
+    def signer_sets(self, key: _Key) -> list[tuple[int, ...]]:
+        return list(itertools.combinations(key.parties, key.threshold))
+
+    # presignature pools -------------------------------------------------------------------------------
+    def presign(self, key_id: str, signers: tuple[int, ...], count: int) -> int:
+        """Run `count` presignatures among `signers` and add them to the pool; returns how many were added."""
+        spec = SessionSpec("presign", list(signers), {"key_id": key_id})
+        try:
+            out = run_sessions(self.holders(signers), spec, count=count, timeout=self.cfg.round_timeout_s)
+        except PartyUnavailable as exc:
+            self._mark_down(exc.party)
+            raise
+        except ProtocolAbort as exc:
+            self._exclude(exc)
+            raise
+        added = []
+        for results in out.values():
+            blobs = set(results.values())
+            if len(blobs) != 1:
+                continue  # holders disagree on the public part: never use it
+            added.append(decode(blobs.pop(), PresignaturePublic))
+        with self.lock:
+            self.pools.setdefault((key_id, tuple(signers)), deque()).extend(added)
+        return len(added)
+
+    def pool_depths(self) -> dict[str, int]:
+        with self.lock:
+            return {f"{k}:{'-'.join(map(str, s))}": len(p) for (k, s), p in self.pools.items()}
+
+    def _start_refill(self) -> None:
+        if self.cfg.refill and self._refill_thread is None:
+            self._refill_thread = threading.Thread(target=self._refill_loop, daemon=True, name="pool-refill")
+            self._refill_thread.start()
+
+    def _refill_loop(self) -> None:
+        while not self._stop.is_set():
+            worked = False
+            with self.lock:
+                keys = list(self.keys.values())
+            for key in keys:
+                for signers in self.signer_sets(key):
+                    if not all(self._available(p) for p in signers):
+                        continue
+                    with self.lock:
+                        depth = len(self.pools.get((key.key_id, signers), ()))
+                    if depth >= self.cfg.pool_depth:
+                        continue
+                    if depth > self.cfg.pool_low_water and worked:
+                        continue
+                    try:
+                        self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth))
+                        worked = True
+                    except Exception:  # noqa: BLE001 - a failed refill is retried; the party is marked down
+                        pass
+            if not worked:
+                self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # signing ------------------------------------------------------------------------------------------
+    def _probe_down(self) -> None:
+        """Ask every party marked down whether it is back (a restarted holder answers within a second or two)."""
+        now = time.monotonic()
+        down = [p for p, t in self.down_until.items() if t > now and p not in self.excluded]
+        refs = {}
+        for p in down:
+            try:
+                refs[p] = self.holder(p).ping.remote()
+            except ValueError:  # the actor name is not registered right now
+                continue
+        for p, ref in refs.items():
+            try:
+                ray.get(ref, timeout=self.cfg.probe_timeout_s)
+                self.down_until.pop(p, None)
+            except UNAVAILABLE:
+                pass
+
+    def _take_presignatures(self, key: _Key, count: int) -> tuple[tuple[int, ...], list[PresignaturePublic]]:
+        """Pop up to `count` presignatures from the fullest pool whose members are all available."""
+        if not any(all(self._available(p) for p in s) for s in self.signer_sets(key)):
+            self._probe_down()
+        with self.lock:
+            options = [
+                (len(self.pools.get((key.key_id, s), ())), s)
+                for s in self.signer_sets(key)
+                if all(self._available(p) for p in s)
+            ]
+            if not options:
+                raise QuorumUnavailable(f"fewer than {key.threshold} parties available for key {key.key_id!r}")
+            depth, signers = max(options)
+            pool = self.pools.get((key.key_id, signers))
+            taken = [pool.popleft() for _ in range(min(count, depth))] if pool else []
+        if not taken:
+            if self.cfg.on_empty_pool != "presign":
+                raise QuorumUnavailable("presignature pool empty")
+            self.presign(key.key_id, signers, count)
+            return self._take_presignatures(key, count)
+        return signers, taken
+
+    def sign(self, key_id: str, digest: bytes) -> tuple[bytes, int]:
+        return self.sign_many(key_id, [digest])[0]
+
+    def sign_many(self, key_id: str, digests: list[bytes]) -> list[tuple[bytes, int]]:
+        """Signatures (64-byte r||s, recovery id) for the digests, in order."""
+        with self.lock:
+            key = self.keys.get(key_id)
+        if key is None:
+            raise InvalidInput(f"unknown key {key_id!r}")
+        for d in digests:
+            digest_to_int(d)
+        done: list[tuple[bytes, int] | None] = [None] * len(digests)
+        todo = list(range(len(digests)))
+        attempts = 0
+        while todo:
+            attempts += 1
+            if attempts > 2 * len(self.signer_sets(key)) + 2:
+                raise QuorumUnavailable("no signer set completed the signature")
+            signers, presigs = self._take_presignatures(key, len(todo))
+            batch = todo[: len(presigs)]
+            try:
+                partials = self._partials(key, signers, presigs, [digests[i] for i in batch])
+            except PartyUnavailable as exc:
+                self._mark_down(exc.party)
+                continue  # those presignatures may be consumed on some holders: they are gone either way
+            for n, idx in enumerate(batch):
+                per_party = {p: partials[p][n] for p in signers}
+                try:
+                    sig = combine(presigs[n], key.public_key, digests[idx], per_party)
+                except ProtocolAbort as exc:
+                    self._exclude(exc)
+                    continue
+                done[idx] = (sig.to_bytes(), sig.recovery_id)
+            todo = [i for i in todo if done[i] is None]
+        return done  # type: ignore[return-value]
+
+    def _partials(self, key: _Key, signers, presigs, digests) -> dict[int, list[int]]:
+        reqs = [(p.presignature_id, d) for p, d in zip(presigs, digests)]
+        refs = {p: self.holder(p).partial_sign.remote(key.key_id, reqs) for p in signers}
+        out = {}
+        for p, ref in refs.items():
+            try:
+                out[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
+            except UNAVAILABLE as exc:
+                raise PartyUnavailable(p, type(exc).__name__) from None
+        return out
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        return {
+            "parties": self.cfg.parties,
+            "threshold": self.cfg.threshold,
+            "keys": {k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex()} for k, v in self.keys.items()},
+            "pools": self.pool_depths(),
+            "down": [p for p, t in self.down_until.items() if t > now],
+            "excluded": dict(self.excluded),
+        }

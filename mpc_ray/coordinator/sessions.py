@@ -1,0 +1,94 @@
+"""Run a protocol among share-holder actors: begin, route sealed envelopes round by round, collect results.
+
+The coordinator only moves `SealedEnvelope`s (signed; direct ones encrypted to their recipient), so it learns
+nothing secret. Many sessions of one protocol run side by side in one call per holder per round (batching keeps
+the Ray round trips per presignature low).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from ..errors import MpcError, ProtocolAbort
+from ..node.holder import BeginRequest, StepResult
+
+try:  # Ray >= 2.44
+    from ray.exceptions import ActorUnavailableError
+except ImportError:  # pragma: no cover
+    ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
+
+UNAVAILABLE = (GetTimeoutError, RayActorError, ActorUnavailableError)
+
+
+class PartyUnavailable(MpcError):
+    """A holder did not answer in time or its actor is down; `party` says which."""
+
+    def __init__(self, party: int, detail: str = "") -> None:
+        self.party, self.detail = party, detail
+        super().__init__(f"party {party} unavailable" + (f": {detail}" if detail else ""))
+
+    def __reduce__(self):
+        return (self.__class__, (self.party, self.detail))
+
+
+@dataclass
+class SessionSpec:
+    protocol: str
+    parties: list[int]
+    params: dict[str, Any]
+
+
+def new_sid(protocol: str) -> bytes:
+    return protocol.encode() + b":" + secrets.token_bytes(16)
+
+
+def _gather(calls: Mapping[int, Any], timeout: float) -> dict[int, Any]:
+    """ray.get on {party: ObjectRef}; the first unavailable party or protocol abort is raised."""
+    out: dict[int, Any] = {}
+    for party, ref in calls.items():
+        try:
+            out[party] = ray.get(ref, timeout=timeout)
+        except ProtocolAbort:
+            raise
+        except UNAVAILABLE as exc:
+            raise PartyUnavailable(party, type(exc).__name__) from None
+    return out
+
+
+def route(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]) -> dict[int, list]:
+    """Each party's step input: for every session, the envelopes of the other parties addressed to it."""
+    by_sid = {i: {r.sid: r for r in results[i]} for i in parties}
+    return {
+        i: [
+            (sid, [env for j in parties if j != i for env in by_sid[j][sid].envelopes if env.recipient in (0, i)])
+            for sid in sids
+        ]
+        for i in parties
+    }
+
+
+def finished(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]):
+    """{sid: {party: result}} once every session is done at every party, else None."""
+    if not all(r.done for i in parties for r in results[i]):
+        return None
+    by_sid = {i: {r.sid: r for r in results[i]} for i in parties}
+    return {sid: {i: by_sid[i][sid].result for i in parties} for sid in sids}
+
+
+def run_sessions(
+    holders: Mapping[int, Any], spec: SessionSpec, count: int = 1, timeout: float = 30.0, sids: Sequence[bytes] | None = None
+) -> dict[bytes, dict[int, Any]]:
+    """Run `count` sessions of one protocol among `spec.parties` on holder actors; {sid: {party: result}}."""
+    sids = list(sids) if sids is not None else [new_sid(spec.protocol) for _ in range(count)]
+    parties = sorted(spec.parties)
+    reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
+    results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
+    while (done := finished(parties, sids, results)) is None:
+        inputs = route(parties, sids, results)
+        results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
+    return done

@@ -1,0 +1,284 @@
+"""The share holder: one per party, a long-lived Ray actor pinned to its party's node.
+
+It owns everything secret of its party — node identity, aux info, key shares, presignature shares — in an
+encrypted store on its node, and runs protocol rounds for the coordinator, which only ever sees signed envelopes
+(direct ones encrypted to their recipient) and public results. A presignature share is consumed durably in the
+ledger before its partial signature leaves this process.
+
+`ShareHolder` is a plain class, so it can be tested without Ray; `mpc_ray.coordinator` wraps it with `ray.remote`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.pwhash import argon2id
+
+from ..crypto.params import level as as_level
+from ..errors import InvalidInput, MpcError
+from ..protocols.base import RoundParty
+from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
+from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
+from ..protocols.ecdsa.presign import PresignParty
+from ..protocols.ecdsa.sign import digest_to_int, partial_sign
+from ..protocols.wire import encode
+from .envelope import SealedEnvelope, open_envelope, seal
+from .identity import NodeIdentity, NodeIdentityPublic
+from .records import (
+    aux_from_bytes,
+    aux_to_bytes,
+    key_from_bytes,
+    key_to_bytes,
+    presignature_from_bytes,
+    presignature_to_bytes,
+)
+from .store import ConsumedLedger, EncryptedStore, SecretVault
+
+# Argon2id cost for the store key: "interactive" in production, "min" for fast tests
+_KDF_LIMITS = {
+    "interactive": {},
+    "min": {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN},
+}
+_KEY_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def check_key_id(key_id: str) -> str:
+    if not isinstance(key_id, str) or not 1 <= len(key_id) <= 64 or not set(key_id) <= _KEY_ID_CHARS:
+        raise InvalidInput("key_id must be 1-64 characters of [A-Za-z0-9_-]")
+    return key_id
+
+
+@dataclass
+class BeginRequest:
+    """Start one protocol session on this holder. `params` holds only public values."""
+
+    protocol: str  # "aux" | "keygen" | "presign"
+    sid: bytes
+    parties: list[int]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    sid: bytes
+    envelopes: list[SealedEnvelope]
+    done: bool = False
+    result: Any = None  # public output when done
+
+
+@dataclass
+class _Session:
+    protocol: str
+    machine: RoundParty
+    params: dict[str, Any]
+
+
+class HolderNotReady(MpcError):
+    """The holder lacks what the request needs (directory, aux info, key)."""
+
+
+class ShareHolder:
+    """One party's share holder. Its state directory stands for the party's own node disk."""
+
+    def __init__(self, party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive") -> None:
+        self.party = party
+        self.dir = Path(state_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.store = EncryptedStore(self.dir / "store", self._node_secret(), **_KDF_LIMITS[kdf])
+        self.ledger = ConsumedLedger(self.dir / "consumed.ledger")
+        self.vault = SecretVault(self.store, self.ledger)
+        raw = self.store.get("identity")
+        if raw is None:
+            self.identity = NodeIdentity.generate(party)
+            self.store.put("identity", self.identity.to_secret_bytes())
+        else:
+            self.identity = NodeIdentity.from_secret_bytes(party, raw)
+        self.directory: dict[int, NodeIdentityPublic] = {}
+        raw_dir = self.store.get("directory")
+        if raw_dir is not None:
+            self.directory = {p.party: p for p in _decode_directory(raw_dir)}
+        self.allow_test_keys = allow_test_keys
+        self.sessions: dict[bytes, _Session] = {}
+        self._aux: AuxInfo | None = None
+        self._keys: dict[str, KeyShare] = {}
+
+    def _node_secret(self) -> bytes:
+        """The node's own secret (a file beside the store stands in for the node's secret manager)."""
+        env = os.environ.get(f"MPC_RAY_NODE_SECRET_{self.party}")
+        if env:
+            return bytes.fromhex(env)
+        path = self.dir / "node.secret"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+                f.flush()
+                os.fsync(f.fileno())
+        return path.read_bytes()
+
+    # identity and committee ---------------------------------------------------------------------------
+    def public_identity(self) -> NodeIdentityPublic:
+        return self.identity.public()
+
+    def set_directory(self, entries: list[NodeIdentityPublic]) -> None:
+        """Trust on first use: the committee directory is fixed once set; a different one is refused."""
+        new = {p.party: p for p in entries}
+        if self.party not in new or new[self.party] != self.identity.public():
+            raise InvalidInput("directory does not contain this holder's identity")
+        if self.directory and self.directory != new:
+            raise InvalidInput("a different committee directory is already set")
+        if not self.directory:
+            self.store.put("directory", _encode_directory(list(new.values())))
+            self.directory = new
+
+    def ping(self) -> int:
+        return self.party
+
+    def node_labels(self) -> dict[str, str]:
+        """Labels of the Ray node this holder runs on (empty outside Ray): shows where it is pinned."""
+        try:
+            import ray
+
+            node_id = ray.get_runtime_context().get_node_id()
+            return next(dict(n.get("Labels", {})) for n in ray.nodes() if n["NodeID"] == node_id)
+        except Exception:  # noqa: BLE001 - not inside Ray
+            return {}
+
+    # protocol sessions --------------------------------------------------------------------------------
+    def begin(self, requests: list[BeginRequest]) -> list[StepResult]:
+        return [self._begin_one(r) for r in requests]
+
+    def step(self, batches: list[tuple[bytes, list[SealedEnvelope]]]) -> list[StepResult]:
+        return [self._step_one(sid, envs) for sid, envs in batches]
+
+    def _begin_one(self, req: BeginRequest) -> StepResult:
+        if not self.directory:
+            raise HolderNotReady("committee directory not set")
+        if req.sid in self.sessions:
+            raise InvalidInput("session id already in use")
+        if not set(req.parties) <= set(self.directory) or self.party not in req.parties:
+            raise InvalidInput("session parties must be committee members including this holder")
+        machine = self._machine(req)
+        self.sessions[req.sid] = _Session(req.protocol, machine, dict(req.params))
+        return StepResult(req.sid, self._seal(req.protocol, machine.start()))
+
+    def _machine(self, req: BeginRequest) -> RoundParty:
+        if req.protocol == "aux":
+            return AuxInfoParty(req.sid, self.party, req.parties, as_level(req.params.get("level", "128")),
+                                allow_test_keys=self.allow_test_keys)
+        if req.protocol == "keygen":
+            check_key_id(req.params["key_id"])
+            if self.store.get(f"key-{req.params['key_id']}") is not None:
+                raise InvalidInput("key id exists")
+            return KeygenParty(req.sid, self.party, req.parties, int(req.params["threshold"]))
+        if req.protocol == "presign":
+            key = self.key(req.params["key_id"])
+            return PresignParty(req.sid, key, self.aux(), req.parties)
+        raise InvalidInput(f"unknown protocol {req.protocol!r}")
+
+    def _seal(self, protocol: str, envelopes) -> list[SealedEnvelope]:
+        return [
+            seal(self.identity, e, protocol, None if e.recipient is None else self.directory[e.recipient])
+            for e in envelopes
+        ]
+
+    def _step_one(self, sid: bytes, sealed: list[SealedEnvelope]) -> StepResult:
+        session = self.sessions.get(sid)
+        if session is None:
+            raise HolderNotReady("unknown or expired session (the holder may have restarted)")
+        try:
+            envs = [open_envelope(s, me=self.identity, directory=self.directory, expected_protocol=session.protocol)
+                    for s in sealed]
+            out = session.machine.receive(envs)
+            if not session.machine.done:
+                return StepResult(sid, self._seal(session.protocol, out))
+            result = self._finish(session)
+        except BaseException:
+            self._drop(sid)
+            raise
+        self._drop(sid)
+        return StepResult(sid, [], done=True, result=result)
+
+    def _drop(self, sid: bytes) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is not None and isinstance(session.machine, PresignParty):
+            session.machine.wipe()
+
+    def _finish(self, session: _Session) -> Any:
+        out = session.machine.output
+        if session.protocol == "aux":
+            self.store.put("aux", aux_to_bytes(out))
+            self._aux = out
+            return {"parties": list(out.parties), "level": out.level.name}
+        if session.protocol == "keygen":
+            key_id = session.params["key_id"]
+            self.store.put(f"key-{key_id}", key_to_bytes(out))
+            self._keys[key_id] = out
+            return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties)}
+        if session.protocol == "presign":
+            kind = f"presig-{session.params['key_id']}"
+            self.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
+            return encode(out.public)
+        raise AssertionError(session.protocol)
+
+    # state --------------------------------------------------------------------------------------------
+    def aux(self) -> AuxInfo:
+        if self._aux is None:
+            raw = self.store.get("aux")
+            if raw is None:
+                raise HolderNotReady("aux info not set up")
+            self._aux = aux_from_bytes(raw)
+        return self._aux
+
+    def key(self, key_id: str) -> KeyShare:
+        check_key_id(key_id)
+        if key_id not in self._keys:
+            raw = self.store.get(f"key-{key_id}")
+            if raw is None:
+                raise HolderNotReady(f"no share of key {key_id!r}")
+            self._keys[key_id] = key_from_bytes(raw)
+        return self._keys[key_id]
+
+    def has_aux(self) -> bool:
+        return self._aux is not None or self.store.get("aux") is not None
+
+    def consumed_ids(self) -> list[bytes]:
+        """Every one-time id this holder has consumed, in order (public: ids, not secrets)."""
+        return self.ledger.all_ids()
+
+    def presignature_count(self, key_id: str) -> int:
+        return self.vault.count(f"presig-{check_key_id(key_id)}")
+
+    # signing ------------------------------------------------------------------------------------------
+    def partial_sign(self, key_id: str, requests: list[tuple[bytes, bytes]]) -> list[int]:
+        """sigma_i for each (presignature id, 32-byte digest). Every presignature is consumed (one fsync for the
+        batch) before any partial is computed or returned; a consumed id raises AlreadyConsumed."""
+        check_key_id(key_id)
+        for _, digest in requests:
+            digest_to_int(digest)
+        raw = self.vault.take_many(f"presig-{key_id}", [pid for pid, _ in requests])
+        partials = []
+        for data, (pid, digest) in zip(raw, requests):
+            share = presignature_from_bytes(data)
+            if share.public.presignature_id != pid:
+                raise InvalidInput("presignature id mismatch")
+            partials.append(partial_sign(share, digest))
+        return partials
+
+
+def _encode_directory(entries: list[NodeIdentityPublic]) -> bytes:
+    import json
+
+    return json.dumps([{"party": e.party, "verify_key": e.verify_key.hex(), "box_key": e.box_key.hex()}
+                       for e in sorted(entries, key=lambda e: e.party)]).encode()
+
+
+def _decode_directory(data: bytes) -> list[NodeIdentityPublic]:
+    import json
+
+    return [NodeIdentityPublic(party=d["party"], verify_key=bytes.fromhex(d["verify_key"]),
+                               box_key=bytes.fromhex(d["box_key"])) for d in json.loads(data)]

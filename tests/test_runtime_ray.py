@@ -1,0 +1,121 @@
+"""The runtime on a real multi-node Ray cluster on this machine: holders pinned by label, killed and restarted.
+
+One cluster for the whole module (starting Ray costs ~20 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import coincurve
+import pytest
+import ray
+
+import mpc_ray
+from mpc_ray.errors import InvalidInput, MpcError
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def digest(i: int) -> bytes:
+    return hashlib.sha256(b"payment %d" % i).digest()
+
+
+@pytest.fixture(scope="module")
+def mpc():
+    with mpc_ray.local_cluster(parties=3, threshold=2, security="112", kdf="min", pool_depth=8) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def key(mpc):
+    return mpc.create_key("ecdsa-secp256k1")
+
+
+def verify(key, d, sig) -> bool:
+    return coincurve.PublicKey(key.public_key).verify(sig.der(), d, hasher=None)
+
+
+def test_holders_are_pinned_to_their_party_nodes(mpc):
+    for party in (1, 2, 3):
+        actor = ray.get_actor(f"mpc-holder-{party}", namespace="mpc-ray")
+        labels = ray.get(actor.node_labels.remote(), timeout=60)
+        assert labels.get("mpc-party") == str(party) and labels.get("region") == f"region-{party}"
+
+
+def test_sign_and_sign_many(mpc, key):
+    from eth_account import Account
+    from eth_keys import keys as eth_keys
+
+    assert key.scheme == "ecdsa-secp256k1" and key.threshold == 2 and key.parties == 3 and len(key.public_key) == 33
+    sig = mpc.sign(key.key_id, digest(0))
+    assert verify(key, digest(0), sig)
+    address = eth_keys.PublicKey(coincurve.PublicKey(key.public_key).format(compressed=False)[1:]).to_checksum_address()
+    assert Account._recover_hash(digest(0), vrs=(sig.recovery_id, sig.r, sig.s)) == address
+    sigs = mpc.sign_many(key.key_id, [digest(i) for i in range(1, 25)])
+    assert all(verify(key, digest(i + 1), s) for i, s in enumerate(sigs))
+
+
+def test_bad_requests_are_typed(mpc, key):
+    with pytest.raises(InvalidInput):
+        mpc.sign(key.key_id, b"not a digest")
+    with pytest.raises(InvalidInput):
+        mpc.sign("no-such-key", digest(1))
+    with pytest.raises(InvalidInput):
+        mpc.create_key("rsa-2048")
+
+
+def test_kill_a_node_during_a_stream_then_restart(mpc, key):
+    results: list = []
+    stop = threading.Event()
+
+    def stream():
+        i = 1000
+        while not stop.is_set():
+            i += 1
+            try:
+                results.append((i, mpc.sign(key.key_id, digest(i))))
+            except MpcError as exc:  # a typed error is acceptable for a request in flight at the kill
+                results.append((i, exc))
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(1.0)
+    mpc.kill_node(3)
+    killed_at = len(results)
+    time.sleep(4.0)
+    stop.set()
+    t.join(timeout=60)
+    after = results[killed_at:]
+    good = [(i, s) for i, s in after if not isinstance(s, Exception)]
+    assert len(good) >= 3, f"signing stopped after the kill: {after[:5]}"
+    for i, s in results:
+        assert isinstance(s, MpcError) or verify(key, digest(i), s), "a wrong signature was returned"
+    errors = [s for _, s in after if isinstance(s, Exception)]
+    assert len(errors) <= 2, errors
+
+    # bring 3 back and take 1 away: only {2, 3} can sign, which needs party 3's reloaded holder
+    mpc.restart_node(3)
+    mpc.kill_node(1)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            sig = mpc.sign(key.key_id, digest(1))
+            break
+        except MpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert verify(key, digest(1), sig)
+    mpc.restart_node(1)
+
+
+def test_no_presignature_used_twice(mpc, key):
+    sigs = mpc.sign_many(key.key_id, [digest(5000 + i) for i in range(10)])
+    assert len({s.r for s in sigs}) == len(sigs)
+    for party in (1, 2, 3):
+        holder = ray.get_actor(f"mpc-holder-{party}", namespace="mpc-ray")
+        ids = ray.get(holder.consumed_ids.remote(), timeout=60)
+        assert len(ids) == len(set(ids)) and len(ids) > 0
