@@ -43,6 +43,19 @@ class MpcClient:
     def pool_depths(self) -> dict[str, int]:
         return ray.get(self._coordinator.pool_depths.remote())
 
+    def wait_for_pools(self, key_id: str, depth: int, timeout: float = 300.0) -> dict[str, int]:
+        """Block until every signer set's pool of `key_id` holds `depth` presignatures (the refill works meanwhile)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            depths = {k: v for k, v in self.pool_depths().items() if k.startswith(key_id + ":")}
+            if depths and min(depths.values()) >= depth:
+                return depths
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pools of {key_id} did not reach {depth}: {depths}")
+            time.sleep(0.2)
+
     def fill_pools(self, key_id: str, count: int) -> int:
         """Presign `count` for every signer set of the key now (the background refill does this too)."""
         st = self.status()

@@ -238,7 +238,12 @@ class Coordinator:
             attempts += 1
             if attempts > 2 * len(self.signer_sets(key)) + 2:
                 raise QuorumUnavailable("no signer set completed the signature")
-            signers, presigs = self._take_presignatures(key, len(todo))
+            try:
+                signers, presigs = self._take_presignatures(key, len(todo))
+            except PartyUnavailable:
+                continue  # presign() marked the party down; another set is tried
+            except ProtocolAbort:
+                continue  # presign() excluded the culprit
             batch = todo[: len(presigs)]
             try:
                 partials = self._partials(key, signers, presigs, [digests[i] for i in batch])

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from ..errors import MpcError, ProtocolAbort
+from ..errors import ProtocolAbort, QuorumUnavailable
 from ..node.holder import BeginRequest, StepResult
 
 try:  # Ray >= 2.44
@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
 UNAVAILABLE = (GetTimeoutError, RayActorError, ActorUnavailableError)
 
 
-class PartyUnavailable(MpcError):
+class PartyUnavailable(QuorumUnavailable):
     """A holder did not answer in time or its actor is down; `party` says which."""
 
     def __init__(self, party: int, detail: str = "") -> None:
@@ -87,8 +87,16 @@ def run_sessions(
     sids = list(sids) if sids is not None else [new_sid(spec.protocol) for _ in range(count)]
     parties = sorted(spec.parties)
     reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
-    results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
-    while (done := finished(parties, sids, results)) is None:
-        inputs = route(parties, sids, results)
-        results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
-    return done
+    try:
+        results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
+        while (done := finished(parties, sids, results)) is None:
+            inputs = route(parties, sids, results)
+            results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
+        return done
+    except BaseException:
+        for i in parties:  # best effort: let the other holders wipe the secrets of the failed sessions now
+            try:
+                holders[i].drop_sessions.remote(sids)
+            except Exception:  # noqa: BLE001 - a dead holder has nothing to drop
+                pass
+        raise

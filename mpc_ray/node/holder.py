@@ -203,6 +203,11 @@ class ShareHolder:
         self._drop(sid)
         return StepResult(sid, [], done=True, result=result)
 
+    def drop_sessions(self, sids: list[bytes]) -> None:
+        """Forget (and wipe) sessions the coordinator abandoned."""
+        for sid in sids:
+            self._drop(sid)
+
     def _drop(self, sid: bytes) -> None:
         session = self.sessions.pop(sid, None)
         if session is not None and isinstance(session.machine, PresignParty):
