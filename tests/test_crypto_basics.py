@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 import gmpy2
 import pytest
 
+from mpc_ray.crypto import ed25519 as ed
 from mpc_ray.crypto import primes
-from mpc_ray.crypto.paillier import PaillierSecretKey, generate_keypair
-from mpc_ray.crypto.ring_pedersen import generate_ring_pedersen
+from mpc_ray.crypto.fixed_base import FixedBase
+from mpc_ray.crypto.paillier import PaillierSecretKey, affine, generate_keypair, sample_unit
+from mpc_ray.crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
 from mpc_ray.crypto.secp256k1 import Q, Point, random_scalar, sum_points
 from mpc_ray.crypto.transcript import Transcript
 from mpc_ray.crypto.vss import Polynomial, evaluate_commitments, lagrange_coefficient, verify_share
+from mpc_ray.crypto.zk.common import RangeNonces
 from mpc_ray.errors import TestPrimeRefused
 from mpc_ray.protocols.wire import WireError, decode, encode
 from tests.fixture_primes import fixture_paillier_key, fixture_primes
@@ -77,6 +81,61 @@ def test_ring_pedersen_params():
     assert rp.commit(5, -3) == rp.params.commit(5, -3)
     assert rp.params.s == gmpy2.powmod(rp.params.t, rp.lam, rp.params.n)
     assert "redacted" in repr(rp)
+
+
+def _signed(bits: int) -> int:
+    return secrets.randbits(bits) * (1 if secrets.randbits(1) else -1)
+
+
+def test_ring_pedersen_secret_commit_is_t_to_lambda_a_plus_b():
+    """The owner's commit computes t^(lambda a + b) by CRT: the same value as s^a t^b, signs and sizes included."""
+    sk = fixture_paillier_key("112", 2)
+    rp = generate_ring_pedersen(sk)
+    n_bits = int(rp.params.n).bit_length()
+    for a, b in [(0, 0), (1, 0), (0, 1), (-1, -1), (_signed(768), _signed(n_bits + 800)), (_signed(3 * n_bits), 7)]:
+        assert rp.commit(a, b) == rp.params.commit(a, b) == rp.fast_commit(a, b) == rp.params.fast_commit(a, b)
+    # a secret whose lambda does not match s (as the pi_prm tests build) still commits to s^a t^b
+    odd = RingPedersenSecret(RingPedersenParams(rp.params.n, rp.params.n - rp.params.s, rp.params.t), rp.lam, sk)
+    assert odd.commit(5, -3) == odd.params.commit(5, -3)
+    assert "redacted" in repr(odd) and str(rp.lam) not in repr(odd)
+
+
+def test_crt_arithmetic_matches_plain():
+    sk = fixture_paillier_key("112", 2)
+    pk, n = sk.public, sk.public.n
+    base = sample_unit(n)
+    for e in (0, 1, -1, _signed(256), _signed(2 * n.bit_length()), int(sk.phi)):
+        assert sk.powmod_n(base, e) == pk.powmod_n(base, e) == gmpy2.powmod(base, e, n)
+        assert sk.powmod_n2(base, e) == pk.powmod_n2(base, e)
+    exps = [secrets.randbelow(int(n)) for _ in range(4)]
+    assert sk.powmod_n_many(base, exps) == [gmpy2.powmod(base, e, n) for e in exps]
+    table = FixedBase(base, n, n.bit_length())
+    assert [table.pow(e) for e in exps] == [gmpy2.powmod(base, e, n) for e in exps]
+    c, _ = pk.encrypt(11)
+    r = sample_unit(n)
+    x, y = _signed(300), _signed(1300)
+    assert affine(sk, c, x, y, r) == affine(pk, c, x, y, r) == pk.mul(c, x) * pk.encrypt_with(y, r) % pk.n2
+    assert sk.decrypt(affine(sk, c, x, y, r)) == 11 * x + y
+    assert affine(pk, None, 0, y, r) == sk.encrypt_with(y, r)
+
+
+def test_prover_nonces_are_redacted():
+    nonces = RangeNonces(gmpy2.mpz(123456789), gmpy2.mpz(987654321), gmpy2.mpz(555555555))
+    assert "redacted" in repr(nonces) and "123456789" not in repr(nonces)
+
+
+def test_vss_over_another_group():
+    """vss is generic: the same functions over Ed25519 (order L, EdPoint as the group)."""
+    poly = Polynomial.random(2, order=ed.L)
+    commits = poly.commitments(ed.EdPoint)
+    for x in (1, 2, 7):
+        assert verify_share(commits, x, poly(x), group=ed.EdPoint, order=ed.L)
+        assert evaluate_commitments(commits, x, group=ed.EdPoint) == ed.EdPoint.base_mul(poly(x))
+    assert not verify_share(commits, 1, (poly(1) + 1) % ed.L, group=ed.EdPoint, order=ed.L)
+    signers = [2, 5, 7]
+    assert sum(lagrange_coefficient(i, signers, order=ed.L) * poly(i) for i in signers) % ed.L == poly(0)
+    with pytest.raises(ValueError):
+        lagrange_coefficient(3, signers)
 
 
 def test_vss_and_lagrange():

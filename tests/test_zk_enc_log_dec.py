@@ -17,7 +17,7 @@ from mpc_ray.crypto.params import LEVEL_112, LEVEL_128
 from mpc_ray.crypto.ring_pedersen import generate_ring_pedersen
 from mpc_ray.crypto.secp256k1 import Q, Point
 from mpc_ray.crypto.transcript import Transcript
-from mpc_ray.crypto.zk import pi_dec, pi_enc, pi_log_star
+from mpc_ray.crypto.zk import paillier_proofs, pi_dec, pi_enc, pi_log_star
 from mpc_ray.errors import InvalidInput, ProofError
 from mpc_ray.protocols import wire
 from tests.fixture_primes import fixture_paillier_key
@@ -424,10 +424,10 @@ def test_all_three_at_level_128():
 
 
 def test_challenge_binds_every_input(env):
-    st = pi_enc.setup("t", env.pk, env.rp, LV)
-    other_st = pi_enc.setup("t", env.pk, env.other_rp, LV)
+    st = paillier_proofs.setup("t", env.pk, env.rp, LV)
+    other_st = paillier_proofs.setup("t", env.pk, env.other_rp, LV)
     other_key = fixture_paillier_key("112", 3).public
-    key_st = pi_enc.setup("t", other_key, env.rp, LV)
+    key_st = paillier_proofs.setup("t", other_key, env.rp, LV)
     G, H = Point.generator(), Point.base_mul(5)
     cases = {
         pi_enc._challenge: (st, mpz(11), mpz(12), mpz(13), mpz(14)),

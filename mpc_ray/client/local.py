@@ -2,7 +2,9 @@
 
 Each party's node carries the labels ``mpc-party=<i>`` and ``region=region-<i>``; its share holder is a detached,
 named actor pinned there with a label selector, restarted by Ray (max_restarts=-1) and never retried
-(max_task_retries=0: a signing call must not run twice). Each node's state directory stands for its own disk.
+(max_task_retries=0: a signing call must not run twice). Beside it run `workers_per_node` presign workers that
+load the same encrypted store and fill it with presignatures, so signing never waits behind presigning. Each
+node's state directory stands for its own disk.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Iterator
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, Coordinator, CoordinatorConfig
+from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME, Coordinator, CoordinatorConfig
 from ..errors import InvalidInput
 from ..node.holder import ShareHolder
 from .client import DEFAULT_NAMESPACE, MpcClient
@@ -25,17 +27,21 @@ from .client import DEFAULT_NAMESPACE, MpcClient
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
 
-def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive"):
+def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive",
+                 worker: int | None = None):
+    """The party's share holder, or (with `worker`) one of its presign workers; both pinned to the party's node."""
     cls = ray.remote(ShareHolder)
+    name = HOLDER_NAME.format(party=party) if worker is None else WORKER_NAME.format(party=party, worker=worker)
     return cls.options(
-        name=HOLDER_NAME.format(party=party),
+        name=name,
         lifetime="detached",
         label_selector={"mpc-party": str(party)},
         max_restarts=-1,
         max_task_retries=0,
         num_cpus=0,
         max_concurrency=1,
-    ).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf)
+    ).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf,
+             role="holder" if worker is None else "worker")
 
 
 class LocalCluster(MpcClient):
@@ -77,6 +83,7 @@ def local_cluster(
     namespace: str = DEFAULT_NAMESPACE,
     kdf: str = "interactive",
     refill: bool = True,
+    workers_per_node: int = 1,
 ) -> Iterator[LocalCluster]:
     """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info."""
     from ray.cluster_utils import Cluster
@@ -90,10 +97,13 @@ def local_cluster(
     try:
         nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}
         ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
+        holders = [holder_actor(i, str(root / f"party-{i}"), kdf=kdf) for i in nodes]
+        ray.get([h.ping.remote() for h in holders])  # identities exist before the workers read them
         for i in nodes:
-            holder_actor(i, str(root / f"party-{i}"), kdf=kdf)
+            for w in range(workers_per_node):
+                holder_actor(i, str(root / f"party-{i}"), kdf=kdf, worker=w)
         cfg = CoordinatorConfig(parties=list(nodes), threshold=threshold, security=security,
-                                pool_depth=pool_depth, refill=refill)
+                                pool_depth=pool_depth, refill=refill, workers_per_node=workers_per_node)
         coordinator = (
             ray.remote(Coordinator)
             .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,

@@ -25,6 +25,7 @@ from ..protocols.wire import decode
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 
 HOLDER_NAME = "mpc-holder-{party}"
+WORKER_NAME = "mpc-worker-{party}-{worker}"
 COORDINATOR_NAME = "mpc-coordinator"
 
 
@@ -41,7 +42,9 @@ class CoordinatorConfig:
     aux_timeout_s: float = 900.0
     down_retry_s: float = 5.0  # how long a party that failed to answer is skipped
     probe_timeout_s: float = 2.0  # a down party that answers a ping this fast is taken back at once
+    quorum_wait_s: float = 5.0  # how long a request waits for a quorum to come back before QuorumUnavailable
     refill: bool = True
+    workers_per_node: int = 0  # presign workers beside each holder (0: the holders presign themselves)
 
 
 @dataclass
@@ -60,11 +63,13 @@ class Coordinator:
         self.keys: dict[str, _Key] = {}
         self.pools: dict[tuple[str, tuple[int, ...]], deque[PresignaturePublic]] = {}
         self.lock = threading.RLock()
-        self.down_until: dict[int, float] = {}
+        self.down_until: dict[int, float] = {}  # holders that did not answer: skipped for signing
+        self.workers_down_until: dict[int, float] = {}  # presign workers that did not answer: skipped for refills
         self.excluded: dict[int, str] = {}
         self.ready = False
         self._stop = threading.Event()
-        self._refill_thread: threading.Thread | None = None
+        self._refill_threads: list[threading.Thread] = []
+        self._refilling: set[tuple[str, tuple[int, ...]]] = set()
 
     # plumbing -----------------------------------------------------------------------------------------
     def holder(self, party: int):
@@ -72,6 +77,13 @@ class Coordinator:
 
     def holders(self, parties) -> dict[int, Any]:
         return {i: self.holder(i) for i in parties}
+
+    def presigners(self, parties, worker: int | None) -> dict[int, Any]:
+        """Who runs presigning: worker `worker` of each party's node, or the holders when there are none."""
+        if worker is None or self.cfg.workers_per_node == 0:
+            return self.holders(parties)
+        name = WORKER_NAME
+        return {i: ray.get_actor(name.format(party=i, worker=worker), namespace=self.namespace) for i in parties}
 
     def _available(self, party: int) -> bool:
         return party not in self.excluded and self.down_until.get(party, 0) <= time.monotonic()
@@ -124,13 +136,18 @@ class Coordinator:
         return list(itertools.combinations(key.parties, key.threshold))
 
     # presignature pools -------------------------------------------------------------------------------
-    def presign(self, key_id: str, signers: tuple[int, ...], count: int) -> int:
+    def presign(self, key_id: str, signers: tuple[int, ...], count: int, worker: int | None = 0) -> int:
         """Run `count` presignatures among `signers` and add them to the pool; returns how many were added."""
         spec = SessionSpec("presign", list(signers), {"key_id": key_id})
+        use_workers = worker is not None and self.cfg.workers_per_node > 0
         try:
-            out = run_sessions(self.holders(signers), spec, count=count, timeout=self.cfg.round_timeout_s)
+            out = run_sessions(self.presigners(signers, worker), spec, count=count, timeout=self.cfg.round_timeout_s)
         except PartyUnavailable as exc:
-            self._mark_down(exc.party)
+            # a dead presign worker only pauses refills through that party; its holder may still sign
+            if use_workers:
+                self.workers_down_until[exc.party] = time.monotonic() + self.cfg.down_retry_s
+            else:
+                self._mark_down(exc.party)
             raise
         except ProtocolAbort as exc:
             self._exclude(exc)
@@ -150,32 +167,45 @@ class Coordinator:
             return {f"{k}:{'-'.join(map(str, s))}": len(p) for (k, s), p in self.pools.items()}
 
     def _start_refill(self) -> None:
-        if self.cfg.refill and self._refill_thread is None:
-            self._refill_thread = threading.Thread(target=self._refill_loop, daemon=True, name="pool-refill")
-            self._refill_thread.start()
+        if self.cfg.refill and not self._refill_threads:
+            for w in range(max(1, self.cfg.workers_per_node)):
+                t = threading.Thread(target=self._refill_loop, args=(w,), daemon=True, name=f"pool-refill-{w}")
+                t.start()
+                self._refill_threads.append(t)
 
-    def _refill_loop(self) -> None:
-        while not self._stop.is_set():
-            worked = False
-            with self.lock:
-                keys = list(self.keys.values())
-            for key in keys:
+    def _claim_refill(self) -> tuple[_Key, tuple[int, ...], int] | None:
+        """The emptiest pool below its depth whose members are up and which no other refill thread is filling."""
+        with self.lock:
+            best = None
+            for key in self.keys.values():
                 for signers in self.signer_sets(key):
-                    if not all(self._available(p) for p in signers):
+                    slot = (key.key_id, signers)
+                    depth = len(self.pools.get(slot, ()))
+                    if slot in self._refilling or depth >= self.cfg.pool_depth:
                         continue
-                    with self.lock:
-                        depth = len(self.pools.get((key.key_id, signers), ()))
-                    if depth >= self.cfg.pool_depth:
+                    now = time.monotonic()
+                    if not all(self._available(p) and self.workers_down_until.get(p, 0) <= now for p in signers):
                         continue
-                    if depth > self.cfg.pool_low_water and worked:
-                        continue
-                    try:
-                        self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth))
-                        worked = True
-                    except Exception:  # noqa: BLE001 - a failed refill is retried; the party is marked down
-                        pass
-            if not worked:
+                    if best is None or depth < best[2]:
+                        best = (key, signers, depth)
+            if best is not None:
+                self._refilling.add((best[0].key_id, best[1]))
+            return best
+
+    def _refill_loop(self, worker: int) -> None:
+        while not self._stop.is_set():
+            claim = self._claim_refill()
+            if claim is None:
+                self._stop.wait(0.1)
+                continue
+            key, signers, depth = claim
+            try:
+                self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth), worker)
+            except Exception:  # noqa: BLE001 - a failed refill is retried; presign() marked the party down
                 self._stop.wait(0.2)
+            finally:
+                with self.lock:
+                    self._refilling.discard((key.key_id, signers))
 
     def stop(self) -> None:
         self._stop.set()
@@ -200,8 +230,12 @@ class Coordinator:
 
     def _take_presignatures(self, key: _Key, count: int) -> tuple[tuple[int, ...], list[PresignaturePublic]]:
         """Pop up to `count` presignatures from the fullest pool whose members are all available."""
-        if not any(all(self._available(p) for p in s) for s in self.signer_sets(key)):
-            self._probe_down()
+        deadline = time.monotonic() + self.cfg.quorum_wait_s
+        while not any(all(self._available(p) for p in s) for s in self.signer_sets(key)):
+            self._probe_down()  # a restarted holder is taken back as soon as it answers
+            if time.monotonic() > deadline or any(all(self._available(p) for p in s) for s in self.signer_sets(key)):
+                break
+            time.sleep(0.2)
         with self.lock:
             options = [
                 (len(self.pools.get((key.key_id, s), ())), s)
@@ -216,7 +250,7 @@ class Coordinator:
         if not taken:
             if self.cfg.on_empty_pool != "presign":
                 raise QuorumUnavailable("presignature pool empty")
-            self.presign(key.key_id, signers, count)
+            self.presign(key.key_id, signers, min(count, self.cfg.presign_batch), worker=None)
             return self._take_presignatures(key, count)
         return signers, taken
 

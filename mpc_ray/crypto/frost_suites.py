@@ -13,7 +13,8 @@ A suite is a `Group` (scalar and element encodings that validate everything they
 H1..H5 and HDKG, and the hooks the BIP340 variant overrides: `challenge`, `nonce_factor`, `key_adjust` and the
 signature and public-key encodings.
 Group-generic helpers (`SecretPolynomial`, `evaluate_commitments`, `lagrange_coefficient`) take the group or its
-order, so Ed25519 (order L) and secp256k1 (order Q) share one implementation.
+order and are thin adapters over `vss`, so Ed25519 (order L), secp256k1 (order Q) and the ECDSA key generation
+share one implementation.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from ..errors import InvalidInput
 from . import ed25519 as ed
 from . import secp256k1 as k1
+from . import vss
 from .ed25519 import EdPoint
 from .secp256k1 import Point
-
-# secp256k1 field prime, kept here: `secp256k1.FIELD_P` is missing two hex digits (reported; not our file).
+from .vss import Polynomial
 
 
 class Element(Protocol):
@@ -419,59 +420,31 @@ SECP256K1_SHA256 = Secp256k1Sha256()
 SECP256K1_TR = Secp256k1Taproot()
 
 
-# group-generic Shamir / Feldman helpers ---------------------------------------------------------------------
-class SecretPolynomial:
-    """Secret polynomial over Z_order (coefficient 0 is the secret). `repr` is redacted."""
+# group-generic Shamir / Feldman helpers: `vss`, with this module's argument order ----------------------------
+class SecretPolynomial(Polynomial):
+    """Secret polynomial over Z_order (coefficient 0 is the secret): `vss.Polynomial` with the order first and
+    `random` drawing for a suite's group. `repr` is redacted."""
 
-    __slots__ = ("coefficients", "order")
+    __slots__ = ()
 
     def __init__(self, order: int, coefficients: Sequence[int]) -> None:
-        self.order = order
-        self.coefficients = [c % order for c in coefficients]
+        super().__init__(coefficients, order)
 
     @classmethod
-    def random(cls, group: Group, degree: int, constant: int | None = None) -> "SecretPolynomial":
-        coeffs = [group.random_scalar() for _ in range(degree + 1)]
-        if constant is not None:
-            coeffs[0] = constant % group.order
-        return cls(group.order, coeffs)
-
-    def __call__(self, x: int) -> int:
-        acc = 0
-        for c in reversed(self.coefficients):
-            acc = (acc * x + c) % self.order
-        return acc
-
-    def commitments(self, group: Group) -> list[Element]:
-        return [group.base_mul(c) for c in self.coefficients]
-
-    def wipe(self) -> None:
-        self.coefficients = []
-
-    def __repr__(self) -> str:
-        return f"SecretPolynomial(degree={len(self.coefficients) - 1}, <redacted>)"
+    def random(  # type: ignore[override]  # the suite's group comes first here
+        cls, group: Group, degree: int, constant: int | None = None
+    ) -> "SecretPolynomial":
+        return cls(group.order, vss.random_coefficients(degree, constant, group.order))
 
 
 def evaluate_commitments(group: Group, commitments: Sequence[Element], x: int) -> Element:
     """sum_k C_k x^k (Horner): the public image f(x) G of the share at x."""
-    acc = group.identity()
-    for c in reversed(commitments):
-        acc = acc * x + c
-    return acc
+    return vss.evaluate_commitments(commitments, x, group=group)
 
 
 def lagrange_coefficient(order: int, i: int, signers: Sequence[int], x: int = 0) -> int:
     """RFC derive_interpolating_value: lambda_i of the signer set at x (default 0), mod `order`."""
-    if i not in signers:
-        raise InvalidInput("party not in signer set")
-    if len(set(signers)) != len(signers):
-        raise InvalidInput("signer set has duplicates")
-    num, den = 1, 1
-    for j in signers:
-        if j != i:
-            num = num * (x - j) % order
-            den = den * (i - j) % order
-    return num * pow(den, -1, order) % order
+    return vss.lagrange_coefficient(i, signers, x, order=order)
 
 
 SUITES: dict[str, Ciphersuite] = {s.key: s for s in (ED25519_SHA512, SECP256K1_TR, SECP256K1_SHA256)}

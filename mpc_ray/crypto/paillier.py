@@ -2,16 +2,21 @@
 
 The secret key uses CRT (mod p^2 and q^2) for decryption and for encryption under the own key, about 4x cheaper
 than working mod N^2. Plaintexts are signed: decryption returns the representative in (-N/2, N/2].
+
+Both key classes offer the same arithmetic (`one_plus_n_pow`, `r_pow_n`, `powmod_n`, `powmod_n2`): the public key
+computes plainly, the secret key by CRT. Code that may or may not own a key takes the one `split_key` hands it.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Union
 
 import gmpy2
 from gmpy2 import mpz
 
+from .fixed_base import FixedBase
 from .primes import refuse_test_prime
 
 
@@ -29,10 +34,12 @@ def is_unit(x, n) -> bool:
     return 0 < x < n and gmpy2.gcd(x, n) == 1
 
 
-def crt_powmod(base, exp, p, q, pinv_q) -> mpz:
-    """base^exp mod pq from the two halves; `pinv_q` is p^-1 mod q. `p` and `q` may be prime powers."""
+def crt_powmod(base, exp, p, q, pinv_q, exp_q=None) -> mpz:
+    """base^exp mod pq from the two halves; `pinv_q` is p^-1 mod q. `p` and `q` may be prime powers.
+
+    `exp_q`, when given, is the exponent for the q half (each half may take its own reduced exponent)."""
     xp = gmpy2.powmod(base, exp, p)
-    xq = gmpy2.powmod(base, exp, q)
+    xq = gmpy2.powmod(base, exp if exp_q is None else exp_q, q)
     return xp + p * ((xq - xp) * pinv_q % q)
 
 
@@ -46,10 +53,30 @@ class PaillierPublicKey:
         n = mpz(n)
         return cls(n, n * n)
 
+    @property
+    def public(self) -> "PaillierPublicKey":
+        """Self, so that code takes a public or a secret key alike (`key.public.n`)."""
+        return self
+
+    def one_plus_n_pow(self, m: int) -> mpz:
+        """(1 + N)^m mod N^2 = 1 + mN mod N^2 (binomial theorem: no exponentiation); m may be negative."""
+        return (1 + (mpz(m) % self.n) * self.n) % self.n2
+
+    def r_pow_n(self, r) -> mpz:
+        """r^N mod N^2 (the randomness part of a ciphertext)."""
+        return gmpy2.powmod(r, self.n, self.n2)
+
+    def powmod_n(self, base, exp) -> mpz:
+        """base^exp mod N (exp may be negative, base must be a unit)."""
+        return gmpy2.powmod(base, mpz(exp), self.n)
+
+    def powmod_n2(self, base, exp) -> mpz:
+        """base^exp mod N^2 (exp may be negative, base must be a unit)."""
+        return gmpy2.powmod(base, mpz(exp), self.n2)
+
     def encrypt_with(self, m: int, r) -> mpz:
         """(1 + N)^m r^N mod N^2; m may be negative."""
-        gm = (1 + (mpz(m) % self.n) * self.n) % self.n2
-        return gm * gmpy2.powmod(r, self.n, self.n2) % self.n2
+        return self.one_plus_n_pow(m) * self.r_pow_n(r) % self.n2
 
     def encrypt(self, m: int) -> tuple[mpz, mpz]:
         r = sample_unit(self.n)
@@ -73,7 +100,9 @@ class PaillierPublicKey:
 class PaillierSecretKey:
     """Paillier-Blum secret key. Holds the primes; `repr` is redacted."""
 
-    __slots__ = ("p", "q", "public", "_p2", "_q2", "_p2inv_q2", "_pinv_q", "_hp", "_hq", "_phi", "test_only")
+    __slots__ = (
+        "p", "q", "public", "_p2", "_q2", "_p2inv_q2", "_pinv_q", "_hp", "_hq", "_phi", "_rn_exp", "test_only"
+    )
 
     def __init__(self, p: int, q: int, *, test_only: bool = False) -> None:
         p, q = mpz(p), mpz(q)
@@ -93,6 +122,8 @@ class PaillierSecretKey:
         self._hp = gmpy2.invert((gmpy2.powmod(1 + n, p - 1, self._p2) - 1) // p, p)
         self._hq = gmpy2.invert((gmpy2.powmod(1 + n, q - 1, self._q2) - 1) // q, q)
         self._phi = (p - 1) * (q - 1)
+        # r^N mod p^2 = (r^(q mod p-1) mod p)^p mod p^2, and the same for q (see r_pow_n)
+        self._rn_exp = (q % (p - 1), p % (q - 1))
 
     @property
     def phi(self) -> mpz:
@@ -113,29 +144,45 @@ class PaillierSecretKey:
         m = self.decrypt(c)
         return m % int(self.public.n)
 
+    def one_plus_n_pow(self, m: int) -> mpz:
+        """(1 + N)^m mod N^2 = 1 + mN mod N^2 (no exponentiation)."""
+        return self.public.one_plus_n_pow(m)
+
     def r_pow_n(self, r) -> mpz:
-        """r^N mod N^2 by CRT."""
-        p2, q2, n = self._p2, self._q2, self.public.n
-        ep = n % (self.p * (self.p - 1))
-        eq = n % (self.q * (self.q - 1))
-        xp = gmpy2.powmod(r, ep, p2)
-        xq = gmpy2.powmod(r, eq, q2)
+        """r^N mod N^2 by CRT.
+
+        If r^q = a + kp then (a + kp)^p = a^p mod p^2, so r^N mod p^2 is one exponentiation mod p (exponent
+        q mod p-1) and one mod p^2 (exponent p): about 1.5x faster than r^(N mod p(p-1)) mod p^2.
+        """
+        p, q, p2, q2 = self.p, self.q, self._p2, self._q2
+        eq_p, ep_q = self._rn_exp
+        xp = gmpy2.powmod(gmpy2.powmod(r % p, eq_p, p), p, p2)
+        xq = gmpy2.powmod(gmpy2.powmod(r % q, ep_q, q), q, q2)
         return xp + p2 * ((xq - xp) * self._p2inv_q2 % q2)
 
     def encrypt_with(self, m: int, r) -> mpz:
-        n, n2 = self.public.n, self.public.n2
-        return (1 + (mpz(m) % n) * n) * self.r_pow_n(r) % n2
+        return self.one_plus_n_pow(m) * self.r_pow_n(r) % self.public.n2
 
     def encrypt(self, m: int) -> tuple[mpz, mpz]:
         r = sample_unit(self.public.n)
         return self.encrypt_with(m, r), r
 
     def powmod_n(self, base, exp) -> mpz:
-        """base^exp mod N by CRT (exp may be negative, base must be a unit)."""
-        p, q = self.p, self.q
-        if exp < 0:
-            base, exp = gmpy2.invert(base, p * q), -exp
-        return crt_powmod(base, mpz(exp) % self._phi if exp >= self._phi else exp, p, q, self._pinv_q)
+        """base^exp mod N by CRT, the exponent reduced mod p-1 and q-1 (Fermat), so a negative or huge exponent
+        costs no more than a small one. The base must be a unit."""
+        p, q, exp = self.p, self.q, mpz(exp)
+        return crt_powmod(base, exp % (p - 1), p, q, self._pinv_q, exp % (q - 1))
+
+    def powmod_n_many(self, base, exps) -> list[mpz]:
+        """base^e mod N for every e of `exps` by CRT, exponents reduced mod p-1 and q-1, with a fixed-base table per
+        prime built for this call (one base, many exponents: about 3x faster than `powmod_n` each). Unit base."""
+        p, q, pm1, qm1 = self.p, self.q, self.p - 1, self.q - 1
+        t_p, t_q = FixedBase(mpz(base) % p, p, p.bit_length()), FixedBase(mpz(base) % q, q, q.bit_length())
+        out = []
+        for e in exps:
+            xp, xq = t_p.pow(mpz(e) % pm1), t_q.pow(mpz(e) % qm1)
+            out.append(xp + p * ((xq - xp) * self._pinv_q % q))
+        return out
 
     def powmod_n2(self, base, exp) -> mpz:
         """base^exp mod N^2 by CRT (exp may be negative, base must be a unit)."""
@@ -149,6 +196,24 @@ class PaillierSecretKey:
         c0 = c * gmpy2.invert(1 + (mpz(m) % n) * n, self.public.n2) % self.public.n2
         # c0 = r^N mod N^2, so r = c0^(N^-1 mod phi) mod N
         return gmpy2.powmod(c0 % n, gmpy2.invert(n, self._phi), n)
+
+
+PaillierKey = Union[PaillierPublicKey, PaillierSecretKey]
+
+
+def affine(key: PaillierKey, c, x: int, y: int, r) -> mpz:
+    """c^x (1 + N)^y r^N mod N^2, the affine operation on ciphertexts: Enc(x m + y) for c = Enc(m). With c None it
+    is the encryption (1 + N)^y r^N. `key` computes: by CRT when it is the secret key. Bases must be units."""
+    enc = key.encrypt_with(y, r)
+    return enc if c is None else key.powmod_n2(c, x) * enc % key.public.n2
+
+
+def split_key(key: PaillierKey) -> tuple[PaillierPublicKey, PaillierKey]:
+    """(public key, key to compute with): a caller that owns the key passes the secret key and gets CRT speed from
+    the same methods (`r_pow_n`, `powmod_n`, `powmod_n2`, `one_plus_n_pow`) the public key computes plainly."""
+    if isinstance(key, PaillierSecretKey):
+        return key.public, key
+    return key, key
 
 
 def generate_keypair(prime_bits: int, *, primes: tuple[int, int] | None = None, test_only: bool = False):

@@ -84,23 +84,30 @@ class HolderNotReady(MpcError):
 class ShareHolder:
     """One party's share holder. Its state directory stands for the party's own node disk."""
 
-    def __init__(self, party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive") -> None:
-        self.party = party
+    def __init__(
+        self, party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive", role: str = "holder"
+    ) -> None:
+        if role not in ("holder", "worker"):
+            raise InvalidInput("role must be 'holder' or 'worker'")
+        self.party, self.role = party, role
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.store = EncryptedStore(self.dir / "store", self._node_secret(), **_KDF_LIMITS[kdf])
-        self.ledger = ConsumedLedger(self.dir / "consumed.ledger")
-        self.vault = SecretVault(self.store, self.ledger)
+        # Only the holder owns the consumption ledger (one writer); presign workers on the same node share the
+        # encrypted store and add fresh presignatures to it, which the holder alone can consume.
+        if role == "holder":
+            self.ledger = ConsumedLedger(self.dir / "consumed.ledger")
+            self.vault = SecretVault(self.store, self.ledger)
         raw = self.store.get("identity")
+        if raw is None and role == "worker":
+            raise HolderNotReady("the holder of this node has not created its identity yet")
         if raw is None:
             self.identity = NodeIdentity.generate(party)
             self.store.put("identity", self.identity.to_secret_bytes())
         else:
             self.identity = NodeIdentity.from_secret_bytes(party, raw)
         self.directory: dict[int, NodeIdentityPublic] = {}
-        raw_dir = self.store.get("directory")
-        if raw_dir is not None:
-            self.directory = {p.party: p for p in _decode_directory(raw_dir)}
+        self._load_directory()
         self.allow_test_keys = allow_test_keys
         self.sessions: dict[bytes, _Session] = {}
         self._aux: AuxInfo | None = None
@@ -135,6 +142,11 @@ class ShareHolder:
             self.store.put("directory", _encode_directory(list(new.values())))
             self.directory = new
 
+    def _load_directory(self) -> None:
+        raw_dir = self.store.get("directory")
+        if raw_dir is not None:
+            self.directory = {p.party: p for p in _decode_directory(raw_dir)}
+
     def ping(self) -> int:
         return self.party
 
@@ -156,8 +168,12 @@ class ShareHolder:
         return [self._step_one(sid, envs) for sid, envs in batches]
 
     def _begin_one(self, req: BeginRequest) -> StepResult:
+        if not self.directory and self.role == "worker":
+            self._load_directory()  # the holder may have set it after this worker started
         if not self.directory:
             raise HolderNotReady("committee directory not set")
+        if self.role == "worker" and req.protocol != "presign":
+            raise InvalidInput("presign workers run presigning only")
         if req.sid in self.sessions:
             raise InvalidInput("session id already in use")
         if not set(req.parties) <= set(self.directory) or self.party not in req.parties:
@@ -226,14 +242,17 @@ class ShareHolder:
             return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties)}
         if session.protocol == "presign":
             kind = f"presig-{session.params['key_id']}"
-            self.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
+            if self.role == "holder":
+                self.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
+            else:  # a fresh random id: never consumed, so no ledger check is needed
+                self.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
             return encode(out.public)
         raise AssertionError(session.protocol)
 
     # state --------------------------------------------------------------------------------------------
     def aux(self) -> AuxInfo:
         if self._aux is None:
-            raw = self.store.get("aux")
+            raw = self.store.get("aux")  # workers read what their holder wrote
             if raw is None:
                 raise HolderNotReady("aux info not set up")
             self._aux = aux_from_bytes(raw)

@@ -570,8 +570,9 @@ class SecretVault:
         self._lock = threading.RLock()
 
     @staticmethod
-    def _name(kind: str, id_: bytes) -> str:
-        return f"{kind}.{id_.hex()}"
+    def entry_name(kind: str, id_: bytes) -> str:
+        """The store entry of (kind, id): presign workers on the same node write fresh secrets under it."""
+        return f"{_check_kind(kind)}.{_check_id(id_).hex()}"
 
     def put(self, kind: str, id: bytes, secret: bytes) -> None:
         """Store a new single-use secret. AlreadyConsumed if `id` was consumed; InvalidInput if already stored."""
@@ -580,7 +581,7 @@ class SecretVault:
         with self._lock:
             if self._ledger.contains(id_):
                 raise AlreadyConsumed(id_)
-            name = self._name(kind, id_)
+            name = self.entry_name(kind, id_)
             if self._store.exists(name):
                 raise InvalidInput(f"a {kind} secret with id {id_.hex()[:16]}.. is already stored")
             self._store.put(name, secret)
@@ -601,17 +602,17 @@ class SecretVault:
                 seen.add(id_)
                 if self._ledger.contains(id_):
                     # a file may be back from a backup or a crash between consume and delete: remove it
-                    self._store.delete(self._name(kind, id_))
+                    self._store.delete(self.entry_name(kind, id_))
                     raise AlreadyConsumed(id_)
             # read and authenticate everything before consuming anything: a corrupt entry consumes nothing
             secrets: list[bytes] = []
             for id_ in batch:
-                data = self._store.get(self._name(kind, id_))
+                data = self._store.get(self.entry_name(kind, id_))
                 if data is None:
                     raise SecretNotFound(f"no {kind} secret with id {id_.hex()[:16]}..")
                 secrets.append(data)
             self._ledger.consume_many(batch)  # durable point of no return
-            self._store.delete_many([self._name(kind, id_) for id_ in batch])
+            self._store.delete_many([self.entry_name(kind, id_) for id_ in batch])
             return secrets
 
     def ids(self, kind: str) -> list[bytes]:

@@ -12,6 +12,8 @@ share was reported correctly.
 
 The paper gives this proof no range check on z1 (y is any plaintext). The verifier still caps |z1| and |z2| at
 what an honest prover with |y| < N0 can produce, so a peer cannot make it exponentiate by huge exponents.
+
+The sigma protocol is Pi-enc's with a wider alpha (`paillier_proofs`), gamma = alpha mod q added.
 """
 
 from __future__ import annotations
@@ -21,29 +23,12 @@ from dataclasses import dataclass
 from gmpy2 import mpz
 
 from ...errors import InvalidInput
-from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
+from ..paillier import PaillierPublicKey, PaillierSecretKey
 from ..params import SecurityLevel
 from ..secp256k1 import Q
 from ..transcript import Transcript
-from .common import require, require_scalar, require_unit
-from .pi_enc import (
-    RingPedersen,
-    Setup,
-    bind_setup,
-    check_ciphertext,
-    check_rp_unit,
-    check_types,
-    encrypt,
-    is_int,
-    mask_randomness,
-    paillier_equation,
-    prover_setup,
-    require_abs_at_most,
-    response_bound,
-    rp_equation,
-    sample_signed,
-    setup,
-)
+from . import paillier_proofs as pp
+from .common import check_types, is_int, require, require_abs_at_most, require_proof_type, require_scalar, z_bound
 
 NAME = "pi_dec"
 
@@ -59,9 +44,9 @@ class Proof:
     w: int
 
 
-def _challenge(transcript: Transcript, st: Setup, C: mpz, x: int, S: mpz, T: mpz, A: mpz, gamma: int) -> int:
+def _challenge(transcript: Transcript, st: pp.Setup, C: mpz, x: int, S: mpz, T: mpz, A: mpz, gamma: int) -> int:
     t = transcript.fork()
-    bind_setup(t, NAME, st)
+    pp.bind_setup(t, NAME, st)
     t.append_int("q", Q)
     t.append_int("C", C)
     t.append_int("x", x)
@@ -72,14 +57,14 @@ def _challenge(transcript: Transcript, st: Setup, C: mpz, x: int, S: mpz, T: mpz
     return t.challenge_signed_q("e")
 
 
-def _alpha_bound(st: Setup) -> int:
+def _alpha_bound(st: pp.Setup) -> int:
     """alpha must mask e y for any plaintext |y| < N0 (|e y| < q N0): the paper's +-2^(ell+eps) does not when y is
     an identification plaintext of ~2^(ell'+ell) bits, and the top bits of y would leak. +-2^(ell+eps) N0 hides
     e y statistically (eps bits of slack)."""
     return (1 << (st.level.ell + st.level.eps)) * int(st.n0)
 
 
-def _z1_bound(st: Setup) -> int:
+def _z1_bound(st: pp.Setup) -> int:
     """|alpha + e y| for alpha in +-2^(ell+eps) N0, e in +-q, |y| < N0."""
     return _alpha_bound(st) + Q * int(st.n0)
 
@@ -88,7 +73,7 @@ def prove(
     transcript: Transcript,
     *,
     prover_pk: PaillierPublicKey,
-    verifier_rp: RingPedersen,
+    verifier_rp: pp.RingPedersen,
     C: int,
     x: int,
     y: int,
@@ -98,24 +83,17 @@ def prove(
 ) -> Proof:
     """Prove C = Enc_N0(y; rho) and x = y mod q. `prover_sk` (optional, the prover's own key) makes r^N0 and rho^e
     use CRT. Not checked here: that x really is y mod q (a wrong x gives a proof that fails equation_mod_q)."""
-    st = prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
+    st = pp.prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
     if not (is_int(C) and is_int(x) and is_int(y)):
         raise InvalidInput(f"{NAME}: C, x and y must be integers")
     if abs(y) >= st.n0:
         raise InvalidInput(f"{NAME}: y must be a plaintext, |y| < N0")
-    lv, n_hat = st.level, st.rp.n
-    alpha = sample_signed(_alpha_bound(st))
-    mu = sample_signed((1 << lv.ell) * n_hat)
-    nu = sample_signed((1 << (lv.ell + lv.eps)) * n_hat)
-    r = sample_unit(st.n0)
-    S = st.commit(y, mu)
-    T = st.commit(alpha, nu)
-    A = encrypt(st, alpha, r, prover_sk)
-    gamma = int(alpha % Q)
+    y = mpz(y)
+    # T = s^alpha t^nu: the nonce pp calls gamma is the paper's nu here
+    nonces, r, S, A, T = pp.first_message(st, y, _alpha_bound(st), prover_sk)
+    gamma = int(nonces.alpha % Q)
     e = _challenge(transcript, st, mpz(C), int(x), S, T, A, gamma)
-    z1 = alpha + e * mpz(y)
-    z2 = nu + e * mu
-    w = mask_randomness(st, r, rho, e, prover_sk)
+    z1, w, z2 = pp.responses(st, nonces, r, y, rho, e, prover_sk)
     return Proof(int(S), int(T), int(A), gamma, int(z1), int(z2), int(w))
 
 
@@ -124,29 +102,24 @@ def verify(
     proof: Proof,
     *,
     prover_pk: PaillierPublicKey,
-    verifier_rp: RingPedersen,
+    verifier_rp: pp.RingPedersen,
     C: int,
     x: int,
     level: SecurityLevel,
 ) -> None:
-    """Return None or raise ProofError naming the failed check."""
-    st = setup(NAME, prover_pk, verifier_rp, level)
-    require(isinstance(proof, Proof), f"{NAME}.type_proof", "not a pi_dec proof")
+    """Return None or raise ProofError naming the failed check. Pass the own `RingPedersenSecret` for CRT speed."""
+    st = pp.setup(NAME, prover_pk, verifier_rp, level)
+    require_proof_type(proof, Proof, NAME)
     check_types(NAME, {"C": C, "x": x, "S": proof.S, "T": proof.T, "A": proof.A, "gamma": proof.gamma,
                        "z1": proof.z1, "z2": proof.z2, "w": proof.w})
     require_scalar(x, f"{NAME}.range_x")
     require_scalar(proof.gamma, f"{NAME}.range_gamma")
-    require_abs_at_most(proof.z1, _z1_bound(st), f"{NAME}.range_z1")
-    require_abs_at_most(proof.z2, response_bound(st, st.level.ell + st.level.eps), f"{NAME}.range_z2")
-    check_ciphertext(NAME, st, "C", C)
-    check_ciphertext(NAME, st, "A", proof.A)
-    check_rp_unit(NAME, st, "S", proof.S)
-    check_rp_unit(NAME, st, "T", proof.T)
-    require_unit(proof.w, st.n0, f"{NAME}.unit_w")
+    require_abs_at_most(proof.z1, _z1_bound(st), f"{NAME}.range_z1", "response out of range")
+    require_abs_at_most(proof.z2, z_bound(st.rp.n, st.level), f"{NAME}.range_z2", "response out of range")
+    pp.check_memberships(NAME, st, ("C", C), proof.A, proof.S, ("T", proof.T), ("w", proof.w))
     C_, S, T, A = mpz(C), mpz(proof.S), mpz(proof.T), mpz(proof.A)
-    z1, z2, w = mpz(proof.z1), mpz(proof.z2), mpz(proof.w)
+    z1 = mpz(proof.z1)
     e = _challenge(transcript, st, C_, int(x), S, T, A, int(proof.gamma))
     # cheapest first: mod q, then ring-Pedersen (CRT if ours), then the N0-th power
     require((z1 - proof.gamma - e * x) % Q == 0, f"{NAME}.equation_mod_q")
-    require(rp_equation(st, z1, z2, T, S, e), f"{NAME}.equation_rp")
-    require(paillier_equation(st, z1, w, A, C_, e), f"{NAME}.equation_enc")
+    pp.check_equations(NAME, st, e, z1, mpz(proof.w), mpz(proof.z2), C_, A, S, T)

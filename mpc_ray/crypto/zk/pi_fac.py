@@ -17,7 +17,6 @@ every exponent before any exponentiation).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import gmpy2
@@ -28,7 +27,7 @@ from ..params import SecurityLevel
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..secp256k1 import Q as CURVE_Q
 from ..transcript import Transcript
-from .common import require, require_int, require_unit
+from .common import require, require_abs_at_most, require_int, require_unit, sample_signed
 
 NAME = "pi_fac"
 
@@ -79,11 +78,6 @@ class _Bounds:
         )
 
 
-def _signed(bound: mpz) -> mpz:
-    """Uniform in [-bound, bound]."""
-    return mpz(secrets.randbelow(int(2 * bound + 1))) - bound
-
-
 def _challenge(
     transcript: Transcript, rp: RingPedersenParams, n0: mpz, cmt: tuple, level: SecurityLevel
 ) -> int:
@@ -107,26 +101,22 @@ def prove(
     Only `sk.p`, `sk.q` and `sk.public.n` are read, and not validated: an unbalanced key gives a proof that the
     verifier rejects (that is what the BitForge test feeds it).
     """
-    rp = verifier_rp.params
-    n_hat, s, t = mpz(rp.n), mpz(rp.s), mpz(rp.t)
+    rp = verifier_rp.params  # the prover does not know the factors of N^: no CRT, cached fixed-base tables
+    n_hat = mpz(rp.n)
     p, q, n0 = mpz(sk.p), mpz(sk.q), mpz(sk.public.n)
     bd = _Bounds.of(n0, n_hat, level)
 
-    alpha, beta = _signed(bd.alpha), _signed(bd.alpha)
-    mu, nu = _signed(bd.mu), _signed(bd.mu)
-    sigma = _signed(bd.sigma)
-    r = _signed(bd.r)
-    x, y = _signed(bd.x), _signed(bd.x)
+    alpha, beta = sample_signed(bd.alpha), sample_signed(bd.alpha)
+    mu, nu = sample_signed(bd.mu), sample_signed(bd.mu)
+    sigma = sample_signed(bd.sigma)
+    r = sample_signed(bd.r)
+    x, y = sample_signed(bd.x), sample_signed(bd.x)
 
-    def commit(a: mpz, b: mpz) -> mpz:
-        # s^a t^b mod N^; the prover does not know the factors of N^, so no CRT here
-        return gmpy2.powmod(s, a, n_hat) * gmpy2.powmod(t, b, n_hat) % n_hat
-
-    cap_p = commit(p, mu)
-    cap_q = commit(q, nu)
-    cap_a = commit(alpha, x)
-    cap_b = commit(beta, y)
-    cap_t = gmpy2.powmod(cap_q, alpha, n_hat) * gmpy2.powmod(t, r, n_hat) % n_hat
+    cap_p = rp.fast_commit(p, mu)
+    cap_q = rp.fast_commit(q, nu)
+    cap_a = rp.fast_commit(alpha, x)
+    cap_b = rp.fast_commit(beta, y)
+    cap_t = rp.pow(cap_q, alpha) * rp.fast_commit(0, r) % n_hat
     cmt = (cap_p, cap_q, cap_a, cap_b, cap_t, sigma)
     e = mpz(_challenge(transcript, rp, n0, cmt, level))
 
@@ -145,12 +135,6 @@ def prove(
     )
 
 
-def _require_bounded(value, bound: mpz, check: str) -> None:
-    """|value| <= bound."""
-    require_int(value, check)
-    require(-bound <= value <= bound, check, "out of range")
-
-
 def verify(
     transcript: Transcript,
     proof: Proof,
@@ -162,10 +146,10 @@ def verify(
     """Raise ProofError("pi_fac.<check>") unless `proof` shows that `n0` has no small factor.
 
     `verifier_rp` is the verifier's own parameters; given the `RingPedersenSecret`, the exponentiations mod N^
-    use CRT (about 3x faster).
+    use CRT (`fast_commit`, `pow`).
     """
     rp = verifier_rp.params
-    n_hat, s, t = mpz(rp.n), mpz(rp.s), mpz(rp.t)
+    n_hat = mpz(rp.n)
     require(isinstance(proof, Proof), f"{NAME}.type_proof", "not a pi_fac proof")
     require_int(n0, f"{NAME}.type_n0")
     n0 = mpz(n0)
@@ -176,12 +160,12 @@ def verify(
     for name in ("p", "q", "a", "b", "t"):
         require_unit(getattr(proof, "cap_" + name), n_hat, f"{NAME}.unit_{name}")
     bd = _Bounds.of(n0, n_hat, level)
-    _require_bounded(proof.sigma, bd.sigma, f"{NAME}.range_sigma")
-    _require_bounded(proof.z1, bd.alpha, f"{NAME}.range_z1")
-    _require_bounded(proof.z2, bd.alpha, f"{NAME}.range_z2")
-    _require_bounded(proof.w1, bd.w, f"{NAME}.range_w1")
-    _require_bounded(proof.w2, bd.w, f"{NAME}.range_w2")
-    _require_bounded(proof.v, bd.v, f"{NAME}.range_v")
+    require_abs_at_most(proof.sigma, bd.sigma, f"{NAME}.range_sigma")
+    require_abs_at_most(proof.z1, bd.alpha, f"{NAME}.range_z1")
+    require_abs_at_most(proof.z2, bd.alpha, f"{NAME}.range_z2")
+    require_abs_at_most(proof.w1, bd.w, f"{NAME}.range_w1")
+    require_abs_at_most(proof.w2, bd.w, f"{NAME}.range_w2")
+    require_abs_at_most(proof.v, bd.v, f"{NAME}.range_v")
 
     cap_p, cap_q, cap_a, cap_b, cap_t = (
         mpz(c) for c in (proof.cap_p, proof.cap_q, proof.cap_a, proof.cap_b, proof.cap_t)
@@ -189,21 +173,7 @@ def verify(
     sigma, z1, z2, w1, w2, v = (mpz(c) for c in (proof.sigma, proof.z1, proof.z2, proof.w1, proof.w2, proof.v))
     e = mpz(_challenge(transcript, rp, n0, (cap_p, cap_q, cap_a, cap_b, cap_t, sigma), level))
 
-    if isinstance(verifier_rp, RingPedersenSecret):
-        sk = verifier_rp.paillier
-        commit = verifier_rp.commit
-
-        def power(base: mpz, exp: mpz) -> mpz:
-            return sk.powmod_n(base, exp)
-
-    else:
-
-        def commit(a: mpz, b: mpz) -> mpz:
-            return gmpy2.powmod(s, a, n_hat) * gmpy2.powmod(t, b, n_hat) % n_hat
-
-        def power(base: mpz, exp: mpz) -> mpz:
-            return gmpy2.powmod(base, exp, n_hat)
-
+    commit, power = verifier_rp.fast_commit, verifier_rp.pow
     require(commit(z1, w1) == cap_a * power(cap_p, e) % n_hat, f"{NAME}.equation_p", "s^z1 t^w1 != A P^e")
     require(commit(z2, w2) == cap_b * power(cap_q, e) % n_hat, f"{NAME}.equation_q", "s^z2 t^w2 != B Q^e")
     # Q^z1 t^v = T R^e with R = s^N0 t^sigma, rearranged as Q^z1 t^(v - e sigma) = T s^(e N0): one fewer power

@@ -9,6 +9,8 @@ verifier's ring-Pedersen parameters (N-hat, s, t).
     response: z1 = alpha + e x, z2 = r rho^e mod N0, z3 = gamma + e mu
     verifier: z1 in +-2^(ell+eps); (1 + N0)^z1 z2^N0 = A C^e mod N0^2; z1 * base = Y + e X;
               s^z1 t^z3 = D S^e mod N-hat
+
+Pi-enc's sigma protocol plus the point Y = alpha * base (`paillier_proofs`).
 """
 
 from __future__ import annotations
@@ -18,28 +20,20 @@ from dataclasses import dataclass
 from gmpy2 import mpz
 
 from ...errors import InvalidInput
-from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
+from ..paillier import PaillierPublicKey, PaillierSecretKey
 from ..params import SecurityLevel
 from ..secp256k1 import Point
 from ..transcript import Transcript
-from .common import require, require_point, require_range, require_unit
-from .pi_enc import (
-    RingPedersen,
-    Setup,
-    bind_setup,
-    check_ciphertext,
-    check_rp_unit,
+from . import paillier_proofs as pp
+from .common import (
     check_types,
-    encrypt,
     is_int,
-    mask_randomness,
-    paillier_equation,
-    prover_setup,
+    require,
     require_abs_at_most,
-    response_bound,
-    rp_equation,
-    sample_signed,
-    setup,
+    require_point,
+    require_proof_type,
+    require_range,
+    z_bound,
 )
 
 NAME = "pi_log_star"
@@ -57,10 +51,10 @@ class Proof:
 
 
 def _challenge(
-    transcript: Transcript, st: Setup, C: mpz, X: Point, base: Point, S: mpz, A: mpz, Y: Point, D: mpz
+    transcript: Transcript, st: pp.Setup, C: mpz, X: Point, base: Point, S: mpz, A: mpz, Y: Point, D: mpz
 ) -> int:
     t = transcript.fork()
-    bind_setup(t, NAME, st)
+    pp.bind_setup(t, NAME, st)
     t.append_point("base", base)
     t.append_int("C", C)
     t.append_point("X", X)
@@ -75,7 +69,7 @@ def prove(
     transcript: Transcript,
     *,
     prover_pk: PaillierPublicKey,
-    verifier_rp: RingPedersen,
+    verifier_rp: pp.RingPedersen,
     C: int,
     X: Point,
     base: Point,
@@ -86,24 +80,16 @@ def prove(
 ) -> Proof:
     """Prove C = Enc_N0(x; rho) and X = x * base with x in +-2^ell. `prover_sk` (optional, the prover's own key)
     makes r^N0 and rho^e use CRT."""
-    st = prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
+    st = pp.prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
     if not is_int(C) or not is_int(x):
         raise InvalidInput(f"{NAME}: C and x must be integers")
     if not isinstance(X, Point) or not isinstance(base, Point):
         raise InvalidInput(f"{NAME}: X and base must be points")
-    lv, n_hat = st.level, st.rp.n
-    alpha = sample_signed(1 << (lv.ell + lv.eps))
-    mu = sample_signed((1 << lv.ell) * n_hat)
-    gamma = sample_signed((1 << (lv.ell + lv.eps)) * n_hat)
-    r = sample_unit(st.n0)
-    S = st.commit(x, mu)
-    A = encrypt(st, alpha, r, prover_sk)
-    Y = base * int(alpha)  # Point reduces the scalar mod q, sign included
-    D = st.commit(alpha, gamma)
+    x = mpz(x)
+    nonces, r, S, A, D = pp.first_message(st, x, 1 << (st.level.ell + st.level.eps), prover_sk)
+    Y = base * int(nonces.alpha)  # Point reduces the scalar mod q, sign included
     e = _challenge(transcript, st, mpz(C), X, base, S, A, Y, D)
-    z1 = alpha + e * mpz(x)
-    z2 = mask_randomness(st, r, rho, e, prover_sk)
-    z3 = gamma + e * mu
+    z1, z2, z3 = pp.responses(st, nonces, r, x, rho, e, prover_sk)
     return Proof(int(S), int(A), Y, int(D), int(z1), int(z2), int(z3))
 
 
@@ -112,34 +98,29 @@ def verify(
     proof: Proof,
     *,
     prover_pk: PaillierPublicKey,
-    verifier_rp: RingPedersen,
+    verifier_rp: pp.RingPedersen,
     C: int,
     X: Point,
     base: Point,
     level: SecurityLevel,
 ) -> None:
-    """Return None or raise ProofError naming the failed check."""
-    st = setup(NAME, prover_pk, verifier_rp, level)
-    require(isinstance(proof, Proof), f"{NAME}.type_proof", "not a pi_log_star proof")
+    """Return None or raise ProofError naming the failed check. Pass the own `RingPedersenSecret` for CRT speed."""
+    st = pp.setup(NAME, prover_pk, verifier_rp, level)
+    require_proof_type(proof, Proof, NAME)
     check_types(NAME, {"C": C, "S": proof.S, "A": proof.A, "D": proof.D,
                        "z1": proof.z1, "z2": proof.z2, "z3": proof.z3})
     for label, value in (("X", X), ("base", base), ("Y", proof.Y)):
         require(isinstance(value, Point), f"{NAME}.type_{label}", "not a point")
     lv = st.level
     require_range(proof.z1, lv.ell + lv.eps, f"{NAME}.range_z1")
-    require_abs_at_most(proof.z3, response_bound(st, lv.ell + lv.eps), f"{NAME}.range_z3")
-    check_ciphertext(NAME, st, "C", C)
-    check_ciphertext(NAME, st, "A", proof.A)
-    check_rp_unit(NAME, st, "S", proof.S)
-    check_rp_unit(NAME, st, "D", proof.D)
-    require_unit(proof.z2, st.n0, f"{NAME}.unit_z2")
+    require_abs_at_most(proof.z3, z_bound(st.rp.n, lv), f"{NAME}.range_z3", "response out of range")
+    pp.check_memberships(NAME, st, ("C", C), proof.A, proof.S, ("D", proof.D), ("z2", proof.z2))
     require_point(base, f"{NAME}.point_base")
     require_point(X, f"{NAME}.point_X")
     require_point(proof.Y, f"{NAME}.point_Y")
     C_, S, A, D = mpz(C), mpz(proof.S), mpz(proof.A), mpz(proof.D)
-    z1, z2, z3 = mpz(proof.z1), mpz(proof.z2), mpz(proof.z3)
+    z1 = mpz(proof.z1)
     e = _challenge(transcript, st, C_, X, base, S, A, proof.Y, D)
     # cheapest first: two curve multiplications, then ring-Pedersen (CRT if ours), then the N0-th power
     require(base * int(z1) == proof.Y + X * e, f"{NAME}.equation_point")
-    require(rp_equation(st, z1, z3, D, S, e), f"{NAME}.equation_rp")
-    require(paillier_equation(st, z1, z2, A, C_, e), f"{NAME}.equation_enc")
+    pp.check_equations(NAME, st, e, z1, mpz(proof.z2), mpz(proof.z3), C_, A, S, D)

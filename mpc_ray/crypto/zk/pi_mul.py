@@ -19,23 +19,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gmpy2
 from gmpy2 import mpz
 
-from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
+from ..paillier import PaillierPublicKey, PaillierSecretKey, affine, sample_unit, split_key
 from ..secp256k1 import Q
 from ..transcript import Transcript
-from .common import require, require_unit
-from .pi_aff_g import (
-    ModN2,
+from .common import (
+    affine_equation,
     guarded,
-    mod_n_pow,
+    masked_randomness,
+    require,
+    require_abs_at_most,
     require_ciphertext,
     require_fields,
     require_input_ciphertext,
+    require_unit,
     require_witness_int,
     require_witness_unit,
-    split_key,
 )
 
 NAME = "pi_mul"
@@ -74,34 +74,29 @@ def prove(
     rho: int,
 ) -> Proof:
     """Prove C = Y^x rho^N and X = Enc(x; rho_x). `pk` may be the prover's own secret key (CRT)."""
-    pub, sk = split_key(pk)
-    mod = ModN2(pub, sk)
-    pow_n = mod_n_pow(sk, mod.n)
+    pub, key = split_key(pk)
     Y = require_input_ciphertext(Y, pub, NAME, "Y")
     x = require_witness_int(x, NAME, "x")
-    rho_x = require_witness_unit(rho_x, mod.n, NAME, "rho_x")
-    rho = require_witness_unit(rho, mod.n, NAME, "rho")
+    rho_x = require_witness_unit(rho_x, pub.n, NAME, "rho_x")
+    rho = require_witness_unit(rho, pub.n, NAME, "rho")
     alpha = sample_unit(pub.n)
     r = sample_unit(pub.n)
     s = sample_unit(pub.n)
-    A = mod.pow(Y, alpha) * mod.pow_n(r) % mod.n2
-    B = mod.one_plus_n_pow(alpha) * mod.pow_n(s) % mod.n2
+    A = affine(key, Y, alpha, 0, r)
+    B = affine(key, None, 0, alpha, s)
     e = mpz(_challenge(transcript, pub, X, Y, C, A, B))
     return Proof(
         A=int(A),
         B=int(B),
         z=int(alpha + e * x),
-        u=int(r * pow_n(rho, e) % mod.n),
-        v=int(s * pow_n(rho_x, e) % mod.n),
+        u=int(masked_randomness(key, r, rho, e)),
+        v=int(masked_randomness(key, s, rho_x, e)),
     )
 
 
+@guarded(NAME)
 def verify(transcript: Transcript, proof: Proof, *, pk: PaillierPublicKey, X: int, Y: int, C: int) -> None:
     """Return None or raise ProofError("pi_mul.<check>")."""
-    guarded(NAME, lambda: _verify(transcript, proof, pk, X, Y, C))
-
-
-def _verify(transcript: Transcript, proof: Proof, pk: PaillierPublicKey, X: int, Y: int, C: int) -> None:
     n = NAME
     require_fields(proof, Proof, n)
     pub, _ = split_key(pk)
@@ -111,16 +106,13 @@ def _verify(transcript: Transcript, proof: Proof, pk: PaillierPublicKey, X: int,
     require_ciphertext(C, pub, f"{n}.ciphertext_C")
     require_ciphertext(proof.A, pub, f"{n}.ciphertext_A")
     require_ciphertext(proof.B, pub, f"{n}.ciphertext_B")
-    require(abs(proof.z) <= (Q + 1) * pub.n, f"{n}.range_z", "too large")
+    require_abs_at_most(proof.z, (Q + 1) * pub.n, f"{n}.range_z", "too large")
     require_unit(proof.u, pub.n, f"{n}.unit_u")
     require_unit(proof.v, pub.n, f"{n}.unit_v")
 
     e = mpz(_challenge(transcript, pub, X, Y, C, proof.A, proof.B))
-    mod = ModN2(pub)
     z = mpz(proof.z)
     # Y^z u^N = A C^e mod N^2
-    lhs = mod.pow(mpz(Y), z) * mod.pow_n(mpz(proof.u)) % mod.n2
-    require(lhs == mpz(proof.A) * gmpy2.powmod(mpz(C), e, mod.n2) % mod.n2, f"{n}.equation_C")
+    require(affine_equation(pub, mpz(Y), z, 0, mpz(proof.u), proof.A, mpz(C), e), f"{n}.equation_C")
     # (1+N)^z v^N = B X^e mod N^2
-    lhs = mod.one_plus_n_pow(z) * mod.pow_n(mpz(proof.v)) % mod.n2
-    require(lhs == mpz(proof.B) * gmpy2.powmod(mpz(X), e, mod.n2) % mod.n2, f"{n}.equation_X")
+    require(affine_equation(pub, None, 0, z, mpz(proof.v), proof.B, mpz(X), e), f"{n}.equation_X")

@@ -14,7 +14,8 @@ z2 is the ring-Pedersen randomness response (about |N^| + ell + eps bits): the p
 the notes' "z2 in +-2^(ell'+eps)" belongs to pi_aff_g, not here; `range_z2` is only a size guard (see `z_bound`).
 
 Cost: prover two exponentiations mod N0^2 (by CRT if it passes N0's secret key), the two commitments from cached
-fixed-base tables; verifier (owning N0 and the parameters) the N0^2 equation by CRT, one `RingPedersenSecret.commit`.
+fixed-base tables; verifier (owning N0 and the parameters) the N0^2 equation by CRT, one
+`RingPedersenSecret.fast_commit`.
 """
 
 from __future__ import annotations
@@ -23,28 +24,30 @@ from dataclasses import dataclass
 
 from gmpy2 import mpz
 
-from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
+from ..paillier import PaillierPublicKey, PaillierSecretKey, affine, sample_unit, split_key
 from ..params import SecurityLevel
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..secp256k1 import Point
 from ..transcript import Transcript
-from .common import require, require_point, require_range, require_unit
-from .pi_aff_g import (
-    ModN2,
+from .common import (
+    affine_equation,
     guarded,
-    mod_n_pow,
-    owned_key,
+    masked_randomness,
+    range_commitments,
+    range_responses,
+    require,
+    require_abs_at_most,
     require_ciphertext,
     require_fields,
     require_input_ciphertext,
     require_modulus,
-    rp_arith,
-    rp_commit,
+    require_point,
+    require_range,
+    require_unit,
     require_witness_int,
     require_witness_unit,
-    sample_pm,
-    sample_pm_scaled,
-    split_key,
+    rp_equation,
+    verifier_keys,
     z_bound,
 )
 
@@ -103,34 +106,30 @@ def prove(
     level: SecurityLevel,
 ) -> Proof:
     """Prove D = C^x rho^N0, X = x G. `pk0` may be a secret key the prover owns (CRT for A)."""
-    pub0, sk0 = split_key(pk0)
-    rp = verifier_rp.params
-    n_hat = mpz(rp.n)
-    mod = ModN2(pub0, sk0)
+    pub0, key0 = split_key(pk0)
+    rp = verifier_rp.params  # the prover only ever uses the verifier's public parameters
     C = require_input_ciphertext(C, pub0, NAME, "C")
     x = require_witness_int(x, NAME, "x")
-    rho = require_witness_unit(rho, mod.n, NAME, "rho")
-    alpha = sample_pm(level.ell + level.eps)
+    rho = require_witness_unit(rho, pub0.n, NAME, "rho")
+    nonces, S, E = range_commitments(rp, x, 1 << (level.ell + level.eps), level)  # (alpha, m, gamma)
     r = sample_unit(pub0.n)
-    gamma = sample_pm_scaled(level.ell + level.eps, n_hat)
-    m = sample_pm_scaled(level.ell, n_hat)
-    A = mod.pow(C, alpha) * mod.pow_n(r) % mod.n2
-    B_x = Point.base_mul(int(alpha))
-    E = rp_commit(rp, alpha, gamma)
-    S = rp_commit(rp, x, m)
+    A = affine(key0, C, nonces.alpha, 0, r)
+    B_x = Point.base_mul(int(nonces.alpha))
     e = mpz(_challenge(transcript, pub0, rp, C, D, X, A, B_x, E, S, level))
-    w = r * mod_n_pow(sk0, mod.n)(rho, e) % mod.n
+    z1, z2 = range_responses(nonces, x, e)
+    w = masked_randomness(key0, r, rho, e)
     return Proof(
         A=int(A),
         B_x=B_x,
         E=int(E),
         S=int(S),
-        z1=int(alpha + e * x),
-        z2=int(gamma + e * m),
+        z1=int(z1),
+        z2=int(z2),
         w=int(w),
     )
 
 
+@guarded(NAME)
 def verify(
     transcript: Transcript,
     proof: Proof,
@@ -143,24 +142,9 @@ def verify(
     level: SecurityLevel,
 ) -> None:
     """Return None or raise ProofError("pi_mul_star.<check>"). Pass the own `RingPedersenSecret` for CRT speed."""
-    guarded(NAME, lambda: _verify(transcript, proof, pk0, verifier_rp, C, D, X, level))
-
-
-def _verify(
-    transcript: Transcript,
-    proof: Proof,
-    pk0: PaillierPublicKey | PaillierSecretKey,
-    verifier_rp: RingPedersenParams | RingPedersenSecret,
-    C: int,
-    D: int,
-    X: Point,
-    level: SecurityLevel,
-) -> None:
     n = NAME
     require_fields(proof, Proof, n)
-    pub0, sk0 = split_key(pk0)
-    sk0 = sk0 or owned_key(verifier_rp, pub0)
-    rp, commit, pow_hat = rp_arith(verifier_rp)
+    pub0, key0, rp = verifier_keys(pk0, verifier_rp)  # CRT for the N0^2 equation when the verifier owns N0
     n_hat = mpz(rp.n)
     ell, eps = level.ell, level.eps
 
@@ -175,7 +159,7 @@ def _verify(
     require_unit(proof.S, n_hat, f"{n}.commitment_S")
     require_range(proof.z1, ell + eps, f"{n}.range_z1")
     # not in the paper: a size guard that honest proofs always meet (see z_bound)
-    require(abs(proof.z2) <= z_bound(n_hat, level), f"{n}.range_z2", "too large")
+    require_abs_at_most(proof.z2, z_bound(n_hat, level), f"{n}.range_z2", "too large")
     require_unit(proof.w, pub0.n, f"{n}.unit_w")
 
     e = mpz(_challenge(transcript, pub0, rp, C, D, X, proof.A, proof.B_x, proof.E, proof.S, level))
@@ -184,8 +168,6 @@ def _verify(
     # z1 G = B_x + e X
     require(Point.base_mul(int(z1)) == proof.B_x + X * int(e), f"{n}.equation_X")
     # C^z1 w^N0 = A D^e mod N0^2
-    mod = ModN2(pub0, sk0)
-    lhs = mod.pow(mpz(C), z1) * mod.pow_n(mpz(proof.w)) % mod.n2
-    require(lhs == mpz(proof.A) * mod.pow(mpz(D), e) % mod.n2, f"{n}.equation_D")
+    require(affine_equation(key0, mpz(C), z1, 0, mpz(proof.w), proof.A, mpz(D), e), f"{n}.equation_D")
     # s^z1 t^z2 = E S^e mod N^
-    require(commit(z1, z2) == mpz(proof.E) * pow_hat(mpz(proof.S), e) % n_hat, f"{n}.equation_rp_E")
+    require(rp_equation(verifier_rp, z1, z2, proof.E, proof.S, e), f"{n}.equation_rp_E")
