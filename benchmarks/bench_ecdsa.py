@@ -38,28 +38,32 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import gmpy2  # noqa: E402
-from gmpy2 import mpz  # noqa: E402
+import gmpy2
+from gmpy2 import mpz
 
-from mpc_ray.crypto.params import level as as_level  # noqa: E402
-from mpc_ray.crypto.primes import generate_safe_prime  # noqa: E402
-from mpc_ray.crypto.zk import pi_aff_g  # noqa: E402
-from mpc_ray.protocols.ecdsa.aux_info import AuxInfoParty  # noqa: E402
-from mpc_ray.protocols.ecdsa.keygen import KeygenParty  # noqa: E402
-from mpc_ray.protocols.ecdsa.presign import PresignatureShare, PresignParty  # noqa: E402
-from mpc_ray.protocols.ecdsa.sign import combine, partial_sign  # noqa: E402
-from tests.fixture_primes import fixture_paillier_key  # noqa: E402  (TEST ONLY keys)
+from mpc_ray.crypto import ring_pedersen
+from mpc_ray.crypto.params import level as as_level
+from mpc_ray.crypto.primes import generate_safe_prime
+from mpc_ray.crypto.zk import pi_aff_g
+from mpc_ray.protocols.ecdsa.aux_info import AuxInfoParty
+from mpc_ray.protocols.ecdsa.keygen import KeygenParty
+from mpc_ray.protocols.ecdsa.presign import PresignatureShare, PresignParty
+from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
+from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
 
 PT = time.process_time
 _ORIG_POWMOD = gmpy2.powmod
-_ORIG_RP_COMMIT = pi_aff_g.rp_commit
+# the fixed-base ring-Pedersen commitment s^a t^b mod N-hat (moved from pi_aff_g to ring_pedersen at some point)
+# (None if it is gone: then nothing is wrapped and the report warns that the floor misses those commitments)
+_ORIG_RP_COMMIT = getattr(ring_pedersen, "rp_commit", None) or getattr(pi_aff_g, "rp_commit", None)
 
 # --------------------------------------------------------------------------------------------------------------
 # timing driver: run_parties with per-party CPU attribution
@@ -132,28 +136,28 @@ def run_presign(shares, aux, signers):
 
 
 class Recorder:
-    """Wraps gmpy2.powmod and every module-level binding of pi_aff_g.rp_commit inside mpc_ray.
+    """Wraps gmpy2.powmod and every module-level binding of rp_commit inside mpc_ray.
 
     Records (party, "powmod", (base, exp, mod)) and (party, "rp_commit", (params, a, b)). Exponentiations made
     inside rp_commit (table building, the too-large-exponent fallback) belong to that commitment and are not
     recorded separately."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[int, str, tuple]] = []
+        self.calls: list[tuple[int, str, tuple, str]] = []
         self._depth = 0
         self._patched: list[tuple[Any, str, Any]] = []
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         rec = self
 
         def powmod(b, e, m):
             if rec._depth == 0 and _CURRENT[0] is not None:
-                rec.calls.append((_CURRENT[0], "powmod", (b, e, m)))
+                rec.calls.append((_CURRENT[0], "powmod", (b, e, m), _call_site()))
             return _ORIG_POWMOD(b, e, m)
 
         def rp_commit(params, a, b):
             if rec._depth == 0 and _CURRENT[0] is not None:
-                rec.calls.append((_CURRENT[0], "rp_commit", (params, a, b)))
+                rec.calls.append((_CURRENT[0], "rp_commit", (params, a, b), _call_site()))
             rec._depth += 1
             try:
                 return _ORIG_RP_COMMIT(params, a, b)
@@ -163,9 +167,10 @@ class Recorder:
         self._patched.append((gmpy2, "powmod", _ORIG_POWMOD))
         gmpy2.powmod = powmod
         for name, mod in list(sys.modules.items()):
-            if name.startswith("mpc_ray") and getattr(mod, "rp_commit", None) is _ORIG_RP_COMMIT:
+            if (_ORIG_RP_COMMIT is not None and name.startswith("mpc_ray")
+                    and getattr(mod, "rp_commit", None) is _ORIG_RP_COMMIT):
                 self._patched.append((mod, "rp_commit", _ORIG_RP_COMMIT))
-                setattr(mod, "rp_commit", rp_commit)
+                mod.rp_commit = rp_commit
         return self
 
     def __exit__(self, *exc) -> None:
@@ -173,8 +178,29 @@ class Recorder:
             setattr(obj, attr, orig)
         self._patched.clear()
 
-    def of(self, party: int) -> list[tuple[str, tuple]]:
-        return [(kind, args) for p, kind, args in self.calls if p == party]
+    def of(self, party: int) -> list[tuple[str, tuple, str]]:
+        return [(kind, args, site) for p, kind, args, site in self.calls if p == party]
+
+
+_SITE_DEPTH = 3
+
+
+def _call_site() -> str:
+    """The innermost mpc_ray frames above the wrapper, outermost first: 'pi_aff_g._verify>ModN2.pow_n'."""
+    f = sys._getframe(2)
+    names: list[str] = []
+    while f is not None and len(names) < _SITE_DEPTH:
+        code = f.f_code
+        path = code.co_filename.replace(os.sep, "/")
+        if "/mpc_ray/" not in path:
+            if names:
+                break
+        elif not (path.endswith("/protocols/base.py") or "<lambda>" in code.co_qualname
+                  or code.co_name in ("guarded", "crt_powmod")):
+            qn = code.co_qualname
+            names.append(qn if "." in qn else f"{Path(path).stem}.{qn}")
+        f = f.f_back
+    return ">".join(reversed(names)) or "?"
 
 
 def _bits(x) -> int:
@@ -198,7 +224,7 @@ class Classifier:
             self.n: "own N = own N-hat, no CRT",
             self.n * self.n: "own N^2, no CRT",
         }
-        for j, pub in aux_i.public.items():
+        for pub in aux_i.public.values():
             nj = mpz(pub.n)
             if nj != self.n:
                 self.mod_class[nj] = "peer N_j = N-hat_j"
@@ -227,7 +253,24 @@ class Classifier:
     def key(self, kind: str, args: tuple) -> tuple[str, str]:
         if kind == "powmod":
             b, e, m = args
-            return (f"mod {self.modulus(m)} [{_bits(m)}-bit]", f"exp {self.exp_label(_bits(e))}")
+            e, m = mpz(e), mpz(m)
+            mbits = -(-_bits(m) // 64) * 64  # 4095- and 4096-bit N^2 are the same kind
+            label = f"exp {self.exp_label(_bits(e))}"
+            p, q, n = self.p, self.q, self.n
+            for r, o in ((p, q), (q, p)):
+                if m == r * r and e == r - 1:
+                    label = "exp p-1 (decryption)"
+                elif m == r * r and e == r:
+                    label = "exp p (r^N shortcut, step 2)"
+                elif m == r and e == o % (r - 1):
+                    label = "exp q mod p-1 (r^N shortcut, step 1)"
+                elif m == r * r and e == n % (r * (r - 1)):
+                    label = "exp N mod p(p-1) (r^N, no shortcut)"
+            if m == n * n and e == n:
+                label = "exp N (r^N)"
+            elif m != n * n and m != p * p and m != q * q and gmpy2.is_square(m) and e == gmpy2.isqrt(m):
+                label = "exp N_j (r^N_j)"
+            return (f"mod {self.modulus(m)} [{mbits}-bit]", label)
         params, a, b = args
         owner = "own" if mpz(params.n) == self.n else "peer"
         return (
@@ -246,64 +289,94 @@ class Classifier:
         def rn_half(r, other):  # (b^N mod r^2) = ((b mod r)^(other mod r-1) mod r)^r mod r^2
             return [(_ORIG_POWMOD, (b % r, other % (r - 1), r)), (_ORIG_POWMOD, (b, r, r * r))]
 
+        def reduced(exp, order):
+            """The exponent's representative mod the group order of least absolute value: a huge exponent shrinks
+            to the order's size, and a small negative one (e, z1 < 0) stays small (one inversion, then a short
+            power) even if the code already reduced it to a long positive one. Bases are units here."""
+            r = exp % order
+            if order - r < r and gmpy2.gcd(b, m) == 1:
+                return r - order
+            return r
+
         if m == p or m == q:
-            return [(_ORIG_POWMOD, (b, e % (m - 1), m))]
+            return [(_ORIG_POWMOD, (b, reduced(e, m - 1), m))]
         if m == p * p or m == q * q:
             r, other = (p, q) if m == p * p else (q, p)
             order = r * (r - 1)
             if e % order == n % order:
                 return rn_half(r, other)
-            return [(_ORIG_POWMOD, (b, e % order, m))]
+            return [(_ORIG_POWMOD, (b, reduced(e, order), m))]
         if m == n:
-            return [(_ORIG_POWMOD, (b % p, e % (p - 1), p)), (_ORIG_POWMOD, (b % q, e % (q - 1), q))]
+            return [(_ORIG_POWMOD, (b % p, reduced(e, p - 1), p)), (_ORIG_POWMOD, (b % q, reduced(e, q - 1), q))]
         if m == n * n:
             if e == n:
                 return rn_half(p, q) + rn_half(q, p)
             return [
-                (_ORIG_POWMOD, (b, e % (p * (p - 1)), p * p)),
-                (_ORIG_POWMOD, (b, e % (q * (q - 1)), q * q)),
+                (_ORIG_POWMOD, (b, reduced(e, p * (p - 1)), p * p)),
+                (_ORIG_POWMOD, (b, reduced(e, q * (q - 1)), q * q)),
             ]
         return [(_ORIG_POWMOD, (b, e, m))]
 
 
-def _time_ops(ops: list[tuple[Callable, tuple]], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = PT()
-        for fn, args in ops:
-            fn(*args)
-        best = min(best, PT() - t0)
-    return best
+def _time_ops(ops: list[tuple[Callable, tuple]]) -> float:
+    t0 = PT()
+    for fn, args in ops:
+        fn(*args)
+    return PT() - t0
 
 
-def floor_table(rec: Recorder, aux_i, level: str, party: int, repeats: int, plain_equiv: bool) -> dict:
-    """Group party `party`'s recorded operations by kind; time them as executed and at floor."""
-    cl = Classifier(aux_i, level)
-    groups: dict[tuple[str, str], list[tuple[str, tuple]]] = defaultdict(list)
-    for kind, args in rec.of(party):
-        groups[cl.key(kind, args)].append((kind, args))
-    rows = []
-    for gkey in sorted(groups, key=lambda k: (k[0], k[1])):
-        calls = groups[gkey]
-        executed = [(_ORIG_POWMOD if k == "powmod" else _ORIG_RP_COMMIT, a) for k, a in calls]
-        floor = [op for k, a in calls for op in cl.floor_ops(k, a)]
-        t_exec = _time_ops(executed, repeats)
-        t_floor = _time_ops(floor, repeats)
-        t_plain = None
-        if plain_equiv and calls[0][0] == "rp_commit":
-            # the same commitments as two plain powmods each (RingPedersenParams.commit)
-            t_plain = _time_ops([(a[0].commit, (a[1], a[2])) for _, a in calls], 1)
-        rows.append(
-            {"modulus": gkey[0], "exp": gkey[1], "count": len(calls), "exec": t_exec, "floor": t_floor,
-             "plain": t_plain}
-        )
-    return {
-        "rows": rows,
-        "exec": sum(r["exec"] for r in rows),
-        "floor": sum(r["floor"] for r in rows),
-        "n_ops": sum(r["count"] for r in rows),
-        "plain_delta": sum((r["plain"] - r["exec"]) for r in rows if r["plain"] is not None),
-    }
+def _same_ops(a: list[tuple[Callable, tuple]], b: list[tuple[Callable, tuple]]) -> bool:
+    return len(a) == len(b) and all(
+        fa is fb and len(xa) == len(xb) and all(u is v or u == v for u, v in zip(xa, xb))
+        for (fa, xa), (fb, xb) in zip(a, b)
+    )
+
+
+class FloorReplay:
+    """Party `party`'s recorded operations grouped by kind, ready to be replayed (as executed and at floor)."""
+
+    def __init__(self, rec: Recorder, aux_i, level: str, party: int) -> None:
+        cl = Classifier(aux_i, level)
+        groups: dict[tuple[str, str], list[tuple[str, tuple, str]]] = defaultdict(list)
+        for kind, args, site in rec.of(party):
+            groups[cl.key(kind, args)].append((kind, args, site))
+        self.groups = []
+        for gkey in sorted(groups):
+            calls = groups[gkey]
+            executed = [(_ORIG_POWMOD if k == "powmod" else _ORIG_RP_COMMIT, a) for k, a, _ in calls]
+            floor = [op for k, a, _ in calls for op in cl.floor_ops(k, a)]
+            sites: dict[str, int] = defaultdict(int)
+            for _, _, site in calls:
+                sites[site] += 1
+            self.groups.append({
+                "modulus": gkey[0], "exp": gkey[1], "count": len(calls),
+                "sites": sorted(sites.items(), key=lambda kv: -kv[1]),
+                "executed": executed,
+                "floor": floor,
+                "same": _same_ops(executed, floor),
+                "rp": [a for k, a, _ in calls if k == "rp_commit"],
+                "t_exec": [], "t_floor": [], "t_plain": None,
+            })
+        self.n_ops = sum(g["count"] for g in self.groups)
+
+    def replay(self) -> tuple[float, float]:
+        """Time every group once, as executed and at floor; returns the totals of this replay."""
+        te = tf = 0.0
+        for g in self.groups:
+            a = _time_ops(g["executed"])
+            # the floor is the cheaper of the two ways (the executed one is always allowed); where the floor does
+            # the very same operations, the one measurement serves both
+            b = a if g["same"] else min(a, _time_ops(g["floor"]))
+            g["t_exec"].append(a)
+            g["t_floor"].append(b)
+            te, tf = te + a, tf + b
+        return te, tf
+
+    def plain_equivalent(self) -> None:
+        """The fixed-base commitments as two plain powmods each (RingPedersenParams.commit), once."""
+        for g in self.groups:
+            if g["rp"]:
+                g["t_plain"] = _time_ops([(a[0].commit, (a[1], a[2])) for a in g["rp"]])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -319,7 +392,7 @@ def ms(x: float) -> str:
     return f"{x * 1e3:,.1f}"
 
 
-def bench_presign_config(level: str, n: int, count: int, repeats: int, plain_equiv: bool, log) -> dict:
+def bench_presign_config(level: str, n: int, count: int, plain_equiv: bool, log) -> dict:
     ids = list(range(1, n + 1))
     aux_out, aux_cpu, aux_wall = run_aux(level, n)
     log(f"  aux-info {level}/n={n}: {sum(map(sum, aux_cpu.values())):.1f} s CPU")
@@ -327,9 +400,12 @@ def bench_presign_config(level: str, n: int, count: int, repeats: int, plain_equ
     # instrumented presignature: doubles as the warm-up (fixed-base tables for every N-hat get built here)
     with Recorder() as rec:
         _ = run_presign(shares, aux_out, ids)
+    counts = {i: len(rec.of(i)) for i in ids}
+    fr = FloorReplay(rec, aux_out[1], level, 1)
+    del rec
     per_party: dict[int, list[float]] = {i: [] for i in ids}
     per_round: dict[int, list[list[float]]] = {i: [] for i in ids}
-    totals, walls, last = [], [], None
+    totals, walls, exec_tot, floor_tot, last = [], [], [], [], None
     for _k in range(count):
         outs, cpu, wall = run_presign(shares, aux_out, ids)
         for i in ids:
@@ -338,16 +414,32 @@ def bench_presign_config(level: str, n: int, count: int, repeats: int, plain_equ
         totals.append(sum(sum(c) for c in cpu.values()))
         walls.append(wall)
         last = outs
+        # replay party 1's exponentiations right after the sample, so both see the same machine load
+        te, tf = fr.replay()
+        exec_tot.append(te)
+        floor_tot.append(tf)
+    if plain_equiv:
+        fr.plain_equivalent()
+    warnings = []
+    if not any(g["rp"] for g in fr.groups):
+        warnings.append(f"{level}/n={n}: no fixed-base ring-Pedersen commitment was recorded; the floor misses them "
+                        "(has rp_commit moved?)")
+    if med(per_party[1]) > 1.5 * med(exec_tot):
+        warnings.append(f"{level}/n={n}: party 1 spends over 1.5x the replayed exponentiations; some exponentiation "
+                        "path may not be instrumented")
     party_meds = {i: med(v) for i, v in per_party.items()}
     rounds = [med([r[k] for i in ids for r in per_round[i]]) for k in range(len(per_round[1][0]))]
-    counts = {i: len(rec.of(i)) for i in ids}
-    ft = floor_table(rec, aux_out[1], level, 1, repeats, plain_equiv)
-    log(f"  presign {level}/n={n}: party 1 median {ms(party_meds[1])} ms CPU, floor {ms(ft['floor'])} ms")
+    ratios = [m / f for m, f in zip(per_party[1], floor_tot)]
+    log(f"  presign {level}/n={n}: party 1 median {ms(party_meds[1])} ms CPU, floor {ms(med(floor_tot))} ms, "
+        f"ratio {med(ratios):.2f}")
     return {
         "level": level, "n": n, "count": count, "aux_cpu": aux_cpu, "aux_wall": aux_wall,
-        "party_meds": party_meds, "all_samples": [x for v in per_party.values() for x in v],
-        "rounds": rounds, "total_med": med(totals), "wall_med": med(walls), "floor": ft, "op_counts": counts,
-        "presignatures": last, "shares": shares, "aux": aux_out,
+        "party_meds": party_meds, "rounds": rounds, "total_med": med(totals), "wall_med": med(walls),
+        "floor": fr, "exec_med": med(exec_tot), "floor_med": med(floor_tot), "ratio": med(ratios),
+        "ratio_exec": med(m / e for m, e in zip(per_party[1], exec_tot)),
+        "ratio_range": (min(ratios), max(ratios)), "ratio_best": min(per_party[1]) / min(floor_tot),
+        "op_counts": counts,
+        "presignatures": last, "shares": shares, "aux": aux_out, "warnings": warnings,
     }
 
 
@@ -399,7 +491,41 @@ def bench_primes(bits: int, samples: int, log) -> list[float]:
     return out
 
 
-def profile_presign(shares, aux, ids, top: int) -> tuple[list[tuple], float]:
+_PROFILE_COMPONENTS = [
+    # (file suffixes, function names in order of preference, label): cumulative time in the profile of one
+    # presignature. The first name found in a matching file is used (verify may wrap _verify: no double count);
+    # several functions of that name (methods of two classes) add up.
+    (("protocols/ecdsa/presign.py",), ("round1",), "PresignParty.round1 (K, G, pi_enc proofs)"),
+    (("protocols/ecdsa/presign.py",), ("round2",), "PresignParty.round2 (check pi_enc; MtA; pi_aff_g x2, pi_log*)"),
+    (("protocols/ecdsa/presign.py",), ("round3",), "PresignParty.round3 (check pi_aff_g x2, pi_log*; decrypt; pi_log*)"),
+    (("protocols/ecdsa/presign.py",), ("round4",), "PresignParty.round4 (check pi_log*; output)"),
+    (("crypto/zk/pi_enc.py",), ("prove",), "pi_enc.prove"),
+    (("crypto/zk/pi_enc.py",), ("verify", "_verify"), "pi_enc.verify"),
+    (("crypto/zk/pi_aff_g.py",), ("prove",), "pi_aff_g.prove"),
+    (("crypto/zk/pi_aff_g.py",), ("verify", "_verify"), "pi_aff_g.verify"),
+    (("crypto/zk/pi_log_star.py",), ("prove",), "pi_log_star.prove"),
+    (("crypto/zk/pi_log_star.py",), ("verify", "_verify"), "pi_log_star.verify"),
+    (("crypto/paillier.py",), ("r_pow_n",), "r^N mod N^2 (own key: CRT shortcut; peer key: plain)"),
+    (("crypto/paillier.py",), ("decrypt",), "PaillierSecretKey.decrypt"),
+    (("crypto/paillier.py",), ("mul",), "PaillierPublicKey.mul (K_j^gamma, K_j^w)"),
+    (("crypto/ring_pedersen.py", "crypto/zk/pi_aff_g.py"), ("rp_commit",), "rp_commit (fixed-base s^a t^b, peer N-hat)"),
+    (("crypto/ring_pedersen.py",), ("commit",), "RingPedersenSecret.commit (CRT, own N-hat)"),
+    (("protocols/wire.py",), ("encode",), "wire.encode"),
+    (("protocols/wire.py",), ("decode",), "wire.decode"),
+    (("crypto/transcript.py",), ("challenge_signed_q",), "Fiat-Shamir challenges"),
+]
+
+
+def _fname(fname: str, line: int, func: str) -> str:
+    if fname == "~":
+        return func
+    try:
+        return f"{Path(fname).resolve().relative_to(REPO)}:{line} {func}"
+    except ValueError:
+        return f"{Path(fname).name}:{line} {func}"
+
+
+def profile_presign(shares, aux, ids, top: int) -> dict:
     prof = cProfile.Profile()
     prof.enable()
     run_presign(shares, aux, ids)
@@ -407,16 +533,26 @@ def profile_presign(shares, aux, ids, top: int) -> tuple[list[tuple], float]:
     st = pstats.Stats(prof)
     total = st.total_tt
     rows = []
-    for (fname, line, func), (cc, nc, tt, ct, _callers) in st.stats.items():
-        short = func if fname == "~" else f"{Path(fname).name}:{line} {func}"
-        if "site-packages" not in fname and fname != "~":
-            try:
-                short = f"{Path(fname).resolve().relative_to(REPO)}:{line} {func}"
-            except ValueError:
-                pass
-        rows.append((tt, ct, nc, short))
+    powmod_callers: dict[str, float] = defaultdict(float)
+    components: dict[str, float] = defaultdict(float)
+    for (fname, line, func), (cc, nc, tt, ct, callers) in st.stats.items():
+        rows.append((tt, ct, nc, _fname(fname, line, func)))
+        if fname == "~" and func.endswith("gmpy2.powmod>"):
+            for (cf, cl, cfn), cstats in callers.items():
+                powmod_callers[_fname(cf, cl, cfn)] += cstats[2]
+    for suffixes, names, label in _PROFILE_COMPONENTS:
+        for name in names:
+            hits = [ct for (fname, _, func), (_, _, _, ct, _) in st.stats.items()
+                    if func == name and fname.replace(os.sep, "/").endswith(suffixes)]
+            if hits:
+                components[label] = sum(hits)
+                break
     rows.sort(reverse=True)
-    return rows[:top], total
+    return {
+        "rows": rows[:top], "total": total,
+        "powmod_callers": sorted(powmod_callers.items(), key=lambda kv: -kv[1]),
+        "components": [(label, components[label]) for _, _, label in _PROFILE_COMPONENTS if label in components],
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -424,7 +560,29 @@ def profile_presign(shares, aux, ids, top: int) -> tuple[list[tuple], float]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def machine_info() -> list[str]:
+def source_state() -> str:
+    """Commit, dirty files under mpc_ray/ and a digest of the mpc_ray sources, taken when the run starts (the code
+    is imported then; other people may be editing the tree while the benchmark runs)."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=10, check=False).stdout.rstrip("\n")
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    h = hashlib.sha256()
+    for f in sorted((REPO / "mpc_ray").rglob("*.py")):
+        h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
+    dirty = [ln[3:] for ln in git("status", "--porcelain", "--", "mpc_ray").splitlines() if ln]
+    return (f"- Code: commit {git('rev-parse', '--short', 'HEAD')}"
+            + (f", uncommitted changes in {len(dirty)} path(s) under mpc_ray/ ({', '.join(dirty[:6])}"
+               f"{', ...' if len(dirty) > 6 else ''})" if dirty else ", mpc_ray/ clean")
+            + f"; sha256 of mpc_ray/**/*.py at start: {h.hexdigest()[:16]}")
+
+
+def machine_info(res_source: str) -> list[str]:
     model, cores = "unknown", os.cpu_count()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -434,20 +592,11 @@ def machine_info() -> list[str]:
     except OSError:
         pass
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except Exception:  # noqa: BLE001
-            return "?"
-
-    dirty = [ln[3:] for ln in git("status", "--porcelain", "--", "mpc_ray").splitlines() if ln]
     return [
         f"- CPU: {model}, {cores} logical cores ({platform.machine()}, Linux {platform.release()})",
-        f"- Python {platform.python_version()}, gmpy2 {gmpy2.version()} ({gmpy2.mp_version()}), "
-        f"coincurve {importlib.metadata.version('coincurve')}",
-        f"- Code: commit {git('rev-parse', '--short', 'HEAD')}"
-        + (f", with uncommitted changes in: {', '.join(dirty)}" if dirty else ", clean mpc_ray/"),
+        (f"- Python {platform.python_version()}, gmpy2 {gmpy2.version()} ({gmpy2.mp_version()}), "
+         f"coincurve {importlib.metadata.version('coincurve')}"),
+        res_source,
     ]
 
 
@@ -457,7 +606,7 @@ def render(res: dict, args, started: str, load_start, load_end, elapsed: float) 
     L.append(f"# Threshold-ECDSA benchmarks ({mode})")
     L.append("")
     L.append(f"- Date: {started} (UTC)")
-    L.extend(machine_info())
+    L.extend(machine_info(res['source']))
     L.append(f"- Load average (1/5/15 min) at start: {'/'.join(f'{x:.2f}' for x in load_start)}, at end: "
              f"{'/'.join(f'{x:.2f}' for x in load_end)} (other jobs share this machine)")
     L.append(f"- Command: `python benchmarks/bench_ecdsa.py{' --quick' if args.quick else ''}`; "
@@ -466,25 +615,31 @@ def render(res: dict, args, started: str, load_start, load_end, elapsed: float) 
              "threshold = n (all n parties sign)")
     L.append("")
 
+    for c in res["presign"]:
+        for w in c["warnings"]:
+            L.append(f"> WARNING: {w}")
+            L.append("")
     # 1 + 2: presign vs floor ---------------------------------------------------------------------------------
     L.append("## Presigning: CPU per party per presignature vs. the exponentiation floor")
     L.append("")
-    L.append("| level | n | presigs | per party, median (min-max over parties) ms | party 1 ms | "
-             "exps as executed ms | floor ms | ratio measured/floor | ratio measured/as-executed | "
-             "all parties CPU ms | wall ms |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| level | n | presigs | per party ms, median (min-max over parties) | party 1 ms | "
+             "party 1 exps as executed ms | party 1 floor ms | **measured / floor** (min-max) | "
+             "best-of ratio | measured / as executed | all parties CPU ms | wall ms |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in res["presign"]:
         pm = c["party_meds"]
-        m1, fl = pm[1], c["floor"]
+        lo, hi = c["ratio_range"]
         L.append(
             f"| {c['level']} | {c['n']} | {c['count']} | {ms(med(pm.values()))} ({ms(min(pm.values()))}-"
-            f"{ms(max(pm.values()))}) | {ms(m1)} | {ms(fl['exec'])} | {ms(fl['floor'])} | "
-            f"**{m1 / fl['floor']:.2f}x** | {m1 / fl['exec']:.2f}x | {ms(c['total_med'])} | {ms(c['wall_med'])} |"
+            f"{ms(max(pm.values()))}) | {ms(pm[1])} | {ms(c['exec_med'])} | {ms(c['floor_med'])} | "
+            f"**{c['ratio']:.2f}x** ({lo:.2f}-{hi:.2f}) | {c['ratio_best']:.2f}x | {c['ratio_exec']:.2f}x | {ms(c['total_med'])} | "
+            f"{ms(c['wall_med'])} |"
         )
     L.append("")
-    L.append("Target: measured/floor <= 1.5x. \"exps as executed\" replays party 1's recorded exponentiations "
-             "exactly as the code made them; \"floor\" replays them at the cheapest size party 1 is entitled to "
-             "(see BENCHMARKS.md).")
+    L.append("Target: measured / floor <= 1.5x. Ratios are medians of per-presignature ratios: after every timed "
+             "presignature, party 1's recorded exponentiations are replayed once as executed and once at floor "
+             "(see BENCHMARKS.md, \"How the floor is computed\"). Best-of ratio: fastest party-1 presignature over "
+             "fastest floor replay (least disturbed by other jobs on the machine).")
     L.append("")
     L.append("Per-round CPU per party (median ms; round 1 = start(), round k = handling round k-1's messages):")
     L.append("")
@@ -496,29 +651,38 @@ def render(res: dict, args, started: str, load_start, load_end, elapsed: float) 
     L.append("")
 
     for c in res["presign"]:
-        fl = c["floor"]
+        fr = c["floor"]
         L.append(f"### Exponentiations of one party per presignature: level {c['level']}, n = {c['n']}")
         L.append("")
-        L.append(f"Party 1 made {fl['n_ops']} recorded operations (operations per party: "
-                 f"{', '.join(f'{i}: {v}' for i, v in c['op_counts'].items())}).")
+        L.append(f"Party 1 made {fr.n_ops} recorded operations (per party: "
+                 f"{', '.join(f'{i}: {v}' for i, v in c['op_counts'].items())}); times are medians over "
+                 f"{c['count']} replays.")
         L.append("")
-        L.append("| modulus | exponent bits | count | as executed us/op | as executed ms | floor us/op | floor ms |")
-        L.append("|---|---|---|---|---|---|---|")
-        for r in fl["rows"]:
+        L.append("| modulus | exponent bits | count | as executed us/op | as executed ms | floor us/op | floor ms | "
+                 "call sites (count) |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        tot_e = tot_f = 0.0
+        for g in fr.groups:
+            te, tf = med(g["t_exec"]), med(g["t_floor"])
+            tot_e, tot_f = tot_e + te, tot_f + tf
+            sites = "; ".join(f"{site} ({k})" for site, k in g["sites"][:4])
+            if len(g["sites"]) > 4:
+                sites += "; ..."
             L.append(
-                f"| {r['modulus']} | {r['exp']} | {r['count']} | {r['exec'] / r['count'] * 1e6:,.0f} | "
-                f"{ms(r['exec'])} | {r['floor'] / r['count'] * 1e6:,.0f} | {ms(r['floor'])} |"
+                f"| {g['modulus']} | {g['exp']} | {g['count']} | {te / g['count'] * 1e6:,.0f} | {ms(te)} | "
+                f"{tf / g['count'] * 1e6:,.0f} | {ms(tf)} | {sites} |"
             )
-        L.append(f"| **total** | | {fl['n_ops']} | | **{ms(fl['exec'])}** | | **{ms(fl['floor'])}** |")
+        L.append(f"| **total** | | {fr.n_ops} | | **{ms(tot_e)}** | | **{ms(tot_f)}** | |")
         L.append("")
-        plain_rows = [r for r in fl["rows"] if r["plain"] is not None]
-        if plain_rows:
+        rp = [g for g in fr.groups if g["t_plain"] is not None]
+        if rp:
+            plain = sum(g["t_plain"] for g in rp)
+            table = sum(med(g["t_exec"]) for g in rp)
             L.append(
-                f"Fixed-base ring-Pedersen commitments: the same {sum(r['count'] for r in plain_rows)} commitments "
-                f"as two plain gmpy2.powmod each would cost "
-                f"{ms(sum(r['plain'] for r in plain_rows))} ms instead of "
-                f"{ms(sum(r['exec'] for r in plain_rows))} ms (a floor built from plain powmods only would be "
-                f"{ms(fl['floor'] + fl['plain_delta'])} ms, ratio {c['party_meds'][1] / (fl['floor'] + fl['plain_delta']):.2f}x)."
+                f"Fixed-base ring-Pedersen commitments: these {sum(g['count'] for g in rp)} commitments as two "
+                f"plain gmpy2.powmod each would cost {ms(plain)} ms instead of {ms(table)} ms; a floor that "
+                f"charged them as plain powmods would be {ms(tot_f - table + plain)} ms (measured / that = "
+                f"{c['party_meds'][1] / (tot_f - table + plain):.2f}x)."
             )
             L.append("")
 
@@ -563,15 +727,32 @@ def render(res: dict, args, started: str, load_start, load_end, elapsed: float) 
 
     # profile ---------------------------------------------------------------------------------------------------
     if res.get("profile"):
-        prof_rows, prof_total, plevel, pn = res["profile"]
-        L.append(f"## Profile: one presignature, level {plevel}, n = {pn}, all parties (cProfile, by own time)")
+        pr = res["profile"]
+        total = pr["total"]
+        L.append(f"## Profile: one presignature, level {pr['level']}, n = {pr['n']}, all parties (cProfile)")
         L.append("")
-        L.append(f"Total under cProfile: {prof_total:.2f} s.")
+        L.append(f"Total under cProfile: {total:.2f} s (all {pr['n']} parties).")
+        L.append("")
+        L.append("Top functions by own time:")
         L.append("")
         L.append("| own time s | % | cumulative s | calls | function |")
         L.append("|---|---|---|---|---|")
-        for tt, ct, nc, name in prof_rows:
-            L.append(f"| {tt:.3f} | {100 * tt / prof_total:.1f} | {ct:.3f} | {nc} | `{name}` |")
+        for tt, ct, nc, name in pr["rows"]:
+            L.append(f"| {tt:.3f} | {100 * tt / total:.1f} | {ct:.3f} | {nc} | `{name}` |")
+        L.append("")
+        L.append("gmpy2.powmod own time by immediate caller:")
+        L.append("")
+        L.append("| s | % of total | caller |")
+        L.append("|---|---|---|")
+        for name, t in pr["powmod_callers"][:12]:
+            L.append(f"| {t:.3f} | {100 * t / total:.1f} | `{name}` |")
+        L.append("")
+        L.append("Cumulative time by component (components nest, so rows overlap):")
+        L.append("")
+        L.append("| s | % of total | component |")
+        L.append("|---|---|---|")
+        for label, t in pr["components"]:
+            L.append(f"| {t:.3f} | {100 * t / total:.1f} | {label} |")
         L.append("")
     return "\n".join(L) + "\n"
 
@@ -583,7 +764,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
 
-    started_dt = _dt.datetime.now(_dt.timezone.utc)
+    started_dt = _dt.datetime.now(_dt.UTC)
     started = started_dt.strftime("%Y-%m-%d %H:%M")
     load_start = os.getloadavg()
     w0 = time.perf_counter()
@@ -595,24 +776,25 @@ def main() -> None:
         configs = [("112", 3, 2), ("128", 3, 1), ("112", 5, 1)]
         aux_extra, keygen_reps, sign_batch, sign_batches = 0, 5, 50, 3
         prime_samples = {1024: 2, 1536: 0}
-        replay_repeats, plain_equiv, profile_cfg = 1, False, ("112", 3)
+        plain_equiv, profile_cfg = False, ("112", 3)
     else:
         configs = [("112", 3, 9), ("128", 3, 7), ("112", 5, 7), ("128", 5, 5)]
         aux_extra, keygen_reps, sign_batch, sign_batches = 1, 20, 400, 5
-        prime_samples = {1024: 11, 1536: 5}
-        replay_repeats, plain_equiv, profile_cfg = 2, True, ("128", 3)
+        prime_samples = {1024: 15, 1536: 9}
+        plain_equiv, profile_cfg = True, ("128", 3)
 
-    res: dict[str, Any] = {"presign": [], "aux": [], "keygen": [], "sign": [], "primes": {}}
+    res: dict[str, Any] = {"presign": [], "aux": [], "keygen": [], "sign": [], "primes": {},
+                           "source": source_state(), "warnings": []}
     by_cfg = {}
     for level, n, count in configs:
         log(f"presign level {level}, n = {n}, {count} timed presignatures")
-        c = bench_presign_config(level, n, count, replay_repeats, plain_equiv, log)
+        c = bench_presign_config(level, n, count, plain_equiv, log)
         res["presign"].append(c)
         by_cfg[(level, n)] = c
         if (level, n) == profile_cfg:
             log(f"profile presign {profile_cfg}")
-            rows, total = profile_presign(c["shares"], c["aux"], list(range(1, n + 1)), 25)
-            res["profile"] = (rows, total, level, n)
+            res["profile"] = {**profile_presign(c["shares"], c["aux"], list(range(1, n + 1)), 20), "level": level,
+                              "n": n}
         runs = [c["aux_cpu"]]
         if n == 3 and aux_extra:
             runs += bench_aux_extra(level, n, aux_extra)

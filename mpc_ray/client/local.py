@@ -84,6 +84,7 @@ def local_cluster(
     kdf: str = "interactive",
     refill: bool = True,
     workers_per_node: int = 1,
+    pool_low_water: int | None = None,
 ) -> Iterator[LocalCluster]:
     """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info."""
     from ray.cluster_utils import Cluster
@@ -103,7 +104,8 @@ def local_cluster(
             for w in range(workers_per_node):
                 holder_actor(i, str(root / f"party-{i}"), kdf=kdf, worker=w)
         cfg = CoordinatorConfig(parties=list(nodes), threshold=threshold, security=security,
-                                pool_depth=pool_depth, refill=refill, workers_per_node=workers_per_node)
+                                pool_depth=pool_depth, refill=refill, workers_per_node=workers_per_node,
+                                pool_low_water=pool_depth // 4 if pool_low_water is None else pool_low_water)
         coordinator = (
             ray.remote(Coordinator)
             .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,

@@ -69,7 +69,8 @@ class Coordinator:
         self.ready = False
         self._stop = threading.Event()
         self._refill_threads: list[threading.Thread] = []
-        self._refilling: set[tuple[str, tuple[int, ...]]] = set()
+        self._refilling: set[tuple[str, tuple[int, ...]]] = set()  # being filled by a refill thread now
+        self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
 
     # plumbing -----------------------------------------------------------------------------------------
     def holder(self, party: int):
@@ -182,6 +183,10 @@ class Coordinator:
                     slot = (key.key_id, signers)
                     depth = len(self.pools.get(slot, ()))
                     if slot in self._refilling or depth >= self.cfg.pool_depth:
+                        self._topping_up.discard(slot)
+                        continue
+                    # hysteresis: start below the low-water mark, then fill up to the full depth
+                    if depth > self.cfg.pool_low_water and slot not in self._topping_up:
                         continue
                     now = time.monotonic()
                     if not all(self._available(p) and self.workers_down_until.get(p, 0) <= now for p in signers):
@@ -190,6 +195,7 @@ class Coordinator:
                         best = (key, signers, depth)
             if best is not None:
                 self._refilling.add((best[0].key_id, best[1]))
+                self._topping_up.add((best[0].key_id, best[1]))
             return best
 
     def _refill_loop(self, worker: int) -> None:

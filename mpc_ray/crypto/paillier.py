@@ -168,10 +168,13 @@ class PaillierSecretKey:
         return self.encrypt_with(m, r), r
 
     def powmod_n(self, base, exp) -> mpz:
-        """base^exp mod N by CRT, the exponent reduced mod p-1 and q-1 (Fermat), so a negative or huge exponent
-        costs no more than a small one. The base must be a unit."""
+        """base^exp mod N by CRT, a long exponent reduced mod p-1 and q-1 (Fermat), so a huge exponent costs no more
+        than a small one. The base must be a unit."""
         p, q, exp = self.p, self.q, mpz(exp)
-        return crt_powmod(base, exp % (p - 1), p, q, self._pinv_q, exp % (q - 1))
+        # reduce only a long exponent: a short negative one (a challenge e) stays short, gmpy2 inverts the base
+        ep = exp if -(p - 1) < exp < p - 1 else exp % (p - 1)
+        eq = exp if -(q - 1) < exp < q - 1 else exp % (q - 1)
+        return crt_powmod(base, ep, p, q, self._pinv_q, eq)
 
     def powmod_n_many(self, base, exps) -> list[mpz]:
         """base^e mod N for every e of `exps` by CRT, exponents reduced mod p-1 and q-1, with a fixed-base table per
