@@ -104,8 +104,8 @@ def _secret_byte_strings(c) -> dict[str, bytes]:
         from mpc_ray.node.records import presignature_from_bytes
 
         for pid in h.vault.ids("presig-k1"):
-            share = presignature_from_bytes(h.store.get(f"presig-k1.{pid.hex()}"))
-            k, chi = share.secret_values()
+            rec = presignature_from_bytes(h.store.get(f"presig-k1.{pid.hex()}"))
+            k, chi = rec.k, rec.chi
             out[f"k_{i}_{pid.hex()[:8]}"] = k.to_bytes(32, "big")
             out[f"chi_{i}_{pid.hex()[:8]}"] = chi.to_bytes(32, "big")
         out[f"identity_{i}"] = h.identity.to_secret_bytes()[1:33]

@@ -47,7 +47,11 @@ def call_holder(party: int, method: str, *args, wait_s: float = 90.0):
             time.sleep(0.5)
 
 
+ALL_R: list[int] = []  # r of every signature this module made: no presignature may ever be used twice
+
+
 def verify(key, d, sig) -> bool:
+    ALL_R.append(sig.r)
     return coincurve.PublicKey(key.public_key).verify(sig.der(), d, hasher=None)
 
 
@@ -129,9 +133,43 @@ def test_kill_a_node_during_a_stream_then_restart(mpc, key):
     mpc.restart_node(1)
 
 
+def test_killed_holder_actor_restarts_and_reloads(mpc, key):
+    """Kill only the holder process (not the node): Ray restarts it, it reloads its store and signs again."""
+    holder = ray.get_actor("mpc-holder-2", namespace="mpc-ray")
+    before = call_holder(2, "consumed_ids")
+    ray.kill(holder, no_restart=False)
+    mpc.kill_node(1)  # only {2, 3} remain, so the next signature needs the restarted holder 2
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            sig = mpc.sign(key.key_id, digest(7))
+            break
+        except MpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert verify(key, digest(7), sig)
+    after = call_holder(2, "consumed_ids")
+    assert after[: len(before)] == before and len(after) > len(before)  # the ledger survived the restart
+    mpc.restart_node(1)
+
+
+def test_connect_to_the_running_committee(mpc, key):
+    client = mpc_ray.connect(address="auto")
+    assert client.parties == 3 and client.default_threshold == 2
+    sig = client.sign(key.key_id, digest(8))
+    assert verify(key, digest(8), sig)
+    assert key.key_id in client.status()["keys"]
+
+
 def test_no_presignature_used_twice(mpc, key):
     sigs = mpc.sign_many(key.key_id, [digest(5000 + i) for i in range(10)])
-    assert len({s.r for s in sigs}) == len(sigs)
+    assert all(verify(key, digest(5000 + i), s) for i, s in enumerate(sigs))
+    assert len(ALL_R) > 30 and len(set(ALL_R)) == len(ALL_R), "two signatures share r: a presignature was reused"
+    consumed = {}
     for party in (1, 2, 3):
         ids = call_holder(party, "consumed_ids")
         assert len(ids) == len(set(ids)) and len(ids) > 0
+        consumed[party] = set(ids)
+    # every signature consumed its presignature at exactly `threshold` = 2 holders
+    assert sum(len(c) for c in consumed.values()) >= 2 * len(ALL_R)

@@ -30,12 +30,12 @@ class MpcClient:
         return KeyInfo(**info)
 
     def sign(self, key_id: str, message: bytes) -> Signature:
-        """ECDSA: `message` is the 32-byte digest."""
+        """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves."""
         return self.sign_many(key_id, [message])[0]
 
     def sign_many(self, key_id: str, messages: Sequence[bytes]) -> list[Signature]:
         out = ray.get(self._coordinator.sign_many.remote(key_id, [bytes(m) for m in messages]))
-        return [_ecdsa_signature(raw, rec) for raw, rec in out]
+        return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
 
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())

@@ -85,12 +85,15 @@ def local_cluster(
     refill: bool = True,
     workers_per_node: int = 1,
     pool_low_water: int | None = None,
+    on_empty_pool: str = "presign",
 ) -> Iterator[LocalCluster]:
     """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info."""
     from ray.cluster_utils import Cluster
 
     if not 1 <= threshold <= parties:
         raise InvalidInput("need 1 <= threshold <= parties")
+    if on_empty_pool not in ("presign", "fail"):
+        raise InvalidInput("on_empty_pool is 'presign' (presign on demand) or 'fail' (fail fast)")
     if ray.is_initialized():
         raise InvalidInput("ray is already initialised in this process; call ray.shutdown() first")
     root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mpc-ray-"))
@@ -105,7 +108,8 @@ def local_cluster(
                 holder_actor(i, str(root / f"party-{i}"), kdf=kdf, worker=w)
         cfg = CoordinatorConfig(parties=list(nodes), threshold=threshold, security=security,
                                 pool_depth=pool_depth, refill=refill, workers_per_node=workers_per_node,
-                                pool_low_water=pool_depth // 4 if pool_low_water is None else pool_low_water)
+                                pool_low_water=pool_depth // 4 if pool_low_water is None else pool_low_water,
+                                on_empty_pool=on_empty_pool)
         coordinator = (
             ray.remote(Coordinator)
             .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,

@@ -23,6 +23,7 @@ from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int
 from ..protocols.wire import decode
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
+from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
 
 HOLDER_NAME = "mpc-holder-{party}"
 WORKER_NAME = "mpc-worker-{party}-{worker}"
@@ -67,14 +68,24 @@ class Coordinator:
         self.workers_down_until: dict[int, float] = {}  # presign workers that did not answer: skipped for refills
         self.excluded: dict[int, str] = {}
         self.ready = False
+        self._handles: dict[str, Any] = {}
         self._stop = threading.Event()
+        self.frost = FrostPools(self)  # FROST hook: keys, nonce pools (own refill thread) and signing
         self._refill_threads: list[threading.Thread] = []
         self._refilling: set[tuple[str, tuple[int, ...]]] = set()  # being filled by a refill thread now
         self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
 
     # plumbing -----------------------------------------------------------------------------------------
+    def _actor(self, name: str):
+        """A cached handle: a detached actor keeps its handle across Ray's restarts, and looking a name up
+        costs a GCS round trip on every call otherwise."""
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = ray.get_actor(name, namespace=self.namespace)
+        return handle
+
     def holder(self, party: int):
-        return ray.get_actor(HOLDER_NAME.format(party=party), namespace=self.namespace)
+        return self._actor(HOLDER_NAME.format(party=party))
 
     def holders(self, parties) -> dict[int, Any]:
         return {i: self.holder(i) for i in parties}
@@ -83,8 +94,7 @@ class Coordinator:
         """Who runs presigning: worker `worker` of each party's node, or the holders when there are none."""
         if worker is None or self.cfg.workers_per_node == 0:
             return self.holders(parties)
-        name = WORKER_NAME
-        return {i: ray.get_actor(name.format(party=i, worker=worker), namespace=self.namespace) for i in parties}
+        return {i: self._actor(WORKER_NAME.format(party=i, worker=worker)) for i in parties}
 
     def _available(self, party: int) -> bool:
         return party not in self.excluded and self.down_until.get(party, 0) <= time.monotonic()
@@ -112,6 +122,8 @@ class Coordinator:
     # keys ---------------------------------------------------------------------------------------------
     def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
         check_key_id(key_id)
+        if scheme in FROST_SCHEMES or key_id in self.frost.keys:  # FROST hook
+            return self.frost.create_key(key_id, scheme, threshold)
         if scheme != "ecdsa-secp256k1":
             raise InvalidInput(f"scheme {scheme!r} is not served by this runtime yet")
         if not 1 <= threshold <= len(self.cfg.parties):
@@ -165,7 +177,8 @@ class Coordinator:
 
     def pool_depths(self) -> dict[str, int]:
         with self.lock:
-            return {f"{k}:{'-'.join(map(str, s))}": len(p) for (k, s), p in self.pools.items()}
+            depths = {f"{k}:{'-'.join(map(str, s))}": len(p) for (k, s), p in self.pools.items()}
+        return {**depths, **self.frost.pool_depths()}  # FROST hook: "<key>:<party>"
 
     def _start_refill(self) -> None:
         if self.cfg.refill and not self._refill_threads:
@@ -265,6 +278,8 @@ class Coordinator:
 
     def sign_many(self, key_id: str, digests: list[bytes]) -> list[tuple[bytes, int]]:
         """Signatures (64-byte r||s, recovery id) for the digests, in order."""
+        if key_id in self.frost.keys:  # FROST hook: Signature objects for the message bytes
+            return self.frost.sign_many(key_id, digests)
         with self.lock:
             key = self.keys.get(key_id)
         if key is None:
@@ -317,7 +332,8 @@ class Coordinator:
         return {
             "parties": self.cfg.parties,
             "threshold": self.cfg.threshold,
-            "keys": {k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex()} for k, v in self.keys.items()},
+            "keys": {**{k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex()} for k, v in self.keys.items()},
+                     **self.frost.key_status()},  # FROST hook
             "pools": self.pool_depths(),
             "down": [p for p, t in self.down_until.items() if t > now],
             "excluded": dict(self.excluded),

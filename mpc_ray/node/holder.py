@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from ..protocols.base import RoundParty
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
 from ..protocols.ecdsa.presign import PresignParty
-from ..protocols.ecdsa.sign import digest_to_int, partial_sign
+from ..crypto.secp256k1 import Q
+from ..protocols.ecdsa.sign import digest_to_int
 from ..protocols.wire import encode
 from .envelope import SealedEnvelope, open_envelope, seal
 from .identity import NodeIdentity, NodeIdentityPublic
@@ -98,6 +100,7 @@ class ShareHolder:
         if role == "holder":
             self.ledger = ConsumedLedger(self.dir / "consumed.ledger")
             self.vault = SecretVault(self.store, self.ledger)
+            self._deleter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spent-presignatures")
         raw = self.store.get("identity")
         if raw is None and role == "worker":
             raise HolderNotReady("the holder of this node has not created its identity yet")
@@ -194,6 +197,9 @@ class ShareHolder:
         if req.protocol == "presign":
             key = self.key(req.params["key_id"])
             return PresignParty(req.sid, key, self.aux(), req.parties)
+        if req.protocol == "frost-dkg":  # FROST hook: frost_holder.py
+            from .frost_holder import dkg_machine
+            return dkg_machine(self, req)
         raise InvalidInput(f"unknown protocol {req.protocol!r}")
 
     def _seal(self, protocol: str, envelopes) -> list[SealedEnvelope]:
@@ -247,6 +253,9 @@ class ShareHolder:
             else:  # a fresh random id: never consumed, so no ledger check is needed
                 self.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
             return encode(out.public)
+        if session.protocol == "frost-dkg":  # FROST hook: frost_holder.py
+            from .frost_holder import finish_dkg
+            return finish_dkg(self, session)
         raise AssertionError(session.protocol)
 
     # state --------------------------------------------------------------------------------------------
@@ -284,14 +293,30 @@ class ShareHolder:
         check_key_id(key_id)
         for _, digest in requests:
             digest_to_int(digest)
-        raw = self.vault.take_many(f"presig-{key_id}", [pid for pid, _ in requests])
-        partials = []
-        for data, (pid, digest) in zip(raw, requests):
-            share = presignature_from_bytes(data)
-            if share.public.presignature_id != pid:
-                raise InvalidInput("presignature id mismatch")
-            partials.append(partial_sign(share, digest))
-        return partials
+        kind = f"presig-{key_id}"
+        ids = [pid for pid, _ in requests]
+        raw = self.vault.take_many(kind, ids, delete=False)  # consumed durably here, before anything is computed
+        try:
+            partials = []
+            for data, (pid, digest) in zip(raw, requests):
+                rec = presignature_from_bytes(data)
+                if rec.presignature_id != pid:
+                    raise InvalidInput("presignature id mismatch")
+                partials.append((rec.k * digest_to_int(digest) + rec.r * rec.chi) % Q)
+            return partials
+        finally:
+            self._deleter.submit(self.vault.delete_consumed, kind, ids)  # unlink the spent files off the hot path
+
+    # FROST hooks: the logic lives in frost_holder.py ---------------------------------------------------
+    def frost_commit(self, key_id: str, count: int) -> list[tuple[bytes, bytes]]:
+        """`count` fresh nonce pairs of a FROST key, each stored in the vault first: [(nonce id, commitment)]."""
+        from .frost_holder import commit
+        return commit(self, key_id, count)
+
+    def frost_sign(self, key_id: str, requests: list, with_group_commitment: bool = False) -> list:
+        """FROST signature shares for [(nonce id, message, commitment list)]; nonces consumed durably first."""
+        from .frost_holder import sign
+        return sign(self, key_id, requests, with_group_commitment=with_group_commitment)
 
 
 def _encode_directory(entries: list[NodeIdentityPublic]) -> bytes:

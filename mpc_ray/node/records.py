@@ -13,7 +13,7 @@ from ..crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..crypto.secp256k1 import Point
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxPublic
 from ..protocols.ecdsa.keygen import KeyShare
-from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare
+from ..protocols.ecdsa.presign import PresignatureShare
 from ..protocols.wire import decode, encode
 
 
@@ -77,17 +77,22 @@ def key_from_bytes(data: bytes) -> KeyShare:
 
 @dataclass(frozen=True)
 class PresignatureRecord:
+    """What a holder needs to sign with one presignature: its id, r = x(R) mod q, and the secret (k_i, chi_i)."""
+
     party: int
-    public: PresignaturePublic
+    presignature_id: bytes
+    r: int
     k: int
     chi: int
+
+    def __repr__(self) -> str:
+        return f"PresignatureRecord(party={self.party}, id={self.presignature_id.hex()[:16]}, <redacted>)"
 
 
 def presignature_to_bytes(share: PresignatureShare) -> bytes:
     k, chi = share.secret_values()
-    return encode(PresignatureRecord(share.party, share.public, k, chi))
+    return encode(PresignatureRecord(share.party, share.public.presignature_id, share.public.r, k, chi))
 
 
-def presignature_from_bytes(data: bytes) -> PresignatureShare:
-    r = decode(data, PresignatureRecord)
-    return PresignatureShare(r.party, r.public, r.k, r.chi)
+def presignature_from_bytes(data: bytes) -> PresignatureRecord:
+    return decode(data, PresignatureRecord)

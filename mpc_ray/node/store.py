@@ -590,8 +590,11 @@ class SecretVault:
         """Return the secret once: consumed in the ledger (fsync'd) before the file is deleted and bytes returned."""
         return self.take_many(kind, [id])[0]
 
-    def take_many(self, kind: str, ids: Sequence[bytes]) -> list[bytes]:
-        """`take` for several ids with one ledger fsync; all or nothing. Results in the order of `ids`."""
+    def take_many(self, kind: str, ids: Sequence[bytes], *, delete: bool = True) -> list[bytes]:
+        """`take` for several ids with one ledger fsync; all or nothing. Results in the order of `ids`.
+
+        With delete=False the (already consumed, so unusable) files stay until `delete_consumed` removes them:
+        a holder does that after answering, keeping the unlinks off the signing path."""
         kind = _check_kind(kind)
         batch = [_check_id(i) for i in ids]
         with self._lock:
@@ -612,8 +615,16 @@ class SecretVault:
                     raise SecretNotFound(f"no {kind} secret with id {id_.hex()[:16]}..")
                 secrets.append(data)
             self._ledger.consume_many(batch)  # durable point of no return
-            self._store.delete_many([self.entry_name(kind, id_) for id_ in batch])
+            if delete:
+                self._store.delete_many([self.entry_name(kind, id_) for id_ in batch])
             return secrets
+
+    def delete_consumed(self, kind: str, ids: Sequence[bytes]) -> int:
+        """Delete the files of `ids` that the ledger already holds as consumed (others are left alone)."""
+        kind = _check_kind(kind)
+        with self._lock:
+            names = [self.entry_name(kind, i) for i in (_check_id(x) for x in ids) if self._ledger.contains(i)]
+            return self._store.delete_many(names)
 
     def ids(self, kind: str) -> list[bytes]:
         """Ids of stored, unconsumed secrets of `kind`, sorted."""

@@ -1,0 +1,410 @@
+"""The coordinator side of FROST (Ed25519 and BIP340): key generation, nonce-commitment pools and batch signing.
+
+`Coordinator` owns one `FrostPools` (`coordinator.frost`) and hands FROST keys to it (create_key, sign_many,
+status and pool_depths dispatch on the key's scheme). Everything here is public: key packages' public halves,
+commitment entries and signature shares.
+
+Pools: one deque per (key, party) of (nonce id, commitment entry) pairs that party's holder made with
+`frost_commit` and keeps, secret, in its vault. A background thread keeps every available party at
+`cfg.pool_depth` (a nonce pair costs a holder two fixed-base multiplications and one vault write). Any `threshold`
+parties can sign together, so pools are per party, not per signer set as for ECDSA presignatures.
+
+Signing a batch: pick `threshold` available parties (deepest pools first), pop one commitment per signer per
+message (topping a short pool up with a synchronous `frost_commit`), build each message's commitment list sorted by
+identifier, and call every signer's `frost_sign` once with the whole batch, in parallel. Each holder consumes its
+nonces durably before computing shares and returns (z_i, R) per message. The signature R || sum z_i is checked with
+an independent verifier (libsodium / libsecp256k1); only if that fails does the coordinator recompute the session
+and check every share against its verifying share (RFC `aggregate`), which raises ProtocolAbort naming the culprit:
+it is excluded and the message is retried with other signers. A holder that fails mid-batch is marked down, the
+commitments of that batch are dropped (some may be consumed), and its messages are retried with another set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import coincurve
+import nacl.exceptions
+import ray
+from nacl import bindings as _nacl
+
+from ..crypto.frost_suites import Ciphersuite, get_suite
+from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
+from ..node.frost_records import commitment_entry_size, commitment_list_from_bytes, public_package_from_bytes
+from ..node.holder import check_key_id
+from ..protocols.frost import PublicKeyPackage, aggregate, prepare, public_key_bytes
+from ..types import Signature
+from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+
+FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
+MAX_COMMIT = 4096  # nonce pairs per frost_commit call (as the holder allows)
+
+
+@dataclass
+class FrostKey:
+    key_id: str
+    scheme: str
+    suite: Ciphersuite
+    public_package: PublicKeyPackage
+    public_key: bytes  # 32-byte Ed25519 / 32-byte x-only BIP340 (untweaked)
+    threshold: int
+    parties: list[int]
+    _tweaked: dict[bytes, bytes] = field(default_factory=dict)
+
+    def verify_key(self, tap_tweak: bytes | None) -> bytes:
+        """The key signatures verify under: the public key, or the BIP341 output key for `tap_tweak`."""
+        if tap_tweak is None:
+            return self.public_key
+        pk = self._tweaked.get(tap_tweak)
+        if pk is None:
+            pk = self._tweaked[tap_tweak] = public_key_bytes(self.suite, self.public_package.group_key, tap_tweak)
+        return pk
+
+
+class HolderRefused(MpcError):
+    """A holder answered a FROST call with an error (not unavailability): `party` says which."""
+
+    def __init__(self, party: int, detail: str = "") -> None:
+        self.party, self.detail = party, detail
+        super().__init__(f"party {party} refused: {detail}")
+
+    def __reduce__(self):
+        return (self.__class__, (self.party, self.detail))
+
+
+# pure helpers (no Ray): tested in process ------------------------------------------------------------------
+def fast_verify(suite: Ciphersuite, public_key: bytes, msg: bytes, sig: bytes) -> bool:
+    """libsodium (Ed25519) / libsecp256k1 (BIP340) verification: one double-base multiplication."""
+    if len(sig) != 64:
+        return False
+    if suite.key == "eddsa-ed25519":
+        try:
+            _nacl.crypto_sign_open(sig + msg, public_key)  # raises unless the signature verifies
+            return True
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+            return False
+    if suite.key == "schnorr-bip340":
+        try:
+            return coincurve.PublicKeyXOnly(public_key).verify(sig, msg)
+        except ValueError:
+            return False
+    raise InvalidInput(f"no fast verifier for {suite.key}")
+
+
+def signature_bytes(suite: Ciphersuite, r_enc: bytes, z: int) -> bytes:
+    """The signature from the encoded group commitment R and z: R || z (Ed25519), x(R) || z (BIP340: x(R) = x(-R),
+    so whether the signers negated their nonces does not matter here)."""
+    zb = suite.group.serialize_scalar(z)
+    return (bytes(r_enc[1:]) if suite.bip340 else bytes(r_enc)) + zb
+
+
+def combine(key: FrostKey, msg: bytes, commitment_list: bytes, shares: dict[int, int],
+            group_commitments: dict[int, bytes] | None = None, tap_tweak: bytes | None = None) -> tuple[bytes, list[int]]:
+    """(signature, parties that reported a wrong R). Fast path: the signers' R and the sum of the shares verify.
+    Otherwise the RFC aggregate with verifying shares: a bad share raises ProtocolAbort(culprit, "frost.sign.share")."""
+    suite, g = key.suite, key.suite.group
+    for i, z in shares.items():
+        if not isinstance(z, int) or isinstance(z, bool) or not 0 <= z < g.order:
+            raise ProtocolAbort(i, "frost.sign.share", "share is not a reduced scalar")
+    if group_commitments:
+        rs = set(group_commitments.values())
+        if len(rs) == 1:
+            sig = signature_bytes(suite, rs.pop(), sum(shares.values()) % g.order)
+            if fast_verify(suite, key.verify_key(tap_tweak), msg, sig):
+                return sig, []
+    commitments = commitment_list_from_bytes(suite, commitment_list)
+    session = prepare(suite, key.public_package.group_key, commitments, msg, tap_tweak)
+    fs = aggregate(suite, session, msg, key.public_package.group_key, shares,
+                   key.public_package.verifying_shares, tap_tweak)
+    r_enc = g.serialize_element(session.group_commitment)
+    liars = sorted(i for i, r in (group_commitments or {}).items() if r != r_enc)
+    return fs.to_bytes(), liars
+
+
+# the coordinator's FROST part -------------------------------------------------------------------------------
+class FrostPools:
+    def __init__(self, coordinator: "Coordinator") -> None:
+        self.c = coordinator
+        self.keys: dict[str, FrostKey] = {}
+        self.pools: dict[tuple[str, int], deque[tuple[bytes, bytes]]] = {}
+        self.commit_batch = 64  # per refill call: a holder is busy ~30 ms, so signing barely waits behind it
+        self._thread: threading.Thread | None = None
+        self._signing: dict[int, int] = {}  # party -> sign batches in flight: refills wait (holders serve one call)
+
+    @property
+    def depth(self) -> int:
+        return self.c.cfg.pool_depth
+
+    # keys ---------------------------------------------------------------------------------------------
+    def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
+        c = self.c
+        check_key_id(key_id)
+        if scheme not in FROST_SCHEMES:
+            raise InvalidInput(f"scheme {scheme!r} is not a FROST scheme")
+        if not isinstance(threshold, int) or not 1 <= threshold <= len(c.cfg.parties):
+            raise InvalidInput("need 1 <= threshold <= parties")
+        with c.lock:
+            if key_id in c.keys or key_id in self.keys:
+                raise InvalidInput(f"key {key_id!r} exists")
+        parties = list(c.cfg.parties)
+        spec = SessionSpec("frost-dkg", parties, {"key_id": key_id, "scheme": scheme, "threshold": threshold})
+        out = run_sessions(c.holders(parties), spec, timeout=c.cfg.round_timeout_s)
+        results = next(iter(out.values()))
+        packages = [results[p]["public_package"] for p in parties]
+        majority = max(set(packages), key=packages.count)
+        for p in parties:
+            if results[p]["public_package"] != majority:
+                raise ProtocolAbort(p, "frost.dkg.public_package_disagreement")
+        pub = public_package_from_bytes(majority)
+        suite = get_suite(scheme)
+        if pub.suite_key != scheme or pub.threshold != threshold or list(pub.parties) != sorted(parties):
+            raise ProtocolAbort(parties[0], "frost.dkg.public_package_mismatch")
+        pk = public_key_bytes(suite, pub.group_key)
+        for p in parties:
+            if results[p]["public_key"] != pk:
+                raise ProtocolAbort(p, "frost.dkg.public_key_mismatch")
+        key = FrostKey(key_id, scheme, suite, pub, pk, threshold, sorted(parties))
+        with c.lock:
+            self.keys[key_id] = key
+            for p in key.parties:
+                self.pools[(key_id, p)] = deque()
+        self._start_refill()
+        return {"key_id": key_id, "scheme": scheme, "public_key": pk, "threshold": threshold, "parties": len(parties)}
+
+    def key_status(self) -> dict:
+        with self.c.lock:
+            return {k: {"scheme": v.scheme, "threshold": v.threshold, "public_key": v.public_key.hex()}
+                    for k, v in self.keys.items()}
+
+    def pool_depths(self) -> dict[str, int]:
+        """{"<key_id>:<party>": commitments pooled for that party}."""
+        with self.c.lock:
+            return {f"{k}:{p}": len(q) for (k, p), q in self.pools.items()}
+
+    # pools --------------------------------------------------------------------------------------------
+    def _accept(self, key: FrostKey, party: int, got: Any, count: int) -> list[tuple[bytes, bytes]]:
+        """Shape checks on a holder's commitments (points are checked by the co-signers and the final verify)."""
+        g, size = key.suite.group, commitment_entry_size(key.suite)
+        if not isinstance(got, list) or len(got) != count:
+            raise HolderRefused(party, "frost_commit returned the wrong number of commitments")
+        ident = g.serialize_scalar(party)
+        for item in got:
+            if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], bytes) or len(item[0]) != 32
+                    or not isinstance(item[1], bytes) or len(item[1]) != size or item[1][: g.scalar_size] != ident):
+                raise HolderRefused(party, "frost_commit returned a malformed commitment")
+        return got
+
+    def _commit(self, key: FrostKey, counts: dict[int, int]) -> dict[int, list[tuple[bytes, bytes]]]:
+        """frost_commit on several holders in parallel; PartyUnavailable / HolderRefused name the first failure."""
+        refs: dict[int, list[tuple[Any, int]]] = {}
+        for p, n in counts.items():
+            h = self.c.holder(p)
+            refs[p] = [(h.frost_commit.remote(key.key_id, min(MAX_COMMIT, n - off)), min(MAX_COMMIT, n - off))
+                       for off in range(0, n, MAX_COMMIT)]
+        out: dict[int, list[tuple[bytes, bytes]]] = {}
+        for p, calls in refs.items():
+            got: list[tuple[bytes, bytes]] = []
+            for ref, n in calls:
+                got.extend(self._accept(key, p, self._get(p, ref), n))
+            out[p] = got
+        return out
+
+    def _get(self, party: int, ref: Any) -> Any:
+        try:
+            return ray.get(ref, timeout=self.c.cfg.round_timeout_s)
+        except UNAVAILABLE as exc:
+            raise PartyUnavailable(party, type(exc).__name__) from None
+        except Exception as exc:  # noqa: BLE001 - the holder raised: typed or not, it refused this call
+            raise HolderRefused(party, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+    def _fail(self, key: FrostKey, exc: Exception) -> None:
+        """A party failed a call: skip it for a while; a refusing holder's pool is suspect, so drop it."""
+        party = getattr(exc, "party", None)
+        if party is None:
+            return
+        self.c._mark_down(party)
+        if isinstance(exc, HolderRefused):
+            with self.c.lock:
+                self.pools.get((key.key_id, party), deque()).clear()
+
+    def refill_once(self) -> int:
+        """One refill step: top every available party's pool of every key up towards `depth` (at most
+        `commit_batch` per call, all holders in parallel). Returns how many commitments were added."""
+        c = self.c
+        with c.lock:
+            plan = [(key, p, min(self.commit_batch, self.depth - len(self.pools[(key.key_id, p)])))
+                    for key in self.keys.values() for p in key.parties
+                    if c._available(p) and len(self.pools[(key.key_id, p)]) < self.depth
+                    and not self._signing.get(p)]
+        if not plan:
+            return 0
+        calls = []
+        for key, p, n in plan:
+            try:
+                calls.append((key, p, n, c.holder(p).frost_commit.remote(key.key_id, n)))
+            except ValueError:  # the actor name is not registered right now
+                c._mark_down(p)
+        added = 0
+        for key, p, n, ref in calls:
+            try:
+                got = self._accept(key, p, self._get(p, ref), n)
+            except (PartyUnavailable, HolderRefused) as exc:
+                self._fail(key, exc)
+                continue
+            with c.lock:
+                self.pools[(key.key_id, p)].extend(got)
+            added += len(got)
+        return added
+
+    def _start_refill(self) -> None:
+        # A thread of its own rather than a turn in the ECDSA refill loop: one presign batch there blocks for
+        # seconds, while nonce pools must refill within milliseconds of a large sign_many.
+        if self.c.cfg.refill and self._thread is None:
+            self._thread = threading.Thread(target=self._refill_loop, daemon=True, name="frost-pool-refill")
+            self._thread.start()
+
+    def _refill_loop(self) -> None:
+        stop = self.c._stop
+        while not stop.is_set():
+            try:
+                added = self.refill_once()
+            except Exception:  # noqa: BLE001 - never let the refill thread die; the next step retries
+                added = 0
+            if not added:
+                stop.wait(0.05)
+
+    # signing ------------------------------------------------------------------------------------------
+    def _choose_signers(self, key: FrostKey) -> list[int]:
+        """`threshold` available parties, deepest pools first (ties: lower id)."""
+        c = self.c
+        deadline = time.monotonic() + c.cfg.quorum_wait_s
+        while sum(c._available(p) for p in key.parties) < key.threshold:
+            c._probe_down()  # a restarted holder is taken back as soon as it answers
+            if sum(c._available(p) for p in key.parties) >= key.threshold:
+                break
+            if time.monotonic() > deadline:
+                raise QuorumUnavailable(f"fewer than {key.threshold} parties available for key {key.key_id!r}")
+            time.sleep(0.2)
+        with c.lock:
+            avail = [p for p in key.parties if c._available(p)]
+            avail.sort(key=lambda p: (-len(self.pools[(key.key_id, p)]), p))
+        return sorted(avail[: key.threshold])
+
+    def _take(self, key: FrostKey, signers: list[int], count: int) -> dict[int, list[tuple[bytes, bytes]]]:
+        """`count` commitments of every signer: popped from its pool, the shortfall committed now."""
+        c = self.c
+        with c.lock:
+            taken = {}
+            for p in signers:
+                pool = self.pools[(key.key_id, p)]
+                taken[p] = [pool.popleft() for _ in range(min(count, len(pool)))]
+        short = {p: count - len(v) for p, v in taken.items() if len(v) < count}
+        if short:
+            try:
+                fresh = self._commit(key, short)
+            except BaseException:
+                with c.lock:  # nothing was used: put the popped commitments back in front
+                    for p, v in taken.items():
+                        self.pools[(key.key_id, p)].extendleft(reversed(v))
+                raise
+            for p, v in fresh.items():
+                taken[p].extend(v)
+        return taken
+
+    def _blame_commitments(self, key: FrostKey, taken: dict[int, list[tuple[bytes, bytes]]]) -> bool:
+        """Decode every commitment of a refused batch; exclude (and empty the pool of) a party that handed out an
+        invalid point. True if one was found. Runs only after a refusal."""
+        found = False
+        for p, entries in taken.items():
+            for _, entry in entries:
+                try:
+                    commitment_list_from_bytes(key.suite, entry)
+                except InvalidInput as exc:
+                    self.c._exclude(ProtocolAbort(p, "frost.sign.commitment_point", str(exc)))
+                    with self.c.lock:
+                        self.pools[(key.key_id, p)].clear()
+                    found = True
+                    break
+        return found
+
+    def _sign_batch(self, key: FrostKey, signers: list[int], messages: list[bytes], todo: list[int],
+                    tap_tweak: bytes | None):
+        """One frost_sign call per signer for the whole batch, in parallel: (answers, taken, lists)."""
+        taken = self._take(key, signers, len(todo))
+        lists = [b"".join(taken[p][n][1] for p in signers) for n in range(len(todo))]
+        refs = {}
+        try:
+            for p in signers:
+                reqs = [(taken[p][n][0], messages[idx], lists[n]) if tap_tweak is None
+                        else (taken[p][n][0], messages[idx], lists[n], tap_tweak) for n, idx in enumerate(todo)]
+                try:
+                    refs[p] = self.c.holder(p).frost_sign.remote(key.key_id, reqs, True)
+                except ValueError:  # the actor name is not registered right now
+                    raise PartyUnavailable(p, "no actor") from None
+            answers = {p: self._get(p, ref) for p, ref in refs.items()}
+            for p, a in answers.items():
+                if not isinstance(a, list) or len(a) != len(todo):
+                    raise HolderRefused(p, "frost_sign returned the wrong number of shares")
+        except (PartyUnavailable, HolderRefused) as exc:
+            exc.taken = taken  # type: ignore[attr-defined]  # for _blame_commitments
+            raise
+        return answers, taken, lists
+
+    def sign_many(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None = None) -> list[Signature]:
+        """Signatures of `messages` (the bytes themselves), in order, each verified under the key."""
+        c = self.c
+        key = self.keys.get(key_id)
+        if key is None:
+            raise InvalidInput(f"unknown key {key_id!r}")
+        if not isinstance(messages, (list, tuple)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
+            raise InvalidInput("messages must be a list of bytes")
+        messages = [bytes(m) for m in messages]
+        if tap_tweak is not None:
+            tap_tweak = bytes(tap_tweak)
+            key.verify_key(tap_tweak)  # InvalidInput for a bad tweak or a non-BIP340 key
+        done: list[Signature | None] = [None] * len(messages)
+        todo = list(range(len(messages)))
+        attempts = 0
+        while todo:
+            attempts += 1
+            if attempts > 2 * len(key.parties) + 4:
+                raise QuorumUnavailable("no signer set completed the signatures")
+            signers = self._choose_signers(key)
+            with c.lock:
+                for p in signers:
+                    self._signing[p] = self._signing.get(p, 0) + 1
+            try:
+                answers, taken, lists = self._sign_batch(key, signers, messages, todo, tap_tweak)
+            except (PartyUnavailable, HolderRefused) as exc:
+                # the batch's commitments are dropped (some may be consumed). A co-signer that refused because
+                # another party's commitment point is invalid is not at fault: find and exclude that party.
+                taken = getattr(exc, "taken", None)
+                if not (isinstance(exc, HolderRefused) and taken and self._blame_commitments(key, taken)):
+                    self._fail(key, exc)
+                continue
+            finally:
+                with c.lock:
+                    for p in signers:
+                        self._signing[p] -= 1
+            for n, idx in enumerate(todo):
+                try:
+                    shares = {p: answers[p][n][0] for p in signers}
+                    rs = {p: answers[p][n][1] for p in signers}
+                    sig, liars = combine(key, messages[idx], lists[n], shares, rs, tap_tweak)
+                except ProtocolAbort as exc:
+                    c._exclude(exc)
+                    continue
+                except (TypeError, IndexError, KeyError):
+                    continue  # a malformed answer: retried with a fresh set
+                for p in liars:
+                    c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong group commitment"))
+                done[idx] = Signature(key.scheme, sig)
+            todo = [i for i in todo if done[i] is None]
+        return done  # type: ignore[return-value]
