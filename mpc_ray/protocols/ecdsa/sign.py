@@ -7,6 +7,7 @@ each partial sigma_i R == m (k_i R) + r (chi_i R) and names the party whose part
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import coincurve
@@ -31,9 +32,14 @@ def partial_sign(share: PresignatureShare, digest: bytes) -> int:
     return (k * m + share.public.r * chi) % Q
 
 
+@lru_cache(maxsize=256)
+def _verifier(public_key: bytes) -> coincurve.PublicKey:
+    return coincurve.PublicKey(public_key)  # parsed once per key: sign_many verifies thousands under one key
+
+
 def verify_ecdsa(public_key: Point, digest: bytes, r: int, s: int) -> bool:
     sig = coincurve.ecdsa.cdata_to_der(coincurve.ecdsa.deserialize_compact(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
-    return coincurve.PublicKey(public_key.to_bytes()).verify(sig, bytes(digest), hasher=None)
+    return _verifier(public_key.to_bytes()).verify(sig, bytes(digest), hasher=None)
 
 
 def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partials: Mapping[int, int]) -> Signature:
