@@ -29,11 +29,14 @@ class MpcClient:
         info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold or self.default_threshold))
         return KeyInfo(**info)
 
-    def sign(self, key_id: str, message: bytes) -> Signature:
-        """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves."""
-        return self.sign_many(key_id, [message])[0]
+    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+        """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves.
+        BIP340 only: `tap_tweak` (b"" or a 32-byte merkle root) signs for the BIP341 Taproot output key."""
+        return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
 
-    def sign_many(self, key_id: str, messages: Sequence[bytes]) -> list[Signature]:
+    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
+        if tap_tweak is not None:  # FROST hook
+            return ray.get(self._coordinator.frost_sign_many.remote(key_id, [bytes(m) for m in messages], tap_tweak))
         out = ray.get(self._coordinator.sign_many.remote(key_id, [bytes(m) for m in messages]))
         return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
 

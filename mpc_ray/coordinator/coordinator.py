@@ -8,6 +8,7 @@ and another set is tried. A party that sent a bad value (ProtocolAbort) is exclu
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -22,8 +23,10 @@ from ..node.holder import check_key_id
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int
 from ..protocols.wire import decode
-from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
+from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
+
+log = logging.getLogger(__name__)
 
 HOLDER_NAME = "mpc-holder-{party}"
 WORKER_NAME = "mpc-worker-{party}-{worker}"
@@ -195,8 +198,10 @@ class Coordinator:
                 for signers in self.signer_sets(key):
                     slot = (key.key_id, signers)
                     depth = len(self.pools.get(slot, ()))
-                    if slot in self._refilling or depth >= self.cfg.pool_depth:
+                    if depth >= self.cfg.pool_depth:
                         self._topping_up.discard(slot)
+                        continue
+                    if slot in self._refilling:
                         continue
                     # hysteresis: start below the low-water mark, then fill up to the full depth
                     if depth > self.cfg.pool_low_water and slot not in self._topping_up:
@@ -213,18 +218,25 @@ class Coordinator:
 
     def _refill_loop(self, worker: int) -> None:
         while not self._stop.is_set():
-            claim = self._claim_refill()
-            if claim is None:
-                self._stop.wait(0.1)
-                continue
-            key, signers, depth = claim
             try:
-                self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth), worker)
-            except Exception:  # noqa: BLE001 - a failed refill is retried; presign() marked the party down
-                self._stop.wait(0.2)
-            finally:
-                with self.lock:
-                    self._refilling.discard((key.key_id, signers))
+                self._refill_once(worker)
+            except Exception:  # noqa: BLE001 - the refill must outlive any one failure; it is logged
+                log.exception("presignature refill failed; retrying")
+                self._stop.wait(1.0)
+
+    def _refill_once(self, worker: int) -> None:
+        claim = self._claim_refill()
+        if claim is None:
+            self._stop.wait(0.1)
+            return
+        key, signers, depth = claim
+        try:
+            self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth), worker)
+        except Exception:  # noqa: BLE001 - a failed refill is retried; presign() marked the party down
+            self._stop.wait(0.2)
+        finally:
+            with self.lock:
+                self._refilling.discard((key.key_id, signers))
 
     def stop(self) -> None:
         self._stop.set()
@@ -315,6 +327,10 @@ class Coordinator:
                 done[idx] = (sig.to_bytes(), sig.recovery_id)
             todo = [i for i in todo if done[i] is None]
         return done  # type: ignore[return-value]
+
+    def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None) -> list:
+        """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root)."""
+        return self.frost.sign_many(key_id, messages, tap_tweak)
 
     def _partials(self, key: _Key, signers, presigs, digests) -> dict[int, list[int]]:
         reqs = [(p.presignature_id, d) for p, d in zip(presigs, digests)]

@@ -11,8 +11,9 @@ parties can sign together, so pools are per party, not per signer set as for ECD
 
 Signing a batch: pick `threshold` available parties (deepest pools first), pop one commitment per signer per
 message (topping a short pool up with a synchronous `frost_commit`), build each message's commitment list sorted by
-identifier, and call every signer's `frost_sign` once with the whole batch, in parallel. Each holder consumes its
-nonces durably before computing shares and returns (z_i, R) per message. The signature R || sum z_i is checked with
+identifier, and submit every signer's `frost_sign` calls for the whole batch at once, in parallel (one call per chunk
+of `chunk` = 256 messages, so the coordinator combines chunk k while the holders sign chunk k + 1). Each holder
+consumes a call's nonces durably (one ledger fsync) before computing shares and returns (z_i, R) per message. The signature R || sum z_i is checked with
 an independent verifier (libsodium / libsecp256k1); only if that fails does the coordinator recompute the session
 and check every share against its verifying share (RFC `aggregate`), which raises ProtocolAbort naming the culprit:
 it is excluded and the message is retried with other signers. A holder that fails mid-batch is marked down, the
@@ -34,7 +35,11 @@ from nacl import bindings as _nacl
 
 from ..crypto.frost_suites import Ciphersuite, get_suite
 from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
-from ..node.frost_records import commitment_entry_size, commitment_list_from_bytes, public_package_from_bytes
+from ..node.frost_records import (
+    commitment_entry_size,
+    commitment_list_from_bytes,
+    public_package_from_bytes,
+)
 from ..node.holder import check_key_id
 from ..protocols.frost import PublicKeyPackage, aggregate, prepare, public_key_bytes
 from ..types import Signature
@@ -115,7 +120,7 @@ def combine(key: FrostKey, msg: bytes, commitment_list: bytes, shares: dict[int,
             raise ProtocolAbort(i, "frost.sign.share", "share is not a reduced scalar")
     if group_commitments:
         rs = set(group_commitments.values())
-        if len(rs) == 1:
+        if len(rs) == 1 and all(isinstance(r, bytes) and len(r) == g.element_size for r in rs):
             sig = signature_bytes(suite, rs.pop(), sum(shares.values()) % g.order)
             if fast_verify(suite, key.verify_key(tap_tweak), msg, sig):
                 return sig, []
@@ -134,8 +139,10 @@ class FrostPools:
         self.c = coordinator
         self.keys: dict[str, FrostKey] = {}
         self.pools: dict[tuple[str, int], deque[tuple[bytes, bytes]]] = {}
-        self.commit_batch = 64  # per refill call: a holder is busy ~30 ms, so signing barely waits behind it
+        self.commit_batch = 64  # per refill call: a holder is busy a few ms, so signing barely waits behind it
+        self.chunk = 256  # messages per frost_sign call: the coordinator combines one chunk while holders sign the next
         self._thread: threading.Thread | None = None
+        self._topping_up: set[tuple[str, int]] = set()  # below low water once, filling to full depth
         self._signing: dict[int, int] = {}  # party -> sign batches in flight: refills wait (holders serve one call)
 
     @property
@@ -238,11 +245,20 @@ class FrostPools:
         """One refill step: top every available party's pool of every key up towards `depth` (at most
         `commit_batch` per call, all holders in parallel). Returns how many commitments were added."""
         c = self.c
+        low = min(c.cfg.pool_low_water, self.depth - 1)
         with c.lock:
-            plan = [(key, p, min(self.commit_batch, self.depth - len(self.pools[(key.key_id, p)])))
-                    for key in self.keys.values() for p in key.parties
-                    if c._available(p) and len(self.pools[(key.key_id, p)]) < self.depth
-                    and not self._signing.get(p)]
+            plan = []
+            for key in self.keys.values():
+                for p in key.parties:
+                    slot, have = (key.key_id, p), len(self.pools[(key.key_id, p)])
+                    # hysteresis: start below the low-water mark, then fill to full depth (fewer, larger calls,
+                    # so a single signature rarely waits behind a refill on its holders)
+                    if have < low:
+                        self._topping_up.add(slot)
+                    elif have >= self.depth:
+                        self._topping_up.discard(slot)
+                    if slot in self._topping_up and c._available(p) and not self._signing.get(p):
+                        plan.append((key, p, min(self.commit_batch, self.depth - have)))
         if not plan:
             return 0
         calls = []
@@ -334,28 +350,40 @@ class FrostPools:
                     break
         return found
 
-    def _sign_batch(self, key: FrostKey, signers: list[int], messages: list[bytes], todo: list[int],
-                    tap_tweak: bytes | None):
-        """One frost_sign call per signer for the whole batch, in parallel: (answers, taken, lists)."""
+    def _submit(self, key: FrostKey, signers: list[int], messages: list[bytes], todo: list[int],
+                tap_tweak: bytes | None):
+        """Pop (or commit) one commitment per signer per message and submit the frost_sign calls: per signer one
+        call per chunk of `chunk` messages, all submitted at once (a holder runs them in order), so the
+        coordinator combines chunk k while the holders compute chunk k + 1. Returns (chunks, taken, lists)."""
         taken = self._take(key, signers, len(todo))
         lists = [b"".join(taken[p][n][1] for p in signers) for n in range(len(todo))]
-        refs = {}
+        chunks = []  # (start, end, {party: ref})
         try:
+            handles = {}
             for p in signers:
-                reqs = [(taken[p][n][0], messages[idx], lists[n]) if tap_tweak is None
-                        else (taken[p][n][0], messages[idx], lists[n], tap_tweak) for n, idx in enumerate(todo)]
                 try:
-                    refs[p] = self.c.holder(p).frost_sign.remote(key.key_id, reqs, True)
+                    handles[p] = self.c.holder(p)
                 except ValueError:  # the actor name is not registered right now
                     raise PartyUnavailable(p, "no actor") from None
-            answers = {p: self._get(p, ref) for p, ref in refs.items()}
-            for p, a in answers.items():
-                if not isinstance(a, list) or len(a) != len(todo):
-                    raise HolderRefused(p, "frost_sign returned the wrong number of shares")
-        except (PartyUnavailable, HolderRefused) as exc:
-            exc.taken = taken  # type: ignore[attr-defined]  # for _blame_commitments
+            for lo in range(0, len(todo), self.chunk):
+                hi = min(len(todo), lo + self.chunk)
+                refs = {}
+                for p in signers:
+                    reqs = [(taken[p][n][0], messages[todo[n]], lists[n]) if tap_tweak is None
+                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak) for n in range(lo, hi)]
+                    refs[p] = handles[p].frost_sign.remote(key.key_id, reqs, True)
+                chunks.append((lo, hi, refs))
+        except PartyUnavailable as exc:
+            exc.taken = taken  # type: ignore[attr-defined]
             raise
-        return answers, taken, lists
+        return chunks, taken, lists
+
+    def _answers(self, refs: dict[int, Any], size: int) -> dict[int, list]:
+        answers = {p: self._get(p, ref) for p, ref in refs.items()}
+        for p, a in answers.items():
+            if not isinstance(a, list) or len(a) != size:
+                raise HolderRefused(p, "frost_sign returned the wrong number of shares")
+        return answers
 
     def sign_many(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None = None) -> list[Signature]:
         """Signatures of `messages` (the bytes themselves), in order, each verified under the key."""
@@ -380,31 +408,34 @@ class FrostPools:
             with c.lock:
                 for p in signers:
                     self._signing[p] = self._signing.get(p, 0) + 1
+            taken = None
             try:
-                answers, taken, lists = self._sign_batch(key, signers, messages, todo, tap_tweak)
+                chunks, taken, lists = self._submit(key, signers, messages, todo, tap_tweak)
+                for lo, hi, refs in chunks:
+                    answers = self._answers(refs, hi - lo)
+                    for n in range(lo, hi):
+                        idx = todo[n]
+                        try:
+                            shares = {p: answers[p][n - lo][0] for p in signers}
+                            rs = {p: answers[p][n - lo][1] for p in signers}
+                            sig, liars = combine(key, messages[idx], lists[n], shares, rs, tap_tweak)
+                        except ProtocolAbort as exc:
+                            c._exclude(exc)
+                            continue
+                        except (TypeError, IndexError, KeyError, ValueError):
+                            continue  # a malformed answer: retried with a fresh set
+                        for p in liars:
+                            c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
+                        done[idx] = Signature(key.scheme, sig)
             except (PartyUnavailable, HolderRefused) as exc:
-                # the batch's commitments are dropped (some may be consumed). A co-signer that refused because
-                # another party's commitment point is invalid is not at fault: find and exclude that party.
-                taken = getattr(exc, "taken", None)
+                # the rest of the batch's commitments are dropped (some may be consumed). A co-signer that refused
+                # because another party's commitment point is invalid is not at fault: find and exclude that party.
+                taken = getattr(exc, "taken", None) or taken
                 if not (isinstance(exc, HolderRefused) and taken and self._blame_commitments(key, taken)):
                     self._fail(key, exc)
-                continue
             finally:
                 with c.lock:
                     for p in signers:
                         self._signing[p] -= 1
-            for n, idx in enumerate(todo):
-                try:
-                    shares = {p: answers[p][n][0] for p in signers}
-                    rs = {p: answers[p][n][1] for p in signers}
-                    sig, liars = combine(key, messages[idx], lists[n], shares, rs, tap_tweak)
-                except ProtocolAbort as exc:
-                    c._exclude(exc)
-                    continue
-                except (TypeError, IndexError, KeyError):
-                    continue  # a malformed answer: retried with a fresh set
-                for p in liars:
-                    c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong group commitment"))
-                done[idx] = Signature(key.scheme, sig)
             todo = [i for i in todo if done[i] is None]
         return done  # type: ignore[return-value]

@@ -13,7 +13,8 @@ workers have no ledger and must never hold or spend nonces.
   checked first, for every request (shapes, the list order, that the signer's own entry hashes to the nonce id,
   that the nonce is stored and unconsumed, every peer commitment point), so bad input consumes nothing. Then all
   nonces are consumed durably with `vault.take_many` (one ledger fsync) before any share is computed. Then, per
-  request, the RFC `sign` runs on a prepared session.
+  request, the RFC `sign` runs on a prepared session. The spent (already unusable) files are unlinked by the
+  holder's deleter thread after the answer, as for presignatures.
 
 Work split for speed (same result as `prepare`, proven by the tests): the peers' part of the group commitment,
 sum_j (D_j + rho_j E_j) for j != i, is computed before the nonces are taken (the multiplication by rho_j also
@@ -29,10 +30,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from nacl import bindings as _nacl
 
-from ..crypto.ed25519 import FIELD_P, L, EdPoint
+from ..crypto.ed25519 import FIELD_P, EdPoint, L
 from ..crypto.frost_suites import Element, KeyAdjust, get_suite
 from ..errors import InvalidInput, MpcError
-from ..protocols.frost import DkgParty, KeyPackage, SigningCommitments, compute_binding_factors, public_key_bytes
+from ..protocols.frost import (
+    DkgParty,
+    KeyPackage,
+    SigningCommitments,
+    compute_binding_factors,
+    public_key_bytes,
+)
 from ..protocols.frost import sign as rfc_sign
 from ..protocols.frost.signing import SigningSession
 from .frost_records import (
@@ -268,7 +275,7 @@ def sign(holder: "ShareHolder", key_id: str, requests: Sequence[Any], *, with_gr
         raise InvalidInput(f"requests must be a list of at most {MAX_SIGN_BATCH}")
     if not requests:
         return []
-    suite, g, kind = kp.suite, kp.suite.group, nonce_kind(key_id)
+    kind = nonce_kind(key_id)
     seen: set[bytes] = set()
     prepared = [_parse_request(holder, key_id, kp, r, seen) for r in requests]
     for p in prepared:  # cheap early refusals; take_many checks both again under its lock
@@ -277,7 +284,19 @@ def sign(holder: "ShareHolder", key_id: str, requests: Sequence[Any], *, with_gr
         if not holder.store.exists(SecretVault.entry_name(kind, p.nid)):
             raise SecretNotFound(f"no nonce with id {p.nid.hex()[:16]}..")
     # --- point of no return: every nonce is consumed durably before any share is computed ---
-    records = holder.vault.take_many(kind, [p.nid for p in prepared])
+    ids = [p.nid for p in prepared]
+    deleter = getattr(holder, "_deleter", None)  # the holder's thread for unlinking spent files after answering
+    records = holder.vault.take_many(kind, ids, delete=deleter is None)
+    try:
+        return _shares(kp, key_id, prepared, records, with_group_commitment)
+    finally:
+        if deleter is not None:  # consumed files are unusable already; unlinking them is off the signing path
+            deleter.submit(holder.vault.delete_consumed, kind, ids)
+
+
+def _shares(kp: KeyPackage, key_id: str, prepared: list[_Prepared], records: list[bytes],
+            with_group_commitment: bool) -> list:
+    suite, g = kp.suite, kp.suite.group
     out: list = []
     for p, raw in zip(prepared, records):
         rec = nonce_record_from_bytes(raw)
@@ -285,8 +304,7 @@ def sign(holder: "ShareHolder", key_id: str, requests: Sequence[Any], *, with_gr
             raise MpcError("stored nonce record does not match its id")  # consumed: fails safe
         nonces = restore_nonces(rec)
         d, e = g.deserialize_scalar(rec.hiding), g.deserialize_scalar(rec.binding)
-        r = p.peers_r + g.base_mul(d + e * p.rho[kp.identifier])
-        del d, e
+        r = p.peers_r + g.base_mul(d + e * p.rho[kp.identifier])  # own D_i + rho_i E_i, one fixed-base mul
         if r.is_identity:
             raise MpcError("group commitment is the identity")  # probability ~2^-252
         session = SigningSession(suite, p.msg, p.commitments, p.adjust, p.y, p.rho, r, suite.nonce_factor(r),

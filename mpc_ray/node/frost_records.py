@@ -1,8 +1,9 @@
 """Byte records of FROST state: key packages, public key packages, commitments and single-use nonce records.
 
-Points and scalars are stored in their suite's RFC 9591 encoding (`Group.serialize_element` / `serialize_scalar`)
-inside a wire-codec dataclass, and decoding validates every one of them again, so a record read back from disk (or
-a public package received from a peer) yields the same objects the protocol produced.
+Points and scalars are stored in their suite's RFC 9591 encoding (`Group.serialize_element` / `serialize_scalar`):
+key packages and public key packages inside a wire-codec dataclass, whose decoding validates every point and
+scalar again (a record read back from disk, or a public package received from a peer, yields the same objects the
+protocol produced); nonce records in a fixed layout, since one is read per signature.
 
 Commitments travel as the RFC's own commitment-list entry: SerializeScalar(identifier) || SerializeElement(D) ||
 SerializeElement(E) (96 bytes for Ed25519, 98 for secp256k1). A commitment list is the concatenation of entries
@@ -19,15 +20,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ..crypto.ed25519 import EdPoint
 from ..crypto.frost_suites import Ciphersuite, Element, get_suite
 from ..errors import InvalidInput
-from ..protocols.frost import KeyPackage, PublicKeyPackage, SigningCommitments, SigningNonces, nonce_generate
+from ..protocols.frost import (
+    KeyPackage,
+    PublicKeyPackage,
+    SigningCommitments,
+    SigningNonces,
+    nonce_generate,
+)
 from ..protocols.wire import WireError, decode, encode
 
 __all__ = [
     "NonceRecord",
     "commitment_entry_size",
     "commitment_from_bytes",
+    "commitment_from_trusted_bytes",
     "commitment_list_from_bytes",
     "commitment_list_to_bytes",
     "commitment_to_bytes",
@@ -36,9 +45,11 @@ __all__ = [
     "new_nonce_record",
     "nonce_id",
     "nonce_record_from_bytes",
+    "nonce_record_to_bytes",
     "public_package_from_bytes",
     "public_package_to_bytes",
     "restore_nonces",
+    "split_commitment_list",
 ]
 
 _NONCE_ID_DOMAIN = b"mpc-ray/frost/nonce-id/v1"
@@ -274,8 +285,6 @@ def restore_nonces(record: NonceRecord, *, trusted_points: bool = True) -> Signi
 
 def commitment_from_trusted_bytes(suite: Ciphersuite, data: bytes) -> SigningCommitments:
     """Decode an entry this process already validated (or made itself) without the subgroup checks."""
-    from ..crypto.ed25519 import EdPoint
-
     g = suite.group
     if len(data) != commitment_entry_size(suite):
         raise InvalidInput("commitment entry has the wrong length")
