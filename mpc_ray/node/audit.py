@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn, Self
+from typing import IO, Any, NoReturn
 
 import nacl.exceptions
 import nacl.signing
@@ -58,7 +58,7 @@ from ..errors import InvalidInput, PolicyDenied
 from .identity import NodeIdentity, NodeIdentityPublic
 from .policy import Decision, Intent
 from .principals import SignedRequest, VerifiedRequest
-from .store import StoreCorrupted, StoreLocked
+from .store import FileOwner, StoreCorrupted, StoreLocked
 
 __all__ = [
     "DECISIONS",
@@ -329,7 +329,7 @@ def _check_record(line: bytes, verify_key: bytes, expect_index: int, expect_prev
 # the log
 
 
-class AuditLog:
+class AuditLog(FileOwner):
     """Append-only, hash-chained, signed JSON Lines log of one holder, at `path` (checkpoint at `path`.head).
 
     One writer at a time (flock); a second opener gets StoreLocked. Thread-safe. `repair_head=True` accepts a
@@ -514,26 +514,6 @@ class AuditLog:
                 raise
             self._count, self._last_hash = count, prev
             return records
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self._path)!r}, {'closed' if self._fd is None else f'{self._count} records'})"

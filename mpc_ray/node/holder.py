@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,48 @@ def check_key_id(key_id: str) -> str:
     if not isinstance(key_id, str) or not 1 <= len(key_id) <= 64 or not set(key_id) <= _KEY_ID_CHARS:
         raise InvalidInput("key_id must be 1-64 characters of [A-Za-z0-9_-]")
     return key_id
+
+
+class SpentFileDeleter:
+    """Unlinks the files of consumed one-time secrets once signing has been quiet for a moment.
+
+    The ledger already makes them unusable; deleting them during a burst of signatures would only take CPU from
+    the signing path (an unlink costs more than a whole partial signature here)."""
+
+    QUIET_S = 0.5
+    MAX_PENDING = 20_000
+
+    def __init__(self, vault: SecretVault) -> None:
+        self._vault = vault
+        self._pending: dict[str, list[bytes]] = {}
+        self._count = 0
+        self._last = 0.0
+        self._cv = threading.Condition()
+        threading.Thread(target=self._run, daemon=True, name="spent-file-deleter").start()
+
+    def submit(self, fn, kind: str, ids: list[bytes]) -> None:
+        """Same shape as Executor.submit(vault.delete_consumed, kind, ids); `fn` is always that method."""
+        with self._cv:
+            self._pending.setdefault(kind, []).extend(ids)
+            self._count += len(ids)
+            self._last = time.monotonic()
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending:
+                    self._cv.wait()
+                quiet = time.monotonic() - self._last
+                if quiet < self.QUIET_S and self._count < self.MAX_PENDING:
+                    self._cv.wait(self.QUIET_S - quiet)
+                    continue
+                batch, self._pending, self._count = self._pending, {}, 0
+            for kind, ids in batch.items():
+                try:
+                    self._vault.delete_consumed(kind, ids)
+                except Exception:  # noqa: BLE001 - a leftover consumed file is harmless; purge_consumed retries
+                    pass
 
 
 @dataclass
@@ -100,7 +143,7 @@ class ShareHolder:
         if role == "holder":
             self.ledger = ConsumedLedger(self.dir / "consumed.ledger")
             self.vault = SecretVault(self.store, self.ledger)
-            self._deleter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spent-presignatures")
+            self._deleter = SpentFileDeleter(self.vault)
         raw = self.store.get("identity")
         if raw is None and role == "worker":
             raise HolderNotReady("the holder of this node has not created its identity yet")

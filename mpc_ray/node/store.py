@@ -390,7 +390,36 @@ def _decode_record(raw: bytes) -> _Record | None:
     return _Record(seq, index, count, id_)
 
 
-class ConsumedLedger:
+class FileOwner:
+    """An object that owns one open file descriptor `_fd` (guarded by `_lock`): close, context manager, and a
+    finaliser that closes it if the owner is dropped."""
+
+    _fd: int | None
+    _lock: threading.RLock
+
+    def close(self) -> None:
+        """Release the file (and any lock on it). Idempotent."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class ConsumedLedger(FileOwner):
     """Append-only, fsync'd set of consumed 32-byte one-time ids, reloaded from `path` on open.
 
     Each `consume`/`consume_many` call appends one batch (records numbered seq, index, count) with one write and one
@@ -515,27 +544,6 @@ class ConsumedLedger:
     @property
     def path(self) -> Path:
         return self._path
-
-    def close(self) -> None:
-        """Release the file and its lock. Idempotent."""
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def __repr__(self) -> str:
         state = "closed" if self._fd is None else f"{len(self._ids)} consumed"
