@@ -50,9 +50,21 @@ class MpcClient:
         """Block until every signer set's pool of `key_id` holds `depth` presignatures (the refill works meanwhile)."""
         import time
 
+        import itertools
+
+        st = self.status()
+        info = st["keys"].get(key_id, {})
+        expected: set[str] = set()
+        if info.get("scheme", "ecdsa-secp256k1") == "ecdsa-secp256k1" and "threshold" in info:
+            # every signer set's pool, including those the refill has not reached yet
+            expected = {f"{key_id}:{'-'.join(map(str, c))}" for c in itertools.combinations(st["parties"], info["threshold"])}
         deadline = time.monotonic() + timeout
         while True:
-            depths = {k: v for k, v in self.pool_depths().items() if k.startswith(key_id + ":")}
+            current = self.pool_depths()
+            if expected:
+                depths = {name: current.get(name, 0) for name in expected}
+            else:
+                depths = {k: v for k, v in current.items() if k.startswith(key_id + ":")}
             if depths and min(depths.values()) >= depth:
                 return depths
             if time.monotonic() > deadline:
