@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -194,10 +195,16 @@ def test_store_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert s.get("k") == b"new value"  # the old value is intact, never half-written
     assert sorted(p.name for p in (tmp_path / "objects").iterdir()) == ["k"]  # the temp file was removed
     # a temp file left by a hard crash is ignored and cleaned on open
-    (tmp_path / "objects" / ".tmp-deadbeef").write_bytes(b"partial")
+    leftover = tmp_path / "objects" / ".tmp-deadbeef"
+    leftover.write_bytes(b"partial")
+    in_progress = tmp_path / "objects" / ".tmp-cafebabe"  # another process on the node is writing it right now
+    in_progress.write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
     assert s.names() == ["k"]
     _store(tmp_path)
-    assert not (tmp_path / "objects" / ".tmp-deadbeef").exists()
+    assert not leftover.exists()
+    assert in_progress.exists()
 
 
 # ledger -----------------------------------------------------------------------------------------------------

@@ -81,6 +81,8 @@ def test_bad_requests_are_typed(mpc, key):
         mpc.sign("no-such-key", digest(1))
     with pytest.raises(InvalidInput):
         mpc.create_key("rsa-2048")
+    with pytest.raises(InvalidInput):
+        mpc.sign_many(key.key_id, ["not bytes"])
 
 
 def test_kill_a_node_during_a_stream_then_restart(mpc, key):

@@ -35,9 +35,12 @@ class MpcClient:
         return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
 
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
+        if isinstance(messages, (bytes, str)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
+            raise InvalidInput("messages must be a list of bytes (ECDSA: 32-byte digests)")
+        msgs = [bytes(m) for m in messages]
         if tap_tweak is not None:  # FROST hook
-            return ray.get(self._coordinator.frost_sign_many.remote(key_id, [bytes(m) for m in messages], tap_tweak))
-        out = ray.get(self._coordinator.sign_many.remote(key_id, [bytes(m) for m in messages]))
+            return ray.get(self._coordinator.frost_sign_many.remote(key_id, msgs, tap_tweak))
+        out = ray.get(self._coordinator.sign_many.remote(key_id, msgs))
         return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
 
     def status(self) -> dict:

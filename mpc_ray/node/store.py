@@ -23,6 +23,7 @@ import os
 import re
 import struct
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ _SALT_BYTES = argon2id.SALTBYTES
 _MAX_OPSLIMIT = 32
 _MAX_MEMLIMIT = argon2id.MEMLIMIT_SENSITIVE
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_TMP_PREFIX = ".tmp-"  # never a valid entry name (names start with [A-Za-z0-9])
+_TMP_PREFIX = ".tmp-"
+_TMP_STALE_S = 60.0  # a temp file older than this is a crash leftover, not a write in progress  # never a valid entry name (names start with [A-Za-z0-9])
 
 
 class StoreCorrupted(MpcError):
@@ -275,10 +277,16 @@ class EncryptedStore:
         return box
 
     def _cleanup_temp_files(self) -> None:
-        # leftovers of writes interrupted by a crash; never valid entries
+        # leftovers of writes interrupted by a crash; never valid entries. Only old ones: another process on this
+        # node (the holder, a presign worker) may be writing a fresh one right now.
+        cutoff = time.time() - _TMP_STALE_S
         for n in os.listdir(self._objects):
             if n.startswith(_TMP_PREFIX):
-                _unlink_quietly(self._objects / n)
+                try:
+                    if os.stat(self._objects / n).st_mtime < cutoff:
+                        _unlink_quietly(self._objects / n)
+                except FileNotFoundError:
+                    pass
 
     @property
     def directory(self) -> Path:
