@@ -322,6 +322,26 @@ class ShareHolder:
     def has_aux(self) -> bool:
         return self._aux is not None or self.store.get("aux") is not None
 
+    # policy-enforced signing (see node/authorized.py) ------------------------------------------------------
+    def _authorized(self):
+        if self.role != "holder":
+            raise InvalidInput("only the holder signs")
+        if getattr(self, "_auth", None) is None:
+            from .authorized import AuthorizedSigning
+
+            self._auth = AuthorizedSigning(self)
+        return self._auth
+
+    def bootstrap_principals(self, registry: bytes) -> None:
+        self._authorized().bootstrap_principals(registry)
+
+    def set_policy(self, request) -> None:
+        self._authorized().set_policy(request)
+
+    def sign_request(self, request, presignature_id: bytes) -> int:
+        """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
+        return self._authorized().sign(request, presignature_id)
+
     def consumed_ids(self) -> list[bytes]:
         """Every one-time id this holder has consumed, in order (public: ids, not secrets)."""
         return self.ledger.all_ids()

@@ -1,0 +1,97 @@
+"""The policy-enforced signing path on real share holders (in process): each node verifies the principal, decodes
+the transaction, checks its policy, and only then consumes a presignature; every decision is audited."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import coincurve
+import nacl.signing
+import pytest
+
+from mpc_ray.errors import PolicyDenied
+from mpc_ray.node.audit import verify_chain
+from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from mpc_ray.node.policy import decode_evm_transaction
+from mpc_ray.protocols.ecdsa.sign import combine
+from tests.test_holder_inprocess import Committee, presign
+from tests.test_policy import ALICE, BASE, EVE, base_policy, usdc_transfer
+
+ADMIN, AGENT, MALLORY = (nacl.signing.SigningKey.generate() for _ in range(3))
+
+
+@pytest.fixture(scope="module")
+def committee(tmp_path_factory):
+    c = Committee(tmp_path_factory.mktemp("authorized"))
+    c.run("aux", [1, 2, 3], {"level": "112"})
+    from mpc_ray.crypto.secp256k1 import Point
+
+    out = c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
+    c.public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
+    registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
+                                             Principal.from_signing_key("bot", "agent", AGENT)))
+    for h in c.holders.values():
+        h.bootstrap_principals(registry.to_bytes())
+    set_policy = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                              body=base_policy().to_bytes(), key_id="k1", now=time.time())
+    for h in c.holders.values():
+        h.set_policy(set_policy)
+    return c
+
+
+def agent_request(body: bytes, key=AGENT, principal="bot", **kw):
+    return sign_request(key, principal_id=principal, kind="sign", format="evm_tx", body=body, key_id="k1",
+                        chain=BASE, now=time.time(), **kw)
+
+
+def counts(c, signers):
+    return {i: c.holders[i].presignature_count("k1") for i in signers}
+
+
+def test_allowed_request_signs_the_digest_each_node_computed(committee):
+    c = committee
+    (pub,) = presign(c, [1, 2], 1)
+    body = usdc_transfer(to=ALICE, amount=1_000_000)
+    req = agent_request(body)
+    partials = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
+    digest = decode_evm_transaction(body).digest
+    sig = combine(pub, c.public_key, digest, partials)
+    assert coincurve.PublicKey(c.public_key.to_bytes()).verify(sig.der(), digest, hasher=None)
+
+
+@pytest.mark.parametrize(
+    "make,rule",
+    [
+        (lambda: agent_request(usdc_transfer(to=ALICE, amount=50_000_000)), "policy.per_tx_cap"),
+        (lambda: agent_request(usdc_transfer(to=EVE, amount=1_000)), "policy.recipient_denylist"),
+        (lambda: agent_request(usdc_transfer(to=ALICE, amount=1_000), key=MALLORY), "auth.bad_signature"),
+        (lambda: agent_request(usdc_transfer(to=ALICE, amount=1_000), key=MALLORY, principal="eve"),
+         "auth.unknown_principal"),
+    ],
+)
+def test_denied_by_every_node_and_nothing_consumed(committee, make, rule):
+    c = committee
+    (pub,) = presign(c, [1, 2], 1)
+    before = counts(c, (1, 2))
+    req = make()
+    for i in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(req, pub.presignature_id)
+        assert e.value.rule == rule
+    assert counts(c, (1, 2)) == before  # no presignature consumed
+
+
+def test_replay_denied_and_audit_chain_verifies(committee):
+    c = committee
+    pubs = presign(c, [2, 3], 2)
+    req = agent_request(usdc_transfer(to=ALICE, amount=2_000))
+    for i in (2, 3):
+        c.holders[i].sign_request(req, pubs[0].presignature_id)
+    for i in (2, 3):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(req, pubs[1].presignature_id)
+        assert e.value.rule == "auth.replayed"
+    for i, h in c.holders.items():
+        report = verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key)
+        assert report.ok and report.records >= 1, report
