@@ -164,6 +164,31 @@ def test_connect_to_the_running_committee(mpc, key):
     assert key.key_id in client.status()["keys"]
 
 
+def test_policy_enforced_by_the_nodes(mpc, key):
+    """Agents sign requests; the holders decode them, apply the admin's policy, and refuse what it forbids."""
+    import nacl.signing
+
+    from mpc_ray.errors import PolicyDenied
+    from mpc_ray.node.policy import decode_evm_transaction
+    from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+    from tests.test_policy import ALICE, BASE, base_policy, usdc_transfer
+
+    admin, agent = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", admin),
+                                                            Principal.from_signing_key("bot", "agent", agent))))
+    mpc.set_policy(sign_request(admin, principal_id="root", kind="set_policy", format="json",
+                                body=base_policy(key_id=key.key_id).to_bytes(), key_id=key.key_id, now=time.time()))
+    body = usdc_transfer(to=ALICE, amount=1_000_000)
+    sig = mpc.sign_request(sign_request(agent, principal_id="bot", kind="sign", format="evm_tx", body=body,
+                                        key_id=key.key_id, chain=BASE, now=time.time()))
+    assert verify(key, decode_evm_transaction(body).digest, sig)
+    with pytest.raises(PolicyDenied) as e:
+        mpc.sign_request(sign_request(agent, principal_id="bot", kind="sign", format="evm_tx",
+                                      body=usdc_transfer(to=ALICE, amount=50_000_000), key_id=key.key_id, chain=BASE,
+                                      now=time.time()))
+    assert e.value.rule == "policy.per_tx_cap"
+
+
 def test_no_presignature_used_twice(mpc, key):
     sigs = mpc.sign_many(key.key_id, [digest(5000 + i) for i in range(10)])
     assert all(verify(key, digest(5000 + i), s) for i, s in enumerate(sigs))

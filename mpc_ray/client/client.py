@@ -43,6 +43,20 @@ class MpcClient:
         out = ray.get(self._coordinator.sign_many.remote(key_id, msgs))
         return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
 
+    # policy-enforced signing: requests are built and signed with mpc_ray.node.principals.sign_request -------
+    def bootstrap_principals(self, registry) -> None:
+        """Deployment step: the first principals (a `PrincipalRegistry`) for every holder."""
+        ray.get(self._coordinator.bootstrap_principals.remote(registry.to_bytes()))
+
+    def set_policy(self, request) -> None:
+        """Apply an admin-signed policy request on every holder."""
+        ray.get(self._coordinator.set_policy.remote(request))
+
+    def sign_request(self, request) -> Signature:
+        """Sign an agent-signed request (an EVM transaction, EIP-712 data, ...). Every signer checks its own policy;
+        a refusal is `PolicyDenied` naming the rule."""
+        return _ecdsa_signature(*ray.get(self._coordinator.sign_request.remote(request)))
+
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())
 

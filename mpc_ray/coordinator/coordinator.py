@@ -328,6 +328,55 @@ class Coordinator:
             todo = [i for i in todo if done[i] is None]
         return done  # type: ignore[return-value]
 
+    # policy-enforced signing ----------------------------------------------------------------------------
+    def _on_every_holder(self, method: str, *args) -> None:
+        """Administrative calls reach every holder: wait (up to aux_timeout_s) for one that is restarting."""
+        deadline = time.monotonic() + self.cfg.aux_timeout_s
+        for p in self.cfg.parties:
+            while True:
+                try:
+                    ray.get(getattr(self.holder(p), method).remote(*args), timeout=self.cfg.round_timeout_s)
+                    break
+                except UNAVAILABLE:
+                    if time.monotonic() > deadline:
+                        raise PartyUnavailable(p, f"{method} could not reach it") from None
+                    time.sleep(0.5)
+
+    def bootstrap_principals(self, registry: bytes) -> None:
+        """Hand every holder the first principals (deployment step; trust on first use on each node)."""
+        self._on_every_holder("bootstrap_principals", registry)
+
+    def set_policy(self, request) -> None:
+        """Relay an admin-signed policy to every holder; each verifies and stores it itself."""
+        self._on_every_holder("set_policy", request)
+
+    def sign_request(self, request) -> tuple[bytes, int]:
+        """Sign a principal-signed request. The holders decode it, check their policy and sign the digest they
+        computed; the coordinator decodes it too, only to combine and verify. Not retried on another signer set:
+        the request's nonce is spent at the holders that saw it, so the agent signs a fresh request instead."""
+        from ..node.policy import intent_from_request
+
+        with self.lock:
+            key = self.keys.get(request.key_id)
+        if key is None:
+            raise InvalidInput(f"unknown key {request.key_id!r}")
+        digest = intent_from_request(request).digest
+        signers, (presig,) = self._take_presignatures(key, 1)
+        refs = {p: self.holder(p).sign_request.remote(request, presig.presignature_id) for p in signers}
+        partials = {}
+        for p, ref in refs.items():
+            try:
+                partials[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
+            except UNAVAILABLE as exc:
+                self._mark_down(p)
+                raise PartyUnavailable(p, type(exc).__name__) from None
+        try:
+            sig = combine(presig, key.public_key, digest, partials)
+        except ProtocolAbort as exc:
+            self._exclude(exc)
+            raise
+        return sig.to_bytes(), sig.recovery_id
+
     def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None) -> list:
         """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root)."""
         return self.frost.sign_many(key_id, messages, tap_tweak)
