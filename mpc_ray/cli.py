@@ -68,6 +68,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from .node.audit import export_jsonl, verify_chain
+
+    key = bytes.fromhex(args.verify_key)
+    report = export_jsonl(args.log, args.out, key) if args.action == "export" else verify_chain(args.log, key)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "records": report.records, "first_break_index": report.first_break_index,
+                          "problem": report.problem}))
+    elif report.ok:
+        print(f"OK: {report.records} records, chain and node signatures intact")
+    else:
+        print(f"BROKEN at record {report.first_break_index}: {report.problem} ({report.records} records verified)")
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mpc-ray", description="Self-hosted threshold signing on Ray.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -78,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                       help="Paillier security level (128 takes about a minute longer for aux-info on 2 cores)")
     demo.add_argument("--json", action="store_true", help="print one JSON report instead of prose")
     demo.set_defaults(func=_demo)
+    audit = sub.add_parser("audit", help="check a holder's audit log (hash chain and node signatures), or export it")
+    audit.add_argument("action", choices=["verify", "export"])
+    audit.add_argument("log", help="the node's audit.jsonl (beside its store)")
+    audit.add_argument("--verify-key", required=True, help="the node's Ed25519 public key, hex")
+    audit.add_argument("--out", help="export: JSON Lines file for the verified records")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=_audit)
     args = ap.parse_args(argv)
     return args.func(args)
 

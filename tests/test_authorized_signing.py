@@ -95,3 +95,25 @@ def test_replay_denied_and_audit_chain_verifies(committee):
     for i, h in c.holders.items():
         report = verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key)
         assert report.ok and report.records >= 1, report
+
+
+def test_audit_verify_cli_finds_the_tampered_record(committee, tmp_path, capsys):
+    from mpc_ray.cli import main
+
+    h = committee.holders[1]
+    src = Path(h.dir) / "audit.jsonl"
+    key = h.identity.public().verify_key.hex()
+    assert main(["audit", "verify", str(src), "--verify-key", key]) == 0
+    assert "OK" in capsys.readouterr().out
+    copy = tmp_path / "audit.jsonl"
+    lines = src.read_bytes().split(b"\n")
+    assert len([x for x in lines if x]) >= 2
+    lines[1] = lines[1].replace(b'"decision"', b'"decisioN"', 1)  # one byte of record 1
+    copy.write_bytes(b"\n".join(lines))
+    head = Path(str(src) + ".head")
+    if head.exists():
+        Path(str(copy) + ".head").write_bytes(head.read_bytes())
+    assert main(["audit", "verify", str(copy), "--verify-key", key]) == 1
+    assert "BROKEN at record 1" in capsys.readouterr().out
+    assert main(["audit", "export", str(src), "--verify-key", key, "--out", str(tmp_path / "export.jsonl")]) == 0
+    assert (tmp_path / "export.jsonl").read_text().count("\n") >= 2
