@@ -58,7 +58,7 @@ from ..errors import InvalidInput, PolicyDenied
 from .identity import NodeIdentity, NodeIdentityPublic
 from .policy import Decision, Intent
 from .principals import SignedRequest, VerifiedRequest
-from .store import FileOwner, StoreCorrupted, StoreLocked
+from .store import FileOwner, StoreCorrupted, StoreLocked, fsync_dir, write_all
 
 __all__ = [
     "DECISIONS",
@@ -144,19 +144,6 @@ def _key_bytes(node_verify_key: bytes | NodeIdentityPublic) -> bytes:
         return bytes(node_verify_key)
     raise InvalidInput("node_verify_key must be 32 bytes or a NodeIdentityPublic")
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -446,7 +433,7 @@ class AuditLog(FileOwner):
         tmp = self._head.with_name(self._head.name + _TMP_SUFFIX)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -506,7 +493,7 @@ class AuditLog(FileOwner):
                 lines.append(_canonical(rec) + b"\n")
                 count, prev = count + 1, rh
             try:
-                _write_all(self._fd, b"".join(lines))
+                write_all(self._fd, b"".join(lines))
                 os.fsync(self._fd)
                 self._write_head(count, prev)
             except BaseException:

@@ -88,7 +88,7 @@ class SecretNotFound(MpcError):
 # helpers
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     # a rename or unlink is durable only once the directory entry itself is on disk
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -97,7 +97,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -108,7 +108,7 @@ def _write_file_durably(path: Path, data: bytes) -> None:
     """Create `path` (must not exist), write `data`, fsync. Mode 0600: entries are nobody else's business."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -134,7 +134,7 @@ def _create_once(path: Path, data: bytes) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     finally:
         _unlink_quietly(tmp)
@@ -309,7 +309,7 @@ class EncryptedStore:
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        _fsync_dir(self._objects)
+        fsync_dir(self._objects)
 
     def get(self, name: str) -> bytes | None:
         """The stored bytes, None if absent; StoreCorrupted if the file fails authentication."""
@@ -347,7 +347,7 @@ class EncryptedStore:
             except FileNotFoundError:
                 pass
         if removed:
-            _fsync_dir(self._objects)
+            fsync_dir(self._objects)
         return removed
 
     def names(self, prefix: str = "") -> list[str]:
@@ -523,7 +523,7 @@ class ConsumedLedger(FileOwner):
             seq = self._next_seq
             data = b"".join(_encode_record(seq, j, len(batch), id_) for j, id_ in enumerate(batch))
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
             except BaseException:
                 # the file may now end in a partial batch; the next open drops it. Until then refuse writes.
