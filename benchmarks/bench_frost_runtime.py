@@ -29,6 +29,7 @@ from nacl import bindings as nacl_bindings  # noqa: E402
 from nacl.signing import VerifyKey  # noqa: E402
 
 import mpc_ray  # noqa: E402
+from common import cpu_model, pct  # noqa: E402  (benchmarks/common.py)
 from mpc_ray.coordinator.frost_pools import FrostKey, combine  # noqa: E402
 from mpc_ray.coordinator.sessions import finished, new_sid, route  # noqa: E402
 from mpc_ray.crypto.frost_suites import get_suite  # noqa: E402
@@ -37,21 +38,6 @@ from mpc_ray.node.frost_records import public_package_from_bytes  # noqa: E402
 from mpc_ray.node.holder import BeginRequest, ShareHolder  # noqa: E402
 
 SCHEME = "eddsa-ed25519"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 # in process: one signer's round two, and its floor -------------------------------------------------------

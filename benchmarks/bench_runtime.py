@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -22,27 +21,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 
 import mpc_ray  # noqa: E402
+from common import cpu_model, pct  # noqa: E402  (benchmarks/common.py)
 
 
 @ray.remote(num_cpus=0)
 class Echo:
     def ping(self, x=None):
         return x
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -88,17 +88,6 @@ class MpcClient:
                 raise TimeoutError(f"pools of {key_id} did not reach {depth}: {depths}")
             time.sleep(0.2)
 
-    def fill_pools(self, key_id: str, count: int) -> int:
-        """Presign `count` for every signer set of the key now (the background refill does this too)."""
-        st = self.status()
-        k = st["keys"][key_id]
-        import itertools
-
-        total = 0
-        for signers in itertools.combinations(st["parties"], k["threshold"]):
-            total += ray.get(self._coordinator.presign.remote(key_id, signers, count))
-        return total
-
 
 def _ecdsa_signature(raw: bytes, recovery_id: int) -> Signature:
     return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), recovery_id)

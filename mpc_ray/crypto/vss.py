@@ -11,7 +11,6 @@ Every function works over the scalars mod `order` (default: secp256k1's Q) and, 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from ..errors import InvalidInput
@@ -95,11 +94,3 @@ def lagrange_coefficient(i: int, signers: Sequence[int], x: int = 0, *, order: i
             num = num * (x - j) % order
             den = den * (i - j) % order
     return num * pow(den, -1, order) % order
-
-
-@dataclass(frozen=True)
-class SharingCommitment:
-    points: tuple[Point, ...]
-
-    def public_share(self, x: int) -> Point:
-        return evaluate_commitments(self.points, x)
