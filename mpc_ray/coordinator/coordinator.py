@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from .. import telemetry as tm  # ops hook: spans per request and round, Ray metrics
 from ..crypto.secp256k1 import Point
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.holder import check_key_id
@@ -77,6 +78,7 @@ class Coordinator:
         self._refill_threads: list[threading.Thread] = []
         self._refilling: set[tuple[str, tuple[int, ...]]] = set()  # being filled by a refill thread now
         self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
+        tm.configure_from_env()  # ops hook: MPC_RAY_TRACING=console|otlp|memory
 
     # plumbing -----------------------------------------------------------------------------------------
     def _actor(self, name: str):
@@ -103,13 +105,16 @@ class Coordinator:
         return party not in self.excluded and self.down_until.get(party, 0) <= time.monotonic()
 
     def _mark_down(self, party: int) -> None:
+        tm.record_unavailable(party)  # ops hook
         self.down_until[party] = time.monotonic() + self.cfg.down_retry_s
 
     def _exclude(self, abort: ProtocolAbort) -> None:
+        tm.record_abort(abort)  # ops hook: culprit on the span, abort counted by check
         if abort.culprit in self.cfg.parties:
             self.excluded[abort.culprit] = abort.check
 
     # setup --------------------------------------------------------------------------------------------
+    @tm.traced_request("setup")
     def setup(self) -> dict:
         """Exchange node identities (trust on first use) and run aux-info once for the committee."""
         parties = self.cfg.parties
@@ -123,6 +128,7 @@ class Coordinator:
         return {"parties": parties, "security": self.cfg.security}
 
     # keys ---------------------------------------------------------------------------------------------
+    @tm.traced_request("keygen")
     def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
         check_key_id(key_id)
         if scheme in FROST_SCHEMES or key_id in self.frost.keys:  # FROST hook
@@ -176,6 +182,7 @@ class Coordinator:
             added.append(decode(blobs.pop(), PresignaturePublic))
         with self.lock:
             self.pools.setdefault((key_id, tuple(signers)), deque()).extend(added)
+            tm.record_pool(key_id, signers, len(self.pools[(key_id, tuple(signers))]))  # ops hook
         return len(added)
 
     def pool_depths(self) -> dict[str, int]:
@@ -278,6 +285,8 @@ class Coordinator:
             depth, signers = max(options)
             pool = self.pools.get((key.key_id, signers))
             taken = [pool.popleft() for _ in range(min(count, depth))] if pool else []
+        tm.annotate(signer_set=signers, pool_depth=depth)  # ops hook
+        tm.record_pool(key.key_id, signers, depth - len(taken))
         if not taken:
             if self.cfg.on_empty_pool != "presign":
                 raise QuorumUnavailable("presignature pool empty")
@@ -288,14 +297,17 @@ class Coordinator:
     def sign(self, key_id: str, digest: bytes) -> tuple[bytes, int]:
         return self.sign_many(key_id, [digest])[0]
 
+    @tm.traced_request("sign")
     def sign_many(self, key_id: str, digests: list[bytes]) -> list[tuple[bytes, int]]:
         """Signatures (64-byte r||s, recovery id) for the digests, in order."""
         if key_id in self.frost.keys:  # FROST hook: Signature objects for the message bytes
+            tm.annotate(scheme=self.frost.keys[key_id].scheme)  # ops hook
             return self.frost.sign_many(key_id, digests)
         with self.lock:
             key = self.keys.get(key_id)
         if key is None:
             raise InvalidInput(f"unknown key {key_id!r}")
+        tm.annotate(scheme=key.scheme)  # ops hook
         for d in digests:
             digest_to_int(d)
         done: list[tuple[bytes, int] | None] = [None] * len(digests)
@@ -350,6 +362,7 @@ class Coordinator:
         """Relay an admin-signed policy to every holder; each verifies and stores it itself."""
         self._on_every_holder("set_policy", request)
 
+    @tm.traced_request("sign_request")
     def sign_request(self, request) -> tuple[bytes, int]:
         """Sign a principal-signed request. The holders decode it, check their policy and sign the digest they
         computed; the coordinator decodes it too, only to combine and verify. Not retried on another signer set:
@@ -360,6 +373,7 @@ class Coordinator:
             key = self.keys.get(request.key_id)
         if key is None:
             raise InvalidInput(f"unknown key {request.key_id!r}")
+        tm.annotate(key_id=key.key_id, scheme=key.scheme)  # ops hook
         digest = intent_from_request(request).digest
         signers, (presig,) = self._take_presignatures(key, 1)
         refs = {p: self.holder(p).sign_request.remote(request, presig.presignature_id) for p in signers}
@@ -377,10 +391,12 @@ class Coordinator:
             raise
         return sig.to_bytes(), sig.recovery_id
 
+    @tm.traced_request("sign")
     def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None) -> list:
         """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root)."""
         return self.frost.sign_many(key_id, messages, tap_tweak)
 
+    @tm.traced_round("sign")
     def _partials(self, key: _Key, signers, presigs, digests) -> dict[int, list[int]]:
         reqs = [(p.presignature_id, d) for p, d in zip(presigs, digests)]
         refs = {p: self.holder(p).partial_sign.remote(key.key_id, reqs) for p in signers}
@@ -402,4 +418,12 @@ class Coordinator:
             "pools": self.pool_depths(),
             "down": [p for p, t in self.down_until.items() if t > now],
             "excluded": dict(self.excluded),
+            "telemetry": tm.snapshot(),  # ops hook: latency, pool gauges, denials/aborts by reason, last errors
         }
+
+    # ops hooks: tracing switched on a running coordinator; its spans read back (memory exporter) ----------------
+    def configure_tracing(self, exporter: str | None, endpoint: str | None = None) -> None:
+        tm.configure_tracing(exporter, endpoint=endpoint)
+
+    def telemetry(self, clear_spans: bool = False) -> dict:
+        return {**tm.snapshot(), "spans": tm.finished_spans(clear=clear_spans)}

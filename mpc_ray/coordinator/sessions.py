@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
+from .. import telemetry as tm  # ops hook: a span per protocol round
 from ..errors import ProtocolAbort, QuorumUnavailable
 from ..node.holder import BeginRequest, StepResult
 
@@ -88,10 +89,14 @@ def run_sessions(
     parties = sorted(spec.parties)
     reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
     try:
-        results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
+        with tm.round_span(spec.protocol, 1, parties, len(sids)):
+            results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
+        rnd = 1
         while (done := finished(parties, sids, results)) is None:
             inputs = route(parties, sids, results)
-            results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
+            rnd += 1
+            with tm.round_span(spec.protocol, rnd, parties, len(sids)):
+                results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
         return done
     except BaseException:
         for i in parties:  # best effort: let the other holders wipe the secrets of the failed sessions now
