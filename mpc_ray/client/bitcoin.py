@@ -1,0 +1,122 @@
+"""`TaprootWallet`: a BIP341 key-path signer on a FROST BIP340 ("schnorr-bip340") threshold key.
+
+    wallet = mpc.taproot_wallet(key.key_id)                  # network "mainnet" (bc1p...), "testnet" / "signet"
+    wallet.internal_key, wallet.output_key                   # 32-byte x-only keys: P and Q = P + t G
+    wallet.address                                           # bech32m P2TR address of Q
+    sig = wallet.sign_sighash(sighash)                       # 64-byte BIP340 signature under Q (SIGHASH_DEFAULT)
+    wallet.sign_sighash(sighash, hash_type=0x01)             # 65 bytes: signature || hash type
+
+The group key is the *internal* key P; the output key is Q = P + int(TapTweak(P || merkle_root)) G (BIP341; the
+merkle root is empty for a key-path-only output, as BIP86 wallets make). The holders apply the same tweak to their
+shares (`tap_tweak`), so the threshold signature verifies under Q with any BIP340 verifier; the wallet checks it with
+libsecp256k1 before returning it (`BadSignature` otherwise). The tweaked key comes from libsecp256k1
+(`xonly_pubkey_tweak_add`), the address from bip-utils' segwit encoder (bech32m for witness v1).
+
+The wallet signs BIP341 signature hashes; computing one from a transaction (its prevouts' amounts and scripts) is the
+job of the caller's transaction library (a PSBT signer, python-bitcoinutils, embit). Key-path spending has no
+node-side request format yet, so it is signable only without an agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+import coincurve
+from bip_utils import SegwitBech32Encoder
+
+from ..crypto.secp256k1 import Q as CURVE_ORDER
+from ..errors import InvalidInput
+from ..types import Signature
+from .signer import BadSignature, Payload, Signer
+
+__all__ = ["HRP", "TaprootWallet", "taproot_output_key"]
+
+HRP = {"mainnet": "bc", "testnet": "tb", "signet": "tb", "regtest": "bcrt"}
+SIGHASH_TYPES = (0x00, 0x01, 0x02, 0x03, 0x81, 0x82, 0x83)  # BIP341: DEFAULT, ALL, NONE, SINGLE, (|ANYONECANPAY)
+
+
+def _tagged_hash(tag: str, data: bytes) -> bytes:
+    t = hashlib.sha256(tag.encode()).digest()
+    return hashlib.sha256(t + t + data).digest()
+
+
+def taproot_output_key(internal_key: bytes, merkle_root: bytes = b"") -> tuple[bytes, int]:
+    """(x-only output key Q, parity of Q's Y) for internal key P (BIP341 ``taproot_tweak_pubkey``)."""
+    if len(internal_key) != 32 or len(merkle_root) not in (0, 32):
+        raise InvalidInput("internal key is 32 bytes (x-only); merkle root is empty or 32 bytes")
+    tweak = _tagged_hash("TapTweak", bytes(internal_key) + bytes(merkle_root))
+    if int.from_bytes(tweak, "big") >= CURVE_ORDER:
+        raise InvalidInput("TapTweak out of range (probability 2^-128)")
+    try:
+        key = coincurve.PublicKeyXOnly(bytes(internal_key))
+        key.tweak_add(tweak)
+    except ValueError:
+        raise InvalidInput("not a valid x-only public key, or the tweak gives the point at infinity") from None
+    return key.format(), key.parity
+
+
+class TaprootWallet:
+    """See the module docstring."""
+
+    def __init__(self, signer: Signer, key_id: str, *, network: str = "mainnet", merkle_root: bytes = b"") -> None:
+        info = signer.key_info(key_id)
+        if info.scheme != "schnorr-bip340":
+            raise InvalidInput(f"key {key_id!r} is {info.scheme}; a Taproot wallet needs a schnorr-bip340 key")
+        if network not in HRP:
+            raise InvalidInput(f"network is one of {sorted(HRP)}")
+        self._signer = signer
+        self.key_id = key_id
+        self.network = network
+        self.merkle_root = bytes(merkle_root)
+        self.internal_key = info.public_key
+        self.output_key, self.output_parity = taproot_output_key(self.internal_key, self.merkle_root)
+        self._verifier = coincurve.PublicKeyXOnly(self.output_key)
+
+    @property
+    def address(self) -> str:
+        """The bech32m P2TR address (witness v1 program = output key) on this wallet's network."""
+        return self.address_for(self.network)
+
+    def address_for(self, network: str) -> str:
+        if network not in HRP:
+            raise InvalidInput(f"network is one of {sorted(HRP)}")
+        return SegwitBech32Encoder.Encode(HRP[network], 1, self.output_key)
+
+    @property
+    def script_pubkey(self) -> bytes:
+        """OP_1 <32-byte output key>."""
+        return b"\x51\x20" + self.output_key
+
+    def __repr__(self) -> str:
+        return f"TaprootWallet(key_id={self.key_id!r}, address={self.address})"
+
+    # -------------------------------------------------------------------------------------------------------
+    def _prepare(self, sighash: bytes, hash_type: int) -> tuple[Payload, Callable[[Signature], bytes]]:
+        if not isinstance(sighash, (bytes, bytearray)) or len(sighash) != 32:
+            raise InvalidInput("a BIP341 signature hash is 32 bytes")
+        if hash_type not in SIGHASH_TYPES:
+            raise InvalidInput(f"hash_type must be one of {[hex(t) for t in SIGHASH_TYPES]}")
+        payload = Payload(self.key_id, bytes(sighash), None, tap_tweak=self.merkle_root)
+        # BIP341: SIGHASH_DEFAULT signatures are 64 bytes; any other type is appended as a 65th byte
+        return payload, lambda sig: sig.to_bytes() + (bytes([hash_type]) if hash_type else b"")
+
+    def _checked(self, payload: Payload, sig: Signature) -> Signature:
+        if not isinstance(sig, Signature) or sig.scheme != "schnorr-bip340" or len(sig.to_bytes()) != 64:
+            raise BadSignature("the signer returned no BIP340 signature")
+        if not self._verifier.verify(sig.to_bytes(), payload.message):
+            raise BadSignature("the returned signature does not verify under the Taproot output key")
+        return sig
+
+    def _run(self, payload: Payload, finish: Callable[[Signature], Any]) -> Any:
+        return finish(self._checked(payload, self._signer.sign_payload(payload)))
+
+    async def _run_async(self, payload: Payload, finish: Callable[[Signature], Any]) -> Any:
+        return finish(self._checked(payload, await self._signer.sign_payload_async(payload)))
+
+    def sign_sighash(self, sighash: bytes, hash_type: int = 0x00) -> bytes:
+        """The key-path witness signature for a BIP341 signature hash: 64 bytes (SIGHASH_DEFAULT) or 65."""
+        return self._run(*self._prepare(sighash, hash_type))
+
+    async def sign_sighash_async(self, sighash: bytes, hash_type: int = 0x00) -> bytes:
+        return await self._run_async(*self._prepare(sighash, hash_type))

@@ -1,0 +1,134 @@
+"""The one signer protocol every wallet talks to, and the agent credential that signs requests.
+
+A wallet (`EvmWallet`, `SolanaWallet`, `TaprootWallet`) never signs anything itself: it turns a transaction or message
+into a `Payload` (what the nodes must decode: the request format and body, and what the signature must be over), hands
+it to a `Signer`, and checks the signature it gets back against its own public key before returning it. Three signers
+satisfy the protocol:
+
+- `SignHandle` (client/handle.py, sync) and its `aio` twin: a Ray driver talking to the coordinator actor;
+- `RemoteSigner` (client/remote.py): an agent outside the cluster talking HTTP to the gateway (no Ray at all);
+- `SimSigner` (client/simsigner.py): keys of `mpc_ray.sim`, in process, for tests and notebooks.
+
+With an `Agent` configured, a signer never asks for a bare digest: it sends a principal-signed request
+(`node.principals.sign_request`) carrying the payload's format and body, and every holder decodes the body and
+computes the digest itself before it applies its policy. Without one (an admin's Ray driver, the simulator) it signs
+the payload's digest / message directly.
+
+No Ray import here: the remote client depends on this module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import nacl.signing
+
+from ..errors import InvalidInput, MpcError
+from ..node.principals import DEFAULT_TTL_S, RequestFormat, SignedRequest, sign_request
+from ..types import KeyInfo, Signature
+
+__all__ = ["Agent", "BadSignature", "Payload", "Signer", "check_payload"]
+
+FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
+
+
+class BadSignature(MpcError):
+    """A signature came back that does not verify under the wallet's own key over the payload the wallet built
+    (a faulty or malicious coordinator, gateway or signer); the wallet refuses to return it."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One thing to sign.
+
+    `message` is what the threshold signature is over: the 32-byte digest for ECDSA, the message bytes themselves for
+    Ed25519 / BIP340. `format`, `body` and `chain` are what a principal-signed request carries; the nodes decode `body`
+    by `format` and must arrive at the same `message` (the wallet checks the signature against its own `message`).
+    `format` None: there is no request format the nodes can decode for this payload (signable only without an agent).
+    `tap_tweak` (BIP340 only): b"" or a 32-byte merkle root, sign for the BIP341 output key.
+    """
+
+    key_id: str
+    message: bytes
+    format: RequestFormat | None
+    body: bytes = b""
+    chain: str = ""
+    tap_tweak: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent's request credential: its principal id and Ed25519 signing key (never printed: `repr` is redacted).
+
+    Each request it signs carries a fresh random nonce and expires `ttl_s` seconds later.
+    """
+
+    principal_id: str
+    signing_key: nacl.signing.SigningKey = field(repr=False)
+    ttl_s: int = 60
+
+    def __post_init__(self) -> None:
+        key = self.signing_key
+        if isinstance(key, (bytes, bytearray)) and len(key) == 32:
+            object.__setattr__(self, "signing_key", nacl.signing.SigningKey(bytes(key)))
+        elif not isinstance(key, nacl.signing.SigningKey):
+            raise InvalidInput("an agent's signing key is a nacl SigningKey or a 32-byte seed")
+        if not isinstance(self.ttl_s, int) or not 0 < self.ttl_s <= 3600:
+            raise InvalidInput("ttl_s must be an integer in 1..3600")
+
+    @property
+    def verify_key(self) -> bytes:
+        return bytes(self.signing_key.verify_key)
+
+    def sign(self, payload: Payload, *, now: float | None = None) -> SignedRequest:
+        """The principal-signed ``sign`` request for `payload` (InvalidInput if the nodes cannot decode it)."""
+        if payload.format is None:
+            raise InvalidInput("the nodes have no request format for this payload; it cannot be signed under a policy")
+        if payload.tap_tweak is not None:
+            raise InvalidInput("policy-enforced requests carry no Taproot tweak (no node-side format for it yet)")
+        return sign_request(
+            self.signing_key, principal_id=self.principal_id, kind="sign", format=payload.format, body=payload.body,
+            key_id=payload.key_id, chain=payload.chain, now=time.time() if now is None else now, ttl_s=self.ttl_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"Agent(principal_id={self.principal_id!r}, signing_key=<redacted>)"
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """What a wallet needs: the key's public description and a signature for a payload, sync and async."""
+
+    def key_info(self, key_id: str) -> KeyInfo: ...
+
+    def sign_payload(self, payload: Payload) -> Signature: ...
+
+    async def sign_payload_async(self, payload: Payload) -> Signature: ...
+
+
+def check_payload(info: KeyInfo, payload: Payload) -> None:
+    """Refuse a payload that cannot be signed by this key before anything leaves the process."""
+    if info.scheme == "ecdsa-secp256k1":
+        if len(payload.message) != 32:
+            raise InvalidInput("an ECDSA payload is a 32-byte digest")
+        if payload.tap_tweak is not None:
+            raise InvalidInput("tap_tweak is for BIP340 keys only")
+    elif payload.tap_tweak is not None and info.scheme != "schnorr-bip340":
+        raise InvalidInput("tap_tweak is for BIP340 keys only")
+    if payload.tap_tweak is not None and len(payload.tap_tweak) not in (0, 32):
+        raise InvalidInput("tap_tweak is b'' (key path only) or a 32-byte merkle root")
+
+
+def key_info_from_status(key_id: str, status: dict, parties: int) -> KeyInfo:
+    """A `KeyInfo` from the coordinator's status (ECDSA and FROST keys report their public key there)."""
+    entry = status.get("keys", {}).get(key_id)
+    if entry is None:
+        raise InvalidInput(f"unknown key {key_id!r}")
+    pk = bytes.fromhex(entry["public_key"])
+    scheme = entry.get("scheme") or ("ecdsa-secp256k1" if len(pk) == 33 else None)
+    if scheme is None:
+        raise InvalidInput(f"key {key_id!r}: the coordinator does not report its scheme")
+    return KeyInfo(key_id=key_id, scheme=scheme, public_key=pk, threshold=int(entry["threshold"]),
+                   parties=int(entry.get("parties", parties)))

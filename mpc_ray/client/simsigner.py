@@ -1,0 +1,82 @@
+"""`SimSigner`: the `Signer` protocol over `mpc_ray.sim` keys, all in this process (tests, notebooks).
+
+It signs exactly what a committee would: an ECDSA payload's 32-byte digest (presign + sign among the first
+`threshold` parties), a FROST payload's message bytes (two-round FROST, with the BIP341 tweak when asked). With an
+`Agent` it first checks what every node would check of the request's body: the nodes' own decoder
+(`node.policy.intent_from_request`) must arrive at the payload's digest, so wallet encodings are tested against the
+node-side decoding without Ray. It enforces no policy (there are no nodes here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Mapping
+
+from ..errors import InvalidInput
+from ..node.policy import intent_from_request
+from ..types import KeyInfo, Signature
+from .signer import Agent, Payload, check_payload
+
+__all__ = ["SimSigner"]
+
+
+class SimSigner:
+    """Holds `sim` keys by id: ``SimSigner({"evm": sim.keygen(...), "sol": sim.keygen("eddsa-ed25519", ...)})``."""
+
+    def __init__(self, keys: Mapping[str, object], *, agent: Agent | None = None) -> None:
+        self._keys = dict(keys)
+        self.agent = agent
+
+    def _key(self, key_id: str):
+        key = self._keys.get(key_id)
+        if key is None:
+            raise InvalidInput(f"unknown key {key_id!r}")
+        return key
+
+    def key_info(self, key_id: str) -> KeyInfo:
+        return self._key(key_id).info(key_id)
+
+    def sign_digest(self, key_id: str, digest: bytes) -> Signature:
+        key = self._key(key_id)
+        if key.scheme != "ecdsa-secp256k1":
+            raise InvalidInput("sign_digest is for ECDSA keys; FROST keys sign the message (sign_message)")
+        return key.sign(bytes(digest))
+
+    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+        key = self._key(key_id)
+        if key.scheme == "ecdsa-secp256k1":
+            raise InvalidInput("ECDSA keys sign 32-byte digests (sign_digest)")
+        if tap_tweak is None:
+            return key.sign(bytes(message))
+        return _frost_sign_tweaked(key, bytes(message), bytes(tap_tweak))
+
+    def sign_payload(self, payload: Payload) -> Signature:
+        info = self.key_info(payload.key_id)
+        check_payload(info, payload)
+        if self.agent is not None:
+            request = self.agent.sign(payload)  # InvalidInput where no node-side format exists
+            if intent_from_request(request).digest != payload.message:
+                raise InvalidInput("the nodes would decode this request to another digest")
+        if info.scheme == "ecdsa-secp256k1":
+            return self.sign_digest(payload.key_id, payload.message)
+        return self.sign_message(payload.key_id, payload.message, tap_tweak=payload.tap_tweak)
+
+    async def sign_payload_async(self, payload: Payload) -> Signature:
+        return await asyncio.to_thread(self.sign_payload, payload)  # the simulation is CPU work; keep the loop free
+
+
+def _frost_sign_tweaked(key, message: bytes, tap_tweak: bytes) -> Signature:
+    """`SimFrostKey.sign` with the BIP341 tweak: the same two-round run, each party told the tweak."""
+    from ..protocols.frost import SignParty
+    from ..sim import run_parties
+
+    chosen = list(key.parties[: key.threshold])
+    sid = b"frost-sign:" + secrets.token_bytes(16)
+    machines = {
+        i: SignParty(key.suite, key.outputs[i].key_package, key.public_package, message, sid, chosen,
+                     tap_tweak=tap_tweak)
+        for i in chosen
+    }
+    out = run_parties(machines)
+    return Signature(key.scheme, out[chosen[0]].to_bytes())

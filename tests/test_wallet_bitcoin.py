@@ -1,0 +1,100 @@
+"""TaprootWallet: the BIP341 output key and bech32m address agree with bip-utils (an independent BIP86
+implementation) and the BIP86 test vector; coincurve verifies key-path signatures against the output key."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import coincurve
+import pytest
+from bip_utils import P2TRAddrDecoder, P2TRAddrEncoder
+
+from mpc_ray import sim
+from mpc_ray.client.bitcoin import TaprootWallet, taproot_output_key
+from mpc_ray.client.signer import BadSignature
+from mpc_ray.client.simsigner import SimSigner
+from mpc_ray.crypto.frost_suites import SUITES
+from mpc_ray.errors import InvalidInput
+from mpc_ray.protocols.frost import public_key_bytes
+
+SIGHASH = hashlib.sha256(b"a BIP341 signature hash").digest()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {"btc": sim.keygen("schnorr-bip340", parties=3, threshold=2),
+            "ed": sim.keygen("eddsa-ed25519", parties=3, threshold=2)}
+
+
+@pytest.fixture(scope="module")
+def wallet(keys) -> TaprootWallet:
+    return TaprootWallet(SimSigner(keys), "btc")
+
+
+def test_bip86_vector():
+    # BIP86, first receiving address of account 0: internal key -> output key -> address
+    internal = bytes.fromhex("cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115")
+    output, _ = taproot_output_key(internal)
+    assert output.hex() == "a60869f0dbcf1dc659c9cecbaf8050135ea9e8cdc487053f1dc6880949dc684c"
+    assert P2TRAddrEncoder.EncodeKey(b"\x02" + internal, hrp="bc") == \
+        "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
+
+
+def test_output_key_and_addresses(wallet, keys):
+    key = keys["btc"]
+    assert wallet.internal_key == key.public_key
+    # the signers' own tweak (the FROST suite's BIP341 key adjustment) gives the same output key
+    assert public_key_bytes(SUITES["schnorr-bip340"], key.public_package.group_key, b"") == wallet.output_key
+    assert wallet.address == P2TRAddrEncoder.EncodeKey(b"\x02" + wallet.internal_key, hrp="bc")
+    assert wallet.address.startswith("bc1p")
+    assert P2TRAddrDecoder.DecodeAddr(wallet.address, hrp="bc") == wallet.output_key
+    testnet = TaprootWallet(SimSigner(keys), "btc", network="testnet").address
+    assert testnet.startswith("tb1p") and P2TRAddrDecoder.DecodeAddr(testnet, hrp="tb") == wallet.output_key
+    assert wallet.address_for("regtest").startswith("bcrt1p")
+    assert wallet.script_pubkey == b"\x51\x20" + wallet.output_key
+
+
+def test_key_path_signature_verifies_against_the_output_key(wallet):
+    sig = wallet.sign_sighash(SIGHASH)
+    assert len(sig) == 64
+    assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig, SIGHASH)
+    assert not coincurve.PublicKeyXOnly(wallet.internal_key).verify(sig, SIGHASH)  # tweaked, not the raw key
+    with_type = wallet.sign_sighash(SIGHASH, hash_type=0x01)
+    assert len(with_type) == 65 and with_type[64] == 0x01
+    assert coincurve.PublicKeyXOnly(wallet.output_key).verify(with_type[:64], SIGHASH)
+
+
+def test_script_tree_commitment(keys):
+    root = hashlib.sha256(b"a tapscript tree").digest()
+    w = TaprootWallet(SimSigner(keys), "btc", merkle_root=root)
+    assert w.output_key == public_key_bytes(SUITES["schnorr-bip340"], keys["btc"].public_package.group_key, root)
+    assert coincurve.PublicKeyXOnly(w.output_key).verify(w.sign_sighash(SIGHASH), SIGHASH)
+
+
+def test_async_twin(wallet):
+    sig = asyncio.run(wallet.sign_sighash_async(SIGHASH))
+    assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig, SIGHASH)
+
+
+def test_refusals(wallet, keys):
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        wallet.sign_sighash(SIGHASH[:31])
+    with pytest.raises(InvalidInput, match="hash_type"):
+        wallet.sign_sighash(SIGHASH, hash_type=0x04)
+    with pytest.raises(InvalidInput, match="schnorr-bip340"):
+        TaprootWallet(SimSigner(keys), "ed")
+    with pytest.raises(InvalidInput, match="network"):
+        TaprootWallet(SimSigner(keys), "btc", network="litecoin")
+
+
+class UntweakedSigner(SimSigner):
+    """Signs under the internal key: a signature a node would accept for the wrong output."""
+
+    def sign_payload(self, payload):
+        return self.sign_message(payload.key_id, payload.message)
+
+
+def test_wallet_refuses_an_untweaked_signature(keys):
+    with pytest.raises(BadSignature):
+        TaprootWallet(UntweakedSigner(keys), "btc").sign_sighash(SIGHASH)
