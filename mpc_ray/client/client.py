@@ -57,6 +57,28 @@ class MpcClient:
         a refusal is `PolicyDenied` naming the rule."""
         return _ecdsa_signature(*ray.get(self._coordinator.sign_request.remote(request)))
 
+    # agent-facing handles and wallets (client/handle.py, aio.py, evm.py, solana.py, bitcoin.py) -------------
+    def handle(self, *, agent=None, timeout: float = 60.0):
+        """A `SignHandle` on this committee: timeouts, typed errors; with `agent` (client.signer.Agent) every
+        signature is a request signed by that agent, which the nodes decode and check against its policy."""
+        from .handle import SignHandle
+
+        return SignHandle(self._coordinator, agent=agent, timeout=timeout, parties=self.parties)
+
+    def aio(self, *, agent=None, timeout: float = 60.0):
+        """The asyncio twin of `handle()` (awaits Ray ObjectRefs on the running event loop)."""
+        return self.handle(agent=agent, timeout=timeout).aio
+
+    def evm_wallet(self, key_id: str, *, agent=None, timeout: float = 60.0):
+        """An eth-account-shaped `EvmWallet` (.address, sign_transaction, sign_message, sign_typed_data)."""
+        return self.handle(agent=agent, timeout=timeout).evm_wallet(key_id)
+
+    def solana_wallet(self, key_id: str, *, agent=None, timeout: float = 60.0):
+        return self.handle(agent=agent, timeout=timeout).solana_wallet(key_id)
+
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", agent=None, timeout: float = 60.0):
+        return self.handle(agent=agent, timeout=timeout).taproot_wallet(key_id, network=network)
+
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())
 

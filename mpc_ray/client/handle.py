@@ -1,0 +1,184 @@
+"""`SignHandle`: what a Ray driver hands to its wallets: the coordinator, a timeout, and optionally an agent key.
+
+Every call has a timeout and raises only `mpc_ray.errors` types: a Ray task error is unwrapped to the typed error the
+coordinator or a holder raised, a coordinator that is gone or a holder that dropped out is `QuorumUnavailable`, and a
+call that runs past its timeout is `RequestTimeout`. The async twin (`handle.aio`, client/aio.py) awaits the same
+ObjectRefs on an event loop instead of blocking a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Sequence
+
+import ray
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError, RayTaskError
+
+from ..errors import InvalidInput, MpcError, QuorumUnavailable
+from ..node.principals import SignedRequest
+from ..types import KeyInfo, Signature
+from .signer import FROST_SCHEMES, Agent, Payload, check_payload, key_info_from_status
+
+if TYPE_CHECKING:
+    from .aio import AsyncSignHandle
+    from .bitcoin import TaprootWallet
+    from .evm import EvmWallet
+    from .solana import SolanaWallet
+
+__all__ = ["RequestTimeout", "SignHandle", "typed_error"]
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class RequestTimeout(MpcError, TimeoutError):
+    """The committee did not answer within the caller's timeout. The request may still complete on the nodes: an
+    agent must not assume it was not signed (a policy-enforced request's nonce is spent either way)."""
+
+
+def typed_error(exc: BaseException) -> MpcError:
+    """The `mpc_ray.errors` type for an exception that came back from Ray."""
+    if isinstance(exc, RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, MpcError):
+            return cause
+        if cause is not None and not isinstance(cause, RayError):
+            return MpcError(f"the coordinator failed: {type(cause).__name__}")
+    if isinstance(exc, MpcError):
+        return exc
+    if isinstance(exc, GetTimeoutError):
+        return RequestTimeout("the committee did not answer in time")
+    if isinstance(exc, (RayActorError, ActorUnavailableError)):
+        return QuorumUnavailable("the coordinator is unavailable")
+    return MpcError(f"signing failed: {type(exc).__name__}")
+
+
+def signature_from_wire(scheme: str, out: Any) -> Signature:
+    """The coordinator answers ECDSA with (r||s, recovery id) and FROST with `Signature` objects."""
+    if isinstance(out, Signature):
+        return out
+    raw, recovery_id = out
+    return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), int(recovery_id))
+
+
+class SignHandle:
+    """A committee's signing calls with a timeout and typed errors; with `agent`, every signature goes through the
+    policy-enforced path as a request signed by that agent."""
+
+    def __init__(self, coordinator: Any, *, agent: Agent | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 parties: int = 0) -> None:
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InvalidInput("timeout must be a positive number of seconds")
+        if agent is not None and not isinstance(agent, Agent):
+            raise InvalidInput("agent must be an mpc_ray.client.signer.Agent")
+        self._coordinator = coordinator
+        self.agent = agent
+        self.timeout = float(timeout)
+        self._parties = parties
+        self._keys: dict[str, KeyInfo] = {}
+        self._lock = threading.Lock()
+        self._aio: AsyncSignHandle | None = None
+
+    # plumbing ---------------------------------------------------------------------------------------------
+    def _get(self, ref: Any, timeout: float | None = None) -> Any:
+        try:
+            return ray.get(ref, timeout=self.timeout if timeout is None else timeout)
+        except (RayError, MpcError) as exc:
+            raise typed_error(exc) from None
+
+    def _remember(self, info: KeyInfo) -> KeyInfo:
+        with self._lock:
+            self._keys[info.key_id] = info
+        return info
+
+    def cached_key(self, key_id: str) -> KeyInfo | None:
+        with self._lock:
+            return self._keys.get(key_id)
+
+    @property
+    def coordinator(self) -> Any:
+        return self._coordinator
+
+    @property
+    def aio(self) -> AsyncSignHandle:
+        """The asyncio twin of this handle (same coordinator, agent, timeout and key cache)."""
+        if self._aio is None:
+            from .aio import AsyncSignHandle
+
+            self._aio = AsyncSignHandle(self)
+        return self._aio
+
+    # calls ------------------------------------------------------------------------------------------------
+    def key_info(self, key_id: str) -> KeyInfo:
+        """Public description of `key_id` (cached: a key never changes)."""
+        info = self.cached_key(key_id)
+        if info is None:
+            info = self._remember(key_info_from_status(key_id, self._get(self._coordinator.status.remote()),
+                                                       self._parties))
+        return info
+
+    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+        """Direct signing (no agent request): ECDSA a 32-byte digest, FROST the message bytes."""
+        return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
+
+    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
+        if self.agent is not None:
+            raise InvalidInput("this handle signs as an agent: use a wallet or sign_payload (the nodes decode "
+                               "the transaction and apply the policy), not bare digests")
+        scheme, msgs = self._direct_args(key_id, messages, tap_tweak)
+        return [signature_from_wire(scheme, s) for s in self._get(self._direct_ref(key_id, msgs, tap_tweak))]
+
+    def sign_request(self, request: SignedRequest) -> Signature:
+        """Submit a principal-signed request as is; every signer verifies it and applies its own policy."""
+        return signature_from_wire("ecdsa-secp256k1", self._get(self._request_ref(request)))
+
+    def sign_payload(self, payload: Payload) -> Signature:
+        info = self.key_info(payload.key_id)
+        check_payload(info, payload)
+        if self.agent is not None:
+            return signature_from_wire(info.scheme, self._get(self._request_ref(self._agent_request(info, payload))))
+        out = self._get(self._direct_ref(payload.key_id, [payload.message], payload.tap_tweak))
+        return signature_from_wire(info.scheme, out[0])
+
+    async def sign_payload_async(self, payload: Payload) -> Signature:
+        return await self.aio.sign_payload(payload)
+
+    # shared with the async handle -------------------------------------------------------------------------
+    def _direct_args(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None) -> tuple[str, list[bytes]]:
+        if isinstance(messages, (bytes, str)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
+            raise InvalidInput("messages must be a list of bytes (ECDSA: 32-byte digests)")
+        info = self.cached_key(key_id)
+        return (info.scheme if info else ""), [bytes(m) for m in messages]
+
+    def _direct_ref(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None) -> Any:
+        if tap_tweak is not None:
+            return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak))
+        return self._coordinator.sign_many.remote(key_id, messages)
+
+    def _request_ref(self, request: SignedRequest) -> Any:
+        if not isinstance(request, SignedRequest):
+            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+        return self._coordinator.sign_request.remote(request)
+
+    def _agent_request(self, info: KeyInfo, payload: Payload) -> SignedRequest:
+        assert self.agent is not None
+        if info.scheme in FROST_SCHEMES:
+            # The coordinator's policy-enforced path serves ECDSA keys only; falling back to unpoliced signing
+            # would hand an agent a key with no policy at all.
+            raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys on this committee")
+        return self.agent.sign(payload)
+
+    # wallets ----------------------------------------------------------------------------------------------
+    def evm_wallet(self, key_id: str) -> EvmWallet:
+        from .evm import EvmWallet
+
+        return EvmWallet(self, key_id)
+
+    def solana_wallet(self, key_id: str) -> SolanaWallet:
+        from .solana import SolanaWallet
+
+        return SolanaWallet(self, key_id)
+
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet") -> TaprootWallet:
+        from .bitcoin import TaprootWallet
+
+        return TaprootWallet(self, key_id, network=network)

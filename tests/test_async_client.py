@@ -1,0 +1,154 @@
+"""The sign handles on a real Ray committee: hundreds of concurrent signings from one event loop, wallets end to end
+(an agent's EVM transactions and x402 authorizations through the nodes' policy; Solana and Taproot directly),
+timeouts and typed errors. One embedded cluster for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import coincurve
+import nacl.signing
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from solders.hash import Hash
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction
+
+import mpc_ray
+from mpc_ray.client.handle import RequestTimeout
+from mpc_ray.client.signer import Agent
+from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied
+from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from tests.test_policy import ALICE, EVE, USDC, base_policy, eip1559, erc20_call
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def mpc():
+    with mpc_ray.local_cluster(parties=3, threshold=2, security="112", kdf="min", pool_depth=8) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def keys(mpc):
+    evm = mpc.create_key("ecdsa-secp256k1")
+    ed = mpc.create_key("eddsa-ed25519")
+    btc = mpc.create_key("schnorr-bip340")
+    mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
+                                                            Principal.from_signing_key("bot", "agent", AGENT))))
+    mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                                body=base_policy(key_id=evm.key_id).to_bytes(), key_id=evm.key_id, now=time.time()))
+    return {"evm": evm, "ed": ed, "btc": btc}
+
+
+def usdc_tx(amount: int = 10_000, to: str = ALICE, nonce: int = 7) -> dict:
+    return eip1559(data=erc20_call("a9059cbb", to, amount), nonce=nonce)
+
+
+def test_hundreds_of_concurrent_signings_from_one_event_loop(mpc, keys):
+    key = keys["ed"]
+    n = 300
+    messages = [b"solana message %d" % i for i in range(n)]
+
+    async def run():
+        h = mpc.aio(timeout=120)
+        loop_thread_count = __import__("threading").active_count()
+        t0 = time.perf_counter()
+        sigs = await asyncio.gather(*(h.sign(key.key_id, m) for m in messages))
+        return sigs, time.perf_counter() - t0, loop_thread_count, __import__("threading").active_count()
+
+    sigs, elapsed, threads_before, threads_after = asyncio.run(run())
+    vk = nacl.signing.VerifyKey(key.public_key)
+    for m, s in zip(messages, sigs):
+        vk.verify(m, s.to_bytes())
+    assert len({s.to_bytes()[:32] for s in sigs}) == n  # every nonce fresh
+    assert threads_after <= threads_before + 2  # awaited ObjectRefs, not a thread per call
+    print(f"{n} concurrent Ed25519 signatures in {elapsed:.2f} s ({n / elapsed:.0f}/s)")
+
+
+def test_agent_evm_wallet_through_the_nodes_policy(mpc, keys):
+    """The agent's wallet sends principal-signed requests; the nodes decode, check the policy, sign."""
+    key = keys["evm"]
+    wallet = mpc.evm_wallet(key.key_id, agent=Agent("bot", AGENT))
+    signed = wallet.sign_transaction(usdc_tx())
+    assert Account.recover_transaction(signed.raw_transaction) == wallet.address
+
+    async def concurrent():
+        return await asyncio.gather(*(wallet.sign_transaction_async(usdc_tx(nonce=100 + i)) for i in range(4)))
+
+    for tx in asyncio.run(concurrent()):
+        assert Account.recover_transaction(tx.raw_transaction) == wallet.address
+    # an x402 / EIP-3009 authorization as the SDK asks for it, through the same policy
+    from x402.mechanisms.evm.types import TypedDataDomain, TypedDataField
+
+    fields = [("from", "address"), ("to", "address"), ("value", "uint256"), ("validAfter", "uint256"),
+              ("validBefore", "uint256"), ("nonce", "bytes32")]
+    message = {"from": wallet.address, "to": ALICE, "value": 10_000, "validAfter": 0,
+               "validBefore": int(time.time()) + 600, "nonce": b"\x11" * 32}
+    sig = wallet.sign_typed_data(TypedDataDomain(name="USD Coin", version="2", chain_id=8453,
+                                                 verifying_contract=USDC),
+                                 {"TransferWithAuthorization": [TypedDataField(name=n, type=t) for n, t in fields]},
+                                 "TransferWithAuthorization", message)
+    typed = encode_typed_data({"name": "USD Coin", "version": "2", "chainId": 8453, "verifyingContract": USDC},
+                              {"TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields]}, message)
+    assert Account.recover_message(typed, signature=sig) == wallet.address
+
+
+@pytest.mark.parametrize("tx,rule", [(lambda: usdc_tx(amount=50_000_000), "policy.per_tx_cap"),
+                                     (lambda: usdc_tx(to=EVE), "policy.recipient_denylist")])
+def test_agent_wallet_denied_by_policy(mpc, keys, tx, rule):
+    wallet = mpc.evm_wallet(keys["evm"].key_id, agent=Agent("bot", AGENT))
+    with pytest.raises(PolicyDenied) as e:
+        wallet.sign_transaction(tx())
+    assert e.value.rule == rule and type(e.value) is PolicyDenied  # the typed error, not a Ray wrapper
+    with pytest.raises(PolicyDenied) as e:
+        asyncio.run(wallet.sign_transaction_async(tx()))
+    assert e.value.rule == rule
+
+
+def test_an_unknown_agent_is_refused_by_the_nodes(mpc, keys):
+    stranger = mpc.evm_wallet(keys["evm"].key_id, agent=Agent("mallory", nacl.signing.SigningKey.generate()))
+    with pytest.raises(PolicyDenied) as e:
+        stranger.sign_transaction(usdc_tx())
+    assert e.value.rule == "auth.unknown_principal"
+
+
+def test_solana_and_taproot_wallets_on_the_committee(mpc, keys):
+    sol = mpc.solana_wallet(keys["ed"].key_id)
+    to = Pubkey.from_string("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin")
+    msg = Message.new_with_blockhash([transfer(TransferParams(from_pubkey=sol.pubkey, to_pubkey=to, lamports=9))],
+                                     sol.pubkey, Hash.default())
+    sol.sign_transaction(Transaction.new_unsigned(msg)).verify()
+    btc = mpc.taproot_wallet(keys["btc"].key_id, network="testnet")
+    sighash = hashlib.sha256(b"spend").digest()
+    sig = asyncio.run(btc.sign_sighash_async(sighash))
+    assert btc.address.startswith("tb1p") and coincurve.PublicKeyXOnly(btc.output_key).verify(sig, sighash)
+
+
+def test_timeouts_and_typed_errors(mpc, keys):
+    digest = hashlib.sha256(b"t").digest()
+    with pytest.raises(RequestTimeout):
+        mpc.handle(timeout=1e-6).sign(keys["ed"].key_id, b"too slow")
+    with pytest.raises(RequestTimeout):
+        asyncio.run(mpc.aio(timeout=1e-6).sign(keys["ed"].key_id, b"too slow"))
+    with pytest.raises(InvalidInput) as e:
+        mpc.handle().sign("no-such-key", digest)
+    assert type(e.value) is InvalidInput
+    with pytest.raises(InvalidInput, match="unknown key"):
+        asyncio.run(mpc.aio().key_info("no-such-key"))
+    # an agent handle never signs bare digests, and FROST keys have no policy-enforced path on the nodes yet
+    with pytest.raises(InvalidInput, match="agent"):
+        mpc.handle(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest)
+    with pytest.raises(InvalidInput, match="policy-enforced"):
+        mpc.solana_wallet(keys["ed"].key_id, agent=Agent("bot", AGENT)).sign_message(
+            Message.new_with_blockhash([], Pubkey.from_bytes(keys["ed"].public_key), Hash.default()))
+    with pytest.raises(MpcError):
+        mpc.handle(timeout=0)
