@@ -117,3 +117,48 @@ def test_audit_verify_cli_finds_the_tampered_record(committee, tmp_path, capsys)
     assert "BROKEN at record 1" in capsys.readouterr().out
     assert main(["audit", "export", str(src), "--verify-key", key, "--out", str(tmp_path / "export.jsonl")]) == 0
     assert (tmp_path / "export.jsonl").read_text().count("\n") >= 2
+
+
+def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
+    """One durable write per decision: the audit record is the journal. Kill the holder after it answered but before
+    its background flush wrote the ledgers or the spend snapshot: on restart the replay still refuses the replayed
+    request, keeps the presignature consumed and counts the spend against the cap."""
+    from mpc_ray.node.authorized import SNAPSHOT_ENTRY
+    from mpc_ray.node.holder import ShareHolder
+    from mpc_ray.node.policy import spend_store_name
+
+    c = committee
+    (pub, spare) = presign(c, [1, 2], 2)
+    h = c.holders[1]
+    auth = h._authorized()
+    auth.close()  # flush and snapshot, so the files below are a clean starting point
+    h._auth = None
+    auth = h._authorized()
+    auth.flusher.stop()  # from here on nothing reaches the ledgers or the snapshot: as if the process died
+    paths = [h.ledger.path, auth.nonces.path]
+    on_disk = {p: p.read_bytes() for p in paths}
+    snapshot = h.store.get(SNAPSHOT_ENTRY)
+    req = agent_request(usdc_transfer(to=ALICE, amount=1_234_567))
+    h.sign_request(req, pub.presignature_id)
+    assert {p: p.read_bytes() for p in paths} == on_disk  # nothing but the audit record was written
+    assert h.store.get(SNAPSHOT_ENTRY) == snapshot
+    name = spend_store_name("k1", "bot")
+    spent = auth.spend[name].to_bytes()
+    # the crash: release the files without flushing, and put back what a dead process leaves
+    for owner in (h.ledger, auth.nonces):
+        owner._pending = []
+        owner.close()
+    auth.audit.close()
+    for p, data in on_disk.items():
+        p.write_bytes(data)
+
+    c.holders[1] = h = ShareHolder(1, str(c.root / "party-1"), kdf="min")
+    auth = h._authorized()
+    assert pub.presignature_id in h.ledger and pub.presignature_id not in h.vault.ids("presig-k1")
+    assert auth.spend[name].to_bytes() == spent
+    with pytest.raises(PolicyDenied) as e:
+        h.sign_request(req, spare.presignature_id)
+    assert e.value.rule == "auth.replayed"
+    assert spare.presignature_id in h.vault.ids("presig-k1")  # a denied request consumes nothing
+    report = verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key)
+    assert report.ok, report

@@ -41,6 +41,9 @@ class Committee:
         return done
 
     def restart(self, party: int) -> None:
+        auth = getattr(self.holders[party], "_auth", None)
+        if auth is not None:
+            auth.close()
         self.holders[party].ledger.close()
         self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
 

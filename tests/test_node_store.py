@@ -414,9 +414,9 @@ def test_vault_take_many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     calls: list[int] = []
     real = ConsumedLedger.consume_many
 
-    def counting(self: ConsumedLedger, ids: Sequence[bytes]) -> None:
+    def counting(self: ConsumedLedger, ids: Sequence[bytes], *, durable: bool = True) -> None:
         calls.append(len(ids))
-        real(self, ids)
+        real(self, ids, durable=durable)
 
     monkeypatch.setattr(ConsumedLedger, "consume_many", counting)
     assert vault.take_many("presig", [_id(2), _id(4)]) == [b"share 2", b"share 4"]
@@ -433,3 +433,33 @@ def test_vault_validation_and_errors_are_typed(tmp_path: Path) -> None:
     assert issubclass(StoreCorrupted, MpcError) and issubclass(AlreadyConsumed, MpcError)
     assert "share" not in repr(vault)
     ledger.close()
+
+
+def test_ledger_deferred_consumption_is_exclusive_at_once_and_written_by_flush(tmp_path: Path) -> None:
+    """durable=False: a second consume fails immediately; the ids reach the file at flush (or close), not before."""
+    path = tmp_path / "l.ledger"
+    led = ConsumedLedger(path)
+    led.consume_many([_id(1), _id(2)], durable=False)
+    with pytest.raises(AlreadyConsumed):
+        led.consume(_id(2))
+    assert _id(1) in led
+    size_before = path.stat().st_size
+    led.consume_many([_id(3)])  # a durable batch carries the pending ids with it
+    assert path.stat().st_size > size_before
+    led.consume_many([_id(4)], durable=False)
+    assert led.flush() == 1 and led.flush() == 0
+    led.consume_many([_id(5)], durable=False)
+    led.close()
+    reopened = ConsumedLedger(path)
+    assert [reopened.contains(_id(i)) for i in range(1, 6)] == [True] * 5
+
+
+def test_ledger_deferred_ids_are_lost_without_flush_if_the_process_dies(tmp_path: Path) -> None:
+    """What durable=False means: without flush, a crash forgets them (the caller's journal must restore them)."""
+    path = tmp_path / "l.ledger"
+    led = ConsumedLedger(path)
+    led.consume_many([_id(7)], durable=False)
+    data = path.read_bytes()  # what a crash right now would leave on disk
+    led.close()
+    path.write_bytes(data)
+    assert _id(7) not in ConsumedLedger(path)

@@ -3,7 +3,11 @@
 One JSON Lines file per holder. Each line is the canonical JSON (sorted keys, no spaces, ASCII only) of::
 
     {v, index, node, time, prev_hash, request_digest, principal, kind, key_id, intent, decision, rule, reason,
-     presignature_id, signature, record_hash, node_signature}
+     nonce_id, presignature_id, signature, record_hash, node_signature}
+
+``nonce_id`` (the request nonce's ledger id) and ``presignature_id`` make the log the holder's journal: the record
+is fsync'd before the partial signature leaves, and the holder replays records after its last checkpoint into its
+ledgers and spend state when it opens, so those need no fsync of their own on the signing path.
 
 ``record_hash = SHA-256("mpc-ray/audit-record/v1" || canonical JSON of every other field but node_signature)``,
 ``prev_hash`` is the previous record's ``record_hash`` (the first record's is a genesis value bound to the node's
@@ -14,8 +18,9 @@ record breaks the ``index`` / ``prev_hash`` chain at the first position that dif
 
 Cutting records off the end leaves a valid chain, so a signed head checkpoint sits beside the log in
 ``<path>.head``: ``count`` and ``last_hash`` of the log, signed by the node. It is written after every append (or
-group of appends): the log line is fsync'd first, then the checkpoint is written to a temporary file, fsync'd and
-renamed over the old one. A crash leaves the checkpoint at most one group behind the log, never ahead, so the log
+group of appends), or with ``checkpoint=False`` right after it by the caller (`write_checkpoint`, off the signing
+path): the log line is fsync'd first, then the checkpoint is written to a temporary file, fsync'd and renamed over
+the old one. A crash leaves the checkpoint at most one group behind the log, never ahead, so the log
 may be longer than the checkpoint (those records are reported as not yet anchored) but never shorter. What this
 cannot catch on its own: an attacker who deletes the log and its checkpoint together, or rolls both back to a copy
 taken earlier. Ship the signed checkpoint off the node now and then (`read_head`; e.g. a monitor or the
@@ -58,7 +63,7 @@ from ..errors import InvalidInput, PolicyDenied
 from .identity import NodeIdentity, NodeIdentityPublic
 from .policy import Decision, Intent
 from .principals import SignedRequest, VerifiedRequest
-from .store import FileOwner, StoreCorrupted, StoreLocked, fsync_dir, write_all
+from .store import FileOwner, StoreCorrupted, StoreLocked, write_all
 
 __all__ = [
     "DECISIONS",
@@ -75,7 +80,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_VERSION = 1
+_VERSION = 2  # v2 added nonce_id
 _REC_DOMAIN = b"mpc-ray/audit-record/v1"
 _SIG_DOMAIN = b"mpc-ray/audit-sig/v1"
 _HEAD_DOMAIN = b"mpc-ray/audit-head/v1"
@@ -103,6 +108,7 @@ _FIELDS = (
     "decision",
     "rule",
     "reason",
+    "nonce_id",
     "presignature_id",
     "signature",
     "record_hash",
@@ -170,6 +176,7 @@ class AuditEntry:
     intent: Intent | Mapping[str, Any] | None = None
     rule: str | None = None
     reason: str = ""
+    nonce_id: bytes | None = None  # the request nonce's ledger id, once this node consumed it
     presignature_id: bytes | None = None
     signature: bytes | None = None  # the partial signature this node released (or a final one, for "result")
 
@@ -192,13 +199,22 @@ class AuditEntry:
             intent=decision.intent,
             rule=decision.rule,
             reason=decision.detail or decision.message,
+            nonce_id=verified.nonce_id,
             presignature_id=presignature_id,
             signature=signature,
         )
 
     @classmethod
-    def for_denial(cls, request: SignedRequest, error: PolicyDenied, intent: Intent | None = None) -> AuditEntry:
-        """A request refused before or by the policy (auth.* included). `principal` is the *claimed* one."""
+    def for_denial(
+        cls,
+        request: SignedRequest,
+        error: PolicyDenied,
+        intent: Intent | None = None,
+        *,
+        nonce_id: bytes | None = None,
+    ) -> AuditEntry:
+        """A request refused before or by the policy (auth.* included). `principal` is the *claimed* one;
+        `nonce_id` is set when the refusal came after the nonce was consumed."""
         return cls(
             decision="deny",
             request_digest=request.digest(),
@@ -208,6 +224,7 @@ class AuditEntry:
             intent=intent,
             rule=error.rule,
             reason=error.message,
+            nonce_id=nonce_id,
         )
 
     def _body(self) -> dict[str, Any]:
@@ -233,6 +250,7 @@ class AuditEntry:
             "decision": self.decision,
             "rule": self.rule,
             "reason": self.reason[:4096],
+            "nonce_id": _hex_or_none(self.nonce_id, "nonce_id"),
             "presignature_id": _hex_or_none(self.presignature_id, "presignature_id"),
             "signature": _hex_or_none(self.signature, "signature"),
         }
@@ -412,6 +430,7 @@ class AuditLog(FileOwner):
         if head is not None and hc == count and hc > 0 and head.last_hash != last_hash and not repaired:
             raise StoreCorrupted("audit checkpoint does not match the log's last record")
         self._count, self._last_hash = count, last_hash
+        self._size, self._anchored = os.fstat(fd).st_size, count
         if head is None or hc != count or repaired:
             self._write_head(count, last_hash)
         return repaired
@@ -455,12 +474,52 @@ class AuditLog(FileOwner):
         with self._lock:
             return self._last_hash
 
-    def append(self, entry: AuditEntry, *, now: float) -> dict[str, Any]:
-        """Append one record (fsync'd, checkpoint updated) and return it as written."""
-        return self.append_many([entry], now=now)[0]
+    def position(self) -> tuple[int, int]:
+        """(record count, file size in bytes) after the last append: where the next record will start."""
+        with self._lock:
+            return self._count, self._size
 
-    def append_many(self, entries: Sequence[AuditEntry], *, now: float) -> list[dict[str, Any]]:
-        """Append several records with one write, one fsync and one checkpoint update (group commit)."""
+    def records_since(self, offset: int, index: int) -> list[dict[str, Any]]:
+        """The records from byte `offset` on, which must start with record `index` (as `position` gave them), for a
+        journal replay. Parsed, not re-verified (this writer checked the tail at open); a record out of sequence
+        raises StoreCorrupted."""
+        with self._lock:
+            if self._fd is None:
+                raise InvalidInput("audit log is closed")
+            if not 0 <= offset <= self._size:
+                raise StoreCorrupted("journal offset is beyond the end of the audit log")
+            data = os.pread(self._fd, self._size - offset, offset) if self._size > offset else b""
+        out = []
+        for i, line in enumerate(data.splitlines()):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise StoreCorrupted(f"audit record {index + i} is not valid JSON") from None
+            if not isinstance(rec, dict) or rec.get("index") != index + i:
+                raise StoreCorrupted(f"audit record at position {index + i} is out of sequence")
+            out.append(rec)
+        return out
+
+    def write_checkpoint(self) -> bool:
+        """Bring the signed head checkpoint up to the last append, if it lags; True if it wrote one."""
+        with self._lock:
+            if self._fd is None or self._broken or self._anchored == self._count:
+                return False
+            self._write_head(self._count, self._last_hash)
+            self._anchored = self._count
+            return True
+
+    def append(self, entry: AuditEntry, *, now: float, checkpoint: bool = True) -> dict[str, Any]:
+        """Append one record (fsync'd; checkpoint updated unless checkpoint=False) and return it as written."""
+        return self.append_many([entry], now=now, checkpoint=checkpoint)[0]
+
+    def append_many(
+        self, entries: Sequence[AuditEntry], *, now: float, checkpoint: bool = True
+    ) -> list[dict[str, Any]]:
+        """Append several records with one write, one fsync and one checkpoint update (group commit).
+
+        checkpoint=False leaves the checkpoint behind the log (still durable: the records are fsync'd) for the
+        caller to bring up with `write_checkpoint` off its latency path."""
         if not isinstance(now, (int, float)) or isinstance(now, bool) or not math.isfinite(now):
             raise InvalidInput("now must be a finite number of unix seconds")
         bodies = []
@@ -492,14 +551,18 @@ class AuditLog(FileOwner):
                 records.append(rec)
                 lines.append(_canonical(rec) + b"\n")
                 count, prev = count + 1, rh
+            data = b"".join(lines)
             try:
-                write_all(self._fd, b"".join(lines))
+                write_all(self._fd, data)
                 os.fsync(self._fd)
-                self._write_head(count, prev)
+                if checkpoint:
+                    self._write_head(count, prev)
             except BaseException:
                 self._broken = True  # the file may end in a partial line; the next open drops it
                 raise
-            self._count, self._last_hash = count, prev
+            self._count, self._last_hash, self._size = count, prev, self._size + len(data)
+            if checkpoint:
+                self._anchored = count
             return records
 
     def __repr__(self) -> str:

@@ -1,23 +1,31 @@
 """The policy-enforced ECDSA signing path of a share holder.
 
 Every request is signed by a principal; this holder verifies it, decodes the transaction itself, computes the digest
-itself, evaluates the policy of (key, principal) on its own spend state, persists that state, and only then consumes
-a presignature and returns sigma_i over the digest it computed — so a compromised agent or coordinator cannot get a
-partial signature outside policy. Every decision, allowed or denied, is appended to the node's signed, hash-chained
-audit log before the answer leaves. Order: verify -> binding -> decode -> authorize -> persist spend -> consume ->
-sign -> audit.
+itself, evaluates the policy of (key, principal) on its own spend state, and only then consumes a presignature and
+returns sigma_i over the digest it computed — so a compromised agent or coordinator cannot get a partial signature
+outside policy. Order: verify -> binding -> decode -> evaluate -> consume -> count the spend -> sign -> audit.
+
+One durable write per decision. The audit record (fsync'd before sigma_i leaves) is the journal of the decision: it
+carries the request nonce's ledger id, the presignature id and the intent with its spends. The nonce and the
+presignature are consumed in memory at once (a duplicate fails immediately) and reach their ledgers' files, with the
+audit checkpoint and a snapshot of the spend state, in a background flush right after. When the holder opens, it
+replays the audit records after the last snapshot into the ledgers and the spend state, so a crash between the
+audit fsync and that flush loses nothing: a replayed request is still refused, a consumed presignature stays
+consumed and a cap still counts what was signed. A denial is journaled the same way (its nonce is spent).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
+from typing import Any
 
 from ..crypto.secp256k1 import Q
-from ..errors import InvalidInput, PolicyDenied
+from ..errors import InvalidInput, MpcError, PolicyDenied
 from ..protocols.ecdsa.sign import digest_to_int
 from .audit import AuditEntry, AuditLog
-from .principals import PrincipalRegistry, RequestVerifier, SignedRequest
 from .policy import (
     Policy,
     PolicyEngine,
@@ -28,7 +36,57 @@ from .policy import (
     policy_store_name,
     spend_store_name,
 )
+from .principals import PrincipalRegistry, RequestVerifier, SignedRequest
 from .records import presignature_from_bytes
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_ENTRY = "authz-snapshot"  # EncryptedStore entry: spend states and the journal position they cover
+
+
+class JournalFlusher:
+    """Background thread: after each decision, writes the deferred ledger ids and the audit checkpoint; at most
+    every `SNAPSHOT_EVERY_S`, saves the spend snapshot (so a restart replays only a short tail of the log)."""
+
+    SNAPSHOT_EVERY_S = 1.0
+
+    def __init__(self, auth: AuthorizedSigning) -> None:
+        self._auth = auth
+        self._cv = threading.Condition()
+        self._dirty = False
+        self._stopped = False
+        self._last_snapshot = time.monotonic()
+        threading.Thread(target=self._run, daemon=True, name="authz-journal-flusher").start()
+
+    def poke(self) -> None:
+        with self._cv:
+            self._dirty = True
+            self._cv.notify()
+
+    def stop(self) -> None:
+        """No more flushes after the one in progress (a holder closing, or a test simulating a crash)."""
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+
+    def _run(self) -> None:
+        snapshot_due = False
+        while True:
+            with self._cv:
+                if not self._dirty and not self._stopped:
+                    self._cv.wait(self.SNAPSHOT_EVERY_S if snapshot_due else None)
+                if self._stopped:
+                    return
+                dirty, self._dirty = self._dirty, False
+            try:
+                if dirty:
+                    self._auth.flush_journal()
+                    snapshot_due = True
+                if snapshot_due and time.monotonic() - self._last_snapshot >= self.SNAPSHOT_EVERY_S:
+                    self._auth.save_snapshot()
+                    self._last_snapshot, snapshot_due = time.monotonic(), False
+            except Exception as exc:  # noqa: BLE001 - the audit log still holds everything; retried on the next poke
+                log.warning("journal flush failed: %s", type(exc).__name__)
 
 
 class AuthorizedSigning:
@@ -43,7 +101,57 @@ class AuthorizedSigning:
         self.lock = threading.Lock()  # one decision at a time: spend state must not race
         raw = holder.store.get("principals")
         self.verifier = RequestVerifier.from_registry(PrincipalRegistry.from_bytes(raw), self.nonces) if raw else None
+        self.spend: dict[str, SpendState] = {}
+        self._replay_journal()
+        self.flusher = JournalFlusher(self)
 
+    # journal ------------------------------------------------------------------------------------------
+    def _replay_journal(self) -> None:
+        """Load the spend snapshot and apply the audit records after it: ledger ids and allowed spends."""
+        index, offset = 0, 0
+        raw = self.holder.store.get(SNAPSHOT_ENTRY)
+        if raw is not None:
+            doc = json.loads(raw)
+            index, offset = doc["index"], doc["offset"]
+            self.spend = {name: SpendState.from_bytes(state.encode()) for name, state in doc["spend"].items()}
+        nonce_ids, presig_ids = [], []
+        for rec in self.audit.records_since(offset, index):
+            if rec.get("nonce_id"):
+                nid = bytes.fromhex(rec["nonce_id"])
+                if nid not in self.nonces:
+                    nonce_ids.append(nid)
+            if rec.get("presignature_id"):
+                pid = bytes.fromhex(rec["presignature_id"])
+                if pid not in self.holder.ledger:
+                    presig_ids.append(pid)
+            intent = rec.get("intent")
+            if rec["decision"] == "allow" and rec["kind"] == "sign" and intent:
+                name = spend_store_name(rec["key_id"], rec["principal"])
+                spends = [(asset, int(amount)) for asset, amount in intent["spends"]]
+                self.spend.setdefault(name, SpendState()).record(spends, rec["time"])
+        if nonce_ids:
+            self.nonces.consume_many(nonce_ids)
+        if presig_ids:
+            self.holder.ledger.consume_many(presig_ids)
+        if nonce_ids or presig_ids:
+            log.warning("journal replay restored %d nonce and %d presignature ids", len(nonce_ids), len(presig_ids))
+        self.audit.write_checkpoint()
+
+    def flush_journal(self) -> None:
+        self.nonces.flush()
+        self.holder.ledger.flush()
+        self.audit.write_checkpoint()
+
+    def save_snapshot(self) -> None:
+        """Persist the spend states with the journal position they include (records before it are applied)."""
+        with self.lock:  # a consistent cut: no decision in flight
+            index, offset = self.audit.position()
+            doc = {"index": index, "offset": offset,
+                   "spend": {name: st.to_bytes().decode() for name, st in sorted(self.spend.items())}}
+        self.flush_journal()  # every id of a record before the cut is in its ledger's file before the snapshot is
+        self.holder.store.put(SNAPSHOT_ENTRY, json.dumps(doc, separators=(",", ":")).encode())
+
+    # requests -----------------------------------------------------------------------------------------
     def bootstrap_principals(self, registry: bytes) -> None:
         """Set the first principals (admins from the deployment). Later changes go through admin-signed requests."""
         reg = PrincipalRegistry.from_bytes(registry)
@@ -63,14 +171,16 @@ class AuthorizedSigning:
     def set_policy(self, request: SignedRequest, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self.lock:
+            nonce_id = None
             try:
                 verified = self._verifier().verify(request, now)
+                nonce_id = verified.nonce_id
                 policy = policy_from_request(verified)
                 key = self.holder.key(policy.key_id)
                 policy.validate_for_key(key.threshold, len(key.parties))
                 self.holder.store.put(policy_store_name(policy.key_id, policy.principal_id), policy.to_bytes())
             except PolicyDenied as exc:
-                self.audit.append(AuditEntry.for_denial(request, exc), now=now)
+                self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
                 raise
 
     def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> int:
@@ -78,28 +188,56 @@ class AuthorizedSigning:
         now = time.time() if now is None else now
         key_id = request.key_id
         with self.lock:
+            nonce_id = None
+            intent = None
             try:
-                verified = self._verifier().verify(request, now)
+                verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
+                nonce_id = verified.nonce_id
                 raw_policy = self.holder.store.get(policy_store_name(key_id, verified.principal.id))
                 policy = check_binding(Policy.from_bytes(raw_policy) if raw_policy else None, verified)
                 intent = intent_from_request(request)
                 key = self.holder.key(key_id)
-                spend_name = spend_store_name(key_id, verified.principal.id)
-                raw_spend = self.holder.store.get(spend_name)
-                state = SpendState.from_bytes(raw_spend) if raw_spend else SpendState()
-                decision = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties)).authorize(
-                    intent, now
-                )
-                self.holder.store.put(spend_name, state.to_bytes())  # before any presignature is consumed
+                name = spend_store_name(key_id, verified.principal.id)
+                state = self.spend.get(name) or SpendState()
+                engine = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties))
+                decision = engine.evaluate(intent, now)
+                decision.raise_if_denied()
+                kind = f"presig-{key_id}"
+                data = self.holder.vault.take_many(kind, [presignature_id], delete=False, durable=False)[0]
             except PolicyDenied as exc:
-                self.audit.append(AuditEntry.for_denial(request, exc), now=now)
+                self._journal(AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id), now)
                 raise
-            m = digest_to_int(intent.digest)
-            rec = presignature_from_bytes(self.holder.vault.take(f"presig-{key_id}", presignature_id))
-            sigma = (rec.k * m + rec.r * rec.chi) % Q
-            self.audit.append(
-                AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
-                                        signature=sigma.to_bytes(32, "big")),
-                now=now,
-            )
-            return sigma
+            except MpcError as exc:
+                if nonce_id is not None:  # the nonce is spent: journal it, with what went wrong (no secrets)
+                    self._journal(self._error_entry(request, exc, nonce_id), now)
+                raise
+            state.record(intent.spends, now)
+            self.spend[name] = state
+            rec = presignature_from_bytes(data)
+            sigma = (rec.k * digest_to_int(intent.digest) + rec.r * rec.chi) % Q
+            entry = AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
+                                            signature=sigma.to_bytes(32, "big"))
+            self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
+        self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, [presignature_id])
+        return sigma
+
+    def _journal(self, entry: AuditEntry, now: float) -> None:
+        self.audit.append(entry, now=now, checkpoint=False)
+        self.flusher.poke()
+
+    @staticmethod
+    def _error_entry(request: SignedRequest, exc: MpcError, nonce_id: bytes) -> AuditEntry:
+        return AuditEntry(decision="error", request_digest=request.digest(), principal=request.principal_id,
+                          kind=request.kind.value, key_id=request.key_id or None, rule=type(exc).__name__,
+                          reason=str(exc)[:300], nonce_id=nonce_id)
+
+    def close(self) -> None:
+        """Stop the flusher, flush, save the snapshot and release the files."""
+        self.flusher.stop()
+        self.save_snapshot()
+        self.nonces.close()
+        self.audit.close()
+
+    def status(self) -> dict[str, Any]:
+        count, _ = self.audit.position()
+        return {"audit_records": count, "spend_states": len(self.spend)}

@@ -88,15 +88,10 @@ from eth_account._utils.encode_typed_data.encoding_and_hashing import (
     get_primary_type,
 )
 from eth_account._utils.legacy_transactions import Transaction as _LegacyChainAwareTx
-from eth_account._utils.legacy_transactions import (
-    serializable_unsigned_transaction_from_dict,
-)
-from eth_account._utils.transaction_utils import transaction_rlp_to_rpc_structure
 from eth_account.messages import _hash_eip191_message, encode_defunct, encode_typed_data
-from eth_account.typed_transactions import TypedTransaction
 from eth_account.typed_transactions.access_list_transaction import AccessListTransaction
 from eth_account.typed_transactions.dynamic_fee_transaction import DynamicFeeTransaction
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -345,6 +340,10 @@ def decode_evm_transaction(raw: bytes) -> Intent:
     bytes). The digest comes from eth-account's own serializer for the decoded fields. Refused (InvalidInput):
     pre-EIP-155 legacy (replayable on every chain), blob (type 3) and EIP-7702 set-code (type 4: delegates the whole
     account) transactions, signed encodings, anything malformed.
+
+    The fields are decoded with eth-account's own RLP sedes and re-encoded; equal bytes mean the payload is exactly
+    eth-account's serialisation of those fields, so its signing hash is keccak of the payload (what eth-account's
+    ``hash()`` computes from the same fields, without the detour through its dict formatters: a third of the cost).
     """
     raw = _as_bytes(raw, "transaction")
     if not raw:
@@ -364,17 +363,6 @@ def decode_evm_transaction(raw: bytes) -> Intent:
             if rlp.encode(tx) != raw:
                 raise InvalidInput("non-canonical transaction encoding")
             chain_id = tx.v
-            fields = {
-                "nonce": tx.nonce,
-                "gasPrice": tx.gasPrice,
-                "gas": tx.gas,
-                "value": tx.value,
-                "data": tx.data,
-                "chainId": chain_id,
-            }
-            if tx.to:
-                fields["to"] = to_checksum_address(tx.to)
-            digest = bytes(serializable_unsigned_transaction_from_dict(fields).hash())
             to, value, data, max_fee = tx.to, tx.value, tx.data, tx.gas * tx.gasPrice
             details = {"tx_type": "legacy", "nonce": str(tx.nonce), "gas": str(tx.gas), "gas_price": str(tx.gasPrice)}
         elif first in _TYPED_TX:
@@ -382,12 +370,6 @@ def decode_evm_transaction(raw: bytes) -> Intent:
             obj = rlp.decode(raw[1:], cls._unsigned_transaction_serializer, strict=True)
             if bytes([first]) + rlp.encode(obj) != raw:
                 raise InvalidInput("non-canonical transaction encoding")
-            rpc = dict(transaction_rlp_to_rpc_structure(obj.as_dict()))
-            rpc["type"] = first
-            if not rpc.get("to"):
-                rpc.pop("to", None)
-            typed = TypedTransaction.from_dict(rpc)
-            digest = bytes(typed.hash())
             chain_id, to, value, data = obj.chainId, obj.to, obj.value, obj.data
             if first == DynamicFeeTransaction.transaction_type:
                 max_fee = obj.gas * obj.maxFeePerGas
@@ -416,9 +398,7 @@ def decode_evm_transaction(raw: bytes) -> Intent:
         raise
     except (rlp.exceptions.RLPException, ValueError, TypeError, KeyError, AttributeError) as e:
         raise InvalidInput(f"malformed EVM transaction: {type(e).__name__}") from None
-    # the digest eth-account computes for these fields must be the hash of exactly the bytes we were given
-    if digest != keccak(raw):
-        raise InvalidInput("transaction bytes do not match their decoded fields")
+    digest = keccak(raw)
     return _classify_evm(f"eip155:{chain_id}", bytes(to), int(value), bytes(data), int(max_fee), digest, details)
 
 
@@ -952,6 +932,12 @@ class SpendState:
                 for old in [k for k in buckets if k + 1 <= cutoff]:
                     del buckets[old]
 
+    def record(self, spends: Iterable[tuple[str, int]], now: float) -> None:
+        """Count one approved request and its spends (asset, amount) at `now`."""
+        for asset, amount in spends:
+            self.add(_asset_counter(asset), amount, now)
+        self.add(_REQUESTS, 1, now)
+
     def total(self, counter: str, window_s: int, now: float) -> int:
         """Sum over every bucket that overlaps (now - window_s, now] (and any from the future: clock steps)."""
         levels = self._counters.get(counter)
@@ -1061,9 +1047,7 @@ class PolicyEngine:
         with self._lock:
             decision = self._evaluate(intent, now)
             decision.raise_if_denied()
-            for asset, amount in intent.spends:
-                self._state.add(_asset_counter(asset), amount, now)
-            self._state.add(_REQUESTS, 1, now)
+            self._state.record(intent.spends, now)
             return decision
 
     def _evaluate(self, intent: Intent, now: float) -> Decision:

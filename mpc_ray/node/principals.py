@@ -305,13 +305,14 @@ class VerifiedRequest:
     principal: Principal
     signers: tuple[str, ...]  # distinct principals whose signatures verified, submitter first
     request_digest: bytes  # SHA-256 of the signing bytes
+    nonce_id: bytes  # the id under which the nonce is consumed in the ledger (`nonce_ledger_id`)
 
     @property
     def kind(self) -> RequestKind:
         return self.request.kind
 
 
-def _nonce_ledger_id(principal_id: str, nonce: bytes) -> bytes:
+def nonce_ledger_id(principal_id: str, nonce: bytes) -> bytes:
     return nacl.hash.blake2b(
         _lp(principal_id.encode()) + nonce, digest_size=32, person=_NONCE_PERSON, encoder=nacl.encoding.RawEncoder
     )
@@ -374,8 +375,11 @@ class RequestVerifier:
         with self._lock:
             self._registry = registry
 
-    def verify(self, request: SignedRequest, now: float) -> VerifiedRequest:
-        """Check `request` at time `now` (unix seconds); consume its nonce last. PolicyDenied(rule=auth.*)."""
+    def verify(self, request: SignedRequest, now: float, *, durable: bool = True) -> VerifiedRequest:
+        """Check `request` at time `now` (unix seconds); consume its nonce last. PolicyDenied(rule=auth.*).
+
+        durable=False consumes the nonce in memory only (see `ConsumedLedger.consume_many`): for a holder that
+        journals ``VerifiedRequest.nonce_id`` in its audit record before answering and replays it after a crash."""
         if not isinstance(request, SignedRequest):
             raise InvalidInput("expected a SignedRequest")
         if not isinstance(now, (int, float)) or isinstance(now, bool) or not math.isfinite(now):
@@ -416,11 +420,12 @@ class RequestVerifier:
                     f"{request.kind.value} needs {registry.admin_quorum} admin signatures, got {len(signers)}",
                 )
         # every other check passed: consume the nonce (durable, atomic against concurrent duplicates)
+        nonce_id = nonce_ledger_id(principal.id, request.nonce)
         try:
-            self._ledger.consume(_nonce_ledger_id(principal.id, request.nonce))
+            self._ledger.consume_many([nonce_id], durable=durable)
         except AlreadyConsumed:
             raise PolicyDenied("auth.replayed", "this request nonce was used before") from None
-        return VerifiedRequest(request, principal, tuple(signers), hashlib.sha256(data).digest())
+        return VerifiedRequest(request, principal, tuple(signers), hashlib.sha256(data).digest(), nonce_id)
 
 
 def registry_from_request(verified: VerifiedRequest) -> PrincipalRegistry:

@@ -442,6 +442,7 @@ class ConsumedLedger(FileOwner):
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._ids: dict[bytes, None] = {}  # insertion-ordered set
+        self._pending: list[bytes] = []  # consumed in memory, journaled elsewhere, not yet written here
         self._next_seq = 1
         self._broken = False
         self.recovered_torn_bytes = 0  # how much of a torn tail the last open dropped (0 normally)
@@ -506,32 +507,67 @@ class ConsumedLedger(FileOwner):
         """Record `id` as consumed, durably; AlreadyConsumed if it was consumed before."""
         self.consume_many([id])
 
-    def consume_many(self, ids: Sequence[bytes]) -> None:
-        """Consume all `ids` with one write and one fsync, or none of them (AlreadyConsumed names the first)."""
+    def consume_many(self, ids: Sequence[bytes], *, durable: bool = True) -> None:
+        """Consume all `ids` with one write and one fsync, or none of them (AlreadyConsumed names the first).
+
+        durable=False consumes them in memory only (a second consume of the same id fails at once) and leaves the
+        write to the next `flush` or durable call. Only for a caller that has already made the consumption durable
+        in a journal of its own (the holder's audit log) and replays that journal into the ledger after a crash."""
         batch = [_check_id(i) for i in ids]
         if not batch:
             return
         if len(batch) >= 2**32:
             raise InvalidInput("batch too large")
         with self._lock:
-            fd = self._check_open()
+            self._check_open()
             seen: set[bytes] = set()
             for id_ in batch:
                 if id_ in self._ids or id_ in seen:
                     raise AlreadyConsumed(id_)
                 seen.add(id_)
-            seq = self._next_seq
-            data = b"".join(_encode_record(seq, j, len(batch), id_) for j, id_ in enumerate(batch))
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            except BaseException:
-                # the file may now end in a partial batch; the next open drops it. Until then refuse writes.
-                self._broken = True
-                raise
-            self._next_seq = seq + 1
+            if not durable:
+                self._pending.extend(batch)
+                for id_ in batch:
+                    self._ids[id_] = None
+                return
+            self._write_batch(self._pending + batch)
+            self._pending = []
             for id_ in batch:
                 self._ids[id_] = None
+
+    def flush(self) -> int:
+        """Write and fsync the ids consumed with durable=False since the last flush; returns how many."""
+        with self._lock:
+            self._check_open()
+            pending, n = self._pending, len(self._pending)
+            if n:
+                self._write_batch(pending)
+                self._pending = []
+            return n
+
+    def close(self) -> None:
+        """Flush ids consumed with durable=False, then release the file. Idempotent."""
+        with self._lock:
+            if self._fd is not None and self._pending and not self._broken:
+                try:
+                    self._write_batch(self._pending)
+                    self._pending = []
+                except OSError:  # the owner's journal still holds them; its replay restores them
+                    pass
+        super().close()
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        fd = self._check_open()
+        seq = self._next_seq
+        data = b"".join(_encode_record(seq, j, len(batch), id_) for j, id_ in enumerate(batch))
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            # the file may now end in a partial batch; the next open drops it. Until then refuse writes.
+            self._broken = True
+            raise
+        self._next_seq = seq + 1
 
     def contains(self, id: bytes) -> bool:
         id_ = _check_id(id)
@@ -606,11 +642,14 @@ class SecretVault:
         """Return the secret once: consumed in the ledger (fsync'd) before the file is deleted and bytes returned."""
         return self.take_many(kind, [id])[0]
 
-    def take_many(self, kind: str, ids: Sequence[bytes], *, delete: bool = True) -> list[bytes]:
+    def take_many(
+        self, kind: str, ids: Sequence[bytes], *, delete: bool = True, durable: bool = True
+    ) -> list[bytes]:
         """`take` for several ids with one ledger fsync; all or nothing. Results in the order of `ids`.
 
         With delete=False the (already consumed, so unusable) files stay until `delete_consumed` removes them:
-        a holder does that after answering, keeping the unlinks off the signing path."""
+        a holder does that after answering, keeping the unlinks off the signing path. durable=False: see
+        `ConsumedLedger.consume_many` (the caller journals the consumption before releasing anything)."""
         kind = _check_kind(kind)
         batch = [_check_id(i) for i in ids]
         with self._lock:
@@ -630,7 +669,7 @@ class SecretVault:
                 if data is None:
                     raise SecretNotFound(f"no {kind} secret with id {id_.hex()[:16]}..")
                 secrets.append(data)
-            self._ledger.consume_many(batch)  # durable point of no return
+            self._ledger.consume_many(batch, durable=durable)  # point of no return
             if delete:
                 self._store.delete_many([self.entry_name(kind, id_) for id_ in batch])
             return secrets
