@@ -21,6 +21,26 @@ class KeyInfo(BaseModel):
     public_key: bytes
     threshold: int = Field(ge=1)
     parties: int = Field(ge=1)
+    # BIP32 chain code made jointly at key generation (public; with public_key it is the key's xpub). b"" for
+    # Ed25519 keys and keys made before HD support. Derive children with `mpc.derive(key_id, "m/0/7")`.
+    chain_code: bytes = b""
+
+
+class ChildKeyInfo(BaseModel):
+    """Public description of a BIP32 child of a threshold key (`mpc.derive(key_id, path)`): no party holds its
+    secret either; signing for it goes through the master key's shares (`mpc.sign(key_id, msg, path=path)`).
+    `public_key`: 33-byte compressed SEC1 for ECDSA, 32-byte x-only for BIP340 (derived from the even-Y lift of
+    the x-only master key, see `mpc_ray.crypto.bip32`). `xpub`: the child's BIP32 extended public key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    scheme: str = Field(pattern="^(ecdsa-secp256k1|schnorr-bip340)$")
+    path: str
+    public_key: bytes
+    chain_code: bytes
+    depth: int = Field(ge=0, le=255)
+    xpub: str
 
 
 def _der_int(v: int) -> bytes:

@@ -9,7 +9,7 @@ import ray
 
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput
-from ..types import SCHEMES, KeyInfo, Signature
+from ..types import SCHEMES, ChildKeyInfo, KeyInfo, Signature
 
 DEFAULT_NAMESPACE = "mpc-ray"
 
@@ -29,19 +29,28 @@ class MpcClient:
         info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold or self.default_threshold))
         return KeyInfo(**info)
 
-    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None, path: str | None = None) -> Signature:
         """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves.
-        BIP340 only: `tap_tweak` (b"" or a 32-byte merkle root) signs for the BIP341 Taproot output key."""
-        return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
+        BIP340 only: `tap_tweak` (b"" or a 32-byte merkle root) signs for the BIP341 Taproot output key.
+        ECDSA and BIP340: `path` ("m/0/7", non-hardened) signs for that BIP32 child (`derive(key_id, path)`)."""
+        return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
 
-    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
+    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,
+                  path: str | None = None) -> list[Signature]:
         if isinstance(messages, (bytes, str)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
             raise InvalidInput("messages must be a list of bytes (ECDSA: 32-byte digests)")
         msgs = [bytes(m) for m in messages]
+        if path is not None and not isinstance(path, str):
+            raise InvalidInput("a derivation path is a string like 'm/0/7'")
         if tap_tweak is not None:  # FROST hook
-            return ray.get(self._coordinator.frost_sign_many.remote(key_id, msgs, tap_tweak))
-        out = ray.get(self._coordinator.sign_many.remote(key_id, msgs))
+            return ray.get(self._coordinator.frost_sign_many.remote(key_id, msgs, tap_tweak, path))
+        out = ray.get(self._coordinator.sign_many.remote(key_id, msgs, path))
         return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
+
+    def derive(self, key_id: str, path: str) -> ChildKeyInfo:
+        """The BIP32 child of a key at a non-hardened `path` ("m/0/7"): its public key (33-byte compressed for ECDSA,
+        32-byte x-only for BIP340), chain code and xpub. Sign for it with `sign(key_id, msg, path=path)`."""
+        return ChildKeyInfo(**ray.get(self._coordinator.derive.remote(key_id, path)))
 
     # policy-enforced signing: requests are built and signed with mpc_ray.node.principals.sign_request -------
     def bootstrap_principals(self, registry) -> None:

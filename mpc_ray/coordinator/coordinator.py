@@ -22,7 +22,7 @@ from ..crypto.secp256k1 import Point
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.holder import check_key_id
 from ..protocols.ecdsa.presign import PresignaturePublic
-from ..protocols.ecdsa.sign import combine, digest_to_int
+from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode
 from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
@@ -59,6 +59,7 @@ class _Key:
     public_key: Point
     threshold: int
     parties: list[int]
+    chain_code: bytes = b""  # BIP32 chain code the holders made at key generation (public)
 
 
 class Coordinator:
@@ -147,12 +148,15 @@ class Coordinator:
         pks = {r["public_key"] for r in results.values()}
         if len(pks) != 1:
             raise ProtocolAbort(parties[0], "keygen.public_key_disagreement")
-        key = _Key(key_id, scheme, Point.from_bytes(pks.pop()), threshold, list(parties))
+        ccs = {r.get("chain_code", b"") for r in results.values()}  # HD hook
+        if len(ccs) != 1:
+            raise ProtocolAbort(parties[0], "keygen.chain_code_disagreement")
+        key = _Key(key_id, scheme, Point.from_bytes(pks.pop()), threshold, list(parties), ccs.pop())
         with self.lock:
             self.keys[key_id] = key
         self._start_refill()
         return {"key_id": key_id, "scheme": scheme, "public_key": key.public_key.to_bytes(),
-                "threshold": threshold, "parties": len(parties)}
+                "threshold": threshold, "parties": len(parties), "chain_code": key.chain_code}
 
     def signer_sets(self, key: _Key) -> list[tuple[int, ...]]:
         return list(itertools.combinations(key.parties, key.threshold))
@@ -294,15 +298,22 @@ class Coordinator:
             return self._take_presignatures(key, count)
         return signers, taken
 
-    def sign(self, key_id: str, digest: bytes) -> tuple[bytes, int]:
-        return self.sign_many(key_id, [digest])[0]
+    def sign(self, key_id: str, digest: bytes, path: str | None = None) -> tuple[bytes, int]:
+        return self.sign_many(key_id, [digest], path)[0]
+
+    def derive(self, key_id: str, path: str) -> dict:
+        """HD hook: the BIP32 child of a key at a non-hardened `path`, public values only (coordinator/hd.py)."""
+        from .hd import derive_info
+
+        return derive_info(self, key_id, path)
 
     @tm.traced_request("sign")
-    def sign_many(self, key_id: str, digests: list[bytes]) -> list[tuple[bytes, int]]:
-        """Signatures (64-byte r||s, recovery id) for the digests, in order."""
+    def sign_many(self, key_id: str, digests: list[bytes], path: str | None = None) -> list[tuple[bytes, int]]:
+        """Signatures (64-byte r||s, recovery id) for the digests, in order. With `path` ("m/0/7"): by that BIP32
+        child of the key, each from a re-randomised presignature (protocols/ecdsa/sign.py)."""
         if key_id in self.frost.keys:  # FROST hook: Signature objects for the message bytes
             tm.annotate(scheme=self.frost.keys[key_id].scheme)  # ops hook
-            return self.frost.sign_many(key_id, digests)
+            return self.frost.sign_many(key_id, digests, path=path)
         with self.lock:
             key = self.keys.get(key_id)
         if key is None:
@@ -310,6 +321,11 @@ class Coordinator:
         tm.annotate(scheme=key.scheme)  # ops hook
         for d in digests:
             digest_to_int(d)
+        tweak = None
+        if path is not None:  # HD hook: the holders derive the same tweak from their own chain code
+            from .hd import ecdsa_tweak
+
+            path, tweak = ecdsa_tweak(key, path)
         done: list[tuple[bytes, int] | None] = [None] * len(digests)
         todo = list(range(len(digests)))
         attempts = 0
@@ -325,14 +341,15 @@ class Coordinator:
                 continue  # presign() excluded the culprit
             batch = todo[: len(presigs)]
             try:
-                partials = self._partials(key, signers, presigs, [digests[i] for i in batch])
+                partials = self._partials(key, signers, presigs, [digests[i] for i in batch], path)
             except PartyUnavailable as exc:
                 self._mark_down(exc.party)
                 continue  # those presignatures may be consumed on some holders: they are gone either way
             for n, idx in enumerate(batch):
                 per_party = {p: partials[p][n] for p in signers}
                 try:
-                    sig = combine(presigs[n], key.public_key, digests[idx], per_party)
+                    child = None if tweak is None else rerandomize_for(presigs[n], key.public_key, tweak, digests[idx])
+                    sig = combine(presigs[n], key.public_key, digests[idx], per_party, child)
                 except ProtocolAbort as exc:
                     self._exclude(exc)
                     continue
@@ -375,6 +392,11 @@ class Coordinator:
             raise InvalidInput(f"unknown key {request.key_id!r}")
         tm.annotate(key_id=key.key_id, scheme=key.scheme)  # ops hook
         digest = intent_from_request(request).digest
+        tweak = None
+        if getattr(request, "derivation_path", ""):  # HD hook: the signed path; every holder derives the tweak
+            from .hd import ecdsa_tweak
+
+            tweak = ecdsa_tweak(key, request.derivation_path)[1]
         signers, (presig,) = self._take_presignatures(key, 1)
         refs = {p: self.holder(p).sign_request.remote(request, presig.presignature_id) for p in signers}
         partials = {}
@@ -385,20 +407,24 @@ class Coordinator:
                 self._mark_down(p)
                 raise PartyUnavailable(p, type(exc).__name__) from None
         try:
-            sig = combine(presig, key.public_key, digest, partials)
+            child = None if tweak is None else rerandomize_for(presig, key.public_key, tweak, digest)
+            sig = combine(presig, key.public_key, digest, partials, child)
         except ProtocolAbort as exc:
             self._exclude(exc)
             raise
         return sig.to_bytes(), sig.recovery_id
 
     @tm.traced_request("sign")
-    def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None) -> list:
-        """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root)."""
-        return self.frost.sign_many(key_id, messages, tap_tweak)
+    def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None,
+                        path: str | None = None) -> list:
+        """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root); with
+        `path`, by that BIP32 child (its BIP341 output key if `tap_tweak` is given too)."""
+        return self.frost.sign_many(key_id, messages, tap_tweak, path=path)
 
     @tm.traced_round("sign")
-    def _partials(self, key: _Key, signers, presigs, digests) -> dict[int, list[int]]:
-        reqs = [(p.presignature_id, d) for p, d in zip(presigs, digests)]
+    def _partials(self, key: _Key, signers, presigs, digests, path: str | None = None) -> dict[int, list[int]]:
+        reqs = [(p.presignature_id, d) if path is None else (p.presignature_id, d, path)  # HD hook: path
+                for p, d in zip(presigs, digests)]
         refs = {p: self.holder(p).partial_sign.remote(key.key_id, reqs) for p in signers}
         out = {}
         for p, ref in refs.items():

@@ -61,16 +61,33 @@ class FrostKey:
     public_key: bytes  # 32-byte Ed25519 / 32-byte x-only BIP340 (untweaked)
     threshold: int
     parties: list[int]
-    _tweaked: dict[bytes, bytes] = field(default_factory=dict)
+    _tweaked: dict[tuple[bytes | None, int | None], bytes] = field(default_factory=dict)
 
-    def verify_key(self, tap_tweak: bytes | None) -> bytes:
-        """The key signatures verify under: the public key, or the BIP341 output key for `tap_tweak`."""
-        if tap_tweak is None:
+    def verify_key(self, tap_tweak: bytes | None, hd_tweak: int | None = None) -> bytes:
+        """The key signatures verify under: the public key, or the BIP341 output key for `tap_tweak`; with
+        `hd_tweak`, of that BIP32 child (protocols.frost.keys.key_adjust)."""
+        if tap_tweak is None and hd_tweak is None:
             return self.public_key
-        pk = self._tweaked.get(tap_tweak)
+        pk = self._tweaked.get((tap_tweak, hd_tweak))
         if pk is None:
-            pk = self._tweaked[tap_tweak] = public_key_bytes(self.suite, self.public_package.group_key, tap_tweak)
+            if len(self._tweaked) > 4096:
+                self._tweaked.clear()
+            pk = self._tweaked[(tap_tweak, hd_tweak)] = public_key_bytes(
+                self.suite, self.public_package.group_key, tap_tweak, hd_tweak)
         return pk
+
+    def hd_tweak(self, path: str | None) -> int | None:
+        """The BIP32 tweak of `path` (BIP340 keys only); None without a path."""
+        if path is None:
+            return None
+        cc = self.public_package.chain_code
+        if self.scheme != "schnorr-bip340" or not cc:
+            raise InvalidInput(f"key {self.key_id!r} has no BIP32 derivation (Ed25519, or made before HD support)")
+        if not isinstance(path, str):
+            raise InvalidInput("a derivation path is a string like 'm/0/7'")
+        from ..crypto import bip32
+
+        return bip32.derive_bip340(self.public_key, cc, path).tweak
 
 
 class HolderRefused(MpcError):
@@ -111,7 +128,8 @@ def signature_bytes(suite: Ciphersuite, r_enc: bytes, z: int) -> bytes:
 
 
 def combine(key: FrostKey, msg: bytes, commitment_list: bytes, shares: dict[int, int],
-            group_commitments: dict[int, bytes] | None = None, tap_tweak: bytes | None = None) -> tuple[bytes, list[int]]:
+            group_commitments: dict[int, bytes] | None = None, tap_tweak: bytes | None = None,
+            hd_tweak: int | None = None) -> tuple[bytes, list[int]]:
     """(signature, parties that reported a wrong R). Fast path: the signers' R and the sum of the shares verify.
     Otherwise the RFC aggregate with verifying shares: a bad share raises ProtocolAbort(culprit, "frost.sign.share")."""
     suite, g = key.suite, key.suite.group
@@ -122,10 +140,10 @@ def combine(key: FrostKey, msg: bytes, commitment_list: bytes, shares: dict[int,
         rs = set(group_commitments.values())
         if len(rs) == 1 and all(isinstance(r, bytes) and len(r) == g.element_size for r in rs):
             sig = signature_bytes(suite, rs.pop(), sum(shares.values()) % g.order)
-            if fast_verify(suite, key.verify_key(tap_tweak), msg, sig):
+            if fast_verify(suite, key.verify_key(tap_tweak, hd_tweak), msg, sig):
                 return sig, []
     commitments = commitment_list_from_bytes(suite, commitment_list)
-    session = prepare(suite, key.public_package.group_key, commitments, msg, tap_tweak)
+    session = prepare(suite, key.public_package.group_key, commitments, msg, tap_tweak, hd_tweak)
     fs = aggregate(suite, session, msg, key.public_package.group_key, shares,
                    key.public_package.verifying_shares, tap_tweak)
     r_enc = g.serialize_element(session.group_commitment)
@@ -183,7 +201,8 @@ class FrostPools:
             for p in key.parties:
                 self.pools[(key_id, p)] = deque()
         self._start_refill()
-        return {"key_id": key_id, "scheme": scheme, "public_key": pk, "threshold": threshold, "parties": len(parties)}
+        return {"key_id": key_id, "scheme": scheme, "public_key": pk, "threshold": threshold, "parties": len(parties),
+                "chain_code": pub.chain_code if scheme == "schnorr-bip340" else b""}
 
     def key_status(self) -> dict:
         with self.c.lock:
@@ -351,7 +370,7 @@ class FrostPools:
         return found
 
     def _submit(self, key: FrostKey, signers: list[int], messages: list[bytes], todo: list[int],
-                tap_tweak: bytes | None):
+                tap_tweak: bytes | None, path: str | None = None):
         """Pop (or commit) one commitment per signer per message and submit the frost_sign calls: per signer one
         call per chunk of `chunk` messages, all submitted at once (a holder runs them in order), so the
         coordinator combines chunk k while the holders compute chunk k + 1. Returns (chunks, taken, lists)."""
@@ -369,8 +388,10 @@ class FrostPools:
                 hi = min(len(todo), lo + self.chunk)
                 refs = {}
                 for p in signers:
-                    reqs = [(taken[p][n][0], messages[todo[n]], lists[n]) if tap_tweak is None
-                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak) for n in range(lo, hi)]
+                    reqs = [(taken[p][n][0], messages[todo[n]], lists[n]) if tap_tweak is None and path is None
+                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak) if path is None
+                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak, path)  # HD hook
+                            for n in range(lo, hi)]
                     refs[p] = handles[p].frost_sign.remote(key.key_id, reqs, True)
                 chunks.append((lo, hi, refs))
         except PartyUnavailable as exc:
@@ -385,8 +406,10 @@ class FrostPools:
                 raise HolderRefused(p, "frost_sign returned the wrong number of shares")
         return answers
 
-    def sign_many(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None = None) -> list[Signature]:
-        """Signatures of `messages` (the bytes themselves), in order, each verified under the key."""
+    def sign_many(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None = None,
+                  path: str | None = None) -> list[Signature]:
+        """Signatures of `messages` (the bytes themselves), in order, each verified under the key (with `path`:
+        under that BIP32 child of a BIP340 key; the holders derive its tweak themselves)."""
         c = self.c
         key = self.keys.get(key_id)
         if key is None:
@@ -394,9 +417,10 @@ class FrostPools:
         if not isinstance(messages, (list, tuple)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
             raise InvalidInput("messages must be a list of bytes")
         messages = [bytes(m) for m in messages]
-        if tap_tweak is not None:
-            tap_tweak = bytes(tap_tweak)
-            key.verify_key(tap_tweak)  # InvalidInput for a bad tweak or a non-BIP340 key
+        hd_tweak = key.hd_tweak(path)  # HD hook: InvalidInput for a bad path or a key without BIP32
+        if tap_tweak is not None or hd_tweak is not None:
+            tap_tweak = None if tap_tweak is None else bytes(tap_tweak)
+            key.verify_key(tap_tweak, hd_tweak)  # InvalidInput for a bad tweak or a non-BIP340 key
         done: list[Signature | None] = [None] * len(messages)
         todo = list(range(len(messages)))
         attempts = 0
@@ -410,7 +434,7 @@ class FrostPools:
                     self._signing[p] = self._signing.get(p, 0) + 1
             taken = None
             try:
-                chunks, taken, lists = self._submit(key, signers, messages, todo, tap_tweak)
+                chunks, taken, lists = self._submit(key, signers, messages, todo, tap_tweak, path)
                 for lo, hi, refs in chunks:
                     answers = self._answers(refs, hi - lo)
                     for n in range(lo, hi):
@@ -418,7 +442,7 @@ class FrostPools:
                         try:
                             shares = {p: answers[p][n - lo][0] for p in signers}
                             rs = {p: answers[p][n - lo][1] for p in signers}
-                            sig, liars = combine(key, messages[idx], lists[n], shares, rs, tap_tweak)
+                            sig, liars = combine(key, messages[idx], lists[n], shares, rs, tap_tweak, hd_tweak)
                         except ProtocolAbort as exc:
                             c._exclude(exc)
                             continue

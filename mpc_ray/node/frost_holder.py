@@ -9,7 +9,9 @@ workers have no ledger and must never hold or spend nonces.
   bytes and the user-facing public key (32-byte Ed25519 / 32-byte x-only BIP340, untweaked).
 - `commit(key_id, count)`: fresh nonce pairs, each put in the vault (kind `nonce_kind(key_id)`, id = `nonce_id`,
   a hash of its commitment entry) before only the public commitment entries are returned.
-- `sign(key_id, requests)`: requests are (nonce id, message, commitment list[, tap_tweak]). Everything public is
+- `sign(key_id, requests)`: requests are (nonce id, message, commitment list[, tap_tweak[, derivation path]]);
+  with a path (BIP340 keys) the share is for that BIP32 child, the tweak computed here from the stored chain code
+  (node/hd.py, `protocols.frost.keys.key_adjust`). Everything public is
   checked first, for every request (shapes, the list order, that the signer's own entry hashes to the nonce id,
   that the nonce is stored and unconsumed, every peer commitment point), so bad input consumes nothing. Then all
   nonces are consumed durably with `vault.take_many` (one ledger fsync) before any share is computed. Then, per
@@ -41,6 +43,7 @@ from ..protocols.frost import (
     public_key_bytes,
 )
 from ..protocols.frost import sign as rfc_sign
+from ..protocols.frost.keys import key_adjust as frost_key_adjust
 from ..protocols.frost.signing import SigningSession
 from .frost_records import (
     commitment_from_trusted_bytes,
@@ -81,7 +84,7 @@ def nonce_kind(key_id: str) -> str:
 @dataclass
 class _FrostState:
     keys: dict[str, KeyPackage] = field(default_factory=dict)
-    adjust: dict[tuple[str, bytes | None], tuple[KeyAdjust, Element]] = field(default_factory=dict)
+    adjust: dict[tuple[str, bytes | None, int | None], tuple[KeyAdjust, Element]] = field(default_factory=dict)
 
 
 def _state(holder: "ShareHolder") -> _FrostState:
@@ -129,6 +132,7 @@ def finish_dkg(holder: "ShareHolder", session: Any) -> dict:
         "scheme": kp.suite_key,
         "public_package": public_package_to_bytes(pub),
         "public_key": public_key_bytes(pub.suite, pub.group_key),
+        "chain_code": pub.chain_code,
         "threshold": pub.threshold,
         "parties": list(pub.parties),
     }
@@ -148,17 +152,30 @@ def key_package(holder: "ShareHolder", key_id: str) -> KeyPackage:
     return kp
 
 
-def _adjusted(holder: "ShareHolder", key_id: str, kp: KeyPackage, tap_tweak: bytes | None) -> tuple[KeyAdjust, Element]:
+def _adjusted(holder: "ShareHolder", key_id: str, kp: KeyPackage, tap_tweak: bytes | None,
+              hd_tweak: int | None = None) -> tuple[KeyAdjust, Element]:
     st = _state(holder)
-    hit = st.adjust.get((key_id, tap_tweak))
+    hit = st.adjust.get((key_id, tap_tweak, hd_tweak))
     if hit is None:
         suite = kp.suite
-        adjust = suite.key_adjust(kp.group_key, tap_tweak)  # InvalidInput for a bad tweak / a non-BIP340 suite
+        # InvalidInput for a bad tweak / a non-BIP340 suite; hd_tweak: the BIP32 child's key (keys.key_adjust)
+        adjust = frost_key_adjust(suite, kp.group_key, tap_tweak, hd_tweak)
         hit = (adjust, adjust.point(suite.group, kp.group_key))
         if len(st.adjust) > 1024:
             st.adjust.clear()
-        st.adjust[(key_id, tap_tweak)] = hit
+        st.adjust[(key_id, tap_tweak, hd_tweak)] = hit
     return hit
+
+
+def _hd_tweak(kp: KeyPackage, path: Any) -> int | None:
+    """The BIP32 tweak of `path` for a BIP340 key, from this holder's own stored chain code (None: no path)."""
+    if path is None:
+        return None
+    if kp.suite_key != "schnorr-bip340":
+        raise InvalidInput(f"{kp.suite_key} keys have no BIP32 derivation")
+    from .hd import frost_tweak
+
+    return frost_tweak(kp.group_key, kp.chain_code, path)
 
 
 # nonces -----------------------------------------------------------------------------------------------------
@@ -213,10 +230,11 @@ def _ed25519_mul_validating(enc: bytes, k: int) -> EdPoint:
 
 def _parse_request(holder: "ShareHolder", key_id: str, kp: KeyPackage, req: Any, seen: set[bytes]) -> _Prepared:
     suite, g = kp.suite, kp.suite.group
-    if not isinstance(req, (tuple, list)) or len(req) not in (3, 4):
-        raise InvalidInput("each request is (nonce id, message, commitment list[, tap_tweak])")
+    if not isinstance(req, (tuple, list)) or len(req) not in (3, 4, 5):
+        raise InvalidInput("each request is (nonce id, message, commitment list[, tap_tweak[, derivation path]])")
     nid, msg, clist = req[0], req[1], req[2]
-    tap_tweak = req[3] if len(req) == 4 else None
+    tap_tweak = req[3] if len(req) >= 4 else None
+    hd_tweak = _hd_tweak(kp, req[4]) if len(req) == 5 else None
     if not isinstance(nid, (bytes, bytearray)) or len(nid) != ID_BYTES:
         raise InvalidInput(f"nonce ids are {ID_BYTES} bytes")
     if not isinstance(msg, (bytes, bytearray)):
@@ -236,7 +254,7 @@ def _parse_request(holder: "ShareHolder", key_id: str, kp: KeyPackage, req: Any,
     own = next((e for i, e in entries if i == kp.identifier), None)
     if own is None or nonce_id(suite, key_id, own) != nid:
         raise InvalidInput("own commitment missing or changed in the commitment list")
-    adjust, y = _adjusted(holder, key_id, kp, tap_tweak)
+    adjust, y = _adjusted(holder, key_id, kp, tap_tweak, hd_tweak)
     ed = g.name == "ed25519"
     es, ss = g.element_size, g.scalar_size
     coms: list[SigningCommitments] = []

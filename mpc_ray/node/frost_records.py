@@ -78,7 +78,9 @@ def _decode(data: bytes, cls: type):
 
 # key packages ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class KeyPackageRecord:
+class _KeyPackageRecordV1:
+    """A key package stored before HD support (no chain code)."""
+
     suite: str
     identifier: int
     signing_share: bytes
@@ -87,23 +89,61 @@ class KeyPackageRecord:
     threshold: int
 
 
+@dataclass(frozen=True)
+class KeyPackageRecord:
+    suite: str
+    identifier: int
+    signing_share: bytes
+    verifying_share: bytes
+    group_key: bytes
+    threshold: int
+    chain_code: bytes  # public BIP32 chain code from the DKG (b"" if none)
+
+
+def _decode_versions(data: bytes, current: type, legacy: type):
+    """Decode the current record layout, or the one before HD support (chain code b"")."""
+    try:
+        return decode(data, current)
+    except WireError:
+        old = _decode(data, legacy)
+        return current(**{f: getattr(old, f) for f in old.__dataclass_fields__}, chain_code=b"")
+
+
 def key_package_to_bytes(kp: KeyPackage) -> bytes:
     """Secret: store only through `EncryptedStore`."""
     g = kp.suite.group
     return encode(KeyPackageRecord(kp.suite_key, kp.identifier, g.serialize_scalar(kp.signing_share),
                                    g.serialize_element(kp.verifying_share), g.serialize_element(kp.group_key),
-                                   kp.threshold))
+                                   kp.threshold, kp.chain_code))
 
 
 def key_package_from_bytes(data: bytes) -> KeyPackage:
     """Decode and check: the share matches its verifying share (one base multiplication)."""
-    r = _decode(data, KeyPackageRecord)
+    r = _decode_versions(data, KeyPackageRecord, _KeyPackageRecordV1)
     suite = get_suite(r.suite)
     s = _scalar(suite, r.signing_share, "signing share")
     y_i = _element(suite, r.verifying_share, "verifying share")
     if suite.group.base_mul(s) != y_i:
         raise InvalidInput("key package: signing share does not match its verifying share")
-    return KeyPackage(suite.key, r.identifier, s, y_i, _element(suite, r.group_key, "group key"), r.threshold)
+    return KeyPackage(suite.key, r.identifier, s, y_i, _element(suite, r.group_key, "group key"), r.threshold,
+                      _chain_code(r.chain_code))
+
+
+def _chain_code(value: bytes) -> bytes:
+    if len(value) not in (0, 32):
+        raise InvalidInput("chain code must be 32 bytes (or empty for a key without one)")
+    return value
+
+
+@dataclass(frozen=True)
+class _PublicPackageRecordV1:
+    """A public key package encoded before HD support (no chain code)."""
+
+    suite: str
+    group_key: bytes
+    identifiers: list[int]
+    verifying_shares: list[bytes]
+    threshold: int
 
 
 @dataclass(frozen=True)
@@ -113,25 +153,29 @@ class PublicPackageRecord:
     identifiers: list[int]
     verifying_shares: list[bytes]
     threshold: int
+    chain_code: bytes
 
 
 def public_package_to_bytes(pub: PublicKeyPackage) -> bytes:
-    """Canonical (identifiers sorted): equal packages give equal bytes, so holders' outputs compare bytewise."""
+    """Canonical (identifiers sorted): equal packages give equal bytes, so holders' outputs compare bytewise
+    (the chain code included, so the coordinator's agreement check covers it)."""
     g = pub.suite.group
     ids = sorted(pub.verifying_shares)
     return encode(PublicPackageRecord(pub.suite_key, g.serialize_element(pub.group_key), ids,
-                                      [g.serialize_element(pub.verifying_shares[i]) for i in ids], pub.threshold))
+                                      [g.serialize_element(pub.verifying_shares[i]) for i in ids], pub.threshold,
+                                      pub.chain_code))
 
 
 def public_package_from_bytes(data: bytes) -> PublicKeyPackage:
-    r = _decode(data, PublicPackageRecord)
+    r = _decode_versions(data, PublicPackageRecord, _PublicPackageRecordV1)
     suite = get_suite(r.suite)
     if len(r.identifiers) != len(r.verifying_shares) or r.identifiers != sorted(set(r.identifiers)):
         raise InvalidInput("public package: identifiers must be sorted, distinct, one per verifying share")
     if not r.identifiers or r.identifiers[0] < 1 or not 1 <= r.threshold <= len(r.identifiers):
         raise InvalidInput("public package: bad identifiers or threshold")
     shares = {i: _element(suite, v, "verifying share") for i, v in zip(r.identifiers, r.verifying_shares)}
-    return PublicKeyPackage(suite.key, _element(suite, r.group_key, "group key"), shares, r.threshold)
+    return PublicKeyPackage(suite.key, _element(suite, r.group_key, "group key"), shares, r.threshold,
+                            _chain_code(r.chain_code))
 
 
 # commitments ----------------------------------------------------------------------------------------------

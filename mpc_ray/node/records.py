@@ -14,7 +14,7 @@ from ..crypto.secp256k1 import Point
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxPublic
 from ..protocols.ecdsa.keygen import KeyShare
 from ..protocols.ecdsa.presign import PresignatureShare
-from ..protocols.wire import decode, encode
+from ..protocols.wire import WireError, decode, encode
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class _PublicShare:
 
 
 @dataclass(frozen=True)
-class KeyRecord:
+class _KeyRecordV1:
+    """A key share stored before HD support (no chain code): still readable, but cannot derive children."""
+
     party: int
     threshold: int
     parties: list[int]
@@ -65,19 +67,37 @@ class KeyRecord:
     public_shares: list[_PublicShare]
 
 
+@dataclass(frozen=True)
+class KeyRecord:
+    party: int
+    threshold: int
+    parties: list[int]
+    x: int
+    public_key: Point
+    public_shares: list[_PublicShare]
+    chain_code: bytes  # public BIP32 chain code made at key generation
+
+
 def key_to_bytes(key: KeyShare) -> bytes:
     shares = [_PublicShare(j, key.public_shares[j]) for j in sorted(key.public_shares)]
-    return encode(KeyRecord(key.party, key.threshold, list(key.parties), key.x, key.public_key, shares))
+    return encode(KeyRecord(key.party, key.threshold, list(key.parties), key.x, key.public_key, shares,
+                            key.chain_code))
 
 
 def key_from_bytes(data: bytes) -> KeyShare:
-    r = decode(data, KeyRecord)
-    return KeyShare(r.party, r.threshold, r.parties, r.x, r.public_key, {s.party: s.point for s in r.public_shares})
+    try:
+        r = decode(data, KeyRecord)
+        chain_code = r.chain_code
+    except WireError:
+        r = decode(data, _KeyRecordV1)  # type: ignore[assignment]
+        chain_code = b""
+    return KeyShare(r.party, r.threshold, r.parties, r.x, r.public_key, {s.party: s.point for s in r.public_shares},
+                    chain_code=chain_code)
 
 
 @dataclass(frozen=True)
-class PresignatureRecord:
-    """What a holder needs to sign with one presignature: its id, r = x(R) mod q, and the secret (k_i, chi_i)."""
+class _PresignatureRecordV1:
+    """A presignature stored before HD support: signs for the master key only (no R to re-randomise)."""
 
     party: int
     presignature_id: bytes
@@ -85,14 +105,45 @@ class PresignatureRecord:
     k: int
     chi: int
 
+
+@dataclass(frozen=True)
+class PresignatureRecord:
+    """What a holder needs to sign with one presignature: its id, r = x(R) mod q, the secret (k_i, chi_i), and the
+    point R and signer set that a child-key signature hashes into its re-randomiser (None in older records)."""
+
+    party: int
+    presignature_id: bytes
+    r: int
+    k: int
+    chi: int
+    R: Point | None = None
+    signers: list[int] | None = None
+
     def __repr__(self) -> str:
         return f"PresignatureRecord(party={self.party}, id={self.presignature_id.hex()[:16]}, <redacted>)"
 
 
+@dataclass(frozen=True)
+class _PresignatureRecordV2:
+    party: int
+    presignature_id: bytes
+    r: int
+    k: int
+    chi: int
+    R: Point
+    signers: list[int]
+
+
 def presignature_to_bytes(share: PresignatureShare) -> bytes:
     k, chi = share.secret_values()
-    return encode(PresignatureRecord(share.party, share.public.presignature_id, share.public.r, k, chi))
+    p = share.public
+    return encode(_PresignatureRecordV2(share.party, p.presignature_id, p.r, k, chi, p.R, list(p.signers)))
 
 
 def presignature_from_bytes(data: bytes) -> PresignatureRecord:
-    return decode(data, PresignatureRecord)
+    try:
+        r = decode(data, _PresignatureRecordV2)
+        return PresignatureRecord(r.party, r.presignature_id, r.r, r.k, r.chi, r.R, r.signers)
+    except WireError:
+        v1 = decode(data, _PresignatureRecordV1)
+        return PresignatureRecord(v1.party, v1.presignature_id, v1.r, v1.k, v1.chi)

@@ -7,10 +7,18 @@ Rounds:
 3. check echo, decommitment, |F_j| = t, the share against F_j; rho = XOR rho_j; broadcast the Schnorr proof,
    bound to rho
 4. verify every Schnorr proof (its commitment must be the A_j of round 1); output the `KeyShare`.
+
+The BIP32 chain code of the key (`KeyShare.chain_code`, public) is SHA-256 over a domain tag, the session id and
+rho = XOR rho_j. rho is jointly random already: each rho_j is bound by the round-1 hash commitment before any is
+revealed, so one honest party makes it uniform and nobody can steer it after seeing the others (a party can only
+abort, and is then named). The tag separates the chain code from rho's other use (the seed of the Schnorr
+proofs' transcripts), and no extra message or round is needed. The chain code need not be secret: with the
+public key it is the key's extended public key (BIP32 xpub), from which anyone derives the children's public keys.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -21,6 +29,15 @@ from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, hash_commit, is_seed, proof_transcript, random_seed, same_bytes, xor_seeds
 
 TAG = "cggmp21/keygen"
+CHAIN_CODE_TAG = b"mpc-ray/bip32/chain-code/ecdsa/v1"
+
+
+def chain_code_from_rho(sid: bytes, rho: bytes) -> bytes:
+    """The key's BIP32 chain code: SHA-256(len || tag || len || sid || rho) (see the module docstring)."""
+    h = hashlib.sha256()
+    for part in (CHAIN_CODE_TAG, bytes(sid), bytes(rho)):
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,15 @@ class KnowledgeProof:
 class KeyShare:
     """A party's Shamir share x_i of the key, and the public data every signer needs. `repr` is redacted."""
 
-    __slots__ = ("party", "threshold", "parties", "x", "public_key", "public_shares")
+    __slots__ = ("party", "threshold", "parties", "x", "public_key", "public_shares", "chain_code")
 
-    def __init__(self, party: int, threshold: int, parties, x: int, public_key: Point, public_shares: Mapping[int, Point]):
+    def __init__(self, party: int, threshold: int, parties, x: int, public_key: Point, public_shares: Mapping[int, Point],
+                 *, chain_code: bytes = b""):
         self.party, self.threshold, self.parties = party, threshold, tuple(sorted(parties))
         self.x = x
         self.public_key = public_key
         self.public_shares = dict(public_shares)
+        self.chain_code = bytes(chain_code)  # public BIP32 chain code; b"" for a key made before HD support
 
     def __repr__(self) -> str:
         return (
@@ -144,4 +163,5 @@ class KeygenParty(RoundParty):
         public_shares = {k: evaluate_commitments(summed, k) for k in self.parties}
         if public_key.is_identity or public_shares[self.party] != Point.base_mul(self._x):
             raise RuntimeError("own share inconsistent with the joint commitments")
-        return KeyShare(self.party, self.threshold, self.parties, self._x, public_key, public_shares)
+        return KeyShare(self.party, self.threshold, self.parties, self._x, public_key, public_shares,
+                        chain_code=chain_code_from_rho(self.sid, self._rho))

@@ -2,13 +2,45 @@
 
 A combiner (the coordinator) holds only `PresignaturePublic`; if the combined signature does not verify it checks
 each partial sigma_i R == m (k_i R) + r (chi_i R) and names the party whose partial fails.
+
+Child keys (BIP32, `crypto/bip32.py`) with re-randomised presignatures
+-----------------------------------------------------------------------
+A presignature gives additive shares over the signer set of k (sum k_i) and chi = k x (sum chi_i), with
+R = k^-1 G, so the ECDSA nonce is k^-1 and s = k (m + r x). A child key at a non-hardened path has the secret
+x' = x + t for the public tweak t (`bip32.derive(...).tweak`) and the public key Y' = Y + t G.
+
+Groth and Shoup (eprint 2021/1330) show that presignatures combined with additive key derivation lose tightness:
+with R known before the request, an attacker who picks the message and the tweak after seeing R has a cube-root
+forgery attack. Their fix, used here, re-randomises the presignature at signing time with public randomness fixed
+only once the whole request is: every signer computes itself
+
+    rho = H("mpc-ray/ecdsa/rerandomize/v1", presignature id, R, signer set, Y, Y', t, digest)  mod q  (SHA-512,
+          length-prefixed fields, so the reduction bias is about 2^-256 and no two inputs share an encoding)
+    R'  = rho R   (so the nonce is rho k^-1, i.e. k' = k / rho),  r' = x(R') mod q
+    sigma_i' = rho^-1 (k_i m + r' (chi_i + k_i t))
+
+and sum sigma_i' = rho^-1 (k m + r' k x + r' k t) = (k / rho) (m + r' (x + t)) = k' (m + r' x'): an ECDSA
+signature under Y' with nonce R'. Every step is linear in (k_i, chi_i), so it stays one round with no new secret.
+Why it is sound: rho is a random-oracle output over the presignature and everything the request fixes (digest,
+child key and tweak), so the nonce R' a signature uses is unknown until the request is fixed, and changing any part
+of the request changes R' unpredictably; a related-key forgery must then hit a fresh random target per query,
+which brings the bound back to the square-root (birthday) level of plain ECDSA. Nobody chooses rho: not the
+coordinator (each holder derives it from its own stored R, the digest and the path), not an agent. Each
+presignature is still single-use, consumed before its partial leaves the holder; the same presignature can
+therefore never serve two paths or two messages.
+
+The combiner verifies the result under Y' and, if it fails, checks each partial with public values only:
+sigma_i' R' == (m + r' t) (k_i R) + r' (chi_i R), naming the party whose partial is wrong. A request with a
+derivation path is always re-randomised (the path "m" signs for the master key itself, re-randomised); only a
+request without any path uses the presignature as it is (what Groth and Shoup prove secure without derivation).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import coincurve
 
@@ -25,11 +57,65 @@ def digest_to_int(digest: bytes) -> int:
     return int.from_bytes(digest, "big") % Q
 
 
-def partial_sign(share: PresignatureShare, digest: bytes) -> int:
-    """sigma_i. Consumes the presignature share (a second call raises)."""
+def partial_sign(share: PresignatureShare, digest: bytes, child: "Rerandomized | None" = None) -> int:
+    """sigma_i (with `child`: the re-randomised child-key partial). Consumes the presignature share (a second
+    call raises)."""
     m = digest_to_int(digest)
     k, chi = share.take()
+    if child is not None:
+        return child_sigma(k, chi, m, child)
     return (k * m + share.public.r * chi) % Q
+
+
+_RERANDOMIZE_TAG = b"mpc-ray/ecdsa/rerandomize/v1"
+
+
+@dataclass(frozen=True)
+class Rerandomized:
+    """Public values of one child-key signature from one presignature (see the module docstring)."""
+
+    rho: int
+    R: Point  # R' = rho R: the nonce the signature uses
+    tweak: int  # t: the child's secret is x + t
+    public_key: Point  # Y' = Y + t G: the key the signature verifies under
+
+    @property
+    def r(self) -> int:
+        return self.R.x() % Q
+
+
+def rerandomize(presignature_id: bytes, R: Point, signers: Sequence[int], master_key: Point, tweak: int,
+                digest: bytes) -> Rerandomized:
+    """rho, R' and the child key for signing `digest` under master_key + tweak G with the presignature (id, R,
+    signers). Every signer and the combiner compute it themselves from values they hold."""
+    digest_to_int(digest)
+    if not isinstance(tweak, int) or isinstance(tweak, bool) or not 0 <= tweak < Q:
+        raise InvalidInput("the tweak is a scalar mod q")
+    if R.is_identity or master_key.is_identity:
+        raise InvalidInput("R and the key must not be the identity")
+    child_key = master_key + Point.base_mul(tweak)
+    if child_key.is_identity:
+        raise InvalidInput("the derived key is the identity")
+    h = hashlib.sha512()
+    parts = (_RERANDOMIZE_TAG, bytes(presignature_id), R.to_bytes(),
+             b"".join(int(j).to_bytes(8, "big") for j in signers), master_key.to_bytes(), child_key.to_bytes(),
+             tweak.to_bytes(32, "big"), bytes(digest))
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big") + part)
+    rho = int.from_bytes(h.digest(), "big") % Q
+    if rho == 0:  # probability 2^-256
+        raise InvalidInput("re-randomiser is zero; use another presignature")
+    return Rerandomized(rho, R * rho, tweak, child_key)
+
+
+def rerandomize_for(public: PresignaturePublic, master_key: Point, tweak: int, digest: bytes) -> Rerandomized:
+    """`rerandomize` for a presignature's public part."""
+    return rerandomize(public.presignature_id, public.R, public.signers, master_key, tweak, digest)
+
+
+def child_sigma(k: int, chi: int, m: int, child: Rerandomized) -> int:
+    """sigma_i' = rho^-1 (k_i m + r' (chi_i + k_i t)): party i's partial for the child key."""
+    return pow(child.rho, -1, Q) * (k * m + child.r * (chi + k * child.tweak)) % Q
 
 
 @lru_cache(maxsize=256)
@@ -42,8 +128,12 @@ def verify_ecdsa(public_key: Point, digest: bytes, r: int, s: int) -> bool:
     return _verifier(public_key.to_bytes()).verify(sig, bytes(digest), hasher=None)
 
 
-def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partials: Mapping[int, int]) -> Signature:
-    """Sum the partial signatures, normalise, verify; on failure name the party whose partial is wrong."""
+def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partials: Mapping[int, int],
+            child: Rerandomized | None = None) -> Signature:
+    """Sum the partial signatures, normalise, verify; on failure name the party whose partial is wrong.
+
+    With `child` (from `rerandomize_for(public, public_key, tweak, digest)`) the partials are child-key partials:
+    the signature uses R' and verifies under the child key."""
     m = digest_to_int(digest)
     signers = list(public.signers)
     for j in signers:
@@ -52,16 +142,20 @@ def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partia
         v = partials[j]
         if not isinstance(v, int) or not 0 <= v < Q:
             raise ProtocolAbort(j, "sign.partial_range")
-    r = public.r
+    R, verify_key = (public.R, public_key) if child is None else (child.R, child.public_key)
+    r = R.x() % Q
     s = sum(partials[j] for j in signers) % Q
-    ok = s != 0 and verify_ecdsa(public_key, digest, r, s if s <= Q // 2 else Q - s)
+    ok = s != 0 and verify_ecdsa(verify_key, digest, r, s if s <= Q // 2 else Q - s)
     if not ok:
+        # public check of each partial: sigma_j R' == (m + r' t) (k_j R) + r' (chi_j R); without a child,
+        # R' = R and t = 0, the plain sigma_j R == m (k_j R) + r (chi_j R)
+        m_eff = m if child is None else (m + r * child.tweak) % Q
         for idx, j in enumerate(signers):
-            if public.R * partials[j] != public.k_points[idx] * m + public.chi_points[idx] * r:
+            if R * partials[j] != public.k_points[idx] * m_eff + public.chi_points[idx] * r:
                 raise ProtocolAbort(j, "sign.partial_signature")
         raise ProtocolAbort(signers[0], "sign.verify", "combined signature invalid with valid partials")
-    recovery_id = 1 if public.R.has_odd_y() else 0
-    if public.R.x() >= Q:  # x(R) overflowed the order: recovery ids 2/3, probability ~2^-128
+    recovery_id = 1 if R.has_odd_y() else 0
+    if R.x() >= Q:  # x(R) overflowed the order: recovery ids 2/3, probability ~2^-128
         raise ProtocolAbort(signers[0], "sign.r_overflow", "x(R) >= q; discard this presignature")
     if s > Q // 2:
         s, recovery_id = Q - s, recovery_id ^ 1
@@ -79,16 +173,20 @@ class SignParty(RoundParty):
     NAME = "sign"
     ROUNDS = ((Partial, None),)
 
-    def __init__(self, sid: bytes, share: PresignatureShare, public_key: Point, digest: bytes) -> None:
+    def __init__(self, sid: bytes, share: PresignatureShare, public_key: Point, digest: bytes,
+                 tweak: int | None = None) -> None:
+        """`public_key` is the master key; with `tweak` (a BIP32 child's, `bip32.derive(...).tweak`) the
+        signature is a re-randomised one under public_key + tweak G."""
         super().__init__(sid, share.party, share.public.signers)
         digest_to_int(digest)
         self._share, self._public_key, self._digest = share, public_key, bytes(digest)
+        self._child = None if tweak is None else rerandomize_for(share.public, public_key, tweak, digest)
 
     def round1(self) -> Outbox:
-        self._sigma = partial_sign(self._share, self._digest)
+        self._sigma = partial_sign(self._share, self._digest, self._child)
         return Outbox(broadcast=Partial(self._sigma))
 
     def round2(self, inbox: dict[int, Inbound]) -> Signature:
         partials = {j: m.broadcast.sigma for j, m in inbox.items()}
         partials[self.party] = self._sigma
-        return combine(self._share.public, self._public_key, self._digest, partials)
+        return combine(self._share.public, self._public_key, self._digest, partials, self._child)

@@ -6,14 +6,24 @@ Phi = len(sid) || sid binds the proof to this run (the paper's context string; Z
 Round 2: broadcast an echo digest of every round-1 broadcast (stops equivocation); send f_i(j) to each j directly.
 Output: the key share s_j = sum_i f_i(j), the group key Y = sum_i C_i0, every party's verifying share.
 
+BIP32 chain code (public, `PublicKeyPackage.chain_code`): commit-then-reveal, so it is uniform if one party is
+honest and nobody can steer it after seeing the others. Round 1 also broadcasts V_i = H(tag, sid, i, u_i) for a
+fresh 32-byte u_i (covered by the echo, so all parties hold the same V_i); round 2 reveals u_i; the chain code is
+H(tag, sid, u_1, .., u_n) in identifier order. (FROST's round 1 is revealed at once, so unlike the ECDSA key
+generation there is no committed joint seed to reuse; a hash of the transcript alone would let the last party to
+speak grind its polynomial to bias the chain code.)
+
 Checks, each naming the sender: "frost.dkg.identifier", "frost.dkg.commitment_count" (exactly t commitments),
-"frost.dkg.commitment_point", "frost.dkg.pok", "frost.dkg.echo", "frost.dkg.share", "frost.decode".
+"frost.dkg.commitment_point", "frost.dkg.pok", "frost.dkg.echo", "frost.dkg.share", "frost.dkg.chain_code" (a
+commitment or opening of the wrong size, or an opening that does not match its commitment), "frost.decode".
 An echo mismatch names the party whose echo differs from ours (without signed envelopes the equivocating
 party cannot be told apart from a lying echo; the node layer's signed envelopes can settle it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Mapping, Sequence, cast
 
@@ -24,6 +34,26 @@ from ..common import echo_digest, same_bytes
 from ._party import FrostRoundParty
 from .keys import KeyPackage, PublicKeyPackage, validate_identifiers
 from .messages import DkgCommitMsg, DkgEchoMsg, DkgShareMsg
+
+
+_CHAIN_TAG = b"mpc-ray/bip32/chain-code/frost/v1"
+
+
+def _chain_hash(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for part in (_CHAIN_TAG, *parts):
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.digest()
+
+
+def chain_seed_commitment(sid: bytes, identifier: int, seed: bytes) -> bytes:
+    """V_i = H(tag, sid, i, u_i): party i's commitment to its chain-code contribution."""
+    return _chain_hash(b"commit", bytes(sid), identifier.to_bytes(8, "big"), bytes(seed))
+
+
+def chain_code_from_seeds(sid: bytes, seeds: Sequence[bytes]) -> bytes:
+    """The key's chain code from every party's contribution, in identifier order."""
+    return _chain_hash(b"chain-code", bytes(sid), *(bytes(s) for s in seeds))
 
 
 def _pok_challenge(suite: Ciphersuite, sid: bytes, identifier: int, c0: Element, r: Element) -> int:
@@ -60,6 +90,10 @@ class DkgOutput:
     def public_key_bytes(self, tap_tweak: bytes | None = None) -> bytes:
         return self.public_package.public_key_bytes(tap_tweak)
 
+    @property
+    def chain_code(self) -> bytes:
+        return self.public_package.chain_code
+
 
 class DkgParty(FrostRoundParty):
     """Pedersen DKG of a `threshold`-of-n key for parties 1..n (threshold = number of signers needed)."""
@@ -81,6 +115,7 @@ class DkgParty(FrostRoundParty):
         self._round1: dict[int, DkgCommitMsg] = {}
         self._commitments: dict[int, list[Element]] = {}
         self._echo = b""
+        self._chain_seed = secrets.token_bytes(32)
 
     def __repr__(self) -> str:
         return f"DkgParty(suite={self.suite.key!r}, party={self.party}, parties={self.parties}, <redacted>)"
@@ -92,7 +127,8 @@ class DkgParty(FrostRoundParty):
         commitments = self._poly.commitments(g)
         r, mu = prove_knowledge(self.suite, self.sid, self.party, self._poly.coefficients[0], commitments[0])
         msg = DkgCommitMsg(
-            self.party, [g.serialize_element(c) for c in commitments], g.serialize_element(r), g.serialize_scalar(mu)
+            self.party, [g.serialize_element(c) for c in commitments], g.serialize_element(r), g.serialize_scalar(mu),
+            chain_seed_commitment(self.sid, self.party, self._chain_seed),
         )
         self._round1[self.party] = msg
         self._commitments[self.party] = commitments
@@ -110,6 +146,8 @@ class DkgParty(FrostRoundParty):
                 raise self.abort(
                     sender, "commitment_count", f"{len(msg.commitments)} commitments, need {self.threshold}"
                 )
+            if len(msg.chain_commit) != 32:
+                raise self.abort(sender, "chain_code", "chain-code commitment is not 32 bytes")
             points = [self._element(sender, c, "commitment_point") for c in msg.commitments]
             r = self._element(sender, msg.pok_r, "pok")
             mu = self._scalar(sender, msg.pok_z, "pok")
@@ -123,15 +161,24 @@ class DkgParty(FrostRoundParty):
         self._own_share = self._poly(self.party)
         self._poly.wipe()  # f_i is no longer needed; only f_i(i) stays
         self._poly = None
-        return Outbox(broadcast=DkgEchoMsg(self._echo), direct=direct)
+        return Outbox(broadcast=DkgEchoMsg(self._echo, self._chain_seed), direct=direct)
 
     # round 3 (output) ---------------------------------------------------------------------------------
     def round3(self, inbox: Mapping[int, Inbound]) -> DkgOutput:
         assert self._own_share is not None
         g = self.suite.group
+        seeds = {self.party: self._chain_seed}
         for sender in sorted(inbox):
-            if not same_bytes(cast(DkgEchoMsg, inbox[sender].broadcast).echo, self._echo):
+            echo_msg = cast(DkgEchoMsg, inbox[sender].broadcast)
+            if not same_bytes(echo_msg.echo, self._echo):
                 raise self.abort(sender, "echo", "saw different round-1 broadcasts")
+            seed = echo_msg.chain_seed
+            if len(seed) != 32 or not same_bytes(
+                chain_seed_commitment(self.sid, sender, seed), self._round1[sender].chain_commit
+            ):
+                raise self.abort(sender, "chain_code", "chain-code contribution does not open its commitment")
+            seeds[sender] = seed
+        chain_code = chain_code_from_seeds(self.sid, [seeds[i] for i in self.parties])
         share = self._own_share
         for sender in sorted(inbox):
             f_l_i = self._scalar(sender, cast(DkgShareMsg, inbox[sender].direct).share, "share")
@@ -147,5 +194,6 @@ class DkgParty(FrostRoundParty):
         verifying = {j: evaluate_commitments(g, summed, j) for j in self.parties}
         if g.base_mul(share) != verifying[self.party]:
             raise MpcError("own key share does not match the summed commitments")  # every share was checked
-        key = KeyPackage(self.suite.key, self.party, share, verifying[self.party], group_key, self.threshold)
-        return DkgOutput(key, PublicKeyPackage(self.suite.key, group_key, verifying, self.threshold))
+        key = KeyPackage(self.suite.key, self.party, share, verifying[self.party], group_key, self.threshold,
+                         chain_code)
+        return DkgOutput(key, PublicKeyPackage(self.suite.key, group_key, verifying, self.threshold, chain_code))

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 from ...crypto.frost_suites import (
     Ciphersuite,
     Element,
+    KeyAdjust,
     SecretPolynomial,
     evaluate_commitments,
     get_suite,
@@ -29,6 +30,7 @@ class KeyPackage:
     verifying_share: Element
     group_key: Element
     threshold: int
+    chain_code: bytes = b""  # public BIP32 chain code from the DKG; b"" if the key has none (dealer split)
 
     @property
     def suite(self) -> Ciphersuite:
@@ -49,6 +51,7 @@ class PublicKeyPackage:
     group_key: Element
     verifying_shares: Mapping[int, Element] = field(hash=False)
     threshold: int
+    chain_code: bytes = b""  # public BIP32 chain code from the DKG (with the key: its xpub); b"" if none
 
     @property
     def suite(self) -> Ciphersuite:
@@ -58,15 +61,45 @@ class PublicKeyPackage:
     def parties(self) -> tuple[int, ...]:
         return tuple(sorted(self.verifying_shares))
 
-    def public_key_bytes(self, tap_tweak: bytes | None = None) -> bytes:
-        return public_key_bytes(self.suite, self.group_key, tap_tweak)
+    def public_key_bytes(self, tap_tweak: bytes | None = None, hd_tweak: int | None = None) -> bytes:
+        return public_key_bytes(self.suite, self.group_key, tap_tweak, hd_tweak)
 
 
-def public_key_bytes(suite: Ciphersuite | str, group_key: Element, tap_tweak: bytes | None = None) -> bytes:
-    """The key as users see it: 32-byte Ed25519 (RFC 8032), 32-byte x-only BIP340 (with `tap_tweak` the BIP341
-    output key: b"" for key-path only, or a 32-byte merkle root), 33-byte compressed for frost-secp256k1."""
+def key_adjust(suite: Ciphersuite | str, group_key: Element, tap_tweak: bytes | None = None,
+               hd_tweak: int | None = None) -> KeyAdjust:
+    """The affine map s -> factor s + offset every share and verifying share goes through before signing.
+
+    Without `hd_tweak`: the suite's own (BIP340 even Y, optional BIP341 TapTweak). With `hd_tweak` (a BIP32
+    child's additive tweak, `crypto.bip32.derive_bip340(...).tweak`): first the derivation, then the suite's map on
+    the child key. For BIP340 the derivation starts from the even-Y lift of the published x-only key (the convention
+    of `crypto/bip32.py`): s -> f0 s + t with f0 = -1 iff the group key has odd Y; the child key K = f0 Y + t G then
+    gets BIP340's own even-Y rule (and the TapTweak, if any) exactly like an underived key. The composition of two
+    affine maps of factor +-1 is again one, so it slots into the same place as the TapTweak adjustment. Ed25519 has
+    no BIP32 (InvalidInput)."""
     suite = get_suite(suite)
-    adjust = suite.key_adjust(group_key, tap_tweak)
+    if hd_tweak is None:
+        return suite.key_adjust(group_key, tap_tweak)
+    g = suite.group
+    if g.name != "secp256k1":
+        raise InvalidInput(f"{suite.name} keys have no BIP32 derivation")
+    if not isinstance(hd_tweak, int) or isinstance(hd_tweak, bool) or not 0 <= hd_tweak < g.order:
+        raise InvalidInput("the derivation tweak is a scalar below the group order")
+    f0 = -1 if suite.bip340 and group_key.to_bytes()[0] == 3 else 1
+    pre = KeyAdjust(f0, hd_tweak)
+    child = pre.point(g, group_key)
+    if child.is_identity:
+        raise InvalidInput("the derived key is the identity")
+    post = suite.key_adjust(child, tap_tweak)
+    return KeyAdjust(post.factor * pre.factor, (post.factor * pre.offset + post.offset) % g.order)
+
+
+def public_key_bytes(suite: Ciphersuite | str, group_key: Element, tap_tweak: bytes | None = None,
+                     hd_tweak: int | None = None) -> bytes:
+    """The key as users see it: 32-byte Ed25519 (RFC 8032), 32-byte x-only BIP340 (with `tap_tweak` the BIP341
+    output key: b"" for key-path only, or a 32-byte merkle root), 33-byte compressed for frost-secp256k1. With
+    `hd_tweak`: the BIP32 child's key (see `key_adjust`)."""
+    suite = get_suite(suite)
+    adjust = key_adjust(suite, group_key, tap_tweak, hd_tweak)
     return suite.public_key_bytes(adjust.point(suite.group, group_key))
 
 

@@ -32,19 +32,23 @@ class ShareMsg:
 
 @dataclass(frozen=True)
 class DkgCommitMsg:
-    """DKG round 1 (broadcast): Feldman commitments (a_i0 G .. a_i(t-1) G) and a PoK (R, mu) of a_i0."""
+    """DKG round 1 (broadcast): Feldman commitments (a_i0 G .. a_i(t-1) G), a PoK (R, mu) of a_i0 and a hash
+    commitment to this party's 32-byte contribution to the BIP32 chain code."""
 
     identifier: int
     commitments: list[bytes]
     pok_r: bytes
     pok_z: bytes
+    chain_commit: bytes = b""
 
 
 @dataclass(frozen=True)
 class DkgEchoMsg:
-    """DKG round 2 (broadcast): digest of every round-1 broadcast as this party received it."""
+    """DKG round 2 (broadcast): digest of every round-1 broadcast as this party received it, and the opening of
+    this party's chain-code contribution."""
 
     echo: bytes
+    chain_seed: bytes = b""
 
 
 @dataclass(frozen=True)

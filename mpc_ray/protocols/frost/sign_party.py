@@ -27,7 +27,7 @@ from ...errors import InvalidInput, ProtocolAbort
 from ..base import Inbound, Outbox
 from ..common import same_bytes
 from ._party import FrostRoundParty
-from .keys import KeyPackage, PublicKeyPackage
+from .keys import KeyPackage, PublicKeyPackage, key_adjust
 from .messages import CommitmentMsg, ShareMsg
 from .signing import (
     FrostSignature,
@@ -42,12 +42,15 @@ from .signing import (
 )
 
 
-def signing_context(suite: Ciphersuite, msg: bytes, tap_tweak: bytes | None) -> bytes:
-    """Digest of what is being signed, so parties given different messages or tweaks find out by name."""
+def signing_context(suite: Ciphersuite, msg: bytes, tap_tweak: bytes | None, hd_tweak: int | None = None) -> bytes:
+    """Digest of what is being signed, so parties given different messages, tweaks or derivation paths find out by
+    name."""
     h = hashlib.sha256()
     for part in (b"mpc-ray/frost/sign-context/v1", suite.context, bytes(msg)):
         h.update(len(part).to_bytes(8, "big") + part)
     h.update(b"\x00" if tap_tweak is None else b"\x01" + len(tap_tweak).to_bytes(1, "big") + bytes(tap_tweak))
+    if hd_tweak is not None:  # absent for underived keys: their context is unchanged
+        h.update(b"\x02" + hd_tweak.to_bytes(32, "big"))
     return h.digest()
 
 
@@ -63,6 +66,7 @@ class _SignCore(FrostRoundParty):
         signers: Sequence[int],
         nonces: SigningNonces | None,
         tap_tweak: bytes | None,
+        hd_tweak: int | None = None,
     ) -> None:
         self.suite = get_suite(suite)
         if key_package.suite_key != self.suite.key or public_package.suite_key != self.suite.key:
@@ -83,12 +87,13 @@ class _SignCore(FrostRoundParty):
                 raise NonceReuseError(f"nonces of party {nonces.identifier} were already used")
             if nonces.identifier != self.party or nonces.suite_key != self.suite.key:
                 raise InvalidInput("nonces belong to another party or suite")
-        self.suite.key_adjust(public_package.group_key, tap_tweak)  # validates the tweak now, not mid-run
+        key_adjust(self.suite, public_package.group_key, tap_tweak, hd_tweak)  # validates the tweaks now, not mid-run
         self.key_package = key_package
         self.public_package = public_package
         self.message = bytes(message)
         self.tap_tweak = tap_tweak
-        self._context = signing_context(self.suite, self.message, tap_tweak)
+        self.hd_tweak = hd_tweak
+        self._context = signing_context(self.suite, self.message, tap_tweak, hd_tweak)
         self._nonces = nonces
         self._session: SigningSession | None = None
         self._echo: list[CommitmentMsg] = []
@@ -103,7 +108,8 @@ class _SignCore(FrostRoundParty):
         commitments = sorted(commitments, key=lambda c: c.identifier)  # by identifier value (RFC)
         # Every element was validated on receipt and identifiers are the distinct signers, so prepare() can
         # only fail on an identity group commitment (probability ~2^-252), as InvalidInput.
-        self._session = prepare(self.suite, self.public_package.group_key, commitments, self.message, self.tap_tweak)
+        self._session = prepare(self.suite, self.public_package.group_key, commitments, self.message, self.tap_tweak,
+                                self.hd_tweak)
         try:
             z = sign(self.suite, self.key_package, self._nonces, self.message, self._session)
         except NonceReuseError:
@@ -161,9 +167,10 @@ class SignParty(_SignCore):
         *,
         nonces: SigningNonces | None = None,
         tap_tweak: bytes | None = None,
+        hd_tweak: int | None = None,
     ) -> None:
         super().__init__(sid, key_package.identifier, signers)
-        self._setup(suite, key_package, public_package, message, self.parties, nonces, tap_tweak)
+        self._setup(suite, key_package, public_package, message, self.parties, nonces, tap_tweak, hd_tweak)
         self._own: ShareMsg | None = None
 
     def round1(self) -> Outbox:
@@ -206,12 +213,13 @@ class PrecommittedSignParty(_SignCore):
         nonces: SigningNonces,
         *,
         tap_tweak: bytes | None = None,
+        hd_tweak: int | None = None,
     ) -> None:
         signers = [c.identifier for c in commitments]
         if len(set(signers)) != len(signers):
             raise InvalidInput("commitment list has duplicate identifiers")
         super().__init__(sid, key_package.identifier, signers)
-        self._setup(suite, key_package, public_package, message, self.parties, nonces, tap_tweak)
+        self._setup(suite, key_package, public_package, message, self.parties, nonces, tap_tweak, hd_tweak)
         mine = [c for c in commitments if c.identifier == self.party]
         if mine != [nonces.commitments]:
             raise InvalidInput("own commitment missing or changed in the commitment list")

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 from ...crypto.frost_suites import Ciphersuite, Element, KeyAdjust, lagrange_coefficient
 from ...errors import InvalidInput, MpcError, ProtocolAbort
-from .keys import KeyPackage
+from .keys import KeyPackage, key_adjust
 
 __all__ = [
     "FrostSignature",
@@ -233,13 +233,15 @@ def prepare(
     commitments: Sequence[SigningCommitments],
     msg: bytes,
     tap_tweak: bytes | None = None,
+    hd_tweak: int | None = None,
 ) -> SigningSession:
-    """Validate the commitment list (sorted by identifier value, distinct) and compute the shared values."""
+    """Validate the commitment list (sorted by identifier value, distinct) and compute the shared values.
+    `hd_tweak`: sign for the BIP32 child key with that tweak (`keys.key_adjust`)."""
     if not isinstance(msg, (bytes, bytearray)):
         raise InvalidInput("message must be bytes")
     msg = bytes(msg)
     commitments = tuple(commitments)
-    adjust = suite.key_adjust(group_key, tap_tweak)
+    adjust = key_adjust(suite, group_key, tap_tweak, hd_tweak)
     y = adjust.point(suite.group, group_key)
     rho = compute_binding_factors(suite, y, commitments, msg)
     r = compute_group_commitment(suite, commitments, rho)
@@ -256,10 +258,11 @@ def _session(
     commitments: Sequence[SigningCommitments] | SigningSession,
     msg: bytes,
     tap_tweak: bytes | None,
+    hd_tweak: int | None = None,
 ) -> SigningSession:
     if isinstance(commitments, SigningSession):
         return commitments
-    return prepare(suite, group_key, commitments, msg, tap_tweak)
+    return prepare(suite, group_key, commitments, msg, tap_tweak, hd_tweak)
 
 
 # round two --------------------------------------------------------------------------------------------------
@@ -270,6 +273,7 @@ def sign(
     msg: bytes,
     commitments: Sequence[SigningCommitments] | SigningSession,
     tap_tweak: bytes | None = None,
+    hd_tweak: int | None = None,
 ) -> int:
     """RFC sign: the signature share z_i = d + e rho_i + lambda_i s_i c. Consumes `nonces`.
 
@@ -280,7 +284,7 @@ def sign(
         raise InvalidInput("nonces belong to another party")
     if nonces.used:
         raise NonceReuseError(f"nonces of party {nonces.identifier} were already used")
-    session = _session(suite, key_package.group_key, commitments, msg, tap_tweak)
+    session = _session(suite, key_package.group_key, commitments, msg, tap_tweak, hd_tweak)
     if session.commitment_of(key_package.identifier) != nonces.commitments:
         raise InvalidInput("own commitment missing or changed in the commitment list")
     q = suite.group.order
@@ -301,9 +305,10 @@ def verify_signature_share(
     group_key: Element,
     msg: bytes,
     tap_tweak: bytes | None = None,
+    hd_tweak: int | None = None,
 ) -> bool:
     """RFC verify_signature_share: z_i G == R_i + (c lambda_i) Y_i, with R_i = D_i + rho_i E_i."""
-    session = _session(suite, group_key, commitments, msg, tap_tweak)
+    session = _session(suite, group_key, commitments, msg, tap_tweak, hd_tweak)
     g = suite.group
     if not 0 <= share < g.order:
         return False
@@ -325,12 +330,13 @@ def aggregate(
     tap_tweak: bytes | None = None,
     *,
     reporter: int | None = None,
+    hd_tweak: int | None = None,
 ) -> FrostSignature:
     """RFC aggregate, then verify the signature; only if that fails, check shares one by one.
 
     With `verifying_shares` a bad share raises ProtocolAbort(culprit, "frost.sign.share"); without them the
     failure is an MpcError (no one can be named)."""
-    session = _session(suite, group_key, commitments, msg, tap_tweak)
+    session = _session(suite, group_key, commitments, msg, tap_tweak, hd_tweak)
     g = suite.group
     if set(shares) != set(session.identifiers):
         raise InvalidInput("need exactly one share per signer of the commitment list")
@@ -352,8 +358,10 @@ def aggregate(
 
 
 def verify_signature(
-    suite: Ciphersuite, group_key: Element, msg: bytes, signature: bytes, tap_tweak: bytes | None = None
+    suite: Ciphersuite, group_key: Element, msg: bytes, signature: bytes, tap_tweak: bytes | None = None,
+    hd_tweak: int | None = None,
 ) -> bool:
-    """Verify a FROST signature under the group key (BIP340: under the x-only, optionally tweaked, key)."""
-    y = suite.key_adjust(group_key, tap_tweak).point(suite.group, group_key)
+    """Verify a FROST signature under the group key (BIP340: under the x-only, optionally tweaked, key; with
+    `hd_tweak` under the BIP32 child key)."""
+    y = key_adjust(suite, group_key, tap_tweak, hd_tweak).point(suite.group, group_key)
     return suite.verify_signature(y, msg, signature)
