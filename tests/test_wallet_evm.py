@@ -11,7 +11,12 @@ import pytest
 import rlp
 from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
-from eth_account.messages import _hash_eip191_message, encode_defunct, encode_intended_validator, encode_typed_data
+from eth_account.messages import (
+    _hash_eip191_message,
+    encode_defunct,
+    encode_intended_validator,
+    encode_typed_data,
+)
 from eth_account.typed_transactions import TypedTransaction
 from eth_keys import keys as eth_keys
 from eth_utils import keccak
@@ -100,7 +105,10 @@ def test_signed_transaction_decodes_and_its_sender_recovers(wallet, kind):
         assert fields["chainId"] == tx["chainId"] and fields["nonce"] == tx["nonce"]
         assert (fields["v"], fields["r"], fields["s"]) == (signed.v, signed.r, signed.s) and signed.v in (0, 1)
     # eth-account's own serializer with our (v, r, s) gives the very same bytes
-    from eth_account._utils.signing import encode_transaction, serializable_unsigned_transaction_from_dict
+    from eth_account._utils.signing import (
+        encode_transaction,
+        serializable_unsigned_transaction_from_dict,
+    )
 
     assert encode_transaction(serializable_unsigned_transaction_from_dict(tx), (signed.v, signed.r, signed.s)) == raw
 

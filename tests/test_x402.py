@@ -15,8 +15,14 @@ import pytest
 from x402 import x402Client, x402ClientSync
 from x402.http.clients.httpx import x402AsyncTransport
 from x402.http.constants import PAYMENT_REQUIRED_HEADER, PAYMENT_SIGNATURE_HEADER
-from x402.http.utils import decode_payment_signature_header, encode_payment_required_header
-from x402.mechanisms.evm.exact import ExactEvmFacilitatorScheme, register_exact_evm_client
+from x402.http.utils import (
+    decode_payment_signature_header,
+    encode_payment_required_header,
+)
+from x402.mechanisms.evm.exact import (
+    ExactEvmFacilitatorScheme,
+    register_exact_evm_client,
+)
 from x402.mechanisms.evm.signer import ClientEvmSigner
 from x402.schemas import PaymentRequired, PaymentRequirements
 
@@ -44,7 +50,6 @@ class OfflineChain:
 
     def read_contract(self, address, abi, function_name, *args):
         self.simulated.append((address, function_name, args))  # transferWithAuthorization eth_call: succeeds
-        return None
 
     def get_chain_id(self) -> int:
         return 8453

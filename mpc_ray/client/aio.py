@@ -9,7 +9,8 @@ and key cache as the sync handle it is made from (`handle.aio`).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ray.exceptions import RayError
 
@@ -44,7 +45,7 @@ class AsyncSignHandle:
     async def _await(self, ref: Any) -> Any:
         try:
             return await asyncio.wait_for(_awaitable(ref), self._h.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout("the committee did not answer in time") from None
         except (RayError, MpcError) as exc:
             raise typed_error(exc) from None

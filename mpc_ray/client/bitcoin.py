@@ -20,7 +20,8 @@ node-side request format yet, so it is signable only without an agent.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import coincurve
 from bip_utils import SegwitBech32Encoder

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import coincurve
 import rlp
-from eth_account._utils.signing import encode_transaction, serializable_unsigned_transaction_from_dict
+from eth_account._utils.signing import (
+    encode_transaction,
+    serializable_unsigned_transaction_from_dict,
+)
 from eth_account._utils.transaction_utils import transaction_rpc_to_rlp_structure
 from eth_account.datastructures import SignedMessage, SignedTransaction
 from eth_account.messages import SignableMessage, _hash_eip191_message, encode_defunct

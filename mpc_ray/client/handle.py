@@ -9,30 +9,37 @@ ObjectRefs on an event loop instead of blocking a thread.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.exceptions import (
+    ActorUnavailableError,
+    GetTimeoutError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+)
 
 from ..errors import InvalidInput, MpcError, QuorumUnavailable
 from ..node.principals import SignedRequest
 from ..types import KeyInfo, Signature
-from .signer import FROST_SCHEMES, Agent, Payload, check_payload, key_info_from_status
+from .signer import (
+    FROST_SCHEMES,
+    Agent,
+    Payload,
+    RequestTimeout,
+    WalletFactory,
+    check_payload,
+    key_info_from_status,
+)
 
 if TYPE_CHECKING:
     from .aio import AsyncSignHandle
-    from .bitcoin import TaprootWallet
-    from .evm import EvmWallet
-    from .solana import SolanaWallet
 
 __all__ = ["RequestTimeout", "SignHandle", "typed_error"]
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-class RequestTimeout(MpcError, TimeoutError):
-    """The committee did not answer within the caller's timeout. The request may still complete on the nodes: an
-    agent must not assume it was not signed (a policy-enforced request's nonce is spent either way)."""
 
 
 def typed_error(exc: BaseException) -> MpcError:
@@ -60,7 +67,7 @@ def signature_from_wire(scheme: str, out: Any) -> Signature:
     return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), int(recovery_id))
 
 
-class SignHandle:
+class SignHandle(WalletFactory):
     """A committee's signing calls with a timeout and typed errors; with `agent`, every signature goes through the
     policy-enforced path as a request signed by that agent."""
 
@@ -167,18 +174,4 @@ class SignHandle:
             raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys on this committee")
         return self.agent.sign(payload)
 
-    # wallets ----------------------------------------------------------------------------------------------
-    def evm_wallet(self, key_id: str) -> EvmWallet:
-        from .evm import EvmWallet
 
-        return EvmWallet(self, key_id)
-
-    def solana_wallet(self, key_id: str) -> SolanaWallet:
-        from .solana import SolanaWallet
-
-        return SolanaWallet(self, key_id)
-
-    def taproot_wallet(self, key_id: str, *, network: str = "mainnet") -> TaprootWallet:
-        from .bitcoin import TaprootWallet
-
-        return TaprootWallet(self, key_id, network=network)

@@ -21,17 +21,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import nacl.signing
 
 from ..errors import InvalidInput, MpcError
-from ..node.principals import DEFAULT_TTL_S, RequestFormat, SignedRequest, sign_request
+from ..node.principals import RequestFormat, SignedRequest, sign_request
 from ..types import KeyInfo, Signature
 
-__all__ = ["Agent", "BadSignature", "Payload", "Signer", "check_payload"]
+if TYPE_CHECKING:
+    from .bitcoin import TaprootWallet
+    from .evm import EvmWallet
+    from .solana import SolanaWallet
+
+__all__ = ["Agent", "BadSignature", "Payload", "RequestTimeout", "Signer", "WalletFactory", "check_payload"]
 
 FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
+
+
+class RequestTimeout(MpcError, TimeoutError):
+    """The committee (or the gateway) did not answer within the caller's timeout. The request may still complete on
+    the nodes: an agent must not assume it was not signed (a policy-enforced request's nonce is spent either way)."""
 
 
 class BadSignature(MpcError):
@@ -108,6 +118,25 @@ class Signer(Protocol):
     async def sign_payload_async(self, payload: Payload) -> Signature: ...
 
 
+class WalletFactory:
+    """The wallet constructors every signer offers (``signer.evm_wallet(key_id)``, ...); `self` is the Signer."""
+
+    def evm_wallet(self, key_id: str) -> EvmWallet:
+        from .evm import EvmWallet
+
+        return EvmWallet(self, key_id)  # type: ignore[arg-type]
+
+    def solana_wallet(self, key_id: str) -> SolanaWallet:
+        from .solana import SolanaWallet
+
+        return SolanaWallet(self, key_id)  # type: ignore[arg-type]
+
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet") -> TaprootWallet:
+        from .bitcoin import TaprootWallet
+
+        return TaprootWallet(self, key_id, network=network)  # type: ignore[arg-type]
+
+
 def check_payload(info: KeyInfo, payload: Payload) -> None:
     """Refuse a payload that cannot be signed by this key before anything leaves the process."""
     if info.scheme == "ecdsa-secp256k1":
@@ -130,5 +159,6 @@ def key_info_from_status(key_id: str, status: dict, parties: int) -> KeyInfo:
     scheme = entry.get("scheme") or ("ecdsa-secp256k1" if len(pk) == 33 else None)
     if scheme is None:
         raise InvalidInput(f"key {key_id!r}: the coordinator does not report its scheme")
+    committee = len(status.get("parties", ())) or parties  # every key of a committee spans all its parties
     return KeyInfo(key_id=key_id, scheme=scheme, public_key=pk, threshold=int(entry["threshold"]),
-                   parties=int(entry.get("parties", parties)))
+                   parties=int(entry.get("parties", committee)))

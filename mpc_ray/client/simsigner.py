@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..errors import InvalidInput
 from ..node.policy import intent_from_request

@@ -13,7 +13,8 @@ bytes) has no node-side format and is signable only without an agent.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing

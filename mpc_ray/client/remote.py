@@ -1,0 +1,165 @@
+"""`RemoteSigner`: the agent's side of the HTTP gateway, with the same Python API as a Ray handle. No Ray import.
+
+    from mpc_ray.client.remote import RemoteSigner
+    from mpc_ray.client.signer import Agent
+
+    mpc = RemoteSigner("https://signer.internal:8000", Agent("bot", agent_signing_key))
+    wallet = mpc.evm_wallet(key_id)                 # EvmWallet / SolanaWallet / TaprootWallet, as on Ray
+    wallet.sign_transaction(tx); await wallet.sign_transaction_async(tx)
+
+Every request is signed here with the agent's key before it leaves the process (the gateway never signs for
+anyone); every answer is checked by the wallet against its own key. Errors are the typed errors the gateway's body
+names (`PolicyDenied` with its rule, `InvalidInput`, `QuorumUnavailable`, ...), `RequestTimeout` when the gateway
+does not answer in time and `GatewayUnavailable` when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any, Self
+
+import httpx
+
+from ..errors import InvalidInput, MpcError
+from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
+from ..node.principals import SignedRequest
+from ..types import KeyInfo, Signature
+from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload
+
+__all__ = ["GatewayUnavailable", "RemoteSigner"]
+
+
+class GatewayUnavailable(MpcError):
+    """The gateway could not be reached (connection refused, DNS, TLS)."""
+
+
+class RemoteSigner(WalletFactory):
+    """A `Signer` that talks to the gateway at `url` as `agent`. Thread-safe; async calls work from any loop."""
+
+    def __init__(self, url: str, agent: Agent, *, timeout: float = 60.0, headers: dict[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None,
+                 async_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if not isinstance(agent, Agent):
+            raise InvalidInput("the gateway accepts only principal-signed requests: pass an Agent")
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InvalidInput("timeout must be a positive number of seconds")
+        self.url = url.rstrip("/")
+        self.agent = agent
+        self.timeout = float(timeout)
+        self._headers = dict(headers or {})
+        self._client = httpx.Client(base_url=self.url, timeout=self.timeout, headers=self._headers,
+                                    transport=transport)
+        self._async_transport = async_transport
+        # one AsyncClient per event loop (their connection pools are bound to the loop that made them)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = \
+            weakref.WeakKeyDictionary()
+        self._keys: dict[str, KeyInfo] = {}
+        self._lock = threading.Lock()
+
+    # plumbing ---------------------------------------------------------------------------------------------
+    def _aclient(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async.get(loop)
+            if client is None or client.is_closed:
+                client = self._async[loop] = httpx.AsyncClient(
+                    base_url=self.url, timeout=self.timeout, headers=self._headers, transport=self._async_transport)
+            return client
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.is_success and payload is not None:
+            return payload
+        raise error_from_body(response.status_code, payload)
+
+    def _send(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            return self._answer(self._client.request(method, path, **kw))
+        except httpx.TimeoutException:
+            raise RequestTimeout("the gateway did not answer in time") from None
+        except httpx.TransportError as e:
+            raise GatewayUnavailable(f"cannot reach the gateway: {type(e).__name__}") from None
+
+    async def _send_async(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            return self._answer(await self._aclient().request(method, path, **kw))
+        except httpx.TimeoutException:
+            raise RequestTimeout("the gateway did not answer in time") from None
+        except httpx.TransportError as e:
+            raise GatewayUnavailable(f"cannot reach the gateway: {type(e).__name__}") from None
+
+    @staticmethod
+    def _key_path(key_id: str) -> str:
+        if not isinstance(key_id, str) or not key_id.replace("-", "").replace("_", "").isalnum():
+            raise InvalidInput("key ids are letters, digits, '-' and '_'")
+        return f"/v1/keys/{key_id}"
+
+    @staticmethod
+    def _envelope(request: SignedRequest) -> dict[str, Any]:
+        if not isinstance(request, SignedRequest):
+            raise InvalidInput("expected a SignedRequest")
+        return {"content": SignEnvelope(request=request).model_dump_json().encode(),
+                "headers": {"content-type": "application/json"}}
+
+    def _remember(self, payload: Any, key_id: str) -> KeyInfo:
+        info = KeyOut.model_validate(payload).to_key_info()
+        if info.key_id != key_id:
+            raise MpcError("the gateway answered for another key")
+        with self._lock:
+            self._keys[key_id] = info
+        return info
+
+    # the Signer protocol ----------------------------------------------------------------------------------
+    def key_info(self, key_id: str) -> KeyInfo:
+        with self._lock:
+            info = self._keys.get(key_id)
+        return info or self._remember(self._send("GET", self._key_path(key_id)), key_id)
+
+    async def key_info_async(self, key_id: str) -> KeyInfo:
+        with self._lock:
+            info = self._keys.get(key_id)
+        return info or self._remember(await self._send_async("GET", self._key_path(key_id)), key_id)
+
+    def sign_request(self, request: SignedRequest) -> Signature:
+        """Submit an already signed request as is."""
+        return SignatureOut.model_validate(self._send("POST", "/v1/sign", **self._envelope(request))).to_signature()
+
+    async def sign_request_async(self, request: SignedRequest) -> Signature:
+        out = await self._send_async("POST", "/v1/sign", **self._envelope(request))
+        return SignatureOut.model_validate(out).to_signature()
+
+    def sign_payload(self, payload: Payload) -> Signature:
+        check_payload(self.key_info(payload.key_id), payload)
+        return self.sign_request(self.agent.sign(payload))
+
+    async def sign_payload_async(self, payload: Payload) -> Signature:
+        check_payload(await self.key_info_async(payload.key_id), payload)
+        return await self.sign_request_async(self.agent.sign(payload))
+
+
+    # lifecycle ----------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the sync connection pool (async pools: `aclose` from their loop, or they go with their loop)."""
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Close this loop's async connection pool (the next async call on this loop opens a new one)."""
+        with self._lock:
+            client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteSigner(url={self.url!r}, agent={self.agent!r})"

@@ -1,0 +1,111 @@
+"""The HTTP gateway: a Ray Serve deployment (FastAPI) that relays principal-signed requests to the coordinator.
+
+Agents outside the cluster talk to it (client/remote.py) and never get Ray access: a Ray driver can run arbitrary
+code on the cluster, an HTTP client of this gateway can only submit requests that every node verifies itself.
+
+The gateway never signs for an agent and holds no key: it parses the envelope, refuses what is not a principal-signed
+``sign`` request (admin kinds do not go through the agent gateway), forwards the request unchanged, and maps typed
+errors to HTTP statuses with a typed body (gateway/models.py). It is one more untrusted relay: the nodes verify the
+agent's signature, the nonce and expiry, decode the body and apply the policy.
+
+Routes:
+    POST /v1/sign            SignEnvelope {request: SignedRequest}  -> SignatureOut
+    GET  /v1/keys/{key_id}   -> KeyOut (public key and threshold: public information, served without a request)
+    GET  /healthz            -> {"ok": true}
+
+Deploy on a running cluster with `deploy_gateway` (or ``serve run`` on `Gateway`); `shutdown_gateway` removes it.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the route annotations (Request) at runtime, and Serve's
+# ingress re-binds the methods outside this module's namespace
+
+import logging
+from typing import Any
+
+import ray
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from ..client.client import DEFAULT_NAMESPACE
+from ..client.handle import SignHandle
+from ..coordinator.coordinator import COORDINATOR_NAME
+from ..errors import InvalidInput, MpcError, PolicyDenied
+from ..node.principals import RequestKind, SignedRequest
+from .models import KeyOut, SignatureOut, SignEnvelope, error_response
+
+__all__ = ["APP_NAME", "Gateway", "app", "deploy_gateway", "shutdown_gateway"]
+
+log = logging.getLogger(__name__)
+APP_NAME = "mpc-gateway"
+
+app = FastAPI(title="mpc-ray gateway", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _error(exc: BaseException) -> JSONResponse:
+    status, body = error_response(exc)
+    if status >= 500 and not isinstance(exc, MpcError):
+        log.error("gateway: unexpected %s", type(exc).__name__)  # the type only: messages may echo input
+    return JSONResponse(status_code=status, content=body.model_dump(exclude_none=True))
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return _error(InvalidInput(f"malformed request: {len(exc.errors())} error(s)"))
+
+
+def check_agent_request(request: SignedRequest) -> None:
+    """What the gateway itself refuses before anything reaches the committee."""
+    if request.kind is not RequestKind.SIGN:
+        raise PolicyDenied("gateway.kind", "the agent gateway relays sign requests only")
+    if not any(pid == request.principal_id for pid, _ in request.signatures):
+        raise PolicyDenied("auth.unsigned", "the request is not signed by its principal")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=512)
+@serve.ingress(app)
+class Gateway:
+    """One replica relays any number of requests at once: each awaits its coordinator call on the event loop."""
+
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE, timeout_s: float = 60.0) -> None:
+        coordinator = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
+        self._h = SignHandle(coordinator, timeout=timeout_s).aio
+
+    @app.post("/v1/sign")
+    async def sign(self, request: Request) -> Any:
+        try:
+            envelope = SignEnvelope.parse(await request.body())
+            check_agent_request(envelope.request)
+            sig = await self._h.sign_request(envelope.request)
+            return JSONResponse(SignatureOut.of(sig).model_dump(exclude_none=True))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed error body
+            return _error(exc)
+
+    @app.get("/v1/keys/{key_id}")
+    async def key(self, key_id: str) -> Any:
+        try:
+            if not key_id or len(key_id) > 64:
+                raise InvalidInput("unknown key")
+            return JSONResponse(KeyOut.of(await self._h.key_info(key_id)).model_dump())
+        except Exception as exc:  # noqa: BLE001
+            return _error(exc)
+
+    @app.get("/healthz")
+    async def healthz(self) -> Any:
+        return {"ok": True}
+
+
+def deploy_gateway(*, host: str = "127.0.0.1", port: int = 8000, namespace: str = DEFAULT_NAMESPACE,
+                   timeout_s: float = 60.0, replicas: int = 1) -> str:
+    """Start Serve (one HTTP proxy, on the head node) and deploy the gateway; returns its base URL.
+
+    Call from a driver connected to the committee's cluster (`mpc_ray.connect` / `local_cluster`)."""
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
+    serve.run(Gateway.options(num_replicas=replicas).bind(namespace, timeout_s), name=APP_NAME, route_prefix="/")
+    return f"http://{host}:{port}"
+
+
+def shutdown_gateway() -> None:
+    """Remove the gateway and stop Serve on this cluster."""
+    serve.shutdown()

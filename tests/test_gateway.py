@@ -1,0 +1,165 @@
+"""The HTTP gateway on the embedded cluster: an agent without Ray access signs through Serve with the same wallet API,
+and malformed, unsigned, forged, replayed and denied requests get a clear 4xx with a typed error body."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import nacl.signing
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+import mpc_ray
+from mpc_ray.client.remote import GatewayUnavailable, RemoteSigner
+from mpc_ray.client.signer import Agent
+from mpc_ray.errors import InvalidInput, PolicyDenied
+from mpc_ray.gateway import deploy_gateway, shutdown_gateway
+from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from tests.test_policy import (
+    ALICE,
+    BASE,
+    base_policy,
+    eip1559,
+    eip3009,
+    erc20_call,
+    unsigned_bytes,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    with mpc_ray.local_cluster(parties=3, threshold=2, security="112", kdf="min", pool_depth=8) as mpc:
+        key = mpc.create_key("ecdsa-secp256k1")
+        mpc.bootstrap_principals(PrincipalRegistry(principals=(
+            Principal.from_signing_key("root", "admin", ADMIN), Principal.from_signing_key("bot", "agent", AGENT))))
+        mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                                    body=base_policy(key_id=key.key_id).to_bytes(), key_id=key.key_id,
+                                    now=time.time()))
+        url = deploy_gateway(port=free_port(), timeout_s=30)
+        try:
+            yield mpc, key, url
+        finally:
+            shutdown_gateway()
+
+
+def usdc_tx(amount: int = 10_000, nonce: int = 7) -> dict:
+    return eip1559(data=erc20_call("a9059cbb", ALICE, amount), nonce=nonce)
+
+
+def agent_request(body: bytes, key=AGENT, principal: str = "bot", kind: str = "sign", key_id: str = "",
+                  fmt: str = "evm_tx"):
+    return sign_request(key, principal_id=principal, kind=kind, format=fmt, body=body, key_id=key_id, chain=BASE,
+                        now=time.time())
+
+
+def post(url: str, request) -> httpx.Response:
+    return httpx.post(f"{url}/v1/sign", content=b'{"request":' + request.model_dump_json().encode() + b"}",
+                      headers={"content-type": "application/json"}, timeout=30)
+
+
+def test_agent_signs_through_http_with_the_same_wallet_api(gateway):
+    mpc, key, url = gateway
+    with RemoteSigner(url, Agent("bot", AGENT), timeout=30) as remote:
+        wallet = remote.evm_wallet(key.key_id)
+        assert wallet.address == mpc.evm_wallet(key.key_id).address
+        signed = wallet.sign_transaction(usdc_tx())
+        assert Account.recover_transaction(signed.raw_transaction) == wallet.address
+
+        async def concurrent():
+            txs = await asyncio.gather(*(wallet.sign_transaction_async(usdc_tx(nonce=50 + i)) for i in range(3)))
+            await remote.aclose()
+            return txs
+
+        for tx in asyncio.run(concurrent()):
+            assert Account.recover_transaction(tx.raw_transaction) == wallet.address
+        # an x402 EIP-3009 authorization, as eth-account's full_message
+        td = eip3009()
+        td["message"]["from"] = wallet.address
+        sig = wallet.sign_typed_data(full_message=td)
+        assert Account.recover_message(encode_typed_data(full_message=td), signature=sig.signature) == wallet.address
+
+
+def test_malformed_requests_get_400_with_a_typed_body(gateway):
+    _, key, url = gateway
+    for content in (b"not json", b'{"request": {"principal_id": "bot"}}', b"[]",
+                    b'{"request": {}, "extra": 1}'):
+        r = httpx.post(f"{url}/v1/sign", content=content, timeout=30)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "InvalidInput" and "message" in r.json()
+    r = httpx.post(f"{url}/v1/sign", content=b"x" * 400_000, timeout=30)
+    assert r.status_code == 413 and r.json()["error"] == "InvalidInput"
+    # a well-formed request whose body the nodes cannot decode
+    r = post(url, agent_request(b"\x02garbage", key_id=key.key_id))
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+    r = httpx.get(f"{url}/v1/keys/no-such-key", timeout=30)
+    assert r.status_code == 404 and r.json()["error"] == "InvalidInput"
+
+
+@pytest.mark.parametrize(
+    "make,rule,status",
+    [
+        (lambda k: agent_request(unsigned_bytes(usdc_tx()), key_id=k).model_copy(update={"signatures": ()}),
+         "auth.unsigned", 401),
+        (lambda k: agent_request(unsigned_bytes(usdc_tx()), key_id=k, key=nacl.signing.SigningKey.generate()),
+         "auth.bad_signature", 401),
+        (lambda k: agent_request(unsigned_bytes(usdc_tx()), key_id=k, key=nacl.signing.SigningKey.generate(),
+                                 principal="mallory"), "auth.unknown_principal", 401),
+        (lambda k: agent_request(unsigned_bytes(usdc_tx(amount=50_000_000)), key_id=k), "policy.per_tx_cap", 403),
+        (lambda k: agent_request(base_policy(key_id=k).to_bytes(), key_id=k, kind="set_policy", fmt="json",
+                                 key=ADMIN, principal="root"), "gateway.kind", 403),
+    ],
+)
+def test_unsigned_forged_and_denied_requests_get_typed_4xx(gateway, make, rule, status):
+    _, key, url = gateway
+    r = post(url, make(key.key_id))
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == "PolicyDenied" and body["rule"] == rule and body["message"]
+
+
+def test_replayed_request_gets_409(gateway):
+    _, key, url = gateway
+    request = agent_request(unsigned_bytes(usdc_tx(nonce=99)), key_id=key.key_id)
+    assert post(url, request).status_code == 200
+    r = post(url, request)
+    assert r.status_code == 409 and r.json()["rule"] == "auth.replayed"
+
+
+def test_remote_client_raises_the_typed_errors(gateway):
+    _, key, url = gateway
+    wallet = RemoteSigner(url, Agent("bot", AGENT)).evm_wallet(key.key_id)
+    with pytest.raises(PolicyDenied) as e:
+        wallet.sign_transaction(usdc_tx(amount=50_000_000))
+    assert e.value.rule == "policy.per_tx_cap"
+    with pytest.raises(PolicyDenied) as e:
+        asyncio.run(RemoteSigner(url, Agent("eve", nacl.signing.SigningKey.generate()))
+                    .evm_wallet(key.key_id).sign_transaction_async(usdc_tx()))
+    assert e.value.rule == "auth.unknown_principal"
+    with pytest.raises(InvalidInput, match="unknown key"):
+        RemoteSigner(url, Agent("bot", AGENT)).evm_wallet("no-such-key")
+    with pytest.raises(GatewayUnavailable):
+        RemoteSigner(f"http://127.0.0.1:{free_port()}", Agent("bot", AGENT), timeout=5).key_info(key.key_id)
+    with pytest.raises(InvalidInput):
+        RemoteSigner(url, None)  # type: ignore[arg-type]  # the gateway takes only principal-signed requests
+
+
+def test_the_remote_client_needs_no_ray():
+    code = "import sys, mpc_ray.client.remote, mpc_ray.client.evm; sys.exit(int('ray' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0
+
