@@ -23,6 +23,8 @@ Call sequence (every party runs its own object; `mpc_ray.sim.router.run_parties`
     parties = {i: SignParty(suite, outs[i].key_package, pub, message, sid2, signers) for i in signers}
     sig = run_parties(parties)[1].to_bytes()   # every signer outputs the same verified FrostSignature
     # BIP340 with a Taproot output key: SignParty(..., tap_tweak=b"") and public_key_bytes(suite, Y, b"")
+    # BIP340 BIP32 child (crypto/bip32.py): t = bip32.derive_bip340(pk, outs[i].chain_code, "m/0/7").tweak, then
+    # SignParty(..., hd_tweak=t) verifies under public_key_bytes(suite, Y, None, t) (= that child's x-only key)
 
     # 2'. precomputed round one (message-independent): pool nonces, then sign in one round
     nonces = commit(suite, i, key_i.signing_share)          # secret, single-use, stays on party i
