@@ -238,11 +238,15 @@ class ShareHolder:
                 raise InvalidInput("key id exists")
             return KeygenParty(req.sid, self.party, req.parties, int(req.params["threshold"]))
         if req.protocol == "presign":
-            key = self.key(req.params["key_id"])
-            return PresignParty(req.sid, key, self.aux(), req.parties)
+            from .lifecycle import presign_inputs  # key lifecycle hook: the current epoch's share and aux info
+            key, aux = presign_inputs(self, req.params["key_id"])
+            return PresignParty(req.sid, key, aux, req.parties)
         if req.protocol == "frost-dkg":  # FROST hook: frost_holder.py
             from .frost_holder import dkg_machine
             return dkg_machine(self, req)
+        if req.protocol in ("refresh", "reshare", "reshare-aux"):  # key lifecycle hook: lifecycle.py
+            from .lifecycle import lifecycle_machine
+            return lifecycle_machine(self, req)
         raise InvalidInput(f"unknown protocol {req.protocol!r}")
 
     def _seal(self, protocol: str, envelopes) -> list[SealedEnvelope]:
@@ -291,14 +295,19 @@ class ShareHolder:
             return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties)}
         if session.protocol == "presign":
             kind = f"presig-{session.params['key_id']}"
-            if self.role == "holder":
-                self.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
-            else:  # a fresh random id: never consumed, so no ledger check is needed
-                self.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
+            from .lifecycle import presignature_guard  # key lifecycle hook: never store an old epoch's presignature
+            with presignature_guard(self, session.params["key_id"], session.machine.key):
+                if self.role == "holder":
+                    self.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
+                else:  # a fresh random id: never consumed, so no ledger check is needed
+                    self.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
             return encode(out.public)
         if session.protocol == "frost-dkg":  # FROST hook: frost_holder.py
             from .frost_holder import finish_dkg
             return finish_dkg(self, session)
+        if session.protocol in ("refresh", "reshare", "reshare-aux"):  # key lifecycle hook: lifecycle.py
+            from .lifecycle import finish_lifecycle
+            return finish_lifecycle(self, session)
         raise AssertionError(session.protocol)
 
     # state --------------------------------------------------------------------------------------------
@@ -369,6 +378,45 @@ class ShareHolder:
             return partials
         finally:
             self._deleter.submit(self.vault.delete_consumed, kind, ids)  # unlink the spent files off the hot path
+
+    # key lifecycle hooks: the logic lives in lifecycle.py and backup.py ---------------------------------
+    def key_epoch(self, key_id: str) -> int:
+        from .lifecycle import current_epoch
+        return current_epoch(self, check_key_id(key_id))
+
+    def lifecycle_public(self, key_id: str) -> dict:
+        """The key's public package and epoch (relayed to new holders of a resharing)."""
+        from .lifecycle import public_view
+        return public_view(self, key_id)
+
+    def lifecycle_confirm(self, key_id: str, epoch: int) -> dict:
+        """Signed confirmation that this new member holds everything of the pending epoch."""
+        from .lifecycle import confirm
+        return confirm(self, key_id, epoch)
+
+    def lifecycle_commit(self, key_id: str, epoch: int, digest: bytes, confirmations: dict) -> dict:
+        """Switch to the pending epoch once every new member confirmed; destroys the old epoch's secrets."""
+        from .lifecycle import commit
+        return commit(self, key_id, epoch, digest, confirmations)
+
+    def lifecycle_discard(self, key_id: str, epoch: int) -> bool:
+        from .lifecycle import discard
+        return discard(self, key_id, epoch)
+
+    def extend_directory(self, entries: list[NodeIdentityPublic]) -> None:
+        """Add new committee members (existing entries never change)."""
+        from .lifecycle import extend_directory
+        extend_directory(self, entries)
+
+    def backup(self, passphrase: str, kdf: str = "moderate") -> bytes:
+        """Encrypted export of this holder's shares and state (no pooled presignatures or nonces)."""
+        from .backup import export_backup
+        return export_backup(self, passphrase, kdf=kdf)
+
+    def restore(self, blob: bytes, passphrase: str) -> dict:
+        """Restore a backup; every pooled presignature and nonce is discarded, the consumed ledger only grows."""
+        from .backup import restore_backup
+        return restore_backup(self, blob, passphrase)
 
     # FROST hooks: the logic lives in frost_holder.py ---------------------------------------------------
     def frost_commit(self, key_id: str, count: int) -> list[tuple[bytes, bytes]]:

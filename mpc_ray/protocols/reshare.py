@@ -42,6 +42,7 @@ from .common import echo_digest, hash_commit, is_seed, random_seed, same_bytes
 if TYPE_CHECKING:
     from .ecdsa.keygen import KeyShare
     from .frost.dkg import DkgOutput
+    from .frost.keys import PublicKeyPackage
 
 TAG = "mpc-ray/reshare"
 
@@ -379,12 +380,23 @@ def ecdsa_key_share(template: "KeyShare", out: ReshareOutput) -> "KeyShare":
     return new
 
 
-def frost_output(suite_key: str, out: ReshareOutput) -> "DkgOutput":
-    """The new FROST key package and public key package of receiver `out.party` (same shape as a DKG's)."""
+def frost_output(suite_key: str, out: ReshareOutput, template: "PublicKeyPackage | None" = None) -> "DkgOutput":
+    """The new FROST key package and public key package of receiver `out.party` (same shape as a DKG's).
+    `template`, the old public key package, passes on every public field it has beyond the ones set here (e.g. a
+    chain code), to the public package and to the key package fields of the same name."""
+    import dataclasses
+
     from .frost.dkg import DkgOutput
     from .frost.keys import KeyPackage, PublicKeyPackage
 
     if out.share is None:
         raise InvalidInput("only a receiver gets a new share")
     kp = KeyPackage(suite_key, out.party, out.share, out.public_shares[out.party], out.public_key, out.threshold)
-    return DkgOutput(kp, PublicKeyPackage(suite_key, out.public_key, dict(out.public_shares), out.threshold))
+    if template is None:
+        return DkgOutput(kp, PublicKeyPackage(suite_key, out.public_key, dict(out.public_shares), out.threshold))
+    if template.suite_key != suite_key or template.group_key != out.public_key:
+        raise InvalidInput("template belongs to another key")
+    pub = dataclasses.replace(template, verifying_shares=dict(out.public_shares), threshold=out.threshold)
+    own = {f.name for f in dataclasses.fields(KeyPackage)}
+    extra = {f.name for f in dataclasses.fields(PublicKeyPackage)} & own - {"suite_key", "group_key", "threshold"}
+    return DkgOutput(dataclasses.replace(kp, **{name: getattr(template, name) for name in extra}), pub)

@@ -26,7 +26,7 @@ from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
 
-__all__ = ["aux_info", "keygen", "run_parties", "SimEcdsaKey", "SimFrostKey"]
+__all__ = ["aux_info", "keygen", "refresh", "reshare", "run_parties", "SimEcdsaKey", "SimFrostKey"]
 
 
 def _sid(tag: str) -> bytes:
@@ -166,3 +166,6 @@ def keygen(
         outputs = run_parties({i: DkgParty(SUITES[scheme], sid, i, ids, threshold) for i in ids})
         return SimFrostKey(scheme, outputs)
     raise InvalidInput(f"unknown scheme {scheme!r}")
+
+
+from .lifecycle import refresh, reshare  # noqa: E402  (key lifecycle; imports the classes above)

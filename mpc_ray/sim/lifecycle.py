@@ -71,7 +71,7 @@ def reshare(key: SimKey, *, parties: Sequence[int], threshold: int, dealers: Seq
     }
     out = run_parties(machines, tamper)
     if isinstance(key, SimFrostKey):
-        return SimFrostKey(key.scheme, {k: frost_output(key.scheme, out[k]) for k in new_parties})  # type: ignore[arg-type]
+        return SimFrostKey(key.scheme, {k: frost_output(key.scheme, out[k], key.public_package) for k in new_parties})  # type: ignore[arg-type]
     template = next(iter(key.shares.values()))
     shares = {k: ecdsa_key_share(template, out[k]) for k in new_parties}  # type: ignore[arg-type]
     old_moduli = {int(a.n) for aux in key.aux.values() for a in aux.public.values()}

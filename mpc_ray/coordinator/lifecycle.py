@@ -1,0 +1,298 @@
+"""Driving the key lifecycle across holders: proactive refresh and resharing to a new committee.
+
+`KeyLifecycle` is the orchestration, over two callables (run a protocol session among parties; call one holder's
+method), so the same code drives holder actors on Ray (`refresh_key` / `reshare_key` below, used by the
+`Coordinator`) and `ShareHolder` objects in one process (tests). Steps, for epoch e + 1 of a key at epoch e:
+
+1. every participant is at epoch e (asked, not assumed);
+2. the sessions run: "refresh" (ECDSA, every party) or "reshare" (old dealers and the new committee; a FROST
+   refresh is a resharing onto the same committee), then for an ECDSA resharing "reshare-aux" among the new
+   committee. Holders keep the result pending, beside the epoch in use, and all must report the same digest of the
+   new public package (else the odd one out is named);
+3. every member of the new committee confirms (a signature by its node identity over key, epoch, digest);
+4. commit at every participant with those confirmations: holders check them all before they switch epochs and
+   destroy the old epoch's shares, presignatures and nonces. A removed holder deletes its share only here.
+A failure before the commit discards the pending epoch everywhere (the old one stays in use). A failure during
+the commit leaves `LifecycleIncomplete` naming the holders still to commit: `commit` is idempotent and the same
+call completes it once they are back (their pending epoch waits for it).
+
+The coordinator pauses the key meanwhile (no signing, no refills for it), empties its presignature or nonce pools
+(the holders destroyed the secrets), and takes the key back with its new committee.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
+from .sessions import SessionSpec
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+
+ECDSA = "ecdsa-secp256k1"
+
+RunSession = Callable[[SessionSpec], Mapping[int, Any]]  # {party: result} of one session
+CallHolder = Callable[..., Any]  # call(party, method, *args) -> result
+
+
+class LifecycleIncomplete(MpcError):
+    """The new epoch is confirmed but some holders have not committed it yet: call again when they are back."""
+
+    def __init__(self, key_id: str, epoch: int, parties: list[int], detail: str = "") -> None:
+        self.key_id, self.epoch, self.parties, self.detail = key_id, epoch, parties, detail
+        super().__init__(f"key {key_id!r} epoch {epoch}: holders {parties} still to commit" +
+                         (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):
+        return (self.__class__, (self.key_id, self.epoch, self.parties, self.detail))
+
+
+@dataclass
+class LifecycleResult:
+    key_id: str
+    scheme: str
+    epoch: int
+    parties: list[int]
+    threshold: int
+    public: bytes  # the new public package (ECDSA public record / FROST public key package)
+    destroyed: dict[int, int] = field(default_factory=dict)  # per holder: one-time secrets destroyed
+
+    def as_dict(self) -> dict:
+        return {"key_id": self.key_id, "scheme": self.scheme, "epoch": self.epoch, "parties": self.parties,
+                "threshold": self.threshold, "destroyed": dict(self.destroyed)}
+
+
+class KeyLifecycle:
+    def __init__(self, run: RunSession, call: CallHolder, *, security: str = "128") -> None:
+        self.run, self.call, self.security = run, call, security
+
+    def _epoch(self, key_id: str, parties: Sequence[int]) -> int:
+        epochs = {p: self.call(p, "key_epoch", key_id) for p in parties}
+        if len(set(epochs.values())) != 1:
+            raise InvalidInput(f"holders of key {key_id!r} disagree on its epoch: {epochs} (finish the last commit)")
+        return next(iter(epochs.values()))
+
+    @staticmethod
+    def _agree(results: Mapping[int, Any], field_name: str, check: str) -> Any:
+        values = Counter(r[field_name] for r in results.values())
+        majority, _ = values.most_common(1)[0]
+        for p in sorted(results):
+            if results[p][field_name] != majority:
+                raise ProtocolAbort(p, check, "reported a different new public package")
+        return majority
+
+    def refresh(self, key_id: str, scheme: str, parties: Sequence[int], *, old_public: bytes = b"",
+                threshold: int | None = None) -> LifecycleResult:
+        """New shares (ECDSA: and aux info) for the same committee. FROST: `old_public` is the public package."""
+        parties = sorted(parties)
+        if scheme != ECDSA:
+            if threshold is None:
+                raise InvalidInput("a FROST refresh needs the key's threshold")
+            return self.reshare(key_id, scheme, parties, parties, threshold, dealers=parties, old_public=old_public)
+        epoch = self._epoch(key_id, parties) + 1
+        try:
+            results = self.run(SessionSpec("refresh", parties, {"key_id": key_id, "epoch": epoch}))
+            digest = self._agree(results, "digest", "lifecycle.digest")
+            first = results[parties[0]]
+            return self._confirm_and_commit(key_id, scheme, epoch, parties, parties, digest, first)
+        except LifecycleIncomplete:
+            raise
+        except BaseException:
+            self._discard(key_id, epoch, parties)
+            raise
+
+    def reshare(self, key_id: str, scheme: str, old_parties: Sequence[int], new_parties: Sequence[int],
+                new_threshold: int, *, dealers: Sequence[int] | None = None, old_public: bytes = b"") -> LifecycleResult:
+        dealers = sorted(dealers if dealers is not None else old_parties)
+        new_parties = sorted(new_parties)
+        if not set(dealers) <= set(old_parties):
+            raise InvalidInput("dealers must be holders of the key")
+        if not 1 <= new_threshold <= len(new_parties):
+            raise InvalidInput("need 1 <= threshold <= new parties")
+        epoch = self._epoch(key_id, dealers) + 1
+        if scheme == ECDSA:
+            views = {p: self.call(p, "lifecycle_public", key_id)["public"] for p in dealers}
+            old_public = Counter(views.values()).most_common(1)[0][0]  # a dealer with another view refuses to begin
+        elif not old_public:
+            raise InvalidInput("a FROST resharing needs the key's public key package")
+        participants = sorted(set(dealers) | set(new_parties))
+        params = {"key_id": key_id, "epoch": epoch, "scheme": scheme, "dealers": dealers,
+                  "new_parties": new_parties, "new_threshold": new_threshold, "old_public": old_public}
+        try:
+            results = self.run(SessionSpec("reshare", participants, params))
+            digest = self._agree(results, "digest", "lifecycle.digest")
+            if scheme == ECDSA:
+                aux = self.run(SessionSpec("reshare-aux", new_parties,
+                                           {"key_id": key_id, "epoch": epoch, "level": self.security}))
+                if self._agree(aux, "digest", "lifecycle.digest") != digest:
+                    raise MpcError("the aux session changed the pending epoch")
+            return self._confirm_and_commit(key_id, scheme, epoch, participants, new_parties, digest,
+                                            results[new_parties[0]])
+        except LifecycleIncomplete:
+            raise
+        except BaseException:
+            self._discard(key_id, epoch, participants)
+            raise
+
+    def _confirm_and_commit(self, key_id: str, scheme: str, epoch: int, participants: list[int],
+                            members: list[int], digest: bytes, result: Mapping[str, Any]) -> LifecycleResult:
+        confirmations = {}
+        for p in members:
+            c = self.call(p, "lifecycle_confirm", key_id, epoch)
+            if c["digest"] != digest or c["party"] != p:
+                raise ProtocolAbort(p, "lifecycle.confirm", "confirmed another epoch")
+            confirmations[p] = c["signature"]
+        out = LifecycleResult(key_id, scheme, epoch, members, result["threshold"], result["public"])
+        return self.commit(out, participants, digest, confirmations)
+
+    def commit(self, out: LifecycleResult, participants: Sequence[int], digest: bytes,
+               confirmations: Mapping[int, bytes]) -> LifecycleResult:
+        failed: dict[int, str] = {}
+        for p in participants:  # every holder checks every confirmation itself
+            try:
+                out.destroyed[p] = self.call(p, "lifecycle_commit", out.key_id, out.epoch, digest, dict(confirmations))["destroyed"]
+            except Exception as exc:  # noqa: BLE001 - the others commit anyway; the caller retries these
+                failed[p] = type(exc).__name__
+        if failed:
+            raise LifecycleIncomplete(out.key_id, out.epoch, sorted(failed), str(failed))
+        return out
+
+    def _discard(self, key_id: str, epoch: int, parties: Sequence[int]) -> None:
+        for p in parties:
+            try:
+                self.call(p, "lifecycle_discard", key_id, epoch)
+            except Exception:  # noqa: BLE001 - best effort; a later run refuses until this one is discarded
+                pass
+
+
+# the coordinator's part ---------------------------------------------------------------------------------------
+def _driver(c: "Coordinator") -> KeyLifecycle:
+    import ray
+
+    from .sessions import UNAVAILABLE, PartyUnavailable, run_sessions
+
+    def run(spec: SessionSpec) -> Mapping[int, Any]:
+        out = run_sessions(c.holders(spec.parties), spec, timeout=c.cfg.aux_timeout_s)
+        return next(iter(out.values()))
+
+    def call(party: int, method: str, *args: Any) -> Any:
+        try:
+            return ray.get(getattr(c.holder(party), method).remote(*args), timeout=c.cfg.round_timeout_s)
+        except UNAVAILABLE as exc:
+            raise PartyUnavailable(party, type(exc).__name__) from None
+
+    return KeyLifecycle(run, call, security=c.cfg.security)
+
+
+def _pause(c: "Coordinator", key_id: str) -> tuple[str, Any]:
+    """Take the key out of signing and refills; wait for refills of it already running."""
+    with c.lock:
+        if key_id in c.keys:
+            kind, key = "ecdsa", c.keys.pop(key_id)
+        elif key_id in c.frost.keys:
+            kind, key = "frost", c.frost.keys.pop(key_id)
+        else:
+            raise InvalidInput(f"unknown key {key_id!r} (or a refresh or resharing of it is running)")
+    deadline = time.monotonic() + c.cfg.aux_timeout_s
+    while True:
+        with c.lock:
+            busy = any(k == key_id for k, _ in c._refilling)
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    _drop_pools(c, key_id)
+    return kind, key
+
+
+def _drop_pools(c: "Coordinator", key_id: str) -> None:
+    with c.lock:
+        for slot in [s for s in c.pools if s[0] == key_id]:
+            del c.pools[slot]
+        for slot in [s for s in c.frost.pools if s[0] == key_id]:
+            c.frost.pools[slot].clear()
+
+
+def _resume(c: "Coordinator", kind: str, key: Any, result: LifecycleResult | None) -> None:
+    from ..node.frost_records import public_package_from_bytes
+
+    if result is not None:
+        _drop_pools(c, key.key_id)  # a refill that raced the commit may have added old-epoch entries
+        if kind == "ecdsa":
+            key = replace(key, threshold=result.threshold, parties=list(result.parties))
+        else:
+            pub = public_package_from_bytes(result.public)
+            key = replace(key, public_package=pub, threshold=result.threshold, parties=list(result.parties))
+        for p in result.parties:
+            if p not in c.cfg.parties:  # a new member: administrative calls (policies) reach it from now on
+                c.cfg.parties = sorted([*c.cfg.parties, p])
+    with c.lock:
+        if kind == "ecdsa":
+            c.keys[key.key_id] = key
+        else:
+            c.frost.keys[key.key_id] = key
+            for slot in [s for s in c.frost.pools if s[0] == key.key_id and s[1] not in key.parties]:
+                del c.frost.pools[slot]
+            for p in key.parties:
+                c.frost.pools.setdefault((key.key_id, p), deque())
+    if kind == "ecdsa":
+        c._start_refill()
+    else:
+        c.frost._start_refill()
+
+
+def _frost_public(key: Any) -> bytes:
+    from ..node.frost_records import public_package_to_bytes
+
+    return public_package_to_bytes(key.public_package)
+
+
+def refresh_key(c: "Coordinator", key_id: str) -> dict:
+    """Coordinator.refresh_key: new shares (and aux info) for the key's committee, same public key."""
+    kind, key = _pause(c, key_id)
+    result = None
+    try:
+        down = [p for p in key.parties if not c._available(p)]
+        if down:
+            raise QuorumUnavailable(f"a refresh needs every holder of the key; down: {down}")
+        old_public = b"" if kind == "ecdsa" else _frost_public(key)
+        result = _driver(c).refresh(key_id, key.scheme, key.parties, old_public=old_public, threshold=key.threshold)
+        return result.as_dict()
+    finally:
+        _resume(c, kind, key, result)
+
+
+def reshare_key(c: "Coordinator", key_id: str, parties: Sequence[int], threshold: int,
+                dealers: Sequence[int] | None = None) -> dict:
+    """Coordinator.reshare_key: move the key to committee `parties` with `threshold` signers (new parties must
+    have holders and be in every holder's directory: `add_parties`)."""
+    kind, key = _pause(c, key_id)
+    result = None
+    try:
+        chosen = sorted(dealers) if dealers is not None else [p for p in key.parties if c._available(p)]
+        if len(chosen) < key.threshold:
+            raise QuorumUnavailable(f"need {key.threshold} dealers among {key.parties}")
+        old_public = b"" if kind == "ecdsa" else _frost_public(key)
+        result = _driver(c).reshare(key_id, key.scheme, key.parties, parties, threshold, dealers=chosen,
+                                    old_public=old_public)
+        return result.as_dict()
+    finally:
+        _resume(c, kind, key, result)
+
+
+def add_parties(c: "Coordinator", parties: Sequence[int]) -> list[int]:
+    """New committee members: exchange identities (new holders get the whole directory, existing holders add the
+    newcomers; entries never change) so they can take part in a resharing. Returns the committee."""
+    import ray
+
+    new = sorted(set(parties) - set(c.cfg.parties))
+    everyone = sorted(set(c.cfg.parties) | set(new))
+    hs = c.holders(everyone)
+    idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=c.cfg.round_timeout_s)
+    ray.get([hs[p].set_directory.remote(idents) for p in new], timeout=c.cfg.round_timeout_s)
+    ray.get([hs[p].extend_directory.remote(idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
+    c.cfg.parties = everyone
+    return everyone

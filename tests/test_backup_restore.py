@@ -1,0 +1,131 @@
+"""Backup and restore of a share holder (node/backup.py): an encrypted export under a passphrase; a restore never
+revives a consumed presignature or nonce (every pooled one is discarded, the ledger only grows), refuses another
+party's or an older epoch's backup, and brings a lost node back with the same identity and shares."""
+
+from __future__ import annotations
+
+import shutil
+
+import coincurve
+import pytest
+
+from mpc_ray.crypto.secp256k1 import Point
+from mpc_ray.errors import InvalidInput
+from mpc_ray.node.backup import MAGIC, BackupError, open_backup
+from mpc_ray.node.frost_holder import nonce_count
+from mpc_ray.node.store import AlreadyConsumed, SecretNotFound
+from mpc_ray.protocols.ecdsa import aux_info
+from tests.lifecycle_helpers import DIGEST, Committee, FixturePrimes
+
+PASS = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        primes = FixturePrimes()
+        mp.setattr(aux_info, "generate_keypair", primes)
+        c = Committee(tmp_path_factory.mktemp("backup"))
+        c.primes = primes
+        c.run("aux", [1, 2, 3], {"level": "112"})
+        out = c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
+        c.public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
+        c.frost = next(iter(c.run("frost-dkg", [1, 2, 3], {"key_id": "f1", "scheme": "eddsa-ed25519",
+                                                             "threshold": 2}).values()))[1]["public_package"]
+        yield c
+
+
+def verify(c, sig) -> None:
+    assert coincurve.PublicKey(c.public_key.to_bytes()).verify(sig.der(), DIGEST, hasher=None)
+
+
+def test_restore_after_signing_never_reuses_a_presignature(c):
+    pool = c.presign("k1", [1, 2], count=3)
+    verify(c, c.sign("k1", c.public_key, [1, 2], presig=pool[0]))  # spent before the backup
+    nonces = c.holders[1].frost_commit("f1", 2)
+    peer = c.holders[2].frost_commit("f1", 1)[0]
+    blob = c.holders[1].backup(PASS, "min")
+    verify(c, c.sign("k1", c.public_key, [1, 2], presig=pool[1]))  # spent after the backup
+    out = c.holders[1].restore(blob, PASS)
+    assert out["discarded"] == 1 + 2  # pool[2] and both nonce pairs were still unspent: all discarded
+    h = c.holders[1]
+    assert h.presignature_count("k1") == 0 and nonce_count(h, "f1") == 0
+    for presig in pool:  # spent before, spent after, pooled: none signs again
+        with pytest.raises(AlreadyConsumed):
+            h.partial_sign("k1", [(presig.presignature_id, DIGEST)])
+    with pytest.raises(AlreadyConsumed):
+        h.frost_sign("f1", [(nonces[0][0], b"m", nonces[0][1] + peer[1])])
+    c.restart(1)  # and the consumption is durable
+    with pytest.raises(AlreadyConsumed):
+        c.holders[1].partial_sign("k1", [(pool[2].presignature_id, DIGEST)])
+    verify(c, c.sign("k1", c.public_key, [1, 2]))  # fresh presignatures work
+    c.frost_sign("f1", c.frost, [1, 3])
+
+
+def test_restore_onto_a_new_disk_brings_the_party_back(c, tmp_path):
+    blob = c.holders[3].backup(PASS, "min")
+    ident = c.holders[3].public_identity()
+    x = c.holders[3].key("k1").x
+    consumed = set(c.holders[3].consumed_ids())
+    c.holders[3].ledger.close()
+    shutil.rmtree(c.root / "party-3")  # the node's disk is lost
+    c.holders[3] = c._open(3)  # a fresh holder: new node secret, new identity
+    assert c.holders[3].public_identity() != ident
+    c.holders[3].restore(blob, PASS)
+    assert c.holders[3].public_identity() == ident and c.holders[3].key("k1").x == x
+    assert consumed <= set(c.holders[3].consumed_ids())
+    c.restart(3)
+    verify(c, c.sign("k1", c.public_key, [2, 3]))
+    c.frost_sign("f1", c.frost, [2, 3])
+
+
+def test_backup_is_encrypted_and_tamper_evident(c):
+    h = c.holders[2]
+    blob = h.backup(PASS, "min")
+    assert blob.startswith(MAGIC)
+    secret = h.key("k1").x.to_bytes(32, "big")
+    assert secret not in blob and h.identity.to_secret_bytes()[1:33] not in blob
+    with pytest.raises(BackupError):
+        open_backup(blob, "not the passphrase")
+    for i in (len(MAGIC), len(MAGIC) + 13, len(blob) - 1):  # KDF costs, salt, ciphertext
+        bad = bytearray(blob)
+        bad[i] ^= 1
+        with pytest.raises(BackupError):
+            open_backup(bytes(bad), PASS)
+    with pytest.raises(BackupError):
+        open_backup(blob[:-20], PASS)
+    with pytest.raises(InvalidInput):
+        h.backup("short", "min")
+    with pytest.raises(BackupError):  # party 2's backup does not go into party 1
+        c.holders[1].restore(blob, PASS)
+    payload = open_backup(blob, PASS)
+    assert "identity" in {e.name for e in payload.entries}
+    assert not any(e.name.startswith("presig-") for e in payload.entries)
+    assert "redacted" in repr(payload)
+
+
+def test_a_backup_from_before_a_refresh_is_refused(c):
+    old = c.holders[2].backup(PASS, "min")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aux_info, "generate_keypair", c.primes)
+        c.lifecycle.refresh("k1", "ecdsa-secp256k1", [1, 2, 3])
+    with pytest.raises(BackupError):
+        c.holders[2].restore(old, PASS)
+    assert c.holders[2].key_epoch("k1") == 1
+    fresh = c.holders[2].backup(PASS, "min")
+    c.holders[2].restore(fresh, PASS)
+    verify(c, c.sign("k1", c.public_key, [2, 3]))
+
+
+def test_restore_discards_a_presignature_file_that_comes_back(c):
+    h = c.holders[1]
+    pub = c.presign("k1", [1, 3])[0]
+    name = next(n for n in h.store.names("presig-k1."))
+    raw = (h.store.directory / "objects" / name).read_bytes()
+    blob = h.backup(PASS, "min")
+    h.restore(blob, PASS)
+    (h.store.directory / "objects" / name).write_bytes(raw)  # e.g. a file-level snapshot restored beside it
+    with pytest.raises(AlreadyConsumed):
+        h.partial_sign("k1", [(pub.presignature_id, DIGEST)])
+    with pytest.raises((AlreadyConsumed, SecretNotFound)):
+        h.partial_sign("k1", [(pub.presignature_id, DIGEST)])
