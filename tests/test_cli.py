@@ -1,0 +1,112 @@
+"""The `mpc-ray` command line as a user runs it: every --help, usage errors, and up / status / keygen / sign /
+bench / down against a real local multi-node cluster (token auth) in a subprocess, leaving nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mpc_ray.cli import build_parser, main
+from mpc_ray.devcluster import pid_alive
+
+COMMANDS = ["demo", "up", "down", "status", "keygen", "sign", "bench", "audit", "export-audit"]
+
+
+def test_every_command_has_clear_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    top = capsys.readouterr().out
+    for cmd in COMMANDS:
+        assert cmd in top
+    for cmd in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert f"usage: mpc-ray {cmd}" in text and "--json" in text
+        sub = build_parser()._subparsers._group_actions[0].choices[cmd]
+        assert sub.description, cmd  # a paragraph, not just the usage line
+        for action in sub._actions:  # every option says what it does
+            assert action.help or action.dest in ("help",), (cmd, action.dest)
+
+
+def test_usage_errors_and_no_cluster(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sign"])  # KEY_ID missing
+    assert exc.value.code == 2
+    capsys.readouterr()
+    assert main(["status", "--state-dir", str(tmp_path), "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)
+    assert err["error"] == "ClusterNotRunning" and "mpc-ray up" in err["message"]
+    assert main(["down", "--state-dir", str(tmp_path)]) == 0  # nothing to stop is not an error
+    assert "nothing to stop" in capsys.readouterr().out
+    assert main(["audit", "verify", "--state-dir", str(tmp_path)]) == 1  # neither LOG nor --party
+    assert "--party" in capsys.readouterr().err
+
+
+def cli(home: Path, *args: str, timeout: float = 180) -> dict:
+    env = {**os.environ, "MPC_RAY_HOME": str(home)}
+    env.pop("RAY_AUTH_MODE", None)  # as a user's shell: the CLI must set the mode the cluster uses itself
+    res = subprocess.run([sys.executable, "-m", "mpc_ray", *args, "--json"], capture_output=True, text=True,
+                         env=env, timeout=timeout)
+    assert res.returncode == 0, (args, res.stdout, res.stderr[-3000:])
+    return json.loads(res.stdout)
+
+
+def our_processes(home: Path) -> list[str]:
+    """Processes whose command line or environment names this test's state directory."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if str(home).encode() in cmdline or f"MPC_RAY_HOME={home}".encode() in environ:
+            found.append(f"{pid}: {cmdline[:120]!r}")
+    return found
+
+
+def test_up_status_keygen_sign_bench_down(tmp_path):
+    home = tmp_path / "mpc-home"
+    try:
+        up = cli(home, "up", "--security", "112", "--kdf", "min", "--pool-depth", "4", timeout=300)
+        assert up["auth"] == "token" and up["parties"] == 3
+        assert (home / "auth_token").stat().st_mode & 0o777 == 0o600
+
+        st = cli(home, "status")
+        parties = sorted(n["labels"]["mpc-party"] for n in st["nodes"] if "mpc-party" in n["labels"])
+        assert parties == ["1", "2", "3"] and all(n["alive"] for n in st["nodes"]) and len(st["nodes"]) == 4
+        assert all(h["ok"] and h["node_labels"]["mpc-party"] == str(p) for p, h in
+                   ((int(p), h) for p, h in st["holders"].items()))
+
+        key = cli(home, "keygen", "--wait-depth", "2")
+        assert key["scheme"] == "ecdsa-secp256k1" and key["evm_address"].startswith("0x")
+        assert min(key["pools"].values()) >= 2
+        sig = cli(home, "sign", key["key_id"], "--message", "hello", "--hash", "keccak256")
+        assert sig["verified"] and sig["signed"] == "keccak256(message)" and len(sig["signature"]) == 128
+        bench = cli(home, "bench", "--key", key["key_id"], "--n", "6", "--concurrency", "2")
+        assert bench["requests"] == 6 and bench["errors"] == 0 and bench["p50_ms"] > 0
+
+        st = cli(home, "status")
+        assert key["key_id"] in st["keys"] and any(k.startswith(key["key_id"]) for k in st["pools"])
+        assert st["telemetry"]["sign_latency"]["ecdsa-secp256k1"]["count"] >= 7
+    finally:
+        down = cli(home, "down")
+    assert down["stopped"]
+    assert not pid_alive(up["supervisor_pid"])
+    deadline = time.monotonic() + 20
+    while our_processes(home) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert our_processes(home) == []
+    assert not (home / "cluster.json").exists() and (home / "parties" / "party-1").is_dir()
+    assert cli(home, "down", "--purge")["stopped"] is False and not (home / "parties").exists()
