@@ -162,3 +162,37 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
     assert spare.presignature_id in h.vault.ids("presig-k1")  # a denied request consumes nothing
     report = verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key)
     assert report.ok, report
+
+
+def test_a_lying_coordinator_gets_no_signature(committee):
+    """The coordinator only relays. Each holder reads the transaction from the agent-signed request and computes the
+    digest itself, so a coordinator that alters the transaction, substitutes a request of its own, or wants the
+    partials over the agent's transaction to sign something else gets nothing usable, and nothing is consumed."""
+    from mpc_ray.errors import ProtocolAbort
+    from mpc_ray.protocols.ecdsa.sign import verify_ecdsa
+    from mpc_ray.crypto.secp256k1 import Q
+
+    c = committee
+    (pub,) = presign(c, [1, 3], 1)
+    before = counts(c, (1, 3))
+    honest = agent_request(usdc_transfer(to=ALICE, amount=3_000))
+    bigger = usdc_transfer(to=ALICE, amount=4_999_999)  # still within policy: only the agent's signature stops it
+    lies = [
+        honest.model_copy(update={"body": bigger}),  # same signature, other transaction
+        honest.model_copy(update={"chain": "eip155:1"}),  # same transaction, other chain binding
+        agent_request(bigger, key=MALLORY),  # the coordinator's own key under the agent's name
+    ]
+    for lie in lies:
+        for i in (1, 3):
+            with pytest.raises(PolicyDenied) as e:
+                c.holders[i].sign_request(lie, pub.presignature_id)
+            assert e.value.rule == "auth.bad_signature"
+    assert counts(c, (1, 3)) == before
+    # partials over the agent's transaction do not make a signature over another digest
+    partials = {i: c.holders[i].sign_request(honest, pub.presignature_id) for i in (1, 3)}
+    other = decode_evm_transaction(bigger).digest
+    with pytest.raises(ProtocolAbort):
+        combine(pub, c.public_key, other, partials)
+    r, s = pub.R.x() % Q, sum(partials.values()) % Q
+    assert not verify_ecdsa(c.public_key, other, r, min(s, Q - s))
+    assert combine(pub, c.public_key, decode_evm_transaction(honest.body).digest, partials).s > 0

@@ -31,11 +31,13 @@ from .policy import (
     PolicyEngine,
     SpendState,
     check_binding,
+    check_derivation_path,
     intent_from_request,
     policy_from_request,
     policy_store_name,
     spend_store_name,
 )
+from .hd import ecdsa_partial, ecdsa_tweak
 from .principals import PrincipalRegistry, RequestVerifier, SignedRequest
 from .records import presignature_from_bytes
 
@@ -45,23 +47,27 @@ SNAPSHOT_ENTRY = "authz-snapshot"  # EncryptedStore entry: spend states and the 
 
 
 class JournalFlusher:
-    """Background thread: after each decision, writes the deferred ledger ids and the audit checkpoint; at most
-    every `SNAPSHOT_EVERY_S`, saves the spend snapshot (so a restart replays only a short tail of the log)."""
+    """Background thread that writes what the audit journal already made durable: the deferred ledger ids, the
+    audit checkpoint and the spend snapshot. It waits for a quiet moment (`QUIET_S` without a decision) so that its
+    fsyncs never queue in front of a decision's own, but never lags more than `MAX_LAG_S` behind."""
 
-    SNAPSHOT_EVERY_S = 1.0
+    QUIET_S = 0.05
+    MAX_LAG_S = 1.0
 
     def __init__(self, auth: AuthorizedSigning) -> None:
         self._auth = auth
         self._cv = threading.Condition()
-        self._dirty = False
+        self._first = self._last = 0.0  # monotonic times of the first and last decision not yet flushed
         self._stopped = False
-        self._last_snapshot = time.monotonic()
         threading.Thread(target=self._run, daemon=True, name="authz-journal-flusher").start()
 
     def poke(self) -> None:
         with self._cv:
-            self._dirty = True
-            self._cv.notify()
+            now = time.monotonic()
+            if not self._first:
+                self._first = now
+                self._cv.notify()
+            self._last = now
 
     def stop(self) -> None:
         """No more flushes after the one in progress (a holder closing, or a test simulating a crash)."""
@@ -70,22 +76,23 @@ class JournalFlusher:
             self._cv.notify()
 
     def _run(self) -> None:
-        snapshot_due = False
         while True:
             with self._cv:
-                if not self._dirty and not self._stopped:
-                    self._cv.wait(self.SNAPSHOT_EVERY_S if snapshot_due else None)
+                while not self._stopped:
+                    if self._first:
+                        now = time.monotonic()
+                        due = min(self._last + self.QUIET_S, self._first + self.MAX_LAG_S)
+                        if now >= due:
+                            break
+                        self._cv.wait(due - now)
+                    else:
+                        self._cv.wait()
                 if self._stopped:
                     return
-                dirty, self._dirty = self._dirty, False
+                self._first = self._last = 0.0
             try:
-                if dirty:
-                    self._auth.flush_journal()
-                    snapshot_due = True
-                if snapshot_due and time.monotonic() - self._last_snapshot >= self.SNAPSHOT_EVERY_S:
-                    self._auth.save_snapshot()
-                    self._last_snapshot, snapshot_due = time.monotonic(), False
-            except Exception as exc:  # noqa: BLE001 - the audit log still holds everything; retried on the next poke
+                self._auth.save_snapshot()
+            except Exception as exc:  # noqa: BLE001 - the audit log still holds everything; retried next time
                 log.warning("journal flush failed: %s", type(exc).__name__)
 
 
@@ -102,6 +109,7 @@ class AuthorizedSigning:
         raw = holder.store.get("principals")
         self.verifier = RequestVerifier.from_registry(PrincipalRegistry.from_bytes(raw), self.nonces) if raw else None
         self.spend: dict[str, SpendState] = {}
+        self.policies: dict[str, Policy | None] = {}  # parsed policies by store name; set_policy replaces them
         self._replay_journal()
         self.flusher = JournalFlusher(self)
 
@@ -178,7 +186,9 @@ class AuthorizedSigning:
                 policy = policy_from_request(verified)
                 key = self.holder.key(policy.key_id)
                 policy.validate_for_key(key.threshold, len(key.parties))
-                self.holder.store.put(policy_store_name(policy.key_id, policy.principal_id), policy.to_bytes())
+                name = policy_store_name(policy.key_id, policy.principal_id)
+                self.holder.store.put(name, policy.to_bytes())
+                self.policies[name] = policy
             except PolicyDenied as exc:
                 self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
                 raise
@@ -193,10 +203,11 @@ class AuthorizedSigning:
             try:
                 verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
                 nonce_id = verified.nonce_id
-                raw_policy = self.holder.store.get(policy_store_name(key_id, verified.principal.id))
-                policy = check_binding(Policy.from_bytes(raw_policy) if raw_policy else None, verified)
+                policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
+                check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
                 intent = intent_from_request(request)
                 key = self.holder.key(key_id)
+                tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
                 name = spend_store_name(key_id, verified.principal.id)
                 state = self.spend.get(name) or SpendState()
                 engine = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties))
@@ -214,12 +225,18 @@ class AuthorizedSigning:
             state.record(intent.spends, now)
             self.spend[name] = state
             rec = presignature_from_bytes(data)
-            sigma = (rec.k * digest_to_int(intent.digest) + rec.r * rec.chi) % Q
+            sigma = ecdsa_partial(rec, key, intent.digest, tweak)  # HD: re-randomised for a child (node/hd.py)
             entry = AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
                                             signature=sigma.to_bytes(32, "big"))
             self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
         self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, [presignature_id])
         return sigma
+
+    def _policy(self, name: str) -> Policy | None:
+        if name not in self.policies:
+            raw = self.holder.store.get(name)
+            self.policies[name] = Policy.from_bytes(raw) if raw else None
+        return self.policies[name]
 
     def _journal(self, entry: AuditEntry, now: float) -> None:
         self.audit.append(entry, now=now, checkpoint=False)
