@@ -12,8 +12,8 @@ import pytest
 
 from mpc_ray.errors import PolicyDenied
 from mpc_ray.node.audit import verify_chain
-from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
 from mpc_ray.node.policy import decode_evm_transaction
+from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
 from mpc_ray.protocols.ecdsa.sign import combine
 from tests.test_holder_inprocess import Committee, presign
 from tests.test_policy import ALICE, BASE, EVE, base_policy, usdc_transfer
@@ -168,9 +168,9 @@ def test_a_lying_coordinator_gets_no_signature(committee):
     """The coordinator only relays. Each holder reads the transaction from the agent-signed request and computes the
     digest itself, so a coordinator that alters the transaction, substitutes a request of its own, or wants the
     partials over the agent's transaction to sign something else gets nothing usable, and nothing is consumed."""
+    from mpc_ray.crypto.secp256k1 import Q
     from mpc_ray.errors import ProtocolAbort
     from mpc_ray.protocols.ecdsa.sign import verify_ecdsa
-    from mpc_ray.crypto.secp256k1 import Q
 
     c = committee
     (pub,) = presign(c, [1, 3], 1)

@@ -22,10 +22,9 @@ import threading
 import time
 from typing import Any
 
-from ..crypto.secp256k1 import Q
 from ..errors import InvalidInput, MpcError, PolicyDenied
-from ..protocols.ecdsa.sign import digest_to_int
 from .audit import AuditEntry, AuditLog
+from .hd import ecdsa_partial, ecdsa_tweak
 from .policy import (
     Policy,
     PolicyEngine,
@@ -37,7 +36,6 @@ from .policy import (
     policy_store_name,
     spend_store_name,
 )
-from .hd import ecdsa_partial, ecdsa_tweak
 from .principals import PrincipalRegistry, RequestVerifier, SignedRequest
 from .records import presignature_from_bytes
 
