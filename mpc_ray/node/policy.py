@@ -21,7 +21,8 @@ through `Decision.detail`). Rules, checked in this order:
 ``policy.time_window`` ``policy.chain`` ``policy.raw_digest`` ``policy.tx_type`` ``policy.contract_call``
 ``policy.recipient_denylist`` ``policy.recipient_allowlist`` ``policy.asset`` ``policy.per_tx_cap``
 ``policy.window_cap`` ``policy.rate_limit`` (and ``policy.none`` / ``policy.binding`` from `check_binding`, for the
-holder's lookup of the policy).
+holder's lookup of the policy; ``policy.derivation_path`` from `check_derivation_path`: the request's signed BIP32
+path must be one that `Policy.derivation_paths` pins, or absent when that is None).
 
 Spending: an intent's ``spends`` lists every asset it can debit, in base units. A native EVM spend is
 ``value + gas * maxFeePerGas`` (``gasPrice`` for legacy / EIP-2930): the worst-case debit, so fees cannot drain a
@@ -759,6 +760,21 @@ class Policy(_Model):
     not_before: float | None = None
     not_after: float | None = None
     compromised_holders: Annotated[int, Field(ge=0, le=255)] = 0
+    # HD: None = this agent signs only with the key itself (requests without a derivation path); a tuple = only
+    # for exactly these BIP32 child paths ("m/0/7"; "m" = the key itself, re-randomised), never without a path.
+    derivation_paths: tuple[str, ...] | None = None
+
+    @field_validator("derivation_paths")
+    @classmethod
+    def _paths(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return None
+        from ..crypto.bip32 import format_path, parse_path
+
+        out = tuple(format_path(parse_path(p)) if isinstance(p, str) else p for p in v)
+        if any(not isinstance(p, str) for p in out) or len(set(out)) != len(out):
+            raise ValueError("derivation_paths are distinct non-hardened paths like m/0/7")
+        return out
 
     @field_validator("allowed_chains")
     @classmethod
@@ -877,6 +893,16 @@ def check_binding(policy: Policy | None, verified: VerifiedRequest) -> Policy:
     if policy.key_id != req.key_id or policy.principal_id != verified.principal.id:
         raise PolicyDenied("policy.binding", "the policy found does not belong to this key and principal")
     return policy
+
+
+def check_derivation_path(policy: Policy, request: SignedRequest) -> None:
+    """PolicyDenied ``policy.derivation_path`` unless the request's (signed) derivation path is one the policy of
+    (key, agent) pins: none at all when `Policy.derivation_paths` is None, else one of those paths exactly."""
+    path = request.derivation_path or None
+    allowed = policy.derivation_paths
+    if (path is None and allowed is None) or (path is not None and allowed is not None and path in allowed):
+        return
+    raise PolicyDenied("policy.derivation_path", "this agent may not sign for that derivation path of the key")
 
 
 def policy_from_request(verified: VerifiedRequest) -> Policy:

@@ -96,6 +96,7 @@ _NONCE_PERSON = b"mpcray-req-nonce"
 _PRINCIPAL_ID_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # fits store names like policy.<key>.<principal>
 _KEY_ID_RE = r"^[A-Za-z0-9_-]{0,64}$"  # the holder's key ids; empty where the kind has no key (create_key)
 _CHAIN_RE = r"^([-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32})?$"  # CAIP-2 (eip155:8453, solana:5eykt4...) or empty
+_PATH_RE = r"^(m(/(0|[1-9][0-9]{0,9}))*)?$"  # a non-hardened BIP32 path ("m/0/7"), or empty: the key itself
 _U64_MAX = 2**64 - 1
 
 
@@ -242,6 +243,18 @@ class SignedRequest(BaseModel):
     signatures: Annotated[
         tuple[tuple[Annotated[str, Field(pattern=_PRINCIPAL_ID_RE)], bytes], ...], Field(max_length=MAX_SIGNATURES)
     ] = ()
+    # HD: sign for this BIP32 child of the key (node/hd.py); part of the signed bytes, so no relay can change it
+    derivation_path: Annotated[str, Field(pattern=_PATH_RE, max_length=2 + 11 * 255)] = ""
+
+    @field_validator("derivation_path")
+    @classmethod
+    def _canonical_path(cls, v: str) -> str:
+        if v:
+            from ..crypto.bip32 import format_path, parse_path
+
+            if format_path(parse_path(v)) != v:  # one spelling per path: the signed bytes name one key
+                raise ValueError("derivation_path must be a canonical non-hardened path like m/0/7")
+        return v
 
     def signing_bytes(self) -> bytes:
         """Canonical encoding: domain, then (1-byte tag || 8-byte length || value) for each field in a fixed order."""
@@ -255,6 +268,8 @@ class SignedRequest(BaseModel):
             (7, self.nonce),
             (8, struct.pack(">Q", self.expiry)),
         ]
+        if self.derivation_path:  # absent when empty, so requests without one keep their bytes
+            fields.append((9, self.derivation_path.encode()))
         return _lp(_DOMAIN) + b"".join(bytes([tag]) + _lp(value) for tag, value in fields)
 
     def digest(self) -> bytes:
@@ -269,6 +284,7 @@ class SignedRequest(BaseModel):
         return (
             f"SignedRequest(principal={self.principal_id!r}, kind={self.kind.value}, key={self.key_id!r}, "
             f"chain={self.chain!r}, format={self.format.value}, body={len(self.body)} bytes, "
+            f"{f'path={self.derivation_path}, ' if self.derivation_path else ''}"
             f"nonce={self.nonce.hex()[:12]}.., expiry={self.expiry}, signers={[s for s, _ in self.signatures]})"
         )
 
@@ -460,6 +476,7 @@ def sign_request(
     now: float,
     ttl_s: int = DEFAULT_TTL_S,
     nonce: bytes | None = None,
+    derivation_path: str = "",
 ) -> SignedRequest:
     """Build a request and sign it as `principal_id` (fresh random nonce unless given; expiry = now + ttl_s)."""
     sk = _signing_key(signing_key)
@@ -475,6 +492,7 @@ def sign_request(
             body=bytes(body),
             nonce=os.urandom(NONCE_BYTES) if nonce is None else bytes(nonce),
             expiry=int(now) + ttl_s,
+            derivation_path=derivation_path,
         )
     except (ValidationError, ValueError) as e:
         raise InvalidInput(f"invalid request: {e}") from None
