@@ -88,6 +88,21 @@ class MpcClient:
     def taproot_wallet(self, key_id: str, *, network: str = "mainnet", agent=None, timeout: float = 60.0):
         return self.handle(agent=agent, timeout=timeout).taproot_wallet(key_id, network=network)
 
+    # key lifecycle -------------------------------------------------------------------------------------
+    def refresh_key(self, key_id: str) -> dict:
+        """Proactive refresh: new shares (ECDSA: and new aux info) for the same committee and public key; every
+        pooled presignature or nonce of the old epoch is destroyed. Needs every holder of the key up."""
+        return ray.get(self._coordinator.refresh_key.remote(key_id))
+
+    def reshare_key(self, key_id: str, *, parties: Sequence[int], threshold: int,
+                    dealers: Sequence[int] | None = None) -> dict:
+        """Move the key to committee `parties` (new or removed nodes) with `threshold` signers; same public key
+        and addresses. Removed holders delete their shares once the new committee confirmed its own."""
+        if isinstance(parties, int) or not parties:
+            raise InvalidInput("parties must be a list of party indices")
+        return ray.get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
+                                                            None if dealers is None else sorted(dealers)))
+
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())
 

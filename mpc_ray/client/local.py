@@ -67,6 +67,19 @@ class LocalCluster(MpcClient):
     def state_dir(self, party: int) -> Path:
         return self.state_root / f"party-{party}"
 
+    def add_node(self, party: int) -> None:
+        """A new party on a new Ray node in a new region (labels mpc-party=<party>, region=region-<party>): its
+        holder and presign workers start there and join the committee's directory, ready for `reshare_key`."""
+        if party in self._nodes or party < 1:
+            raise InvalidInput(f"party {party} exists or is not a positive index")
+        self._nodes[party] = _add_party_node(self._cluster, party)
+        opts = getattr(self, "_deploy", {})
+        holder = holder_actor(party, str(self.state_dir(party)), **opts)
+        ray.get(holder.ping.remote())  # its identity exists before its workers read it
+        for w in range(getattr(self, "_workers", 0)):
+            holder_actor(party, str(self.state_dir(party)), worker=w, **opts)
+        ray.get(self._coordinator.add_parties.remote([party]))
+
 
 def _add_party_node(cluster, party: int):
     return cluster.add_node(num_cpus=1, labels={"mpc-party": str(party), "region": f"region-{party}"})
@@ -117,7 +130,9 @@ def local_cluster(
             .remote(cfg, namespace)
         )
         ray.get(coordinator.setup.remote())
-        yield LocalCluster(cluster, nodes, coordinator, threshold, parties, root)
+        local = LocalCluster(cluster, nodes, coordinator, threshold, parties, root)
+        local._deploy, local._workers = {"kdf": kdf}, workers_per_node  # key lifecycle hook: add_node
+        yield local
     finally:
         try:
             if ray.is_initialized():

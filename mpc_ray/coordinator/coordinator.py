@@ -434,6 +434,22 @@ class Coordinator:
                 raise PartyUnavailable(p, type(exc).__name__) from None
         return out
 
+    # key lifecycle hooks: the logic lives in lifecycle.py ------------------------------------------------
+    def refresh_key(self, key_id: str) -> dict:
+        """New shares (ECDSA: and aux info) for the key's committee, same public key; old epoch destroyed."""
+        from .lifecycle import refresh_key
+        return refresh_key(self, check_key_id(key_id))
+
+    def reshare_key(self, key_id: str, parties: list[int], threshold: int, dealers: list[int] | None = None) -> dict:
+        """Move the key to committee `parties` with `threshold` signers, same public key."""
+        from .lifecycle import reshare_key
+        return reshare_key(self, check_key_id(key_id), parties, threshold, dealers)
+
+    def add_parties(self, parties: list[int]) -> list[int]:
+        """Let new holders (already running) join: identities exchanged, directories extended."""
+        from .lifecycle import add_parties
+        return add_parties(self, parties)
+
     def status(self) -> dict:
         now = time.monotonic()
         return {
