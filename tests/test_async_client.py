@@ -133,6 +133,17 @@ def test_solana_and_taproot_wallets_on_the_committee(mpc, keys):
     assert btc.address.startswith("tb1p") and coincurve.PublicKeyXOnly(btc.output_key).verify(sig, sighash)
 
 
+def test_digest_level_calls_match_the_sim_signer(mpc, keys):
+    """SignHandle offers SimSigner's sign_digest / sign_message (the direct path, no agent)."""
+    h = mpc.handle()
+    digest = hashlib.sha256(b"digest").digest()
+    sig = h.sign_digest(keys["evm"].key_id, digest)
+    assert coincurve.PublicKey(keys["evm"].public_key).verify(sig.der(), digest, hasher=None)
+    sig = h.sign_message(keys["btc"].key_id, digest, tap_tweak=b"")
+    output_key = mpc.taproot_wallet(keys["btc"].key_id).output_key
+    assert coincurve.PublicKeyXOnly(output_key).verify(sig.to_bytes(), digest)
+
+
 def test_timeouts_and_typed_errors(mpc, keys):
     digest = hashlib.sha256(b"t").digest()
     with pytest.raises(RequestTimeout):
@@ -147,8 +158,82 @@ def test_timeouts_and_typed_errors(mpc, keys):
     # an agent handle never signs bare digests, and FROST keys have no policy-enforced path on the nodes yet
     with pytest.raises(InvalidInput, match="agent"):
         mpc.handle(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest)
+    with pytest.raises(InvalidInput, match="agent"):
+        asyncio.run(mpc.aio(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest))
     with pytest.raises(InvalidInput, match="policy-enforced"):
         mpc.solana_wallet(keys["ed"].key_id, agent=Agent("bot", AGENT)).sign_message(
             Message.new_with_blockhash([], Pubkey.from_bytes(keys["ed"].public_key), Hash.default()))
     with pytest.raises(MpcError):
         mpc.handle(timeout=0)
+
+
+class _Method:
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def remote(self, *args):
+        return self.fn(*args)
+
+
+class FakeCoordinator:
+    """Stands in for the coordinator actor (no Ray): records each sign_many batch; answers with Ed25519 sigs."""
+
+    def __init__(self, seed: bytes, delay: float = 0.0) -> None:
+        self.sk = nacl.signing.SigningKey(seed)
+        self.batches: list[int] = []
+        self.delay = delay
+        pk = bytes(self.sk.verify_key).hex()
+        self.status = _Method(lambda: self._done({"parties": [1, 2, 3], "keys": {"ed": {
+            "scheme": "eddsa-ed25519", "threshold": 2, "public_key": pk}}}, 0.0))
+        self.sign_many = _Method(self._sign_many)
+
+    def _done(self, value, delay: float | None = None):
+        async def answer():
+            await asyncio.sleep(self.delay if delay is None else delay)
+            return value
+        return answer()
+
+    def _sign_many(self, key_id, messages):
+        from mpc_ray.types import Signature
+
+        self.batches.append(len(messages))
+        return self._done([Signature("eddsa-ed25519", self.sk.sign(m).signature) for m in messages])
+
+
+def test_concurrent_direct_signings_are_coalesced_into_batches():
+    from mpc_ray.client.handle import SignHandle
+
+    coord = FakeCoordinator(b"\x01" * 32)
+    h = SignHandle(coord, timeout=5).aio
+
+    async def run():
+        first = await h.sign("ed", b"alone")  # a lone call is flushed on the next loop turn
+        many = await asyncio.gather(*(h.sign("ed", b"m%d" % i) for i in range(600)))
+        return first, many
+
+    first, many = asyncio.run(run())
+    assert coord.batches == [1, 256, 256, 88]  # 600 coroutines, three sign_many calls of at most 256
+    vk = coord.sk.verify_key
+    vk.verify(b"alone", first.to_bytes())
+    for i, s in enumerate(many):
+        vk.verify(b"m%d" % i, s.to_bytes())
+
+
+def test_a_bad_message_does_not_fail_its_batch_and_timeouts_are_per_waiter():
+    from mpc_ray.client.handle import SignHandle
+
+    coord = FakeCoordinator(b"\x02" * 32)
+    h = SignHandle(coord, timeout=5).aio
+
+    async def run():
+        return await asyncio.gather(h.sign("ed", b"ok"), h.sign("ed", "not bytes"), h.sign("nope", b"x"),
+                                    return_exceptions=True)
+
+    ok, bad, unknown = asyncio.run(run())
+    assert ok.scheme == "eddsa-ed25519" and isinstance(bad, InvalidInput) and isinstance(unknown, InvalidInput)
+    assert coord.batches == [1]
+    slow_coord = FakeCoordinator(b"\x03" * 32, delay=0.3)  # the key lookup answers at once, signing late
+    slow = SignHandle(slow_coord, timeout=0.1).aio
+    with pytest.raises(RequestTimeout):
+        asyncio.run(slow.sign("ed", b"late"))
+    assert slow_coord.batches == [1]

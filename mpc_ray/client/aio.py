@@ -1,9 +1,15 @@
 """`AsyncSignHandle`: the asyncio twin of `SignHandle`.
 
 Ray ObjectRefs are awaitable, so each call submits the actor task and awaits its ref under `asyncio.wait_for`: no
-thread per call, and hundreds of signings can be in flight from one event loop (the coordinator batches nothing
-here; it runs up to its `max_concurrency` requests at once and queues the rest). Same timeouts, typed errors, agent
+thread per call, and hundreds of signings can be in flight from one event loop. Same timeouts, typed errors, agent
 and key cache as the sync handle it is made from (`handle.aio`).
+
+Direct signatures (no agent) that coroutines ask for in the same turn of the event loop are coalesced: the first one
+schedules a flush with `loop.call_soon`, every `sign` for the same key (and tweak) made before the loop comes round
+joins it, and the flush sends them as one `sign_many` (the coordinator's batched path: one presignature or nonce
+batch, one durable write per holder) instead of one coordinator call each. It adds no waiting: a lone `sign` is
+flushed on the next loop iteration. Each message is validated before it joins a batch, so one bad input cannot fail
+its neighbours. Agent requests are never coalesced: each is signed by the agent and checked by every node alone.
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncSignHandle"]
 
+MAX_BATCH = 256  # messages per coalesced sign_many call
+
 
 class AsyncSignHandle:
     """Every call of `SignHandle` as a coroutine."""
 
     def __init__(self, handle: SignHandle) -> None:
         self._h = handle
+        # (loop, key id, tap tweak) -> messages waiting for this turn's flush, each with the future it resolves
+        self._pending: dict[tuple[Any, str, bytes | None], list[tuple[bytes, asyncio.Future]]] = {}
 
     @property
     def agent(self):
@@ -58,12 +68,49 @@ class AsyncSignHandle:
         return info
 
     async def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
-        return (await self.sign_many(key_id, [message], tap_tweak=tap_tweak))[0]
+        """Direct signing (see `SignHandle.sign`); concurrent calls are coalesced into one `sign_many`."""
+        _, (msg,) = self._h._direct_args(key_id, [message], tap_tweak)
+        info = await self.key_info(key_id)
+        check_payload(info, Payload(key_id, msg, None, tap_tweak=tap_tweak))
+        return await self._coalesced(info.scheme, key_id, msg, tap_tweak)
+
+    async def _coalesced(self, scheme: str, key_id: str, message: bytes, tap_tweak: bytes | None) -> Signature:
+        loop = asyncio.get_running_loop()
+        slot = (loop, key_id, None if tap_tweak is None else bytes(tap_tweak))
+        future: asyncio.Future = loop.create_future()
+        batch = self._pending.get(slot)
+        if batch is None:
+            batch = self._pending[slot] = []
+            loop.call_soon(self._flush, slot, scheme)
+        batch.append((message, future))
+        try:
+            return await asyncio.wait_for(future, self._h.timeout)  # a timeout cancels only this waiter
+        except TimeoutError:
+            raise RequestTimeout("the committee did not answer in time") from None
+
+    def _flush(self, slot: tuple[Any, str, bytes | None], scheme: str) -> None:
+        loop, key_id, tap_tweak = slot
+        batch = self._pending.pop(slot, [])
+        for lo in range(0, len(batch), MAX_BATCH):
+            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, batch[lo:lo + MAX_BATCH]))
+
+    async def _sign_batch(self, scheme: str, key_id: str, tap_tweak: bytes | None,
+                          batch: list[tuple[bytes, asyncio.Future]]) -> None:
+        try:
+            out = await self._await(self._h._direct_ref(key_id, [m for m, _ in batch], tap_tweak))
+            results: list[Any] = [signature_from_wire(scheme, s) for s in out]
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch, typed by _await
+            results = [exc] * len(batch)
+        for (_, future), result in zip(batch, results):
+            if future.done():
+                continue  # its waiter timed out (cancelled)
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     async def sign_many(self, key_id: str, messages: Sequence[bytes], *,
                         tap_tweak: bytes | None = None) -> list[Signature]:
-        if self._h.agent is not None:
-            return [await self.sign_payload(Payload(key_id, bytes(m), None)) for m in messages]  # raises InvalidInput
         scheme, msgs = self._h._direct_args(key_id, messages, tap_tweak)
         out = await self._await(self._h._direct_ref(key_id, msgs, tap_tweak))
         return [signature_from_wire(scheme, s) for s in out]
@@ -77,8 +124,7 @@ class AsyncSignHandle:
         if self._h.agent is not None:
             return signature_from_wire(info.scheme, await self._await(self._h._request_ref(
                 self._h._agent_request(info, payload))))
-        out = await self._await(self._h._direct_ref(payload.key_id, [payload.message], payload.tap_tweak))
-        return signature_from_wire(info.scheme, out[0])
+        return await self._coalesced(info.scheme, payload.key_id, payload.message, payload.tap_tweak)
 
     async def sign_payload_async(self, payload: Payload) -> Signature:
         return await self.sign_payload(payload)

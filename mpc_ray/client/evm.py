@@ -182,7 +182,7 @@ class EvmWallet:
         sender = tx.pop("from", None)
         if sender is not None and str(sender).lower() != self._address.lower():
             raise InvalidInput("transaction 'from' is not this wallet's address")
-        if "type" not in tx and "chainId" not in tx:
+        if "chainId" not in tx:
             raise InvalidInput("chainId is required: pre-EIP-155 transactions replay on every chain")
         body = _unsigned_payload(tx)
         intent = decode_evm_transaction(body)  # exactly what every node will compute

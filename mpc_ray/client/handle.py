@@ -127,10 +127,14 @@ class SignHandle(WalletFactory):
         """Direct signing (no agent request): ECDSA a 32-byte digest, FROST the message bytes."""
         return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
 
+    # the digest-level calls `SimSigner` offers too (direct signing; an agent handle refuses them)
+    def sign_digest(self, key_id: str, digest: bytes) -> Signature:
+        return self.sign(key_id, digest)
+
+    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+        return self.sign(key_id, message, tap_tweak=tap_tweak)
+
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
-        if self.agent is not None:
-            raise InvalidInput("this handle signs as an agent: use a wallet or sign_payload (the nodes decode "
-                               "the transaction and apply the policy), not bare digests")
         scheme, msgs = self._direct_args(key_id, messages, tap_tweak)
         return [signature_from_wire(scheme, s) for s in self._get(self._direct_ref(key_id, msgs, tap_tweak))]
 
@@ -151,6 +155,9 @@ class SignHandle(WalletFactory):
 
     # shared with the async handle -------------------------------------------------------------------------
     def _direct_args(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None) -> tuple[str, list[bytes]]:
+        if self.agent is not None:
+            raise InvalidInput("this handle signs as an agent: use a wallet or sign_payload (the nodes decode "
+                               "the transaction and apply the policy), not bare digests")
         if isinstance(messages, (bytes, str)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
             raise InvalidInput("messages must be a list of bytes (ECDSA: 32-byte digests)")
         info = self.cached_key(key_id)

@@ -33,7 +33,13 @@ from ..client.handle import SignHandle
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
 from ..node.principals import RequestKind, SignedRequest
-from .models import KeyOut, SignatureOut, SignEnvelope, error_response
+from .models import (
+    MAX_REQUEST_BYTES,
+    KeyOut,
+    SignatureOut,
+    SignEnvelope,
+    error_response,
+)
 
 __all__ = ["APP_NAME", "Gateway", "app", "deploy_gateway", "shutdown_gateway"]
 
@@ -53,6 +59,20 @@ def _error(exc: BaseException) -> JSONResponse:
 @app.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     return _error(InvalidInput(f"malformed request: {len(exc.errors())} error(s)"))
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The request body, read no further than a sign request can be long (a bigger one is refused unread)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise InvalidInput("request too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise InvalidInput("request too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def check_agent_request(request: SignedRequest) -> None:
@@ -75,7 +95,7 @@ class Gateway:
     @app.post("/v1/sign")
     async def sign(self, request: Request) -> Any:
         try:
-            envelope = SignEnvelope.parse(await request.body())
+            envelope = SignEnvelope.parse(await _bounded_body(request))
             check_agent_request(envelope.request)
             sig = await self._h.sign_request(envelope.request)
             return JSONResponse(SignatureOut.of(sig).model_dump(exclude_none=True))
