@@ -292,7 +292,8 @@ class ShareHolder:
             key_id = session.params["key_id"]
             self.store.put(f"key-{key_id}", key_to_bytes(out))
             self._keys[key_id] = out
-            return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties)}
+            return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties),
+                    "chain_code": out.chain_code}
         if session.protocol == "presign":
             kind = f"presig-{session.params['key_id']}"
             from .lifecycle import presignature_guard  # key lifecycle hook: never store an old epoch's presignature
@@ -351,6 +352,11 @@ class ShareHolder:
         """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
         return self._authorized().sign(request, presignature_id)
 
+    def key_views(self) -> dict[str, dict]:
+        """Public views of every key held here, for a restarted coordinator (node/inventory.py)."""
+        from .inventory import key_views
+        return key_views(self)
+
     def consumed_ids(self) -> list[bytes]:
         """Every one-time id this holder has consumed, in order (public: ids, not secrets)."""
         return self.ledger.all_ids()
@@ -360,9 +366,17 @@ class ShareHolder:
 
     # signing ------------------------------------------------------------------------------------------
     def partial_sign(self, key_id: str, requests: list[tuple[bytes, bytes]]) -> list[int]:
-        """sigma_i for each (presignature id, 32-byte digest). Every presignature is consumed (one fsync for the
-        batch) before any partial is computed or returned; a consumed id raises AlreadyConsumed."""
+        """sigma_i for each (presignature id, 32-byte digest[, derivation path]). Every presignature is consumed (one
+        fsync for the batch) before any partial is computed or returned; a consumed id raises AlreadyConsumed.
+        With a path ("m/0/7") the partial is for that BIP32 child, the presignature re-randomised (node/hd.py)."""
         check_key_id(key_id)
+        tweaks = None
+        if any(len(r) == 3 for r in requests):  # HD hook: every path is checked before anything is consumed
+            from .hd import ecdsa_partial, ecdsa_tweak, split_request
+            parsed = [split_request(r) for r in requests]
+            key = self.key(key_id)
+            tweaks = [None if path is None else ecdsa_tweak(key, path) for _, _, path in parsed]
+            requests = [(pid, digest) for pid, digest, _ in parsed]
         for _, digest in requests:
             digest_to_int(digest)
         kind = f"presig-{key_id}"
@@ -370,10 +384,13 @@ class ShareHolder:
         raw = self.vault.take_many(kind, ids, delete=False)  # consumed durably here, before anything is computed
         try:
             partials = []
-            for data, (pid, digest) in zip(raw, requests):
+            for n, (data, (pid, digest)) in enumerate(zip(raw, requests)):
                 rec = presignature_from_bytes(data)
                 if rec.presignature_id != pid:
                     raise InvalidInput("presignature id mismatch")
+                if tweaks is not None and tweaks[n] is not None:
+                    partials.append(ecdsa_partial(rec, key, digest, tweaks[n]))
+                    continue
                 partials.append((rec.k * digest_to_int(digest) + rec.r * rec.chi) % Q)
             return partials
         finally:
@@ -425,7 +442,8 @@ class ShareHolder:
         return commit(self, key_id, count)
 
     def frost_sign(self, key_id: str, requests: list, with_group_commitment: bool = False) -> list:
-        """FROST signature shares for [(nonce id, message, commitment list)]; nonces consumed durably first."""
+        """FROST signature shares for [(nonce id, message, commitment list[, tap_tweak[, derivation path]])]; nonces
+        consumed durably first."""
         from .frost_holder import sign
         return sign(self, key_id, requests, with_group_commitment=with_group_commitment)
 

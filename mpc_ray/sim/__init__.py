@@ -6,6 +6,8 @@ For tests, notebooks and benchmarks::
     key = sim.keygen("ecdsa-secp256k1", parties=3, threshold=2, security="112")
     sig = key.sign(digest)                      # presign + sign among the first `threshold` parties
     sig = key.sign(digest, signers=[1, 3])
+    child = key.derive("m/0/7")                 # BIP32 child: .public_key_bytes, .chain_code, .tweak, .xpub()
+    sig = key.sign(digest, path="m/0/7")        # verifies under child.public_key_bytes (re-randomised presignature)
 
 Every message still travels as bytes through `run_parties`, so decoding and validation are exercised as on Ray.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import secrets
 from typing import Mapping, Sequence
 
+from ..crypto import bip32
 from ..crypto.paillier import PaillierSecretKey
 from ..crypto.params import level as as_level
 from ..errors import InvalidInput
@@ -22,7 +25,7 @@ from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
 from ..protocols.ecdsa.identify import IdentifyParty
 from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare, PresignInconsistent, PresignParty
-from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign
+from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign, rerandomize_for
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
 
@@ -65,6 +68,7 @@ class SimEcdsaKey:
         any_share = next(iter(self.shares.values()))
         self.threshold, self.parties = any_share.threshold, any_share.parties
         self.public_point = any_share.public_key
+        self.chain_code = any_share.chain_code
 
     @property
     def public_key(self) -> bytes:
@@ -73,8 +77,16 @@ class SimEcdsaKey:
     def info(self, key_id: str = "sim") -> KeyInfo:
         return KeyInfo(
             key_id=key_id, scheme=self.scheme, public_key=self.public_key,
-            threshold=self.threshold, parties=len(self.parties),
+            threshold=self.threshold, parties=len(self.parties), chain_code=self.chain_code,
         )
+
+    def derive(self, path: str) -> bip32.ChildKey:
+        """The BIP32 child at a non-hardened `path` ("m/0/7"): public key, chain code, tweak."""
+        return bip32.derive(self.public_point, self.chain_code, path)
+
+    def child_public_key(self, path: str) -> bytes:
+        """33-byte compressed public key of the child at `path`."""
+        return self.derive(path).public_key_bytes
 
     def _signers(self, signers: Sequence[int] | None) -> list[int]:
         chosen = sorted(signers) if signers is not None else list(self.parties[: self.threshold])
@@ -97,15 +109,22 @@ class SimEcdsaKey:
                 m.wipe()
         return out  # type: ignore[return-value]
 
-    def sign_with(self, presignatures: Mapping[int, PresignatureShare], digest: bytes) -> Signature:
+    def sign_with(self, presignatures: Mapping[int, PresignatureShare], digest: bytes,
+                  path: str | None = None) -> Signature:
         public: PresignaturePublic = next(iter(presignatures.values())).public
-        partials = {i: partial_sign(p, digest) for i, p in presignatures.items()}
-        return combine(public, self.public_point, digest, partials)
+        child = None
+        if path is not None:
+            child = rerandomize_for(public, self.public_point, self.derive(path).tweak, digest)
+        partials = {i: partial_sign(p, digest, child) for i, p in presignatures.items()}
+        return combine(public, self.public_point, digest, partials, child)
 
-    def sign(self, message: bytes, signers: Sequence[int] | None = None) -> Signature:
-        """Presign among `signers` (default: the first `threshold`), then sign the 32-byte digest."""
+    def sign(self, message: bytes, signers: Sequence[int] | None = None, path: str | None = None) -> Signature:
+        """Presign among `signers` (default: the first `threshold`), then sign the 32-byte digest; with `path`
+        ("m/0/7") for the BIP32 child key, with the presignature re-randomised (protocols/ecdsa/sign.py)."""
         digest_to_int(message)  # reject a bad digest before spending a presignature
-        return self.sign_with(self.presign(signers), message)
+        if path is not None:
+            self.derive(path)  # reject a bad path before spending a presignature
+        return self.sign_with(self.presign(signers), message, path)
 
 
 class SimFrostKey:
@@ -121,21 +140,39 @@ class SimFrostKey:
         self.parties = tuple(sorted(self.outputs))
         self.threshold: int = any_out.key_package.threshold
         self.public_key = public_key_bytes(self.suite, self.public_package.group_key)
+        self.chain_code: bytes = self.public_package.chain_code
 
     def info(self, key_id: str = "sim") -> KeyInfo:
         return KeyInfo(key_id=key_id, scheme=self.scheme, public_key=self.public_key,
-                       threshold=self.threshold, parties=len(self.parties))
+                       threshold=self.threshold, parties=len(self.parties),
+                       chain_code=self.chain_code if self.scheme == "schnorr-bip340" else b"")
 
-    def sign(self, message: bytes, signers: Sequence[int] | None = None, tamper: Tamper | None = None) -> Signature:
-        """Two-round FROST among `signers` (default: the first `threshold`); the message bytes are signed."""
+    def derive(self, path: str) -> bip32.ChildKey:
+        """BIP340 keys only: the BIP32 child at `path`, derived from the even-Y lift of the x-only key; the child's
+        BIP340 key is `.xonly` (crypto/bip32.py)."""
+        if self.scheme != "schnorr-bip340":
+            raise InvalidInput(f"{self.scheme} keys have no BIP32 derivation")
+        return bip32.derive_bip340(self.public_key, self.chain_code, path)
+
+    def child_public_key(self, path: str) -> bytes:
+        """32-byte x-only BIP340 key of the child at `path`."""
+        return self.derive(path).xonly
+
+    def sign(self, message: bytes, signers: Sequence[int] | None = None, tamper: Tamper | None = None,
+             path: str | None = None) -> Signature:
+        """Two-round FROST among `signers` (default: the first `threshold`); the message bytes are signed. BIP340:
+        with `path` the signature verifies under `child_public_key(path)`."""
         from ..protocols.frost import SignParty
+
+        hd_tweak = None if path is None else self.derive(path).tweak
 
         chosen = sorted(signers) if signers is not None else list(self.parties[: self.threshold])
         if len(chosen) < self.threshold or not set(chosen) <= set(self.parties) or len(set(chosen)) != len(chosen):
             raise InvalidInput(f"choose at least {self.threshold} distinct signers among {list(self.parties)}")
         sid = _sid("frost-sign")
         machines = {
-            i: SignParty(self.suite, self.outputs[i].key_package, self.public_package, bytes(message), sid, chosen)
+            i: SignParty(self.suite, self.outputs[i].key_package, self.public_package, bytes(message), sid, chosen,
+                         hd_tweak=hd_tweak)
             for i in chosen
         }
         out = run_parties(machines, tamper)
