@@ -1,7 +1,9 @@
 """HD signing on the Ray runtime: `mpc.derive` and `mpc.sign(..., path=)` for ECDSA and BIP340 keys.
 
 The holders' state directories are prepared with TEST ONLY aux info (fixture primes) before the cluster starts, so
-the coordinator skips the safe-prime search and the module stays short."""
+the coordinator skips the safe-prime search. The test itself takes under a second; starting the embedded Ray cluster
+takes 20-60 s on a shared 2-core machine, so the module is marked slow (`pytest -m slow`); the same code paths run
+in process, without Ray, in tests/test_hd_signing.py."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from mpc_ray.node.records import aux_to_bytes
 from tests.fixture_primes import fixture_paillier_key
 
 DIGEST = hashlib.sha256(b"agent 3 pays").digest()
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
