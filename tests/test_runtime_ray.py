@@ -189,6 +189,30 @@ def test_policy_enforced_by_the_nodes(mpc, key):
     assert e.value.rule == "policy.per_tx_cap"
 
 
+def test_coordinator_restart_rebuilds_its_key_table_from_the_holders(mpc, key):
+    """Ray restarts the coordinator (detached, max_restarts=-1); it forgets keys and pools, asks the holders for
+    their public key views, adopts what a threshold of each committee reports, refills, and signs again with the
+    same keys through the same client handle."""
+    import nacl.signing
+
+    ed = mpc.create_key("eddsa-ed25519")
+    ray.kill(mpc._coordinator, no_restart=False)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            sig = mpc.sign(key.key_id, digest(4242))
+            break
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, MpcError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert verify(key, digest(4242), sig)
+    ed_sig = mpc.sign(ed.key_id, b"after the coordinator restart")
+    nacl.signing.VerifyKey(ed.public_key).verify(b"after the coordinator restart", ed_sig.to_bytes())
+    keys = mpc.status()["keys"]
+    assert key.key_id in keys and ed.key_id in keys
+
+
 def test_no_presignature_used_twice(mpc, key):
     sigs = mpc.sign_many(key.key_id, [digest(5000 + i) for i in range(10)])
     assert all(verify(key, digest(5000 + i), s) for i, s in enumerate(sigs))

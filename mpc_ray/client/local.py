@@ -126,6 +126,7 @@ def local_cluster(
         coordinator = (
             ray.remote(Coordinator)
             .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,
+                     max_restarts=-1, max_task_retries=0,  # a restart rebuilds its key table from the holders
                      scheduling_strategy=NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False))
             .remote(cfg, namespace)
         )

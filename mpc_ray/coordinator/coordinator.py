@@ -80,6 +80,8 @@ class Coordinator:
         self._refilling: set[tuple[str, tuple[int, ...]]] = set()  # being filled by a refill thread now
         self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
         tm.configure_from_env()  # ops hook: MPC_RAY_TRACING=console|otlp|memory
+        self._resynced = threading.Event()  # the first key-table rebuild from the holders is done (resync.py)
+        threading.Thread(target=self._resync_loop, daemon=True, name="key-resync").start()
 
     # plumbing -----------------------------------------------------------------------------------------
     def _actor(self, name: str):
@@ -113,6 +115,52 @@ class Coordinator:
         tm.record_abort(abort)  # ops hook: culprit on the span, abort counted by check
         if abort.culprit in self.cfg.parties:
             self.excluded[abort.culprit] = abort.check
+
+    # restart: rebuild the key table from the holders (coordinator/resync.py) ---------------------------
+    RESYNC_FOR_S = 120.0
+
+    def resync(self, timeout: float | None = None) -> list[str]:
+        """Adopt every key the holders hold that this coordinator does not know; returns the new key ids."""
+        from .resync import adopt_keys, gather_views
+
+        views = gather_views(self, list(self.cfg.parties), timeout or self.cfg.round_timeout_s)
+        adopted = adopt_keys(self, views)
+        if adopted:
+            log.warning("adopted keys %s from the holders (coordinator restart)", adopted)
+            self._start_refill()
+            self.frost._start_refill()
+        return adopted
+
+    def _resync_loop(self) -> None:
+        """After a (re)start: until every party has answered once, or RESYNC_FOR_S passed, adopt what the
+        holders report. On a fresh committee there is nothing to adopt and this ends at once."""
+        from .resync import adopt_keys, gather_views
+
+        deadline = time.monotonic() + self.RESYNC_FOR_S
+        answered: set[int] = set()
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            missing = [p for p in self.cfg.parties if p not in answered]
+            try:
+                views = gather_views(self, missing, 2.0)
+                answered |= set(views)
+                if adopt_keys(self, views):
+                    self._start_refill()
+                    self.frost._start_refill()
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is retried; signing works meanwhile
+                log.warning("key resync attempt failed: %s", type(exc).__name__)
+            if len(answered) >= len(self.cfg.parties) or (answered and not self._resynced.is_set()):
+                self._resynced.set()  # sign calls stop waiting once the first holders have answered
+            if len(answered) >= len(self.cfg.parties):
+                return
+            time.sleep(1.0)
+        self._resynced.set()
+
+    def _known(self, key_id: str) -> bool:
+        """Whether `key_id` is in the key table, waiting (bounded) for the first resync after a restart."""
+        if key_id in self.keys or key_id in self.frost.keys:
+            return True
+        self._resynced.wait(self.cfg.quorum_wait_s)
+        return key_id in self.keys or key_id in self.frost.keys
 
     # setup --------------------------------------------------------------------------------------------
     @tm.traced_request("setup")
@@ -311,6 +359,7 @@ class Coordinator:
     def sign_many(self, key_id: str, digests: list[bytes], path: str | None = None) -> list[tuple[bytes, int]]:
         """Signatures (64-byte r||s, recovery id) for the digests, in order. With `path` ("m/0/7"): by that BIP32
         child of the key, each from a re-randomised presignature (protocols/ecdsa/sign.py)."""
+        self._known(key_id)  # restart hook: after a restart, the key table is rebuilt from the holders
         if key_id in self.frost.keys:  # FROST hook: Signature objects for the message bytes
             tm.annotate(scheme=self.frost.keys[key_id].scheme)  # ops hook
             return self.frost.sign_many(key_id, digests, path=path)
@@ -386,6 +435,7 @@ class Coordinator:
         the request's nonce is spent at the holders that saw it, so the agent signs a fresh request instead."""
         from ..node.policy import intent_from_request
 
+        self._known(getattr(request, "key_id", ""))  # restart hook
         with self.lock:
             key = self.keys.get(request.key_id)
         if key is None:

@@ -127,6 +127,9 @@ def finish_dkg(holder: "ShareHolder", session: Any) -> dict:
     out = session.machine.output
     kp, pub = out.key_package, out.public_package
     holder.store.put(key_entry_name(key_id), key_package_to_bytes(kp))
+    from .lifecycle import frost_public_entry  # public: lets a restarted coordinator re-adopt the key
+
+    holder.store.put(frost_public_entry(key_id), public_package_to_bytes(pub))
     _state(holder).keys[key_id] = kp
     return {
         "scheme": kp.suite_key,
