@@ -43,6 +43,7 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 import coincurve
+import gmpy2
 
 from ...crypto.secp256k1 import Q, Point
 from ...errors import InvalidInput, ProtocolAbort
@@ -93,9 +94,7 @@ def rerandomize(presignature_id: bytes, R: Point, signers: Sequence[int], master
         raise InvalidInput("the tweak is a scalar mod q")
     if R.is_identity or master_key.is_identity:
         raise InvalidInput("R and the key must not be the identity")
-    child_key = master_key + Point.base_mul(tweak)
-    if child_key.is_identity:
-        raise InvalidInput("the derived key is the identity")
+    child_key = _child_key(master_key.to_bytes(), tweak)
     h = hashlib.sha512()
     parts = (_RERANDOMIZE_TAG, bytes(presignature_id), R.to_bytes(),
              b"".join(int(j).to_bytes(8, "big") for j in signers), master_key.to_bytes(), child_key.to_bytes(),
@@ -108,6 +107,15 @@ def rerandomize(presignature_id: bytes, R: Point, signers: Sequence[int], master
     return Rerandomized(rho, R * rho, tweak, child_key)
 
 
+@lru_cache(maxsize=4096)
+def _child_key(master_key: bytes, tweak: int) -> Point:
+    """Y + t G, cached: every signature for one child (an agent's address) needs the same point."""
+    child_key = Point.from_bytes(master_key) + Point.base_mul(tweak)
+    if child_key.is_identity:
+        raise InvalidInput("the derived key is the identity")
+    return child_key
+
+
 def rerandomize_for(public: PresignaturePublic, master_key: Point, tweak: int, digest: bytes) -> Rerandomized:
     """`rerandomize` for a presignature's public part."""
     return rerandomize(public.presignature_id, public.R, public.signers, master_key, tweak, digest)
@@ -115,7 +123,7 @@ def rerandomize_for(public: PresignaturePublic, master_key: Point, tweak: int, d
 
 def child_sigma(k: int, chi: int, m: int, child: Rerandomized) -> int:
     """sigma_i' = rho^-1 (k_i m + r' (chi_i + k_i t)): party i's partial for the child key."""
-    return pow(child.rho, -1, Q) * (k * m + child.r * (chi + k * child.tweak)) % Q
+    return int(gmpy2.invert(child.rho, Q)) * (k * m + child.r * (chi + k * child.tweak)) % Q
 
 
 @lru_cache(maxsize=256)
