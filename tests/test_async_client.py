@@ -28,7 +28,7 @@ from tests.test_policy import ALICE, EVE, USDC, base_policy, eip1559, erc20_call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+ADMIN, AGENT, HD_AGENT = (nacl.signing.SigningKey.generate() for _ in range(3))
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,14 @@ def keys(mpc):
     ed = mpc.create_key("eddsa-ed25519")
     btc = mpc.create_key("schnorr-bip340")
     mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                                            Principal.from_signing_key("bot", "agent", AGENT))))
+                                                            Principal.from_signing_key("bot", "agent", AGENT),
+                                                            Principal.from_signing_key("hdbot", "agent", HD_AGENT))))
     mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
                                 body=base_policy(key_id=evm.key_id).to_bytes(), key_id=evm.key_id, now=time.time()))
+    # a second agent that may sign only as the child m/0/7 of the same key
+    hd_policy = base_policy(key_id=evm.key_id, principal_id="hdbot", derivation_paths=("m/0/7",))
+    mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                                body=hd_policy.to_bytes(), key_id=evm.key_id, now=time.time()))
     return {"evm": evm, "ed": ed, "btc": btc}
 
 
@@ -100,6 +105,28 @@ def test_agent_evm_wallet_through_the_nodes_policy(mpc, keys):
     typed = encode_typed_data({"name": "USD Coin", "version": "2", "chainId": 8453, "verifyingContract": USDC},
                               {"TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields]}, message)
     assert Account.recover_message(typed, signature=sig) == wallet.address
+
+
+def test_hd_child_wallet_through_the_nodes_policy(mpc, keys):
+    """The child's address comes from the coordinator's derive; the agent's signed path is pinned by its policy."""
+    key = keys["evm"]
+    child = mpc.handle(agent=Agent("hdbot", HD_AGENT)).evm_wallet(key.key_id, path="m/0/7")
+    assert child.address != mpc.evm_wallet(key.key_id).address
+    assert Account.recover_transaction(child.sign_transaction(usdc_tx()).raw_transaction) == child.address
+    direct = mpc.handle().evm_wallet(key.key_id, path="m/0/7")  # an admin's driver, no agent: sign(path=) directly
+    assert direct.address == child.address
+    assert Account.recover_transaction(asyncio.run(direct.sign_transaction_async(usdc_tx(nonce=8))).raw_transaction) \
+        == child.address
+    with pytest.raises(PolicyDenied) as e:
+        mpc.handle(agent=Agent("hdbot", HD_AGENT)).evm_wallet(key.key_id, path="m/0/8").sign_transaction(usdc_tx())
+    assert e.value.rule == "policy.derivation_path"
+    with pytest.raises(PolicyDenied) as e:  # nor may it sign as the master key
+        mpc.evm_wallet(key.key_id, agent=Agent("hdbot", HD_AGENT)).sign_transaction(usdc_tx())
+    assert e.value.rule == "policy.derivation_path"
+    btc = mpc.handle().taproot_wallet(keys["btc"].key_id, path="m/1/2")
+    sighash = hashlib.sha256(b"child spend").digest()
+    assert coincurve.PublicKeyXOnly(btc.output_key).verify(btc.sign_sighash(sighash), sighash)
+    assert btc.internal_key != keys["btc"].public_key
 
 
 @pytest.mark.parametrize("tx,rule", [(lambda: usdc_tx(amount=50_000_000), "policy.per_tx_cap"),
@@ -193,7 +220,7 @@ class FakeCoordinator:
             return value
         return answer()
 
-    def _sign_many(self, key_id, messages):
+    def _sign_many(self, key_id, messages, path=None):
         from mpc_ray.types import Signature
 
         self.batches.append(len(messages))

@@ -159,6 +159,19 @@ def test_remote_client_raises_the_typed_errors(gateway):
         RemoteSigner(url, None)  # type: ignore[arg-type]  # the gateway takes only principal-signed requests
 
 
+def test_hd_child_over_http(gateway):
+    """The gateway serves a child's public key (?path=); the signed path reaches the nodes, whose policy for this
+    agent pins no path, so they refuse it."""
+    mpc, key, url = gateway
+    child = RemoteSigner(url, Agent("bot", AGENT)).evm_wallet(key.key_id, path="m/0/7")
+    assert child.address == mpc.handle().evm_wallet(key.key_id, path="m/0/7").address
+    with pytest.raises(PolicyDenied) as e:
+        child.sign_transaction(usdc_tx(nonce=77))
+    assert e.value.rule == "policy.derivation_path"
+    r = httpx.get(f"{url}/v1/keys/{key.key_id}", params={"path": "m/0'/1"}, timeout=30)  # hardened: refused
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+
+
 def test_the_remote_client_needs_no_ray():
     code = "import sys, mpc_ray.client.remote, mpc_ray.client.evm; sys.exit(int('ray' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0

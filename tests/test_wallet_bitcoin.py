@@ -98,3 +98,11 @@ class UntweakedSigner(SimSigner):
 def test_wallet_refuses_an_untweaked_signature(keys):
     with pytest.raises(BadSignature):
         TaprootWallet(UntweakedSigner(keys), "btc").sign_sighash(SIGHASH)
+
+
+def test_hd_child_taproot_wallet(keys):
+    """With `path=`, the BIP32 child's x-only key is the internal key; key-path signatures verify under its output."""
+    child = TaprootWallet(SimSigner(keys), "btc", path="m/1/2")
+    assert child.internal_key == keys["btc"].child_public_key("m/1/2") != keys["btc"].public_key
+    assert child.address == P2TRAddrEncoder.EncodeKey(b"\x02" + child.internal_key, hrp="bc")
+    assert coincurve.PublicKeyXOnly(child.output_key).verify(child.sign_sighash(SIGHASH), SIGHASH)

@@ -222,3 +222,18 @@ def test_agent_credential_is_redacted():
     assert dataclasses.replace(agent, ttl_s=30).ttl_s == 30
     with pytest.raises(InvalidInput):
         Agent("bot", b"short")
+
+
+def test_hd_child_wallet(keys, agent_wallet):
+    """`path=` gives the BIP32 child's account: its address, and signatures that recover to it."""
+    child = EvmWallet(SimSigner(keys), "evm", path="m/0/7")
+    assert child.address == evm_address(keys["evm"].child_public_key("m/0/7")) != EvmWallet(SimSigner(keys), "evm").address
+    assert Account.recover_transaction(child.sign_transaction(TXS["eip1559"]).raw_transaction) == child.address
+    msg = encode_defunct(text="child")
+    assert Account.recover_message(msg, signature=child.sign_message(msg).signature) == child.address
+    assert "m/0/7" in repr(child)
+    # an agent's request carries the path signed; the nodes' decoding is unchanged
+    agent_child = EvmWallet(agent_wallet._signer, "evm", path="m/0/7")
+    assert Account.recover_transaction(agent_child.sign_transaction(TXS["legacy"]).raw_transaction) == child.address
+    with pytest.raises(InvalidInput):
+        EvmWallet(SimSigner(keys), "evm", path="m/0'/1")  # hardened: no party holds the private key

@@ -24,7 +24,7 @@ from ..errors import MpcError
 from ..node.principals import SignedRequest
 from ..types import KeyInfo, Signature
 from .handle import RequestTimeout, SignHandle, signature_from_wire, typed_error
-from .signer import Payload, check_payload, key_info_from_status
+from .signer import Payload, check_payload, child_key_info, key_info_from_status
 
 if TYPE_CHECKING:
     from .bitcoin import TaprootWallet
@@ -41,8 +41,8 @@ class AsyncSignHandle:
 
     def __init__(self, handle: SignHandle) -> None:
         self._h = handle
-        # (loop, key id, tap tweak) -> messages waiting for this turn's flush, each with the future it resolves
-        self._pending: dict[tuple[Any, str, bytes | None], list[tuple[bytes, asyncio.Future]]] = {}
+        # (loop, key id, tap tweak, path) -> messages waiting for this turn's flush, each with the future it resolves
+        self._pending: dict[tuple[Any, str, bytes | None, str | None], list[tuple[bytes, asyncio.Future]]] = {}
 
     @property
     def agent(self):
@@ -60,23 +60,31 @@ class AsyncSignHandle:
         except (RayError, MpcError) as exc:
             raise typed_error(exc) from None
 
-    async def key_info(self, key_id: str) -> KeyInfo:
-        info = self._h.cached_key(key_id)
+    async def key_info(self, key_id: str, path: str | None = None) -> KeyInfo:
+        info = self._h.cached_key(key_id, path)
         if info is None:
-            status = await self._await(self._h.coordinator.status.remote())
-            info = self._h._remember(key_info_from_status(key_id, status, self._h._parties))
+            master = self._h.cached_key(key_id)
+            if master is None:
+                status = await self._await(self._h.coordinator.status.remote())
+                master = self._h._remember(key_info_from_status(key_id, status, self._h._parties))
+            if path is None:
+                return master
+            child = await self._await(self._h.coordinator.derive.remote(key_id, path))
+            info = self._h._remember(child_key_info(master, child), path)
         return info
 
-    async def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+    async def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None,
+                   path: str | None = None) -> Signature:
         """Direct signing (see `SignHandle.sign`); concurrent calls are coalesced into one `sign_many`."""
         _, (msg,) = self._h._direct_args(key_id, [message], tap_tweak)
         info = await self.key_info(key_id)
-        check_payload(info, Payload(key_id, msg, None, tap_tweak=tap_tweak))
-        return await self._coalesced(info.scheme, key_id, msg, tap_tweak)
+        check_payload(info, Payload(key_id, msg, None, tap_tweak=tap_tweak, path=path))
+        return await self._coalesced(info.scheme, key_id, msg, tap_tweak, path)
 
-    async def _coalesced(self, scheme: str, key_id: str, message: bytes, tap_tweak: bytes | None) -> Signature:
+    async def _coalesced(self, scheme: str, key_id: str, message: bytes, tap_tweak: bytes | None,
+                         path: str | None) -> Signature:
         loop = asyncio.get_running_loop()
-        slot = (loop, key_id, None if tap_tweak is None else bytes(tap_tweak))
+        slot = (loop, key_id, None if tap_tweak is None else bytes(tap_tweak), path)
         future: asyncio.Future = loop.create_future()
         batch = self._pending.get(slot)
         if batch is None:
@@ -88,19 +96,19 @@ class AsyncSignHandle:
         except TimeoutError:
             raise RequestTimeout("the committee did not answer in time") from None
 
-    def _flush(self, slot: tuple[Any, str, bytes | None], scheme: str) -> None:
-        loop, key_id, tap_tweak = slot
+    def _flush(self, slot: tuple[Any, str, bytes | None, str | None], scheme: str) -> None:
+        loop, key_id, tap_tweak, path = slot
         batch = self._pending.pop(slot, [])
         for lo in range(0, len(batch), MAX_BATCH):
-            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, batch[lo:lo + MAX_BATCH]))
+            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, path, batch[lo:lo + MAX_BATCH]))
 
-    async def _sign_batch(self, scheme: str, key_id: str, tap_tweak: bytes | None,
+    async def _sign_batch(self, scheme: str, key_id: str, tap_tweak: bytes | None, path: str | None,
                           batch: list[tuple[bytes, asyncio.Future]]) -> None:
         try:
-            out = await self._await(self._h._direct_ref(key_id, [m for m, _ in batch], tap_tweak))
+            out = await self._await(self._h._direct_ref(key_id, [m for m, _ in batch], tap_tweak, path))
             results: list[Any] = [signature_from_wire(scheme, s) for s in out]
-        except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch, typed by _await
-            results = [exc] * len(batch)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch, as a typed error
+            results = [typed_error(exc)] * len(batch)
         for (_, future), result in zip(batch, results):
             if future.done():
                 continue  # its waiter timed out (cancelled)
@@ -110,9 +118,9 @@ class AsyncSignHandle:
                 future.set_result(result)
 
     async def sign_many(self, key_id: str, messages: Sequence[bytes], *,
-                        tap_tweak: bytes | None = None) -> list[Signature]:
+                        tap_tweak: bytes | None = None, path: str | None = None) -> list[Signature]:
         scheme, msgs = self._h._direct_args(key_id, messages, tap_tweak)
-        out = await self._await(self._h._direct_ref(key_id, msgs, tap_tweak))
+        out = await self._await(self._h._direct_ref(key_id, msgs, tap_tweak, path))
         return [signature_from_wire(scheme, s) for s in out]
 
     async def sign_request(self, request: SignedRequest) -> Signature:
@@ -124,20 +132,20 @@ class AsyncSignHandle:
         if self._h.agent is not None:
             return signature_from_wire(info.scheme, await self._await(self._h._request_ref(
                 self._h._agent_request(info, payload))))
-        return await self._coalesced(info.scheme, payload.key_id, payload.message, payload.tap_tweak)
+        return await self._coalesced(info.scheme, payload.key_id, payload.message, payload.tap_tweak, payload.path)
 
     async def sign_payload_async(self, payload: Payload) -> Signature:
         return await self.sign_payload(payload)
 
     # wallets (their *_async methods run on this loop; they share the sync handle) ----------------------------
-    def evm_wallet(self, key_id: str) -> EvmWallet:
-        return self._h.evm_wallet(key_id)
+    def evm_wallet(self, key_id: str, *, path: str | None = None) -> EvmWallet:
+        return self._h.evm_wallet(key_id, path=path)
 
     def solana_wallet(self, key_id: str) -> SolanaWallet:
         return self._h.solana_wallet(key_id)
 
-    def taproot_wallet(self, key_id: str, *, network: str = "mainnet") -> TaprootWallet:
-        return self._h.taproot_wallet(key_id, network=network)
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
+        return self._h.taproot_wallet(key_id, network=network, path=path)
 
 
 async def _awaitable(ref: Any) -> Any:

@@ -60,14 +60,16 @@ def taproot_output_key(internal_key: bytes, merkle_root: bytes = b"") -> tuple[b
 class TaprootWallet:
     """See the module docstring."""
 
-    def __init__(self, signer: Signer, key_id: str, *, network: str = "mainnet", merkle_root: bytes = b"") -> None:
-        info = signer.key_info(key_id)
+    def __init__(self, signer: Signer, key_id: str, *, network: str = "mainnet", merkle_root: bytes = b"",
+                 path: str | None = None) -> None:
+        info = signer.key_info(key_id, path)  # with `path`: the BIP32 child's x-only key is the internal key
         if info.scheme != "schnorr-bip340":
             raise InvalidInput(f"key {key_id!r} is {info.scheme}; a Taproot wallet needs a schnorr-bip340 key")
         if network not in HRP:
             raise InvalidInput(f"network is one of {sorted(HRP)}")
         self._signer = signer
         self.key_id = key_id
+        self.path = path
         self.network = network
         self.merkle_root = bytes(merkle_root)
         self.internal_key = info.public_key
@@ -98,7 +100,7 @@ class TaprootWallet:
             raise InvalidInput("a BIP341 signature hash is 32 bytes")
         if hash_type not in SIGHASH_TYPES:
             raise InvalidInput(f"hash_type must be one of {[hex(t) for t in SIGHASH_TYPES]}")
-        payload = Payload(self.key_id, bytes(sighash), None, tap_tweak=self.merkle_root)
+        payload = Payload(self.key_id, bytes(sighash), None, tap_tweak=self.merkle_root, path=self.path)
         # BIP341: SIGHASH_DEFAULT signatures are 64 bytes; any other type is appended as a 65th byte
         return payload, lambda sig: sig.to_bytes() + (bytes([hash_type]) if hash_type else b"")
 

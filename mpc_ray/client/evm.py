@@ -6,6 +6,7 @@
     wallet.sign_message(encode_defunct(text=...)) # eth-account SignedMessage (EIP-191)
     wallet.sign_typed_data(domain, types, data)   # eth-account SignedMessage (EIP-712), as LocalAccount takes it
     wallet.sign_typed_data(domain, types, "Primary", message)  # x402's ClientEvmSigner call: 65 signature bytes
+    mpc.evm_wallet(key.key_id, path="m/0/7")      # the BIP32 child's account (one key, an address per agent)
 
 Every method has an ``*_async`` twin. Encoding is eth-account's own: the unsigned transaction comes from its
 serializers, the digest from the same decoder every node runs (`node.policy.decode_evm_transaction` /
@@ -136,12 +137,13 @@ def typed_data_json(domain: Any, types: Mapping[str, Any], message: Mapping[str,
 class EvmWallet:
     """An EVM account on a threshold key; see the module docstring. Thread- and task-safe (no mutable state)."""
 
-    def __init__(self, signer: Signer, key_id: str) -> None:
-        info = signer.key_info(key_id)
+    def __init__(self, signer: Signer, key_id: str, *, path: str | None = None) -> None:
+        info = signer.key_info(key_id, path)  # with `path`: the BIP32 child's public key
         if info.scheme != "ecdsa-secp256k1":
             raise InvalidInput(f"key {key_id!r} is {info.scheme}; an EVM wallet needs an ecdsa-secp256k1 key")
         self._signer = signer
         self.key_id = key_id
+        self.path = path
         self.public_key = info.public_key
         self._point = coincurve.PublicKey(info.public_key)
         self._address = evm_address(info.public_key)
@@ -152,7 +154,8 @@ class EvmWallet:
         return self._address
 
     def __repr__(self) -> str:
-        return f"EvmWallet(key_id={self.key_id!r}, address={self._address})"
+        child = f", path={self.path!r}" if self.path else ""
+        return f"EvmWallet(key_id={self.key_id!r}{child}, address={self._address})"
 
     # the signature every result is built from -------------------------------------------------------------
     def _checked(self, payload: Payload, sig: Signature) -> Signature:
@@ -189,7 +192,8 @@ class EvmWallet:
         unsigned = serializable_unsigned_transaction_from_dict(tx)
         typed = isinstance(unsigned, TypedTransaction)
         chain_id = int(intent.chain.split(":")[1])  # type: ignore[union-attr]
-        payload = Payload(self.key_id, intent.digest, RequestFormat.EVM_TX, body, intent.chain or "")
+        payload = Payload(self.key_id, intent.digest, RequestFormat.EVM_TX, body, intent.chain or "",
+                          path=self.path)
 
         def finish(sig: Signature) -> SignedTransaction:
             v = sig.recovery_id if typed else 35 + 2 * chain_id + sig.recovery_id  # type: ignore[operator]
@@ -215,9 +219,9 @@ class EvmWallet:
             raise InvalidInput("sign_message takes an eth-account SignableMessage (or bytes / text for EIP-191)")
         digest = bytes(_hash_eip191_message(signable_message))
         if signable_message.version == b"E":  # personal_sign: the nodes see the message itself
-            payload = Payload(self.key_id, digest, RequestFormat.EIP191, bytes(signable_message.body))
+            payload = Payload(self.key_id, digest, RequestFormat.EIP191, bytes(signable_message.body), path=self.path)
         else:  # 0x00 / 0x01 versions carry no body the nodes can decode: only a raw-digest policy signs them
-            payload = Payload(self.key_id, digest, RequestFormat.RAW_DIGEST, digest)
+            payload = Payload(self.key_id, digest, RequestFormat.RAW_DIGEST, digest, path=self.path)
         return payload, lambda sig: _signed_message(digest, sig)
 
     def sign_message(self, signable_message: SignableMessage | bytes | str) -> SignedMessage:
@@ -253,7 +257,8 @@ class EvmWallet:
                     raise InvalidInput("sign_typed_data(domain_data, message_types, message_data) or full_message=")
                 body = typed_data_json(bound["domain_data"], bound["message_types"], bound["message_data"])
         intent = decode_typed_data(body)  # eth-account's digest, as every node computes it
-        payload = Payload(self.key_id, intent.digest, RequestFormat.EIP712, body, intent.chain or "")
+        payload = Payload(self.key_id, intent.digest, RequestFormat.EIP712, body, intent.chain or "",
+                          path=self.path)
         if x402_call:
             return payload, lambda sig: sig.to_bytes() + bytes([27 + sig.recovery_id])  # type: ignore[operator]
         return payload, lambda sig: _signed_message(intent.digest, sig)

@@ -31,6 +31,7 @@ from .signer import (
     RequestTimeout,
     WalletFactory,
     check_payload,
+    child_key_info,
     key_info_from_status,
 )
 
@@ -81,7 +82,7 @@ class SignHandle(WalletFactory):
         self.agent = agent
         self.timeout = float(timeout)
         self._parties = parties
-        self._keys: dict[str, KeyInfo] = {}
+        self._keys: dict[tuple[str, str | None], KeyInfo] = {}  # (key id, derivation path or None)
         self._lock = threading.Lock()
         self._aio: AsyncSignHandle | None = None
 
@@ -92,14 +93,14 @@ class SignHandle(WalletFactory):
         except (RayError, MpcError) as exc:
             raise typed_error(exc) from None
 
-    def _remember(self, info: KeyInfo) -> KeyInfo:
+    def _remember(self, info: KeyInfo, path: str | None = None) -> KeyInfo:
         with self._lock:
-            self._keys[info.key_id] = info
+            self._keys[(info.key_id, path)] = info
         return info
 
-    def cached_key(self, key_id: str) -> KeyInfo | None:
+    def cached_key(self, key_id: str, path: str | None = None) -> KeyInfo | None:
         with self._lock:
-            return self._keys.get(key_id)
+            return self._keys.get((key_id, path))
 
     @property
     def coordinator(self) -> Any:
@@ -115,17 +116,23 @@ class SignHandle(WalletFactory):
         return self._aio
 
     # calls ------------------------------------------------------------------------------------------------
-    def key_info(self, key_id: str) -> KeyInfo:
-        """Public description of `key_id` (cached: a key never changes)."""
-        info = self.cached_key(key_id)
+    def key_info(self, key_id: str, path: str | None = None) -> KeyInfo:
+        """Public description of `key_id`, or of its BIP32 child at `path` (cached: a key never changes)."""
+        info = self.cached_key(key_id, path)
         if info is None:
-            info = self._remember(key_info_from_status(key_id, self._get(self._coordinator.status.remote()),
-                                                       self._parties))
+            master = self.cached_key(key_id) or self._remember(key_info_from_status(
+                key_id, self._get(self._coordinator.status.remote()), self._parties))
+            if path is None:
+                return master
+            info = self._remember(child_key_info(master, self._get(self._coordinator.derive.remote(key_id, path))),
+                                  path)
         return info
 
-    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
-        """Direct signing (no agent request): ECDSA a 32-byte digest, FROST the message bytes."""
-        return self.sign_many(key_id, [message], tap_tweak=tap_tweak)[0]
+    def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None,
+             path: str | None = None) -> Signature:
+        """Direct signing (no agent request): ECDSA a 32-byte digest, FROST the message bytes; `path`: as that
+        BIP32 child."""
+        return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
 
     # the digest-level calls `SimSigner` offers too (direct signing; an agent handle refuses them)
     def sign_digest(self, key_id: str, digest: bytes) -> Signature:
@@ -134,9 +141,10 @@ class SignHandle(WalletFactory):
     def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
         return self.sign(key_id, message, tap_tweak=tap_tweak)
 
-    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None) -> list[Signature]:
+    def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,
+                  path: str | None = None) -> list[Signature]:
         scheme, msgs = self._direct_args(key_id, messages, tap_tweak)
-        return [signature_from_wire(scheme, s) for s in self._get(self._direct_ref(key_id, msgs, tap_tweak))]
+        return [signature_from_wire(scheme, s) for s in self._get(self._direct_ref(key_id, msgs, tap_tweak, path))]
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit a principal-signed request as is; every signer verifies it and applies its own policy."""
@@ -147,7 +155,7 @@ class SignHandle(WalletFactory):
         check_payload(info, payload)
         if self.agent is not None:
             return signature_from_wire(info.scheme, self._get(self._request_ref(self._agent_request(info, payload))))
-        out = self._get(self._direct_ref(payload.key_id, [payload.message], payload.tap_tweak))
+        out = self._get(self._direct_ref(payload.key_id, [payload.message], payload.tap_tweak, payload.path))
         return signature_from_wire(info.scheme, out[0])
 
     async def sign_payload_async(self, payload: Payload) -> Signature:
@@ -163,10 +171,12 @@ class SignHandle(WalletFactory):
         info = self.cached_key(key_id)
         return (info.scheme if info else ""), [bytes(m) for m in messages]
 
-    def _direct_ref(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None) -> Any:
+    def _direct_ref(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None, path: str | None = None) -> Any:
+        if path is not None and not isinstance(path, str):
+            raise InvalidInput("a derivation path is a string like 'm/0/7'")
         if tap_tweak is not None:
-            return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak))
-        return self._coordinator.sign_many.remote(key_id, messages)
+            return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak), path)
+        return self._coordinator.sign_many.remote(key_id, messages, path)
 
     def _request_ref(self, request: SignedRequest) -> Any:
         if not isinstance(request, SignedRequest):

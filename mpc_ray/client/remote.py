@@ -55,7 +55,7 @@ class RemoteSigner(WalletFactory):
         # one AsyncClient per event loop (their connection pools are bound to the loop that made them)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = \
             weakref.WeakKeyDictionary()
-        self._keys: dict[str, KeyInfo] = {}
+        self._keys: dict[tuple[str, str | None], KeyInfo] = {}  # (key id, derivation path or None)
         self._lock = threading.Lock()
 
     # plumbing ---------------------------------------------------------------------------------------------
@@ -107,24 +107,36 @@ class RemoteSigner(WalletFactory):
         return {"content": SignEnvelope(request=request).model_dump_json().encode(),
                 "headers": {"content-type": "application/json"}}
 
-    def _remember(self, payload: Any, key_id: str) -> KeyInfo:
+    def _remember(self, payload: Any, key_id: str, path: str | None) -> KeyInfo:
         info = KeyOut.model_validate(payload).to_key_info()
         if info.key_id != key_id:
             raise MpcError("the gateway answered for another key")
         with self._lock:
-            self._keys[key_id] = info
+            self._keys[(key_id, path)] = info
         return info
 
-    # the Signer protocol ----------------------------------------------------------------------------------
-    def key_info(self, key_id: str) -> KeyInfo:
-        with self._lock:
-            info = self._keys.get(key_id)
-        return info or self._remember(self._send("GET", self._key_path(key_id)), key_id)
+    @staticmethod
+    def _key_query(path: str | None) -> dict[str, Any]:
+        if path is None:
+            return {}
+        if not isinstance(path, str):
+            raise InvalidInput("a derivation path is a string like 'm/0/7'")
+        return {"params": {"path": path}}
 
-    async def key_info_async(self, key_id: str) -> KeyInfo:
+    # the Signer protocol ----------------------------------------------------------------------------------
+    def key_info(self, key_id: str, path: str | None = None) -> KeyInfo:
+        """The key's public description (with `path`: its BIP32 child's). The wallet checks every signature
+        against it; an agent that pins keys out of band can compare `public_key` with its own record."""
         with self._lock:
-            info = self._keys.get(key_id)
-        return info or self._remember(await self._send_async("GET", self._key_path(key_id)), key_id)
+            info = self._keys.get((key_id, path))
+        return info or self._remember(self._send("GET", self._key_path(key_id), **self._key_query(path)),
+                                      key_id, path)
+
+    async def key_info_async(self, key_id: str, path: str | None = None) -> KeyInfo:
+        with self._lock:
+            info = self._keys.get((key_id, path))
+        return info or self._remember(
+            await self._send_async("GET", self._key_path(key_id), **self._key_query(path)), key_id, path)
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit an already signed request as is."""

@@ -58,6 +58,8 @@ class Payload:
     by `format` and must arrive at the same `message` (the wallet checks the signature against its own `message`).
     `format` None: there is no request format the nodes can decode for this payload (signable only without an agent).
     `tap_tweak` (BIP340 only): b"" or a 32-byte merkle root, sign for the BIP341 output key.
+    `path` (ECDSA, BIP340): a non-hardened BIP32 path ("m/0/7"): sign as that child of the key. An agent's request
+    carries it signed (`derivation_path`), so no relay can move a signature to another child.
     """
 
     key_id: str
@@ -66,6 +68,7 @@ class Payload:
     body: bytes = b""
     chain: str = ""
     tap_tweak: bytes | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Agent:
         return sign_request(
             self.signing_key, principal_id=self.principal_id, kind="sign", format=payload.format, body=payload.body,
             key_id=payload.key_id, chain=payload.chain, now=time.time() if now is None else now, ttl_s=self.ttl_s,
+            derivation_path=payload.path or "",
         )
 
     def __repr__(self) -> str:
@@ -109,9 +113,11 @@ class Agent:
 
 @runtime_checkable
 class Signer(Protocol):
-    """What a wallet needs: the key's public description and a signature for a payload, sync and async."""
+    """What a wallet needs: the key's public description and a signature for a payload, sync and async.
+    `key_info(key_id, path)` describes the BIP32 child at `path` (its public key and chain code) when a path is given.
+    """
 
-    def key_info(self, key_id: str) -> KeyInfo: ...
+    def key_info(self, key_id: str, path: str | None = None) -> KeyInfo: ...
 
     def sign_payload(self, payload: Payload) -> Signature: ...
 
@@ -121,20 +127,20 @@ class Signer(Protocol):
 class WalletFactory:
     """The wallet constructors every signer offers (``signer.evm_wallet(key_id)``, ...); `self` is the Signer."""
 
-    def evm_wallet(self, key_id: str) -> EvmWallet:
+    def evm_wallet(self, key_id: str, *, path: str | None = None) -> EvmWallet:
         from .evm import EvmWallet
 
-        return EvmWallet(self, key_id)  # type: ignore[arg-type]
+        return EvmWallet(self, key_id, path=path)  # type: ignore[arg-type]
 
     def solana_wallet(self, key_id: str) -> SolanaWallet:
         from .solana import SolanaWallet
 
         return SolanaWallet(self, key_id)  # type: ignore[arg-type]
 
-    def taproot_wallet(self, key_id: str, *, network: str = "mainnet") -> TaprootWallet:
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
         from .bitcoin import TaprootWallet
 
-        return TaprootWallet(self, key_id, network=network)  # type: ignore[arg-type]
+        return TaprootWallet(self, key_id, network=network, path=path)  # type: ignore[arg-type]
 
 
 def check_payload(info: KeyInfo, payload: Payload) -> None:
@@ -148,6 +154,17 @@ def check_payload(info: KeyInfo, payload: Payload) -> None:
         raise InvalidInput("tap_tweak is for BIP340 keys only")
     if payload.tap_tweak is not None and len(payload.tap_tweak) not in (0, 32):
         raise InvalidInput("tap_tweak is b'' (key path only) or a 32-byte merkle root")
+    if payload.path is not None and (info.scheme == "eddsa-ed25519" or not isinstance(payload.path, str)):
+        raise InvalidInput("derivation paths are strings like 'm/0/7', for ECDSA and BIP340 keys")
+
+
+def child_key_info(master: KeyInfo, child: dict) -> KeyInfo:
+    """The `KeyInfo` a wallet uses for a BIP32 child: the master's scheme and committee, the child's public key and
+    chain code (`child` holds `ChildKeyInfo` fields, as the coordinator's `derive` answers)."""
+    if child.get("key_id") != master.key_id or child.get("scheme") != master.scheme:
+        raise InvalidInput("the derived key does not belong to this key")
+    return KeyInfo(key_id=master.key_id, scheme=master.scheme, public_key=bytes(child["public_key"]),
+                   threshold=master.threshold, parties=master.parties, chain_code=bytes(child["chain_code"]))
 
 
 def key_info_from_status(key_id: str, status: dict, parties: int) -> KeyInfo:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from ..errors import InvalidInput
 from ..node.policy import intent_from_request
 from ..types import KeyInfo, Signature
-from .signer import Agent, Payload, check_payload
+from .signer import Agent, Payload, check_payload, child_key_info
 
 __all__ = ["SimSigner"]
 
@@ -34,22 +34,29 @@ class SimSigner:
             raise InvalidInput(f"unknown key {key_id!r}")
         return key
 
-    def key_info(self, key_id: str) -> KeyInfo:
-        return self._key(key_id).info(key_id)
+    def key_info(self, key_id: str, path: str | None = None) -> KeyInfo:
+        key = self._key(key_id)
+        master = key.info(key_id)
+        if path is None:
+            return master
+        child = key.derive(path)  # InvalidInput for a bad path or an Ed25519 key
+        return child_key_info(master, {"key_id": key_id, "scheme": key.scheme, "public_key": key.child_public_key(path),
+                                       "chain_code": child.chain_code})
 
-    def sign_digest(self, key_id: str, digest: bytes) -> Signature:
+    def sign_digest(self, key_id: str, digest: bytes, *, path: str | None = None) -> Signature:
         key = self._key(key_id)
         if key.scheme != "ecdsa-secp256k1":
             raise InvalidInput("sign_digest is for ECDSA keys; FROST keys sign the message (sign_message)")
-        return key.sign(bytes(digest))
+        return key.sign(bytes(digest), path=path)
 
-    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
+    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None,
+                     path: str | None = None) -> Signature:
         key = self._key(key_id)
         if key.scheme == "ecdsa-secp256k1":
             raise InvalidInput("ECDSA keys sign 32-byte digests (sign_digest)")
         if tap_tweak is None:
-            return key.sign(bytes(message))
-        return _frost_sign_tweaked(key, bytes(message), bytes(tap_tweak))
+            return key.sign(bytes(message), path=path)
+        return _frost_sign_tweaked(key, bytes(message), bytes(tap_tweak), path)
 
     def sign_payload(self, payload: Payload) -> Signature:
         info = self.key_info(payload.key_id)
@@ -59,15 +66,16 @@ class SimSigner:
             if intent_from_request(request).digest != payload.message:
                 raise InvalidInput("the nodes would decode this request to another digest")
         if info.scheme == "ecdsa-secp256k1":
-            return self.sign_digest(payload.key_id, payload.message)
-        return self.sign_message(payload.key_id, payload.message, tap_tweak=payload.tap_tweak)
+            return self.sign_digest(payload.key_id, payload.message, path=payload.path)
+        return self.sign_message(payload.key_id, payload.message, tap_tweak=payload.tap_tweak, path=payload.path)
 
     async def sign_payload_async(self, payload: Payload) -> Signature:
         return await asyncio.to_thread(self.sign_payload, payload)  # the simulation is CPU work; keep the loop free
 
 
-def _frost_sign_tweaked(key, message: bytes, tap_tweak: bytes) -> Signature:
-    """`SimFrostKey.sign` with the BIP341 tweak: the same two-round run, each party told the tweak."""
+def _frost_sign_tweaked(key, message: bytes, tap_tweak: bytes, path: str | None) -> Signature:
+    """`SimFrostKey.sign` with the BIP341 tweak (on top of the BIP32 child's, with `path`): the same two-round run,
+    each party told the tweaks."""
     from ..protocols.frost import SignParty
     from ..sim import run_parties
 
@@ -75,7 +83,7 @@ def _frost_sign_tweaked(key, message: bytes, tap_tweak: bytes) -> Signature:
     sid = b"frost-sign:" + secrets.token_bytes(16)
     machines = {
         i: SignParty(key.suite, key.outputs[i].key_package, key.public_package, message, sid, chosen,
-                     tap_tweak=tap_tweak)
+                     tap_tweak=tap_tweak, hd_tweak=None if path is None else key.derive(path).tweak)
         for i in chosen
     }
     out = run_parties(machines)

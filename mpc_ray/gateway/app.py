@@ -10,7 +10,8 @@ agent's signature, the nonce and expiry, decode the body and apply the policy.
 
 Routes:
     POST /v1/sign            SignEnvelope {request: SignedRequest}  -> SignatureOut
-    GET  /v1/keys/{key_id}   -> KeyOut (public key and threshold: public information, served without a request)
+    GET  /v1/keys/{key_id}   -> KeyOut (public key and threshold: public information, served without a request);
+                                ?path=m/0/7 for a BIP32 child's public key and chain code
     GET  /healthz            -> {"ok": true}
 
 Deploy on a running cluster with `deploy_gateway` (or ``serve run`` on `Gateway`); `shutdown_gateway` removes it.
@@ -103,11 +104,13 @@ class Gateway:
             return _error(exc)
 
     @app.get("/v1/keys/{key_id}")
-    async def key(self, key_id: str) -> Any:
+    async def key(self, key_id: str, path: str | None = None) -> Any:
         try:
             if not key_id or len(key_id) > 64:
                 raise InvalidInput("unknown key")
-            return JSONResponse(KeyOut.of(await self._h.key_info(key_id)).model_dump())
+            if path is not None and len(path) > 256:
+                raise InvalidInput("derivation path too long")
+            return JSONResponse(KeyOut.of(await self._h.key_info(key_id, path)).model_dump())
         except Exception as exc:  # noqa: BLE001
             return _error(exc)
 

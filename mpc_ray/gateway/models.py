@@ -100,15 +100,16 @@ class KeyOut(_Model):
     public_key: Annotated[str, Field(pattern="^([0-9a-f]{2}){32,33}$")]  # hex
     threshold: int
     parties: int
+    chain_code: Annotated[str, Field(pattern="^([0-9a-f]{64})?$")] = ""  # BIP32 chain code, hex (may be empty)
 
     @classmethod
     def of(cls, info: KeyInfo) -> KeyOut:
         return cls(key_id=info.key_id, scheme=info.scheme, public_key=info.public_key.hex(),
-                   threshold=info.threshold, parties=info.parties)
+                   threshold=info.threshold, parties=info.parties, chain_code=info.chain_code.hex())
 
     def to_key_info(self) -> KeyInfo:
         return KeyInfo(key_id=self.key_id, scheme=self.scheme, public_key=bytes.fromhex(self.public_key),
-                       threshold=self.threshold, parties=self.parties)
+                       threshold=self.threshold, parties=self.parties, chain_code=bytes.fromhex(self.chain_code))
 
 
 class ErrorBody(_Model):
