@@ -35,14 +35,59 @@ def test_one_labelled_node_per_party_and_none_on_the_head():
     assert len(set(regions)) == len(regions)  # every party in its own failure domain
     for t in parties.values():
         assert t["min_workers"] == t["max_workers"] == 1
-    # the holders select exactly this label key (mpc_ray.client.local.holder_actor: label_selector mpc-party)
+    assert HOLDER_NAME.startswith("mpc-holder-")
+
+
+class _RecordingRemote:
+    """Stands in for ray.remote(ShareHolder): records the options a holder or worker actor is created with."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def options(self, **kw):
+        self.seen.append(kw)
+        return self
+
+    def remote(self, *args, **kw):
+        return None
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_the_holders_selectors_match_exactly_one_node_type_each(monkeypatch, tmp_path):
+    """The selectors the holders and presign workers are really created with (client/local.py holder_actor) land
+    each party's actors on that party's node type, and none on the head."""
     from mpc_ray.client import local
 
-    src = Path(local.__file__).read_text()
-    assert 'label_selector={"mpc-party": str(party)}' in src and HOLDER_NAME.startswith("mpc-holder-")
+    seen: list[dict] = []
+    monkeypatch.setattr(local.ray, "remote", lambda cls: _RecordingRemote(seen))
+    cfg = load()
+    types = cfg["available_node_types"]
+    for party in (1, 2, 3):
+        seen.clear()
+        local.holder_actor(party, str(tmp_path / f"p{party}"))
+        local.holder_actor(party, str(tmp_path / f"p{party}"), worker=0)
+        assert len(seen) == 2
+        for opts in seen:
+            selector = opts["label_selector"]
+            hits = [name for name, t in types.items() if _matches(selector, t.get("labels", {}))]
+            assert hits == [f"party-{party}"], (selector, hits)
+            assert cfg["head_node_type"] not in hits
+            assert opts["max_task_retries"] == 0  # a signing call is never run twice
 
 
 def test_token_auth_is_on():
     cfg = load()
     cmds = " ".join(cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"])
     assert cmds.count("RAY_AUTH_MODE=token") == 2
+
+
+def test_head_runs_no_tasks_and_the_security_notes_are_there():
+    cfg = load()
+    assert any("--num-cpus=0" in c for c in cfg["head_start_ray_commands"])  # only the coordinator, pinned by id
+    text = CONFIG.read_text()
+    for topic in ("RAY_USE_TLS", "RAY_TLS_CA_CERT", "GCS fault tolerance", "RAY_REDIS_ADDRESS", "ray start --address",
+                  "--labels", "MPC_RAY_NODE_SECRET_"):
+        assert topic in text, topic
