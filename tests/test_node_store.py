@@ -463,3 +463,11 @@ def test_ledger_deferred_ids_are_lost_without_flush_if_the_process_dies(tmp_path
     led.close()
     path.write_bytes(data)
     assert _id(7) not in ConsumedLedger(path)
+
+
+def test_already_consumed_survives_pickling_with_its_id() -> None:
+    """Ray ships a holder's exception to the caller by pickling it: the type and the id must arrive intact."""
+    import pickle
+
+    e = pickle.loads(pickle.dumps(AlreadyConsumed(_id(9))))
+    assert isinstance(e, AlreadyConsumed) and e.id == _id(9) and _id(9).hex()[:16] in str(e)

@@ -189,6 +189,27 @@ def test_policy_enforced_by_the_nodes(mpc, key):
     assert e.value.rule == "policy.per_tx_cap"
 
 
+def test_one_hop_signing_with_leased_presignatures(mpc, key):
+    """`sign` on a warm client: one round straight to the signers with a presignature leased from the coordinator;
+    the holders still consume it durably, so the same lease cannot sign twice."""
+    from mpc_ray.errors import MpcError as _MpcError
+
+    mpc.sign(key.key_id, digest(7000))  # starts the background lease fetch
+    leases = mpc._leases
+    deadline = time.monotonic() + 60
+    while not leases._leases.get(key.key_id):
+        assert time.monotonic() < deadline, "no presignature was leased"
+        time.sleep(0.2)
+    pub = leases._leases[key.key_id][0]
+    out = leases.sign(key.key_id, digest(7001))
+    assert out is not None, "the one-hop path fell back to the coordinator"
+    sig = mpc_ray.types.Signature.ecdsa(int.from_bytes(out[0][:32], "big"), int.from_bytes(out[0][32:], "big"), out[1])
+    assert verify(key, digest(7001), sig)
+    with pytest.raises(_MpcError):
+        call_holder(pub.signers[0], "partial_sign", key.key_id, [(pub.presignature_id, digest(7002))])
+    assert all(verify(key, digest(7100 + i), mpc.sign(key.key_id, digest(7100 + i))) for i in range(5))
+
+
 def test_coordinator_restart_rebuilds_its_key_table_from_the_holders(mpc, key):
     """Ray restarts the coordinator (detached, max_restarts=-1); it forgets keys and pools, asks the holders for
     their public key views, adopts what a threshold of each committee reports, refills, and signs again with the

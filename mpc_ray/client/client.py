@@ -32,7 +32,18 @@ class MpcClient:
     def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None, path: str | None = None) -> Signature:
         """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves.
         BIP340 only: `tap_tweak` (b"" or a 32-byte merkle root) signs for the BIP341 Taproot output key.
-        ECDSA and BIP340: `path` ("m/0/7", non-hardened) signs for that BIP32 child (`derive(key_id, path)`)."""
+        ECDSA and BIP340: `path` ("m/0/7", non-hardened) signs for that BIP32 child (`derive(key_id, path)`).
+        ECDSA without a path signs in one round to the signers with a leased presignature when one is at hand
+        (client/fastpath.py); anything else goes through the coordinator."""
+        if tap_tweak is None and path is None and isinstance(message, bytes) and len(message) == 32:
+            leases = getattr(self, "_leases", None)
+            if leases is None:
+                from .fastpath import PresignatureLeases
+
+                leases = self._leases = PresignatureLeases(self._coordinator)
+            fast = leases.sign(key_id, message)
+            if fast is not None:
+                return _ecdsa_signature(*fast)
         return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
 
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,

@@ -23,7 +23,7 @@ from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.holder import check_key_id
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
-from ..protocols.wire import decode
+from ..protocols.wire import decode, encode
 from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 
@@ -345,6 +345,27 @@ class Coordinator:
             self.presign(key.key_id, signers, min(count, self.cfg.presign_batch), worker=None)
             return self._take_presignatures(key, count)
         return signers, taken
+
+    def lease_presignatures(self, key_id: str, count: int) -> dict:
+        """Hand a client up to `count` pooled presignatures (public parts) of one signer set for one-hop signing
+        (client/fastpath.py). They leave the pool for good; at most half of a pool goes, so this path keeps some.
+        Never presigns on demand: an empty answer sends the client through `sign`."""
+        if self._known(key_id) and key_id in self.frost.keys:
+            return {"unleasable": True}
+        with self.lock:
+            key = self.keys.get(key_id)
+            if key is None:
+                raise InvalidInput(f"unknown key {key_id!r}")
+            options = [(len(self.pools.get((key_id, s), ())), s) for s in self.signer_sets(key)
+                       if all(self._available(p) for p in s)]
+            taken: list[PresignaturePublic] = []
+            if options:
+                depth, signers = max(options)
+                n = min(max(1, int(count)), 64, depth // 2)
+                pool = self.pools[(key_id, signers)] if n > 0 else None
+                taken = [pool.popleft() for _ in range(n)] if pool is not None else []
+        return {"namespace": self.namespace, "public_key": key.public_key.to_bytes(),
+                "presignatures": [encode(p) for p in taken]}
 
     def sign(self, key_id: str, digest: bytes, path: str | None = None) -> tuple[bytes, int]:
         return self.sign_many(key_id, [digest], path)[0]

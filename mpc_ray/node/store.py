@@ -79,6 +79,9 @@ class AlreadyConsumed(MpcError):
         self.id = bytes(id)
         super().__init__(message or f"one-time id {self.id.hex()[:16]}.. was already consumed")
 
+    def __reduce__(self):  # keep the id across pickling: Ray ships exceptions between processes
+        return (self.__class__, (self.id, self.args[0] if self.args else ""))
+
 
 class SecretNotFound(MpcError):
     """No stored secret under this kind and id (never put, or lost)."""

@@ -1,0 +1,134 @@
+"""One-hop ECDSA signing: the client leases presignatures from the coordinator ahead of time and, to sign, asks the
+signers of one of them for their partial signatures directly, then combines and verifies itself.
+
+Through the coordinator a signature costs two sequential Ray calls (client -> coordinator -> holders); with a lease
+it costs one (client -> holders, in parallel). Leases are fetched in the background in small batches; a leased
+presignature has left the coordinator's pool, so nobody else uses it, and the holders still consume each one durably
+before answering, so a lease can never sign twice. A leased presignature that is never used is simply wasted.
+
+Anything unusual (no lease, a signer that does not answer, a partial that does not combine) falls back to the
+coordinator path, which handles failover, blame and exclusion; a party that failed here is skipped for a while.
+Only the raw path (a Ray driver's `sign`) uses leases; agent requests go through `sign_request` and node policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import ray
+
+from ..crypto.secp256k1 import Point
+from ..errors import MpcError
+from ..protocols.ecdsa.presign import PresignaturePublic
+from ..protocols.ecdsa.sign import combine
+from ..protocols.wire import decode
+
+_RAY_FAILURES = (ray.exceptions.RayError, TimeoutError)
+
+
+class PresignatureLeases:
+    """Per key, a small queue of leased presignatures (public parts only), refilled in the background."""
+
+    BATCH = 8
+    LOW_WATER = 3
+    DOWN_S = 5.0
+    TIMEOUT_S = 10.0
+
+    def __init__(self, coordinator: Any) -> None:
+        self._coordinator = coordinator
+        self._lock = threading.Lock()
+        self._leases: dict[str, deque[PresignaturePublic]] = {}
+        self._public_keys: dict[str, Point] = {}
+        self._holders: dict[int, Any] = {}
+        self._namespace: str | None = None
+        self._fetching: set[str] = set()
+        self._down_until: dict[int, float] = {}
+        self._unleasable: set[str] = set()  # FROST keys and the like: never ask again
+
+    # leases -------------------------------------------------------------------------------------------
+    def _fetch(self, key_id: str) -> None:
+        try:
+            got = ray.get(self._coordinator.lease_presignatures.remote(key_id, self.BATCH), timeout=self.TIMEOUT_S)
+        except (MpcError, *_RAY_FAILURES):
+            got = None
+        with self._lock:
+            self._fetching.discard(key_id)
+            if not got:
+                return
+            if got.get("unleasable"):
+                self._unleasable.add(key_id)
+                return
+            self._namespace = got["namespace"]
+            self._public_keys[key_id] = Point.from_bytes(got["public_key"])
+            self._leases.setdefault(key_id, deque()).extend(decode(p, PresignaturePublic) for p in got["presignatures"])
+
+    def _maybe_refill(self, key_id: str) -> None:
+        """Call with the lock held: start a background fetch when the queue runs low."""
+        if key_id in self._fetching or key_id in self._unleasable:
+            return
+        if len(self._leases.get(key_id, ())) <= self.LOW_WATER:
+            self._fetching.add(key_id)
+            threading.Thread(target=self._fetch, args=(key_id,), daemon=True, name="lease-fetch").start()
+
+    def _take(self, key_id: str) -> tuple[PresignaturePublic, Point] | None:
+        now = time.monotonic()
+        with self._lock:
+            queue = self._leases.get(key_id)
+            found = None
+            while queue:
+                pub = queue.popleft()
+                if all(self._down_until.get(p, 0) <= now for p in pub.signers):
+                    found = pub
+                    break
+                # a lease with a party that just failed: drop it (its presignature is simply never used)
+            self._maybe_refill(key_id)
+            return None if found is None else (found, self._public_keys[key_id])
+
+    def _holder(self, party: int) -> Any:
+        h = self._holders.get(party)
+        if h is None:
+            from ..coordinator.coordinator import HOLDER_NAME
+
+            h = self._holders[party] = ray.get_actor(HOLDER_NAME.format(party=party), namespace=self._namespace)
+        return h
+
+    # signing ------------------------------------------------------------------------------------------
+    def sign(self, key_id: str, digest: bytes) -> tuple[bytes, int] | None:
+        """(64-byte r||s, recovery id) in one round to the signers, or None: use the coordinator path."""
+        lease = self._take(key_id)
+        if lease is None:
+            return None
+        pub, public_key = lease
+        try:
+            refs = [self._holder(p).partial_sign.remote(key_id, [(pub.presignature_id, digest)])
+                    for p in pub.signers]
+            answers = ray.get(refs, timeout=self.TIMEOUT_S)
+        except (MpcError, ValueError, *_RAY_FAILURES):
+            self._mark_unresponsive(pub, refs if "refs" in locals() else [])
+            return None
+        try:
+            sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)})
+        except (MpcError, TypeError, IndexError):
+            return None  # the coordinator path signs instead, and names and excludes a bad party
+        return sig.to_bytes(), sig.recovery_id
+
+    def _mark_unresponsive(self, pub: PresignaturePublic, refs: list) -> None:
+        """Skip, for DOWN_S, the signers whose call failed or did not finish (all of them if unknown)."""
+        ready: set[int] = set()
+        if refs:
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for p, ref in zip(pub.signers, refs):
+                if ref in done:
+                    try:
+                        ray.get(ref, timeout=0)
+                        ready.add(p)
+                    except Exception:  # noqa: BLE001 - this party failed
+                        pass
+        until = time.monotonic() + self.DOWN_S
+        with self._lock:
+            for p in pub.signers:
+                if p not in ready:
+                    self._down_until[p] = until
