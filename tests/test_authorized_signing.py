@@ -3,6 +3,7 @@ the transaction, checks its policy, and only then consumes a presignature; every
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -196,3 +197,46 @@ def test_a_lying_coordinator_gets_no_signature(committee):
     r, s = pub.R.x() % Q, sum(partials.values()) % Q
     assert not verify_ecdsa(c.public_key, other, r, min(s, Q - s))
     assert combine(pub, c.public_key, decode_evm_transaction(honest.body).digest, partials).s > 0
+
+
+def test_principals_change_only_with_the_admin_quorum(committee):
+    """set_principals is checked against the current registry: an agent, or fewer admins than admin_quorum, is
+    refused by every node (audited); a quorum-signed registry takes effect on every node and is audited."""
+    from mpc_ray.node.principals import cosign
+
+    c = committee
+    ops, bot2 = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    root, bot = Principal.from_signing_key("root", "admin", ADMIN), Principal.from_signing_key("bot", "agent", AGENT)
+    two_admins = PrincipalRegistry(principals=(root, bot, Principal.from_signing_key("ops", "admin", ops),
+                                               Principal.from_signing_key("bot2", "agent", bot2)), admin_quorum=2)
+
+    def change(registry, key, principal):
+        return sign_request(key, principal_id=principal, kind="set_principals", format="json",
+                            body=registry.to_bytes(), now=time.time())
+
+    for h in c.holders.values():  # an agent cannot change principals
+        with pytest.raises(PolicyDenied) as e:
+            h.set_principals(change(two_admins, AGENT, "bot"))
+        assert e.value.rule == "auth.not_admin"
+    for h in c.holders.values():  # quorum 1 today: root alone may install the two-admin registry
+        h.set_principals(change(two_admins, ADMIN, "root"))
+    (pub,) = presign(c, [1, 2], 1)
+    req = agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot2, principal="bot2")
+    for i in (1, 2):  # bot2 is known now, but has no policy on k1
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(req, pub.presignature_id)
+        assert e.value.rule != "auth.unknown_principal"
+    original = PrincipalRegistry(principals=(root, bot))
+    for h in c.holders.values():  # from now on one admin is not enough
+        with pytest.raises(PolicyDenied) as e:
+            h.set_principals(change(original, ADMIN, "root"))
+        assert e.value.rule == "auth.admin_quorum"
+    both = cosign(change(original, ADMIN, "root"), "ops", ops)
+    for h in c.holders.values():
+        h.set_principals(both)
+    for h in c.holders.values():
+        records = [json.loads(line) for line in (Path(h.dir) / "audit.jsonl").read_text().splitlines()]
+        mine = [r for r in records if r["kind"] == "set_principals"]
+        assert [r["decision"] for r in mine] == ["deny", "allow", "deny", "allow"]
+        assert mine[-1]["intent"]["signers"] == ["root", "ops"] and mine[-1]["intent"]["admin_quorum"] == 1
+        assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok

@@ -72,6 +72,11 @@ class MpcClient:
         """Apply an admin-signed policy request on every holder."""
         ray.get(self._coordinator.set_policy.remote(request))
 
+    def set_principals(self, request) -> None:
+        """Replace the principals on every holder: a ``set_principals`` request whose body is the new
+        `PrincipalRegistry`, signed (`cosign`) by as many admins as the current registry's admin_quorum."""
+        ray.get(self._coordinator.set_principals.remote(request))
+
     def sign_request(self, request) -> Signature:
         """Sign an agent-signed request (an EVM transaction, EIP-712 data, ...). Every signer checks its own policy;
         a refusal is `PolicyDenied` naming the rule."""

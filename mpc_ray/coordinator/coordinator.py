@@ -449,6 +449,10 @@ class Coordinator:
         """Relay an admin-signed policy to every holder; each verifies and stores it itself."""
         self._on_every_holder("set_policy", request)
 
+    def set_principals(self, request) -> None:
+        """Relay an admin-quorum-signed principal registry to every holder; each checks the quorum itself."""
+        self._on_every_holder("set_principals", request)
+
     @tm.traced_request("sign_request")
     def sign_request(self, request) -> tuple[bytes, int]:
         """Sign a principal-signed request. The holders decode it, check their policy and sign the digest they

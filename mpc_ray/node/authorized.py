@@ -36,10 +36,16 @@ from .policy import (
     policy_store_name,
     spend_store_name,
 )
-from .principals import PrincipalRegistry, RequestVerifier, SignedRequest
+from .principals import PrincipalRegistry, RequestKind, RequestVerifier, SignedRequest, registry_from_request
 from .records import presignature_from_bytes
 
 log = logging.getLogger(__name__)
+
+
+def _sha256_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 SNAPSHOT_ENTRY = "authz-snapshot"  # EncryptedStore entry: spend states and the journal position they cover
 
@@ -190,6 +196,37 @@ class AuthorizedSigning:
             except PolicyDenied as exc:
                 self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
                 raise
+            self.audit.append(self._admin_entry(verified, f"policy of ({policy.key_id}, {policy.principal_id}) set",
+                                                {"policy_sha256": _sha256_hex(policy.to_bytes())}), now=now)
+
+    def set_principals(self, request: SignedRequest, now: float | None = None) -> None:
+        """Replace the principal registry: an admin request meeting the *current* registry's admin quorum."""
+        now = time.time() if now is None else now
+        with self.lock:
+            nonce_id = None
+            try:
+                if request.kind is not RequestKind.SET_PRINCIPALS:
+                    raise InvalidInput("not a set_principals request")
+                verifier = self._verifier()
+                verified = verifier.verify(request, now)
+                nonce_id = verified.nonce_id
+                registry = registry_from_request(verified)
+                self.holder.store.put("principals", registry.to_bytes())
+                verifier.update_registry(registry)
+            except PolicyDenied as exc:
+                self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
+                raise
+            summary = {"principals": sorted(f"{p.id}:{p.role.value}" for p in registry.principals),
+                       "admin_quorum": registry.admin_quorum, "registry_sha256": _sha256_hex(registry.to_bytes())}
+            self.audit.append(self._admin_entry(verified, "principal registry replaced", summary), now=now)
+
+    @staticmethod
+    def _admin_entry(verified, reason: str, summary: dict) -> AuditEntry:
+        req = verified.request
+        return AuditEntry(decision="allow", request_digest=verified.request_digest, principal=verified.principal.id,
+                          kind=req.kind.value, key_id=req.key_id or None, intent={**summary,
+                                                                                  "signers": list(verified.signers)},
+                          reason=reason, nonce_id=verified.nonce_id)
 
     def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> int:
         """sigma_i over the digest this node computed from the request, if the node's policy allows it."""

@@ -348,6 +348,9 @@ class ShareHolder:
     def set_policy(self, request) -> None:
         self._authorized().set_policy(request)
 
+    def set_principals(self, request) -> None:
+        self._authorized().set_principals(request)
+
     def sign_request(self, request, presignature_id: bytes) -> int:
         """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
         return self._authorized().sign(request, presignature_id)
