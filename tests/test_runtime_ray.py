@@ -187,6 +187,29 @@ def test_policy_enforced_by_the_nodes(mpc, key):
                                       body=usdc_transfer(to=ALICE, amount=50_000_000), key_id=key.key_id, chain=BASE,
                                       now=time.time()))
     assert e.value.rule == "policy.per_tx_cap"
+    # the same agent on an Ed25519 (FROST) key: a Solana transfer, decoded and checked by every node
+    from solders.pubkey import Pubkey
+
+    from mpc_ray.node.policy import AssetLimit, Policy, TxType, native_asset
+    from tests.test_frost_policy import solana_transfer
+    from tests.test_policy import SOLANA
+
+    sol = mpc.create_key("eddsa-ed25519")
+    friend, me = Pubkey.new_unique(), Pubkey(sol.public_key)
+    policy = Policy(key_id=sol.key_id, principal_id="bot", allowed_chains=(SOLANA,),
+                    allowed_tx_types=(TxType.SOLANA_TRANSFER,), recipient_allowlist=(str(friend),),
+                    asset_limits=(AssetLimit(asset=native_asset(SOLANA), per_tx=1_000_000),))
+    mpc.set_policy(sign_request(admin, principal_id="root", kind="set_policy", format="json",
+                                body=policy.to_bytes(), key_id=sol.key_id, now=time.time()))
+    msg = solana_transfer(me, friend, 40_000)
+    sig = mpc.sign_request(sign_request(agent, principal_id="bot", kind="sign", format="solana_tx", body=msg,
+                                        key_id=sol.key_id, chain=SOLANA, now=time.time()))
+    nacl.signing.VerifyKey(sol.public_key).verify(msg, sig.to_bytes())
+    with pytest.raises(PolicyDenied) as e:
+        mpc.sign_request(sign_request(agent, principal_id="bot", kind="sign", format="solana_tx",
+                                      body=solana_transfer(me, Pubkey.new_unique(), 40_000), key_id=sol.key_id,
+                                      chain=SOLANA, now=time.time()))
+    assert e.value.rule == "policy.recipient_allowlist"
 
 
 def test_one_hop_signing_with_leased_presignatures(mpc, key):

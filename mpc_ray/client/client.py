@@ -80,7 +80,8 @@ class MpcClient:
     def sign_request(self, request) -> Signature:
         """Sign an agent-signed request (an EVM transaction, EIP-712 data, ...). Every signer checks its own policy;
         a refusal is `PolicyDenied` naming the rule."""
-        return _ecdsa_signature(*ray.get(self._coordinator.sign_request.remote(request)))
+        out = ray.get(self._coordinator.sign_request.remote(request))
+        return out if isinstance(out, Signature) else _ecdsa_signature(*out)  # FROST keys: a Signature already
 
     # agent-facing handles and wallets (client/handle.py, aio.py, evm.py, solana.py, bitcoin.py) -------------
     def handle(self, *, agent=None, timeout: float = 60.0):

@@ -461,6 +461,10 @@ class Coordinator:
         from ..node.policy import intent_from_request
 
         self._known(getattr(request, "key_id", ""))  # restart hook
+        if request.key_id in self.frost.keys:  # FROST keys: Solana transfers, raw messages (frost_requests.py)
+            from .frost_requests import frost_sign_request
+
+            return frost_sign_request(self.frost, request)
         with self.lock:
             key = self.keys.get(request.key_id)
         if key is None:

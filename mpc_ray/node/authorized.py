@@ -36,7 +36,13 @@ from .policy import (
     policy_store_name,
     spend_store_name,
 )
-from .principals import PrincipalRegistry, RequestKind, RequestVerifier, SignedRequest, registry_from_request
+from .principals import (
+    PrincipalRegistry,
+    RequestKind,
+    RequestVerifier,
+    SignedRequest,
+    registry_from_request,
+)
 from .records import presignature_from_bytes
 
 log = logging.getLogger(__name__)
@@ -188,8 +194,8 @@ class AuthorizedSigning:
                 verified = self._verifier().verify(request, now)
                 nonce_id = verified.nonce_id
                 policy = policy_from_request(verified)
-                key = self.holder.key(policy.key_id)
-                policy.validate_for_key(key.threshold, len(key.parties))
+                threshold, parties = self._committee(policy.key_id)
+                policy.validate_for_key(threshold, parties)
                 name = policy_store_name(policy.key_id, policy.principal_id)
                 self.holder.store.put(name, policy.to_bytes())
                 self.policies[name] = policy
@@ -266,6 +272,82 @@ class AuthorizedSigning:
             self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
         self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, [presignature_id])
         return sigma
+
+    def _committee(self, key_id: str) -> tuple[int, int]:
+        """(threshold, number of parties) of an ECDSA or FROST key held here."""
+        from .holder import HolderNotReady
+
+        try:
+            key = self.holder.key(key_id)
+            return key.threshold, len(key.parties)
+        except HolderNotReady:
+            pub = self._frost_public(key_id)
+            return pub.threshold, len(pub.parties)
+
+    def _frost_public(self, key_id: str):
+        from .frost_holder import key_package
+        from .frost_records import public_package_from_bytes
+        from .holder import HolderNotReady
+        from .lifecycle import frost_public_entry
+
+        key_package(self.holder, key_id)  # HolderNotReady if this holder has no share of it
+        raw = self.holder.store.get(frost_public_entry(key_id))
+        if raw is None:
+            raise HolderNotReady(f"key {key_id!r} predates policy support for FROST (no public package stored)")
+        return public_package_from_bytes(raw)
+
+    def frost_sign(self, request: SignedRequest, nonce_id: bytes, commitment_list: bytes,
+                   now: float | None = None) -> tuple[int, bytes]:
+        """(z_i, R) for a principal-signed request on a FROST key (Ed25519: a Solana transfer; either suite: a
+        raw 32-byte message if the policy allows raw_digest), after the same checks as `sign`. The message is the
+        one this node decoded; a Solana transfer must come from this key's own address. The nonce pair is consumed
+        durably before the share is computed; the audit record follows before the share leaves."""
+        from ..protocols.frost.keys import public_key_bytes
+        from .frost_holder import sign as frost_share
+        from .principals import RequestFormat
+
+        now = time.time() if now is None else now
+        key_id = request.key_id
+        with self.lock:
+            nonce_id_req = None
+            intent = None
+            try:
+                verified = self._verifier().verify(request, now, durable=False)
+                nonce_id_req = verified.nonce_id
+                policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
+                pub = self._frost_public(key_id)
+                if request.format not in (RequestFormat.SOLANA_TX, RequestFormat.RAW_DIGEST) or (
+                        request.format is RequestFormat.SOLANA_TX and pub.suite_key != "eddsa-ed25519"):
+                    raise InvalidInput(f"format {request.format.value} cannot be signed with a {pub.suite_key} key")
+                intent = intent_from_request(request)
+                if request.format is RequestFormat.SOLANA_TX:
+                    from solders.pubkey import Pubkey
+
+                    own = str(Pubkey(public_key_bytes(pub.suite, pub.group_key)))
+                    if dict(intent.details).get("fee_payer") != own:
+                        raise PolicyDenied("policy.sender", "the transaction does not spend from this key's address")
+                name = spend_store_name(key_id, verified.principal.id)
+                state = self.spend.get(name) or SpendState()
+                decision = PolicyEngine(policy, state, threshold=pub.threshold, parties=len(pub.parties)).evaluate(
+                    intent, now)
+                decision.raise_if_denied()
+                frost_req = (nonce_id, intent.digest, commitment_list)
+                if request.derivation_path:
+                    frost_req = (*frost_req, None, request.derivation_path)
+                z, r_enc = frost_share(self.holder, key_id, [frost_req], with_group_commitment=True)[0]
+            except PolicyDenied as exc:
+                self._journal(AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id_req), now)
+                raise
+            except MpcError as exc:
+                if nonce_id_req is not None:
+                    self._journal(self._error_entry(request, exc, nonce_id_req), now)
+                raise
+            state.record(intent.spends, now)
+            self.spend[name] = state
+            size = pub.suite.group.scalar_size
+            self._journal(AuditEntry.for_decision(verified, decision, presignature_id=nonce_id,
+                                                  signature=int(z).to_bytes(size, "big")), now)
+        return z, r_enc
 
     def _policy(self, name: str) -> Policy | None:
         if name not in self.policies:

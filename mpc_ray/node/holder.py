@@ -351,6 +351,10 @@ class ShareHolder:
     def set_principals(self, request) -> None:
         self._authorized().set_principals(request)
 
+    def frost_sign_request(self, request, nonce_id: bytes, commitment_list: bytes) -> tuple:
+        """(z_i, R) for a principal-signed request on a FROST key, after this node's policy check."""
+        return self._authorized().frost_sign(request, nonce_id, commitment_list)
+
     def sign_request(self, request, presignature_id: bytes) -> int:
         """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
         return self._authorized().sign(request, presignature_id)

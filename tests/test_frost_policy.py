@@ -1,0 +1,94 @@
+"""Node-enforced policy on FROST keys (in process): an agent-signed Solana transfer on an Ed25519 key is decoded,
+checked and signed by each holder; refusals consume no nonce and are audited."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nacl.signing
+import pytest
+from solders.hash import Hash
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+
+from mpc_ray.coordinator.frost_pools import combine
+from mpc_ray.errors import InvalidInput, PolicyDenied
+from mpc_ray.node.audit import verify_chain
+from mpc_ray.node.frost_holder import nonce_count
+from mpc_ray.node.policy import AssetLimit, Policy, TxType, native_asset
+from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from tests.test_frost_runtime import Committee
+from tests.test_policy import SOLANA
+
+ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+FRIEND = Pubkey.new_unique()
+
+
+@pytest.fixture(scope="module")
+def committee(tmp_path_factory):
+    c = Committee(tmp_path_factory.mktemp("frost-policy"))
+    key = c.dkg("sol", "eddsa-ed25519")
+    c.address = Pubkey(key.public_key)
+    registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
+                                             Principal.from_signing_key("bot", "agent", AGENT)))
+    policy = Policy(key_id="sol", principal_id="bot", allowed_chains=(SOLANA,),
+                    allowed_tx_types=(TxType.SOLANA_TRANSFER,), recipient_allowlist=(str(FRIEND),),
+                    asset_limits=(AssetLimit(asset=native_asset(SOLANA), per_tx=1_000_000),))
+    req = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
+                       key_id="sol", now=time.time())
+    for h in c.holders.values():
+        h.bootstrap_principals(registry.to_bytes())
+        h.set_policy(req)
+    return c
+
+
+def solana_transfer(sender: Pubkey, to: Pubkey, lamports: int) -> bytes:
+    return bytes(Message.new_with_blockhash(
+        [transfer(TransferParams(from_pubkey=sender, to_pubkey=to, lamports=lamports))], sender, Hash.new_unique()))
+
+
+def agent_request(message: bytes, fmt: str = "solana_tx"):
+    return sign_request(AGENT, principal_id="bot", kind="sign", format=fmt, body=message, key_id="sol",
+                        chain=SOLANA, now=time.time())
+
+
+def test_allowed_solana_transfer_is_signed_by_the_nodes(committee):
+    c = committee
+    msg = solana_transfer(c.address, FRIEND, 250_000)
+    got, (clist,) = c.commit("sol", [1, 3])
+    req = agent_request(msg)
+    answers = {p: c.holders[p].frost_sign_request(req, got[p][0][0], clist) for p in (1, 3)}
+    sig, liars = combine(c.keys["sol"], msg, clist, {p: a[0] for p, a in answers.items()},
+                         {p: a[1] for p, a in answers.items()})
+    assert liars == []
+    nacl.signing.VerifyKey(bytes(c.address)).verify(msg, sig)  # what a Solana validator checks
+
+
+@pytest.mark.parametrize("make,rule", [
+    (lambda c: agent_request(solana_transfer(c.address, Pubkey.new_unique(), 1_000)), "policy.recipient_allowlist"),
+    (lambda c: agent_request(solana_transfer(c.address, FRIEND, 5_000_000)), "policy.per_tx_cap"),
+    (lambda c: agent_request(solana_transfer(Pubkey.new_unique(), FRIEND, 1_000)), "policy.sender"),
+])
+def test_refused_by_every_node_and_no_nonce_consumed(committee, make, rule):
+    c = committee
+    got, (clist,) = c.commit("sol", [1, 2])
+    before = {p: nonce_count(c.holders[p], "sol") for p in (1, 2)}
+    req = make(c)
+    for p in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[p].frost_sign_request(req, got[p][0][0], clist)
+        assert e.value.rule == rule
+    assert {p: nonce_count(c.holders[p], "sol") for p in (1, 2)} == before
+    for p in (1, 2):
+        h = c.holders[p]
+        assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
+
+
+def test_evm_formats_are_refused_on_an_ed25519_key(committee):
+    c = committee
+    got, (clist,) = c.commit("sol", [2, 3])
+    with pytest.raises(InvalidInput):
+        c.holders[2].frost_sign_request(agent_request(b"\x02\xc0", fmt="evm_tx"), got[2][0][0], clist)
+    assert nonce_count(c.holders[2], "sol") >= 1
