@@ -17,7 +17,16 @@ from mpc_ray.node.policy import decode_evm_transaction
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
 from mpc_ray.protocols.ecdsa.sign import combine
 from tests.test_holder_inprocess import Committee, presign
-from tests.test_policy import ALICE, BASE, EVE, base_policy, usdc_transfer
+from tests.test_policy import (
+    ALICE,
+    BASE,
+    EVE,
+    base_policy,
+    eip1559,
+    erc20_call,
+    unsigned_bytes,
+    usdc_transfer,
+)
 
 ADMIN, AGENT, MALLORY = (nacl.signing.SigningKey.generate() for _ in range(3))
 
@@ -69,6 +78,17 @@ def test_allowed_request_signs_the_digest_each_node_computed(committee):
         (lambda: agent_request(usdc_transfer(to=ALICE, amount=1_000), key=MALLORY), "auth.bad_signature"),
         (lambda: agent_request(usdc_transfer(to=ALICE, amount=1_000), key=MALLORY, principal="eve"),
          "auth.unknown_principal"),
+        # wrong chain: a mainnet transaction (and a request claiming a chain the transaction is not on)
+        (lambda: sign_request(AGENT, principal_id="bot", kind="sign", format="evm_tx",
+                              body=usdc_transfer(to=ALICE, amount=1_000, chain=1), key_id="k1", chain="eip155:1",
+                              now=time.time()), "policy.chain"),
+        (lambda: agent_request(usdc_transfer(to=ALICE, amount=1_000, chain=1)), "policy.chain"),
+        # wrong type: an ERC-20 approve where the policy allows transfers only
+        (lambda: agent_request(unsigned_bytes(eip1559(data=erc20_call("095ea7b3", ALICE, 1_000)))), "policy.tx_type"),
+        # expired: signed an hour ago with a one-minute lifetime
+        (lambda: sign_request(AGENT, principal_id="bot", kind="sign", format="evm_tx",
+                              body=usdc_transfer(to=ALICE, amount=1_000), key_id="k1", chain=BASE,
+                              now=time.time() - 3600, ttl_s=60), "auth.expired"),
     ],
 )
 def test_denied_by_every_node_and_nothing_consumed(committee, make, rule):
@@ -81,6 +101,9 @@ def test_denied_by_every_node_and_nothing_consumed(committee, make, rule):
             c.holders[i].sign_request(req, pub.presignature_id)
         assert e.value.rule == rule
     assert counts(c, (1, 2)) == before  # no presignature consumed
+    for i in (1, 2):  # and each node logged the refusal, with the rule, as its latest record
+        last = json.loads((Path(c.holders[i].dir) / "audit.jsonl").read_text().splitlines()[-1])
+        assert last["decision"] == "deny" and last["rule"] == rule and last["presignature_id"] is None
 
 
 def test_replay_denied_and_audit_chain_verifies(committee):
@@ -240,3 +263,32 @@ def test_principals_change_only_with_the_admin_quorum(committee):
         assert [r["decision"] for r in mine] == ["deny", "allow", "deny", "allow"]
         assert mine[-1]["intent"]["signers"] == ["root", "ops"] and mine[-1]["intent"]["admin_quorum"] == 1
         assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
+
+
+def test_replay_after_a_holder_restart_and_policy_change_by_an_agent_are_refused(committee):
+    """The nonce ledger survives a restart (journal replay included); set_policy is for admins only."""
+    c = committee
+    pubs = presign(c, [2, 3], 2)
+    req = agent_request(usdc_transfer(to=ALICE, amount=2_500))
+    for i in (2, 3):
+        c.holders[i].sign_request(req, pubs[0].presignature_id)
+    c.restart(2)
+    c.restart(3)
+    before = counts(c, (2, 3))
+    for i in (2, 3):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(req, pubs[1].presignature_id)
+        assert e.value.rule == "auth.replayed"
+    assert counts(c, (2, 3)) == before
+    loose = base_policy(asset_limits=())
+    for i in (1, 2, 3):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].set_policy(sign_request(AGENT, principal_id="bot", kind="set_policy", format="json",
+                                                 body=loose.to_bytes(), key_id="k1", now=time.time()))
+        assert e.value.rule == "auth.not_admin"
+        last = json.loads((Path(c.holders[i].dir) / "audit.jsonl").read_text().splitlines()[-1])
+        assert last["kind"] == "set_policy" and last["rule"] == "auth.not_admin"
+    # the old policy still holds: over the cap is still refused
+    with pytest.raises(PolicyDenied) as e:
+        c.holders[2].sign_request(agent_request(usdc_transfer(to=ALICE, amount=50_000_000)), pubs[1].presignature_id)
+    assert e.value.rule == "policy.per_tx_cap"
