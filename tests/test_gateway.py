@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import coincurve
 import httpx
 import nacl.signing
 import pytest
@@ -133,6 +134,13 @@ def test_unsigned_forged_and_denied_requests_get_typed_4xx(gateway, make, rule, 
     assert body["error"] == "PolicyDenied" and body["rule"] == rule and body["message"]
 
 
+def test_frost_keys_are_refused_until_the_nodes_enforce_policy_for_them(gateway):
+    mpc, _, url = gateway
+    ed = mpc.create_key("eddsa-ed25519")
+    r = post(url, agent_request(b"\x01" * 64, key_id=ed.key_id, fmt="solana_tx"))
+    assert r.status_code == 400 and r.json()["error"] == "InvalidInput" and "not available" in r.json()["message"]
+
+
 def test_replayed_request_gets_409(gateway):
     _, key, url = gateway
     request = agent_request(unsigned_bytes(usdc_tx(nonce=99)), key_id=key.key_id)
@@ -176,3 +184,44 @@ def test_the_remote_client_needs_no_ray():
     code = "import sys, mpc_ray.client.remote, mpc_ray.client.evm; sys.exit(int('ray' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0
 
+
+
+def lying_gateway(attacker: coincurve.PrivateKey) -> httpx.MockTransport:
+    """A compromised gateway: it reports its own key as the agent's and signs with it."""
+    from mpc_ray.gateway.models import KeyOut, SignatureOut, SignEnvelope
+    from mpc_ray.node.policy import intent_from_request
+    from mpc_ray.types import KeyInfo, Signature
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            info = KeyInfo(key_id="k", scheme="ecdsa-secp256k1", public_key=attacker.public_key.format(),
+                           threshold=2, parties=3, chain_code=b"\x01" * 32)
+            return httpx.Response(200, json=KeyOut.of(info).model_dump())
+        digest = intent_from_request(SignEnvelope.parse(request.content).request).digest
+        raw = attacker.sign_recoverable(digest, hasher=None)
+        sig = Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64])
+        return httpx.Response(200, json=SignatureOut.of(sig).model_dump(exclude_none=True))
+
+    return httpx.MockTransport(handle)
+
+
+def test_trusted_keys_stop_a_gateway_that_swaps_the_key():
+    from mpc_ray.client.evm import evm_address
+    from mpc_ray.client.signer import BadSignature
+    from mpc_ray.crypto import bip32
+    from mpc_ray.types import KeyInfo
+
+    attacker, real = coincurve.PrivateKey(), coincurve.PrivateKey()
+    agent = Agent("bot", AGENT)
+    naive = RemoteSigner("http://gw", agent, transport=lying_gateway(attacker)).evm_wallet("k")
+    assert naive.address == evm_address(attacker.public_key.format())  # what pinning is for
+    pinned_info = KeyInfo(key_id="k", scheme="ecdsa-secp256k1", public_key=real.public_key.format(), threshold=2,
+                          parties=3, chain_code=b"\x07" * 32)
+    pinned = RemoteSigner("http://gw", agent, transport=lying_gateway(attacker), trusted_keys={"k": pinned_info})
+    wallet = pinned.evm_wallet("k")
+    assert wallet.address == evm_address(real.public_key.format())
+    with pytest.raises(BadSignature):
+        wallet.sign_transaction(usdc_tx())
+    child = pinned.evm_wallet("k", path="m/0/7")  # derived here from the pinned key, never asked of the gateway
+    expected = bip32.derive(real.public_key.format(), b"\x07" * 32, "m/0/7").public_key_bytes
+    assert child.address == evm_address(expected)

@@ -8,7 +8,10 @@
     wallet.sign_transaction(tx); await wallet.sign_transaction_async(tx)
 
 Every request is signed here with the agent's key before it leaves the process (the gateway never signs for
-anyone); every answer is checked by the wallet against its own key. Errors are the typed errors the gateway's body
+anyone); every answer is checked by the wallet against its own key. Where that key comes from is the one thing the
+gateway is otherwise trusted for: pass ``trusted_keys={key_id: KeyInfo}`` (public key and chain code recorded at
+deployment) and the client never asks the gateway for those keys, deriving BIP32 children itself
+(`mpc_ray.crypto.bip32`), so a compromised gateway cannot swap in an address of its own. Errors are the typed errors the gateway's body
 names (`PolicyDenied` with its rule, `InvalidInput`, `QuorumUnavailable`, ...), `RequestTimeout` when the gateway
 does not answer in time and `GatewayUnavailable` when it cannot be reached.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any, Self
 
 import httpx
@@ -39,6 +43,7 @@ class RemoteSigner(WalletFactory):
     """A `Signer` that talks to the gateway at `url` as `agent`. Thread-safe; async calls work from any loop."""
 
     def __init__(self, url: str, agent: Agent, *, timeout: float = 60.0, headers: dict[str, str] | None = None,
+                 trusted_keys: Mapping[str, KeyInfo] | None = None,
                  transport: httpx.BaseTransport | None = None,
                  async_transport: httpx.AsyncBaseTransport | None = None) -> None:
         if not isinstance(agent, Agent):
@@ -57,6 +62,11 @@ class RemoteSigner(WalletFactory):
             weakref.WeakKeyDictionary()
         self._keys: dict[tuple[str, str | None], KeyInfo] = {}  # (key id, derivation path or None)
         self._lock = threading.Lock()
+        self._trusted: dict[str, KeyInfo] = {}
+        for key_id, info in (trusted_keys or {}).items():
+            if not isinstance(info, KeyInfo) or info.key_id != key_id:
+                raise InvalidInput("trusted_keys maps each key id to its KeyInfo")
+            self._trusted[key_id] = info
 
     # plumbing ---------------------------------------------------------------------------------------------
     def _aclient(self) -> httpx.AsyncClient:
@@ -124,17 +134,40 @@ class RemoteSigner(WalletFactory):
         return {"params": {"path": path}}
 
     # the Signer protocol ----------------------------------------------------------------------------------
+    def _trusted_key(self, key_id: str, path: str | None) -> KeyInfo | None:
+        """A trusted key, or its child derived here (never from the gateway); None for keys not pinned."""
+        master = self._trusted.get(key_id)
+        if master is None or path is None:
+            return master
+        from ..crypto import bip32
+        from .signer import child_key_info
+
+        if master.scheme == "ecdsa-secp256k1":
+            child = bip32.derive(master.public_key, master.chain_code, path)
+            public_key = child.public_key_bytes
+        elif master.scheme == "schnorr-bip340":
+            child = bip32.derive_bip340(master.public_key, master.chain_code, path)
+            public_key = child.xonly
+        else:
+            raise InvalidInput(f"{master.scheme} keys have no BIP32 derivation")
+        return child_key_info(master, {"key_id": key_id, "scheme": master.scheme, "public_key": public_key,
+                                       "chain_code": child.chain_code})
+
     def key_info(self, key_id: str, path: str | None = None) -> KeyInfo:
-        """The key's public description (with `path`: its BIP32 child's). The wallet checks every signature
-        against it; an agent that pins keys out of band can compare `public_key` with its own record."""
+        """The key's public description (with `path`: its BIP32 child's): from `trusted_keys` when pinned there,
+        else from the gateway (cached). The wallet checks every signature against it."""
         with self._lock:
             info = self._keys.get((key_id, path))
+        if info is None and (info := self._trusted_key(key_id, path)) is not None:
+            return info
         return info or self._remember(self._send("GET", self._key_path(key_id), **self._key_query(path)),
                                       key_id, path)
 
     async def key_info_async(self, key_id: str, path: str | None = None) -> KeyInfo:
         with self._lock:
             info = self._keys.get((key_id, path))
+        if info is None and (info := self._trusted_key(key_id, path)) is not None:
+            return info
         return info or self._remember(
             await self._send_async("GET", self._key_path(key_id), **self._key_query(path)), key_id, path)
 
