@@ -95,15 +95,17 @@ class MpcClient:
         """The asyncio twin of `handle()` (awaits Ray ObjectRefs on the running event loop)."""
         return self.handle(agent=agent, timeout=timeout).aio
 
-    def evm_wallet(self, key_id: str, *, agent=None, timeout: float = 60.0):
-        """An eth-account-shaped `EvmWallet` (.address, sign_transaction, sign_message, sign_typed_data)."""
-        return self.handle(agent=agent, timeout=timeout).evm_wallet(key_id)
+    def evm_wallet(self, key_id: str, *, path: str | None = None, agent=None, timeout: float = 60.0):
+        """An eth-account-shaped `EvmWallet` (.address, sign_transaction, sign_message, sign_typed_data); with
+        `path` ("m/0/7") the account of that BIP32 child."""
+        return self.handle(agent=agent, timeout=timeout).evm_wallet(key_id, path=path)
 
     def solana_wallet(self, key_id: str, *, agent=None, timeout: float = 60.0):
         return self.handle(agent=agent, timeout=timeout).solana_wallet(key_id)
 
-    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", agent=None, timeout: float = 60.0):
-        return self.handle(agent=agent, timeout=timeout).taproot_wallet(key_id, network=network)
+    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None, agent=None,
+                       timeout: float = 60.0):
+        return self.handle(agent=agent, timeout=timeout).taproot_wallet(key_id, network=network, path=path)
 
     # key lifecycle -------------------------------------------------------------------------------------
     def refresh_key(self, key_id: str) -> dict:
