@@ -15,8 +15,10 @@ and the machine description. The built-in `load` step ramps concurrency on an em
 (mpc_ray.loadtest, the same code as `mpc-ray bench` and notebooks/load_test.ipynb) and plots latency percentiles and
 throughput against concurrency.
 
-Writes benchmarks/results/suite-<date>[-quick].md and .png; with --update-benchmarks, also replaces the
-"Full suite (latest run)" section of BENCHMARKS.md (between the suite markers) with the summary and the load table.
+Writes benchmarks/results/suite-<date>[-quick]/ (report.md, suite.json, suite.png and the results file each script
+wrote, moved there so that a suite run never overwrites another run's file in benchmarks/results/); with
+--update-benchmarks, also replaces the "Full suite (latest run)" section of BENCHMARKS.md (between the suite
+markers) with the summary and the load table.
 """
 
 from __future__ import annotations
@@ -94,11 +96,28 @@ def machine() -> dict[str, str]:
     }
 
 
-def _result_files() -> dict[Path, float]:
-    return {p: p.stat().st_mtime for p in RESULTS.glob("*.md")} if RESULTS.is_dir() else {}
+def _result_files() -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in RESULTS.iterdir() if p.is_file()} if RESULTS.is_dir() else {}
 
 
-def run_script(script: Path, args: list[str], timeout: float) -> dict:
+def _collect_outputs(before: dict[Path, bytes], into: Path) -> list[str]:
+    """Move what a script wrote into benchmarks/results/ to the suite's folder and put back what was there, so a
+    suite run (a quick one above all) never overwrites another run's results file."""
+    moved = []
+    for path, data in _result_files().items():
+        if before.get(path) == data:
+            continue
+        into.mkdir(parents=True, exist_ok=True)
+        (into / path.name).write_bytes(data)
+        if path in before:
+            path.write_bytes(before[path])
+        else:
+            path.unlink()
+        moved.append(os.path.relpath(into / path.name, REPO))
+    return sorted(moved)
+
+
+def run_script(script: Path, args: list[str], timeout: float, outputs: Path) -> dict:
     before = _result_files()
     t0 = time.perf_counter()
     try:
@@ -110,8 +129,7 @@ def run_script(script: Path, args: list[str], timeout: float) -> dict:
         status = f"timed out after {timeout:.0f} s"
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-    written = [p for p, m in _result_files().items() if before.get(p) != m and not p.name.startswith("suite-")]
-    report_file = ", ".join(sorted(os.path.relpath(p, REPO) for p in written)) or None  # the script's own file(s)
+    report_file = ", ".join(_collect_outputs(before, outputs)) or None  # the script's own file(s)
     return {"script": script.name, "args": args, "status": status, "wall_s": round(time.perf_counter() - t0, 1),
             "report": out.strip(), "stderr_tail": err.strip()[-2000:], "report_file": report_file}
 
@@ -243,10 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     timeout = args.timeout or (900.0 if args.quick else 3600.0)
     info = machine()
+    stem = f"suite-{datetime.date.today()}{'-quick' if args.quick else ''}"
+    suite_dir = args.out_dir / stem  # this run's files: report, json, plot and every script's own results file
     results = []
     for s in scripts:
         print(f"[run_all] {s.name} {' '.join(script_args(s, args.quick))}", file=sys.stderr, flush=True)
-        r = run_script(s, script_args(s, args.quick), timeout)
+        r = run_script(s, script_args(s, args.quick), timeout, suite_dir)
         print(f"[run_all]   {r['status']} in {r['wall_s']} s", file=sys.stderr, flush=True)
         results.append(r)
     load = None
@@ -254,14 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         print("[run_all] load ramp on the embedded cluster", file=sys.stderr, flush=True)
         levels = [1, 2, 4] if args.quick else [1, 2, 4, 8, 16]
         load = load_ramp(levels, 3.0 if args.quick else 15.0, "112", 16 if args.quick else 128)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"suite-{datetime.date.today()}{'-quick' if args.quick else ''}"
-    png_path = args.out_dir / f"{stem}.png"
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    png_path = suite_dir / "suite.png"
     png = png_path.name if plot(load, results, png_path) else None
     report = render(info, results, load, png, args.quick)
-    md_path = args.out_dir / f"{stem}.md"
+    md_path = suite_dir / "report.md"
     md_path.write_text(report)
-    (args.out_dir / f"{stem}.json").write_text(json.dumps({"machine": info, "load": load, "scripts": [
+    (suite_dir / "suite.json").write_text(json.dumps({"machine": info, "load": load, "scripts": [
         {k: v for k, v in r.items() if k != "report"} for r in results]}, indent=2))
     print(report)
     print(f"[run_all] wrote {md_path}" + (f" and {png_path}" if png else ""), file=sys.stderr)

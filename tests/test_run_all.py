@@ -27,16 +27,25 @@ def test_suite_report_from_discovered_scripts(tmp_path, capsys):
     (bench / "helper.py").write_text("raise SystemExit('not a benchmark: never run')\n")
     out = tmp_path / "out"
     runner = load_runner()
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "alpha-old.md").write_text("an earlier full run")
+    runner.RESULTS = results  # the scripts' own results folder (benchmarks/results in real runs)
+    (bench / "bench_alpha.py").write_text((bench / "bench_alpha.py").read_text() + (
+        f"from pathlib import Path\nPath({str(results)!r}, 'alpha-old.md').write_text('quick')\n"))
     assert runner.main(["--bench-dir", str(bench), "--quick", "--no-load", "--out-dir", str(out)]) == 1
-    (md,) = out.glob("suite-*-quick.md")
+    (suite,) = out.glob("suite-*-quick")
+    md = suite / "report.md"
     text = md.read_text()
+    assert (results / "alpha-old.md").read_text() == "an earlier full run"  # not overwritten by the quick run
+    assert (suite / "alpha-old.md").read_text() == "quick"  # the script's output kept with the suite
     assert "| cores |" in text and "| date |" in text
     assert "| bench_alpha.py | --quick | ok |" in text
     assert "| bench_broken.py | - | failed (exit 3) |" in text and "boom" in text
     assert "### Alpha" in text and "| sign | 4.2 |" in text  # the script's table, nested under its section
     assert "helper.py" not in text
-    assert (out / md.name.replace(".md", ".png")).stat().st_size > 1000
-    data = json.loads((out / md.name.replace(".md", ".json")).read_text())
+    assert (suite / "suite.png").stat().st_size > 1000
+    data = json.loads((suite / "suite.json").read_text())
     assert [s["script"] for s in data["scripts"]] == ["bench_alpha.py", "bench_broken.py"]
     capsys.readouterr()
     assert runner.main(["--bench-dir", str(bench), "--list", "--quick", "--no-load"]) == 0
