@@ -166,6 +166,8 @@ def test_digest_level_calls_match_the_sim_signer(mpc, keys):
     digest = hashlib.sha256(b"digest").digest()
     sig = h.sign_digest(keys["evm"].key_id, digest)
     assert coincurve.PublicKey(keys["evm"].public_key).verify(sig.der(), digest, hasher=None)
+    sig = asyncio.run(mpc.aio().sign_digest(keys["evm"].key_id, digest))
+    assert coincurve.PublicKey(keys["evm"].public_key).verify(sig.der(), digest, hasher=None)
     sig = h.sign_message(keys["btc"].key_id, digest, tap_tweak=b"")
     output_key = mpc.taproot_wallet(keys["btc"].key_id).output_key
     assert coincurve.PublicKeyXOnly(output_key).verify(sig.to_bytes(), digest)

@@ -81,6 +81,13 @@ class AsyncSignHandle:
         check_payload(info, Payload(key_id, msg, None, tap_tweak=tap_tweak, path=path))
         return await self._coalesced(info.scheme, key_id, msg, tap_tweak, path)
 
+    async def sign_digest(self, key_id: str, digest: bytes, *, path: str | None = None) -> Signature:
+        return await self.sign(key_id, digest, path=path)
+
+    async def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None,
+                           path: str | None = None) -> Signature:
+        return await self.sign(key_id, message, tap_tweak=tap_tweak, path=path)
+
     async def _coalesced(self, scheme: str, key_id: str, message: bytes, tap_tweak: bytes | None,
                          path: str | None) -> Signature:
         loop = asyncio.get_running_loop()

@@ -135,11 +135,12 @@ class SignHandle(WalletFactory):
         return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
 
     # the digest-level calls `SimSigner` offers too (direct signing; an agent handle refuses them)
-    def sign_digest(self, key_id: str, digest: bytes) -> Signature:
-        return self.sign(key_id, digest)
+    def sign_digest(self, key_id: str, digest: bytes, *, path: str | None = None) -> Signature:
+        return self.sign(key_id, digest, path=path)
 
-    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None) -> Signature:
-        return self.sign(key_id, message, tap_tweak=tap_tweak)
+    def sign_message(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None,
+                     path: str | None = None) -> Signature:
+        return self.sign(key_id, message, tap_tweak=tap_tweak, path=path)
 
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,
                   path: str | None = None) -> list[Signature]:
