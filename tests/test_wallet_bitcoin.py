@@ -106,3 +106,45 @@ def test_hd_child_taproot_wallet(keys):
     assert child.internal_key == keys["btc"].child_public_key("m/1/2") != keys["btc"].public_key
     assert child.address == P2TRAddrEncoder.EncodeKey(b"\x02" + child.internal_key, hrp="bc")
     assert coincurve.PublicKeyXOnly(child.output_key).verify(child.sign_sighash(SIGHASH), SIGHASH)
+
+
+def psbt_spending(wallet: TaprootWallet, amounts=(100_000,), foreign: bool = False):
+    """An embit PSBT spending `amounts` from the wallet's P2TR output (and one foreign P2TR input if asked)."""
+    from embit.psbt import PSBT
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    spk = Script(wallet.script_pubkey)
+    other = Script(b"\x51\x20" + bytes(range(1, 33)))
+    utxos = [TransactionOutput(a, spk) for a in amounts] + ([TransactionOutput(5_000, other)] if foreign else [])
+    vin = [TransactionInput(hashlib.sha256(b"prev %d" % i).digest(), i) for i in range(len(utxos))]
+    psbt = PSBT(Transaction(vin=vin, vout=[TransactionOutput(sum(amounts) - 1_000, other)]))
+    for inp, utxo in zip(psbt.inputs, utxos):
+        inp.witness_utxo = utxo
+    return psbt
+
+
+def test_sign_psbt_with_embit(wallet):
+    """embit computes each input's BIP341 hash; the finalised witnesses verify (embit and coincurve)."""
+    from embit import ec
+
+    psbt = psbt_spending(wallet, amounts=(100_000, 40_000), foreign=True)
+    signed = wallet.sign_psbt(psbt.to_string())  # base64 in, PSBT out
+    key = ec.PublicKey.from_xonly(wallet.output_key)
+    for i in (0, 1):
+        (sig,) = signed.inputs[i].final_scriptwitness.items
+        sighash = signed.sighash(i, sighash=0)  # SIGHASH_DEFAULT (embit defaults to ALL)
+        assert len(sig) == 64 and key.schnorr_verify(ec.SchnorrSig.parse(sig), sighash)
+        assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig, sighash)
+    assert signed.inputs[2].final_scriptwitness is None  # not ours: left alone
+    again = asyncio.run(wallet.sign_psbt_async(psbt_spending(wallet), hash_type=0x01))
+    (sig,) = again.inputs[0].final_scriptwitness.items
+    assert len(sig) == 65 and sig[64] == 0x01
+    assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig[:64], again.sighash(0, sighash=0x01))
+
+
+def test_sign_psbt_refusals(wallet, keys):
+    with pytest.raises(InvalidInput, match="no input"):
+        TaprootWallet(SimSigner(keys), "btc", path="m/5").sign_psbt(psbt_spending(wallet))
+    with pytest.raises(InvalidInput, match="PSBT"):
+        wallet.sign_psbt("not a psbt")

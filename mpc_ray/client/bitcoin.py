@@ -5,6 +5,7 @@
     wallet.address                                           # bech32m P2TR address of Q
     sig = wallet.sign_sighash(sighash)                       # 64-byte BIP340 signature under Q (SIGHASH_DEFAULT)
     wallet.sign_sighash(sighash, hash_type=0x01)             # 65 bytes: signature || hash type
+    wallet.sign_psbt(psbt)                                   # embit PSBT: finalises every input it can spend
 
 The group key is the *internal* key P; the output key is Q = P + int(TapTweak(P || merkle_root)) G (BIP341; the
 merkle root is empty for a key-path-only output, as BIP86 wallets make). The holders apply the same tweak to their
@@ -12,13 +13,15 @@ shares (`tap_tweak`), so the threshold signature verifies under Q with any BIP34
 libsecp256k1 before returning it (`BadSignature` otherwise). The tweaked key comes from libsecp256k1
 (`xonly_pubkey_tweak_add`), the address from bip-utils' segwit encoder (bech32m for witness v1).
 
-The wallet signs BIP341 signature hashes; computing one from a transaction (its prevouts' amounts and scripts) is the
-job of the caller's transaction library (a PSBT signer, python-bitcoinutils, embit). Key-path spending has no
-node-side request format yet, so it is signable only without an agent.
+The wallet signs BIP341 signature hashes. `sign_psbt` takes an embit PSBT (optional dependency: the ``bitcoin``
+extra), lets embit compute each input's BIP341 signature hash from the PSBT's prevouts, and finalises every input
+whose witness UTXO pays to this wallet's output key with the key-path witness. Key-path spending has no node-side
+request format yet, so it is signable only without an agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -123,3 +126,53 @@ class TaprootWallet:
 
     async def sign_sighash_async(self, sighash: bytes, hash_type: int = 0x00) -> bytes:
         return await self._run_async(*self._prepare(sighash, hash_type))
+
+    # PSBT (embit) ---------------------------------------------------------------------------------------------
+    def _psbt_inputs(self, psbt: Any, hash_type: int) -> tuple[Any, list[tuple[int, bytes]]]:
+        """(the PSBT, [(input index, BIP341 signature hash)] for every input this wallet spends by key path)."""
+        try:
+            from embit.psbt import PSBT
+        except ImportError:
+            raise InvalidInput("sign_psbt needs the optional 'embit' package (pip install 'mpc-ray[bitcoin]')") from None
+        if isinstance(psbt, str):
+            try:
+                psbt = PSBT.from_string(psbt)
+            except Exception:  # noqa: BLE001 - embit raises several types on bad input
+                raise InvalidInput("not a PSBT (base64)") from None
+        if not isinstance(psbt, PSBT):
+            raise InvalidInput("sign_psbt takes an embit PSBT or its base64 string")
+        ours = []
+        for i, inp in enumerate(psbt.inputs):
+            utxo = inp.witness_utxo
+            if utxo is None or utxo.script_pubkey.data != self.script_pubkey:
+                continue  # not ours (or no witness UTXO to compute a BIP341 hash from)
+            if (inp.taproot_merkle_root or b"") != self.merkle_root:
+                raise InvalidInput(f"input {i} commits to another script tree than this wallet's")
+            try:
+                ours.append((i, bytes(psbt.sighash(i, sighash=hash_type))))
+            except Exception as e:  # noqa: BLE001 - missing prevouts of other inputs, bad sighash type
+                raise InvalidInput(f"cannot compute the BIP341 signature hash of input {i}: {type(e).__name__}") from None
+        if not ours:
+            raise InvalidInput("no input of this PSBT is spent by this wallet's output key")
+        return psbt, ours
+
+    @staticmethod
+    def _finalise(psbt: Any, index: int, witness_sig: bytes) -> None:
+        from embit.script import Witness
+
+        psbt.inputs[index].final_scriptwitness = Witness([witness_sig])
+
+    def sign_psbt(self, psbt: Any, hash_type: int = 0x00) -> Any:
+        """Finalise every input of `psbt` (an embit PSBT, changed in place, or its base64) that this wallet spends by
+        key path, and return the PSBT; InvalidInput if it spends none."""
+        psbt, ours = self._psbt_inputs(psbt, hash_type)
+        for index, sighash in ours:
+            self._finalise(psbt, index, self.sign_sighash(sighash, hash_type))
+        return psbt
+
+    async def sign_psbt_async(self, psbt: Any, hash_type: int = 0x00) -> Any:
+        psbt, ours = self._psbt_inputs(psbt, hash_type)
+        sigs = await asyncio.gather(*(self.sign_sighash_async(h, hash_type) for _, h in ours))
+        for (index, _), sig in zip(ours, sigs):
+            self._finalise(psbt, index, sig)
+        return psbt
