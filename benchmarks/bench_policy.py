@@ -2,9 +2,11 @@
 
     python benchmarks/bench_policy.py [--n 200]
 
-Compares a holder's plain `partial_sign` (presignature consumed, sigma_i) with `sign_request` for an agent-signed
-EIP-1559 USDC transfer (signature and nonce check, transaction decoding, policy, spend state persisted, audit record
-appended with fsync, then the same consumption and sigma_i). Writes benchmarks/results/policy-<date>.md.
+Compares a holder's plain `partial_sign` (presignature consumed with one ledger fsync, sigma_i) with `sign_request`
+for an agent-signed EIP-1559 USDC transfer (signature and nonce check, transaction decoding, policy, spend counted,
+presignature consumed, sigma_i, and the audit record appended with one fsync: the record is the decision's journal,
+so ledgers, checkpoint and spend snapshot are written off the signing path). Writes
+benchmarks/results/policy-<date>.md. `bench_runtime.py` measures the same overhead end to end on Ray.
 """
 
 from __future__ import annotations

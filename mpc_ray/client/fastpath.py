@@ -106,7 +106,13 @@ class PresignatureLeases:
             refs = [self._holder(p).partial_sign.remote(key_id, [(pub.presignature_id, digest)])
                     for p in pub.signers]
             answers = ray.get(refs, timeout=self.TIMEOUT_S)
-        except (MpcError, ValueError, *_RAY_FAILURES):
+        except MpcError:
+            # a holder refused (e.g. the key was refreshed and this lease belongs to the old epoch): drop this key's
+            # leases; the coordinator path knows what to do
+            with self._lock:
+                self._leases.pop(key_id, None)
+            return None
+        except (ValueError, *_RAY_FAILURES):
             self._mark_unresponsive(pub, refs if "refs" in locals() else [])
             return None
         try:
