@@ -6,7 +6,8 @@
     mpc-ray audit verify|export       a holder's signed audit log (export-audit is the same as audit export)
 
 Every command prints prose for a person, or one JSON object with --json (progress bars go to stderr and are
-off with --json or --quiet). Exit status: 0 ok, 1 a failure the command reports (bad audit chain, signing
+off with --json or --quiet;
+without a terminal each step is one plain line instead). Exit status: 0 ok, 1 a failure the command reports (bad audit chain, signing
 refused, no cluster), 2 a usage error.
 """
 
@@ -36,12 +37,23 @@ def _quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False) or getattr(args, "quiet", False))
 
 
+def _no_bars(args: argparse.Namespace) -> bool:
+    """Bars only on a terminal; a log (CI, a pipe) gets one plain line per step from `_note` instead."""
+    return _quiet(args) or not sys.stderr.isatty()
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    if not _quiet(args) and not sys.stderr.isatty():
+        print(f"[mpc-ray] {text}", file=sys.stderr, flush=True)
+
+
 @contextmanager
 def _spinner(args: argparse.Namespace, desc: str) -> Iterator[Any]:
     """A tqdm bar without a total (elapsed time ticking) for a step whose length is unknown."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=desc, disable=_quiet(args), file=sys.stderr, leave=False,
+    _note(args, desc + " ...")
+    bar = tqdm(total=None, desc=desc, disable=_no_bars(args), file=sys.stderr, leave=False,
                bar_format="{desc}: {elapsed}")
     stop = False
 
@@ -77,12 +89,23 @@ def _evm_address(public_key: bytes) -> str:
 
 # demo ------------------------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
+    import contextlib
+
+    out = sys.stdout  # Ray prints the killed node's last raylet log lines to stdout: they go to stderr instead
+    say = (lambda *a, **k: None) if args.json else (lambda *a, **k: print(*a, **k, file=out, flush=True))
+    report: dict = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        _demo_steps(args, say, report)
+    if args.json:
+        print(json.dumps(report), file=out)
+    return 0
+
+
+def _demo_steps(args: argparse.Namespace, say, report: dict) -> None:
     import coincurve
 
     import mpc_ray
 
-    say = (lambda *a, **k: None) if args.json else print
-    report: dict = {}
     t0 = time.perf_counter()
     say(f"starting an embedded Ray cluster: a head node and {args.parties} party nodes (labels mpc-party, region) ...")
     with _spinner(args, "Ray nodes, share holders, aux-info (safe primes, proofs)"):
@@ -117,7 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
         assert all(pub.verify(s.der(), d, hasher=None) for s, d in zip(sigs, digests))
         report["sign_many_16_s"] = round(dt, 3)
         say(f"  sign_many: {len(sigs)} signatures in {dt * 1e3:.0f} ms, all verified")
-        say(f"fault drill: killing party {args.parties}'s node ...")
+        say(f"fault drill: killing party {args.parties}'s node (Ray logs the lost raylet on stderr: expected) ...")
         mpc.kill_node(args.parties)
         s0 = time.perf_counter()
         digest = hashlib.sha256(b"after the outage").digest()
@@ -133,9 +156,6 @@ def _demo(args: argparse.Namespace) -> int:
         cm.__exit__(*sys.exc_info())
     report["total_s"] = round(time.perf_counter() - t0, 2)
     say(f"done in {report['total_s']} s")
-    if args.json:
-        print(json.dumps(report))
-    return 0
 
 
 # up / down / status ----------------------------------------------------------------------------------------------
@@ -147,11 +167,12 @@ def _up(args: argparse.Namespace) -> int:
     home = _home(args)
     labels = {"launching": "launching the supervisor", "starting": "starting Ray nodes (head + one per party)",
               "aux-info": "aux-info: safe primes, Paillier and ring-Pedersen proofs", "ready": "ready"}
-    bar = tqdm(total=len(PHASES) - 1, desc=labels["launching"], disable=_quiet(args), file=sys.stderr,
+    bar = tqdm(total=len(PHASES) - 1, desc=labels["launching"], disable=_no_bars(args), file=sys.stderr,
                bar_format="{desc:<60} {n}/{total} [{elapsed}]")
     t0 = time.perf_counter()
 
     def on_phase(phase: str) -> None:
+        _note(args, f"{labels.get(phase, phase)} ({time.perf_counter() - t0:.0f} s)")
         if phase in PHASES:
             bar.n = PHASES.index(phase)
         bar.set_description_str(labels.get(phase, phase))
@@ -284,7 +305,8 @@ def _wait_pools(args: argparse.Namespace, mpc, key_id: str, depth: int, timeout:
     else:
         names = [f"{key_id}:{p}" for p in st["parties"]]
         what = "nonce commitments"
-    bar = tqdm(total=depth * len(names), desc=f"filling pools ({what})", disable=_quiet(args), file=sys.stderr,
+    _note(args, f"filling pools: {depth} {what} per pool, {len(names)} pools")
+    bar = tqdm(total=depth * len(names), desc=f"filling pools ({what})", disable=_no_bars(args), file=sys.stderr,
                leave=False)
     deadline = time.monotonic() + timeout
     try:
@@ -412,7 +434,8 @@ def _bench(args: argparse.Namespace) -> int:
         # the refill tops a pool up only once it falls to a quarter of its depth: wait for no more than that
         _wait_pools(args, mpc, key_id, min(args.warm, depth // 4 + 1), timeout=120.0)
     scheme = mpc.status()["keys"].get(key_id, {}).get("scheme", "ecdsa-secp256k1")
-    bar = tqdm(total=args.n, desc=f"signing at concurrency {args.concurrency}", disable=_quiet(args),
+    _note(args, f"signing {args.n} digests at concurrency {args.concurrency}")
+    bar = tqdm(total=args.n, desc=f"signing at concurrency {args.concurrency}", disable=_no_bars(args),
                file=sys.stderr, leave=False)
     t0 = time.perf_counter()
     samples = run_load(mpc, key_id, concurrency=args.concurrency, n=args.n, on_sample=lambda s: bar.update(1))

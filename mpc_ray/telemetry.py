@@ -319,7 +319,9 @@ def traced_round(protocol: str, round_no: int = 1) -> Callable[[Callable], Calla
 class Metrics:
     """Ray metrics (when this process is part of a Ray cluster) plus an in-memory mirror for `snapshot`."""
 
-    SIGN_OPERATIONS = ("sign", "sign_request")
+    # "client.sign" is measured in the client process: it covers the one-hop path (client/fastpath.py), which
+    # reaches the holders without the coordinator, as well as the coordinator path
+    SIGN_OPERATIONS = ("sign", "sign_request", "client.sign")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -363,9 +365,10 @@ class Metrics:
         if operation not in self.SIGN_OPERATIONS:
             return
         scheme = str(attrs.get("scheme", "unknown"))
+        series = scheme if operation != "client.sign" else f"client ({scheme})" if "scheme" in attrs else "client"
         with self._lock:
-            self.latencies.setdefault(scheme, collections.deque(maxlen=4096)).append(seconds)
-            self.latency_count[scheme] += 1
+            self.latencies.setdefault(series, collections.deque(maxlen=4096)).append(seconds)
+            self.latency_count[series] += 1
         m = self._ray_metrics()
         if m:
             m["latency"].observe(seconds, tags={"scheme": scheme, "operation": operation})

@@ -99,7 +99,8 @@ def test_up_status_keygen_sign_bench_down(tmp_path):
 
         st = cli(home, "status")
         assert key["key_id"] in st["keys"] and any(k.startswith(key["key_id"]) for k in st["pools"])
-        assert st["telemetry"]["sign_latency"]["ecdsa-secp256k1"]["count"] >= 7
+        # the coordinator's own count: sign() may also sign in one hop without it (client/fastpath.py)
+        assert st["telemetry"]["sign_latency"]["ecdsa-secp256k1"]["count"] >= 1
     finally:
         down = cli(home, "down")
     assert down["stopped"]
@@ -110,3 +111,15 @@ def test_up_status_keygen_sign_bench_down(tmp_path):
     assert our_processes(home) == []
     assert not (home / "cluster.json").exists() and (home / "parties" / "party-1").is_dir()
     assert cli(home, "down", "--purge")["stopped"] is False and not (home / "parties").exists()
+
+
+@pytest.mark.slow
+def test_demo_json_is_one_object_on_stdout(tmp_path):
+    """The demo kills a node: Ray's report of the lost raylet must not break the JSON on stdout."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("RAY_AUTH_MODE", None)
+    res = subprocess.run([sys.executable, "-m", "mpc_ray", "demo", "--json"], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout)
+    assert report["address"].startswith("0x") and report["sign_after_kill_s"] > 0 and len(report["pools"]) == 3

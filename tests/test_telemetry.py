@@ -113,7 +113,7 @@ def test_spans_of_one_signing_have_the_rounds_and_no_secret(mpc):
     mpc.wait_for_pools(key.key_id, 1)
     ray.get(coord.telemetry.remote(clear_spans=True))  # drop the keygen's spans: one signing from here on
     digest = hashlib.sha256(b"one traced signing").digest()
-    mpc.sign(key.key_id, digest)
+    mpc.sign_many(key.key_id, [digest])  # through the coordinator (sign() may take the one-hop path)
     spans = ray.get(coord.telemetry.remote(clear_spans=True))["spans"]
 
     (req,) = [s for s in spans if s["name"] == "mpc.sign"]
@@ -155,3 +155,16 @@ def test_keygen_trace_has_every_round_and_metrics_reach_ray(mpc):
     assert any(k.startswith(key.key_id + ":") for k in snap["pool_depth"])
     assert snap["last_errors"][-1]["error"] == "InvalidInput"
     ray.get(coord.configure_tracing.remote(None))
+
+
+def test_client_side_sign_spans_cover_the_one_hop_path(mpc, memory_tracing):
+    """MpcClient.sign may sign in one hop to the holders (client/fastpath.py), without the coordinator: the client
+    process records its own span and latency for every call."""
+    key = mpc.create_key("ecdsa-secp256k1")
+    mpc.wait_for_pools(key.key_id, 2)
+    for i in range(4):
+        mpc.sign(key.key_id, hashlib.sha256(b"client %d" % i).digest())
+    spans = [s for s in tm.finished_spans() if s["name"] == "mpc.client.sign"]
+    assert len(spans) == 4
+    assert all(s["attributes"]["mpc.key_id"] == key.key_id and s["attributes"]["mpc.outcome"] == "ok" for s in spans)
+    assert tm.snapshot()["sign_latency"]["client"]["count"] >= 4

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import ray
 
+from .. import telemetry as tm  # ops hook: a client-side span and latency for every sign, one-hop or not
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput
 from ..types import SCHEMES, ChildKeyInfo, KeyInfo, Signature
@@ -29,6 +30,7 @@ class MpcClient:
         info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold or self.default_threshold))
         return KeyInfo(**info)
 
+    @tm.traced_request("client.sign")
     def sign(self, key_id: str, message: bytes, *, tap_tweak: bytes | None = None, path: str | None = None) -> Signature:
         """ECDSA: `message` is the 32-byte digest; Ed25519 / BIP340 (FROST): the message bytes themselves.
         BIP340 only: `tap_tweak` (b"" or a 32-byte merkle root) signs for the BIP341 Taproot output key.
