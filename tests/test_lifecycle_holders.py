@@ -114,9 +114,36 @@ def test_refresh_refuses_a_wrong_epoch_and_discards_on_failure(ecdsa):
         c.run("refresh", [1, 2], {"key_id": "k1", "epoch": epoch + 1})  # not every party
 
 
-def test_reshare_2_of_3_to_3_of_5_then_remove_two(ecdsa):
+def test_new_committee_reusing_an_old_modulus_is_named(ecdsa, monkeypatch):
+    from mpc_ray.errors import ProtocolAbort
+    from mpc_ray.node.lifecycle import aux_for
+    from tests.fixture_primes import fixture_paillier_key
+
     c = ecdsa
     c.add(4, 5)
+    old = aux_for(c.holders[2], "k1")
+    spare = [k for k in (fixture_paillier_key("112", i) for i in range(12))
+             if int(k.public.n) not in {int(a.n) for a in old.public.values()}]
+    handed: list[int] = []
+
+    def keypair(bits, **_):  # party 4 (the fourth to start) brings party 2's modulus of the old committee
+        handed.append(1)
+        key = old.paillier if len(handed) == 4 else spare[len(handed)]
+        return key, key.public
+
+    monkeypatch.setattr(aux_info, "generate_keypair", keypair)
+    epoch = c.holders[1].key_epoch("k1")
+    with pytest.raises(ProtocolAbort) as e:
+        c.lifecycle.reshare("k1", "ecdsa-secp256k1", [1, 2, 3], [1, 2, 3, 4, 5], 3)
+    assert (e.value.culprit, e.value.check) == (4, "reshare-aux.stale_modulus")
+    for p in (1, 2, 3, 4, 5):  # nothing changed, nothing pending
+        assert load_pending(c.holders[p], "k1") is None
+        assert c.holders[p].key_epoch("k1") == (epoch if p <= 3 else 0)
+    assert c.holders[4].store.get("key-k1") is None
+
+
+def test_reshare_2_of_3_to_3_of_5_then_remove_two(ecdsa):
+    c = ecdsa
     moved = c.lifecycle.reshare("k1", "ecdsa-secp256k1", [1, 2, 3], [1, 2, 3, 4, 5], 3)
     assert moved.parties == [1, 2, 3, 4, 5] and moved.threshold == 3
     for p in (1, 2, 3, 4, 5):

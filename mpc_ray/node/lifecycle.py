@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from ..crypto.frost_suites import SECP256K1, get_suite
 from ..crypto.params import level as as_level
 from ..crypto.secp256k1 import Point
-from ..errors import InvalidInput, MpcError
+from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..protocols.base import RoundParty
 from ..protocols.common import same_bytes
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
@@ -184,6 +184,7 @@ def confirmation_message(key_id: str, epoch: int, digest: bytes, party: int) -> 
 class _LifecycleState:
     aux: dict[str, AuxInfo] = field(default_factory=dict)
     seen_epoch: dict[str, int] = field(default_factory=dict)  # workers: the epoch their cached share is of
+    committee_aux: bytes = b""  # workers: digest of the committee aux info they hold
 
 
 def _state(holder: "ShareHolder") -> _LifecycleState:
@@ -249,6 +250,11 @@ def presign_inputs(holder: "ShareHolder", key_id: str) -> tuple[KeyShare, AuxInf
             holder._keys.pop(key_id, None)
             st.aux.pop(key_id, None)
             st.seen_epoch[key_id] = epoch
+        raw = holder.store.get("aux")  # the committee's aux info is set up again when members join
+        stamp = hashlib.sha256(raw).digest() if raw is not None else b""
+        if st.committee_aux != stamp:
+            holder._aux = None
+            st.committee_aux = stamp
     return holder.key(key_id), aux_for(holder, key_id)
 
 
@@ -402,6 +408,12 @@ def finish_lifecycle(holder: "ShareHolder", session: Any) -> dict:
         pending = load_pending(holder, key_id)
         if pending is None or pending.epoch != epoch:
             raise StaleEpoch("the pending resharing changed during the aux-info session")
+        if scheme_of(holder, key_id) == ECDSA:  # a continuing holder knows the old committee's moduli
+            old = {int(a.n) for a in aux_for(holder, key_id).public.values()}
+            for j in sorted(out.public):
+                if j != holder.party and int(out.public[j].n) in old:
+                    raise ProtocolAbort(j, "reshare-aux.stale_modulus", "a Paillier modulus of the old committee",
+                                        reporter=holder.party)
         return _put_pending(holder, key_id, dataclasses.replace(pending, aux=aux_to_bytes(out)))
     raise AssertionError(session.protocol)
 
