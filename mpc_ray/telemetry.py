@@ -197,16 +197,17 @@ _current: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mpc_
 
 def annotate(**attrs: Any) -> None:
     """Add public attributes to the current span (and the current request, for its metrics)."""
-    checked = [public_attribute(k, v) for k, v in attrs.items()]
-    span = trace.get_current_span()
-    for name, value in checked:
-        span.set_attribute(name, value)
+    checked = [public_attribute(k, v) for k, v in attrs.items()]  # refused even when tracing is off
+    if _tracing.provider is not None:
+        span = trace.get_current_span()
+        for name, value in checked:
+            span.set_attribute(name, value)
     req = _current.get()
     if req is not None:
         req.attrs.update(attrs)
 
 
-def _record_error(span, exc: BaseException) -> dict[str, Any]:
+def _error_facts(exc: BaseException) -> dict[str, Any]:
     """The public facts of an error: its type, and culprit / check / rule where the error names them."""
     from .errors import PolicyDenied, ProtocolAbort
 
@@ -218,6 +219,11 @@ def _record_error(span, exc: BaseException) -> dict[str, Any]:
     party = getattr(exc, "party", None)
     if _small_int(party) and "party_at_fault" not in facts:
         facts["party_unavailable"] = party
+    return facts
+
+
+def _record_error(span, exc: BaseException) -> dict[str, Any]:
+    facts = _error_facts(exc)
     for k, v in facts.items():
         span.set_attribute(*public_attribute(k, v))
     span.set_status(Status(StatusCode.ERROR, facts["error"]))  # the type name only: messages stay out
@@ -231,6 +237,17 @@ def request_span(operation: str, **attrs: Any) -> Iterator[None]:
     req = _Request(operation, dict(attrs))
     token = _current.set(req)
     t0 = time.perf_counter()
+    if _tracing.provider is None:  # tracing off: metrics only, no span machinery on the signing path
+        try:
+            yield
+        except BaseException as exc:
+            metrics.request_failed(operation, req.attrs, _error_facts(exc), exc)
+            raise
+        else:
+            metrics.request_done(operation, req.attrs, time.perf_counter() - t0)
+        finally:
+            _current.reset(token)
+        return
     try:
         with _tracer().start_as_current_span(f"mpc.{operation}", attributes=checked,
                                              record_exception=False, set_status_on_exception=False) as span:
@@ -249,7 +266,7 @@ def request_span(operation: str, **attrs: Any) -> Iterator[None]:
 @contextmanager
 def round_span(protocol: str, round_no: int, parties: Sequence[int], sessions: int = 1, **attrs: Any) -> Iterator[None]:
     """A span for one protocol round, recorded only inside a request (background pool refills make none)."""
-    if _current.get() is None:
+    if _current.get() is None or _tracing.provider is None:
         yield
         return
     checked = dict(public_attribute(k, v) for k, v in
