@@ -45,8 +45,7 @@ def test_ecdsa_refresh_then_move_to_3_of_5_with_new_regions(mpc):
     assert sum(out["destroyed"].values()) > 0  # the pooled presignatures of the old epoch
     verify(key.public_key, mpc.sign(key.key_id, DIGEST))
 
-    mpc.add_node(4)
-    mpc.add_node(5)
+    mpc.add_node(4, 5)
     assert ray.get(holder(4).node_labels.remote())["region"] == "region-4"
     moved = mpc.reshare_key(key.key_id, parties=[1, 2, 3, 4, 5], threshold=3)
     assert moved["parties"] == [1, 2, 3, 4, 5] and moved["threshold"] == 3 and moved["epoch"] == out["epoch"] + 1

@@ -67,18 +67,20 @@ class LocalCluster(MpcClient):
     def state_dir(self, party: int) -> Path:
         return self.state_root / f"party-{party}"
 
-    def add_node(self, party: int) -> None:
-        """A new party on a new Ray node in a new region (labels mpc-party=<party>, region=region-<party>): its
-        holder and presign workers start there and join the committee's directory, ready for `reshare_key`."""
-        if party in self._nodes or party < 1:
-            raise InvalidInput(f"party {party} exists or is not a positive index")
-        self._nodes[party] = _add_party_node(self._cluster, party)
+    def add_node(self, *parties: int) -> None:
+        """New parties, each on a new Ray node in a new region (labels mpc-party=<i>, region=region-<i>): their
+        holders and presign workers start there and join the committee (directories, committee aux info), ready
+        for `reshare_key`. Several at once share one aux-info setup."""
+        if not parties or any(p in self._nodes or p < 1 for p in parties) or len(set(parties)) != len(parties):
+            raise InvalidInput(f"parties {parties} exist or are not distinct positive indices")
         opts = getattr(self, "_deploy", {})
-        holder = holder_actor(party, str(self.state_dir(party)), **opts)
-        ray.get(holder.ping.remote())  # its identity exists before its workers read it
-        for w in range(getattr(self, "_workers", 0)):
-            holder_actor(party, str(self.state_dir(party)), worker=w, **opts)
-        ray.get(self._coordinator.add_parties.remote([party]))
+        for party in parties:
+            self._nodes[party] = _add_party_node(self._cluster, party)
+            holder = holder_actor(party, str(self.state_dir(party)), **opts)
+            ray.get(holder.ping.remote())  # its identity exists before its workers read it
+            for w in range(getattr(self, "_workers", 0)):
+                holder_actor(party, str(self.state_dir(party)), worker=w, **opts)
+        ray.get(self._coordinator.add_parties.remote(list(parties)))
 
 
 def _add_party_node(cluster, party: int):

@@ -285,14 +285,21 @@ def reshare_key(c: "Coordinator", key_id: str, parties: Sequence[int], threshold
 
 def add_parties(c: "Coordinator", parties: Sequence[int]) -> list[int]:
     """New committee members: exchange identities (new holders get the whole directory, existing holders add the
-    newcomers; entries never change) so they can take part in a resharing. Returns the committee."""
+    newcomers; entries never change), then set up the committee's aux info again among everyone, so new keys
+    can use the new members. Existing keys keep their committees until `reshare_key` moves them. Returns the
+    committee."""
     import ray
 
+    from .sessions import run_sessions
+
     new = sorted(set(parties) - set(c.cfg.parties))
+    if not new:
+        return list(c.cfg.parties)
     everyone = sorted(set(c.cfg.parties) | set(new))
     hs = c.holders(everyone)
     idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=c.cfg.round_timeout_s)
     ray.get([hs[p].set_directory.remote(idents) for p in new], timeout=c.cfg.round_timeout_s)
     ray.get([hs[p].extend_directory.remote(idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
+    run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security}), timeout=c.cfg.aux_timeout_s)
     c.cfg.parties = everyone
     return everyone
