@@ -61,6 +61,10 @@ def test_ecdsa_refresh_then_move_to_3_of_5_with_new_regions(mpc):
         ray.get(holder(2).lifecycle_public.remote(key.key_id))
     verify(key.public_key, mpc.sign(key.key_id, DIGEST))
     assert mpc.evm_wallet(key.key_id).address == address
+    # the committee grew: a new key uses the new members too (committee aux info set up again by add_node)
+    fresh = mpc.create_key("ecdsa-secp256k1", threshold=3)
+    assert fresh.parties == 5
+    verify(fresh.public_key, mpc.sign(fresh.key_id, DIGEST))
 
 
 @pytest.mark.parametrize("scheme", ["eddsa-ed25519", "schnorr-bip340"])
