@@ -84,6 +84,14 @@ def apply_auth_env(state: dict[str, Any]) -> None:
     os.environ["RAY_AUTH_MODE"] = state.get("auth", "disabled")
     if state.get("auth") == "token":
         os.environ["RAY_AUTH_TOKEN_PATH"] = state["token_path"]
+    if "ray" in sys.modules:  # Ray read its config when it was imported (a notebook imports it first): reload it
+        try:
+            from ray._raylet import AuthenticationTokenLoader, Config
+
+            Config.initialize("")
+            AuthenticationTokenLoader.instance().reset_cache()
+        except (ImportError, AttributeError):  # another Ray version: the variables above are all it needs
+            pass
 
 
 def connect(home: Path):

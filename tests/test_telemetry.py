@@ -168,3 +168,25 @@ def test_client_side_sign_spans_cover_the_one_hop_path(mpc, memory_tracing):
     assert len(spans) == 4
     assert all(s["attributes"]["mpc.key_id"] == key.key_id and s["attributes"]["mpc.outcome"] == "ok" for s in spans)
     assert tm.snapshot()["sign_latency"]["client"]["count"] >= 4
+
+
+def test_metrics_reach_rays_prometheus_endpoint(mpc):
+    """The coordinator's metrics are real Ray metrics: Ray's metrics agent serves them (Prometheus format)."""
+    import time
+    import urllib.request
+
+    key = mpc.create_key("ecdsa-secp256k1")
+    mpc.wait_for_pools(key.key_id, 1)
+    mpc.sign_many(key.key_id, [hashlib.sha256(b"prometheus").digest()])
+    want = {"ray_mpc_sign_latency_seconds_count", "ray_mpc_pool_depth"}
+    names: set[str] = set()
+    deadline = time.monotonic() + 45  # Ray reports metrics every 10 s or so
+    while not want <= names and time.monotonic() < deadline:
+        time.sleep(2)
+        for node in ray.nodes():
+            if not node["Alive"]:
+                continue
+            url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            names |= {line.split("{")[0] for line in text.splitlines() if line.startswith("ray_mpc_")}
+    assert want <= names, names
