@@ -225,3 +225,32 @@ def test_trusted_keys_stop_a_gateway_that_swaps_the_key():
     child = pinned.evm_wallet("k", path="m/0/7")  # derived here from the pinned key, never asked of the gateway
     expected = bip32.derive(real.public_key.format(), b"\x07" * 32, "m/0/7").public_key_bytes
     assert child.address == evm_address(expected)
+
+
+@pytest.mark.parametrize(
+    "status,body,error",
+    [
+        (200, {"unexpected": True}, "malformed"),  # a 2xx that is no signature
+        (200, {"scheme": "ecdsa-secp256k1", "signature": "ff" * 64, "recovery_id": 0}, "normalised"),  # s > n/2
+        (502, {"error": "ProtocolAbort", "culprit": 2, "check": "sign.partial", "message": ""}, "party 2"),
+        (500, {"detail": "a proxy's own error page"}, "without a typed error body"),
+    ],
+)
+def test_remote_client_types_every_gateway_answer(status, body, error):
+    from mpc_ray.errors import MpcError, ProtocolAbort
+    from mpc_ray.gateway.models import KeyOut
+    from mpc_ray.types import KeyInfo
+
+    key = coincurve.PrivateKey()
+    info = KeyInfo(key_id="k", scheme="ecdsa-secp256k1", public_key=key.public_key.format(), threshold=2, parties=3)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=KeyOut.of(info).model_dump())
+        return httpx.Response(status, json=body)
+
+    wallet = RemoteSigner("http://gw", Agent("bot", AGENT), transport=httpx.MockTransport(handle)).evm_wallet("k")
+    with pytest.raises(MpcError, match=error) as e:
+        wallet.sign_transaction(usdc_tx())
+    if status == 502:
+        assert isinstance(e.value, ProtocolAbort) and (e.value.culprit, e.value.check) == (2, "sign.partial")

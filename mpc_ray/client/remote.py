@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 import httpx
+from pydantic import ValidationError
 
 from ..errors import InvalidInput, MpcError
 from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
@@ -106,7 +107,7 @@ class RemoteSigner(WalletFactory):
 
     @staticmethod
     def _key_path(key_id: str) -> str:
-        if not isinstance(key_id, str) or not key_id.replace("-", "").replace("_", "").isalnum():
+        if not isinstance(key_id, str) or not key_id.isascii() or not key_id.replace("-", "").replace("_", "").isalnum():
             raise InvalidInput("key ids are letters, digits, '-' and '_'")
         return f"/v1/keys/{key_id}"
 
@@ -117,8 +118,15 @@ class RemoteSigner(WalletFactory):
         return {"content": SignEnvelope(request=request).model_dump_json().encode(),
                 "headers": {"content-type": "application/json"}}
 
+    @staticmethod
+    def _parse(model: type[Any], payload: Any) -> Any:
+        try:
+            return model.model_validate(payload)
+        except ValidationError:
+            raise MpcError(f"the gateway answered with a malformed {model.__name__}") from None
+
     def _remember(self, payload: Any, key_id: str, path: str | None) -> KeyInfo:
-        info = KeyOut.model_validate(payload).to_key_info()
+        info = self._parse(KeyOut, payload).to_key_info()
         if info.key_id != key_id:
             raise MpcError("the gateway answered for another key")
         with self._lock:
@@ -173,11 +181,11 @@ class RemoteSigner(WalletFactory):
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit an already signed request as is."""
-        return SignatureOut.model_validate(self._send("POST", "/v1/sign", **self._envelope(request))).to_signature()
+        return self._parse(SignatureOut, self._send("POST", "/v1/sign", **self._envelope(request))).to_signature()
 
     async def sign_request_async(self, request: SignedRequest) -> Signature:
         out = await self._send_async("POST", "/v1/sign", **self._envelope(request))
-        return SignatureOut.model_validate(out).to_signature()
+        return self._parse(SignatureOut, out).to_signature()
 
     def sign_payload(self, payload: Payload) -> Signature:
         check_payload(self.key_info(payload.key_id), payload)

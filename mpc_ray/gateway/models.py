@@ -86,11 +86,15 @@ class SignatureOut(_Model):
         return cls(scheme=sig.scheme, signature=sig.to_bytes().hex(), recovery_id=sig.recovery_id)
 
     def to_signature(self) -> Signature:
+        from ..client.signer import BadSignature
+
         raw = bytes.fromhex(self.signature)
         if self.scheme == "ecdsa-secp256k1":
-            if self.recovery_id is None:
-                raise InvalidInput("an ECDSA signature needs its recovery id")
-            return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), self.recovery_id)
+            try:
+                return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"),
+                                       self.recovery_id)  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                raise BadSignature("not a normalised ECDSA signature with its recovery id") from None
         return Signature(self.scheme, raw)
 
 
