@@ -118,3 +118,12 @@ class OtherKeySigner(SimSigner):
 def test_wallet_refuses_another_keys_signature(keys):
     with pytest.raises(BadSignature):
         SolanaWallet(OtherKeySigner(keys), "sol").sign_message(b"x")
+
+
+def test_wallet_constructors_on_the_signer(keys):
+    """Every signer offers the wallet constructors; `chain` is what a policy-enforced request would name."""
+    signer = SimSigner(keys)
+    assert signer.solana_wallet("sol").chain == "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"  # mainnet-beta
+    devnet = signer.solana_wallet("sol", chain="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1")
+    assert devnet.chain.endswith("EtWTRABZaYq6iMfeYKouRu166VU2xqa1") and devnet.address == signer.solana_wallet(
+        "sol").address

@@ -148,8 +148,8 @@ class AsyncSignHandle:
     def evm_wallet(self, key_id: str, *, path: str | None = None) -> EvmWallet:
         return self._h.evm_wallet(key_id, path=path)
 
-    def solana_wallet(self, key_id: str) -> SolanaWallet:
-        return self._h.solana_wallet(key_id)
+    def solana_wallet(self, key_id: str, *, chain: str | None = None) -> SolanaWallet:
+        return self._h.solana_wallet(key_id, chain=chain)
 
     def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
         return self._h.taproot_wallet(key_id, network=network, path=path)

@@ -132,10 +132,11 @@ class WalletFactory:
 
         return EvmWallet(self, key_id, path=path)  # type: ignore[arg-type]
 
-    def solana_wallet(self, key_id: str) -> SolanaWallet:
-        from .solana import SolanaWallet
+    def solana_wallet(self, key_id: str, *, chain: str | None = None) -> SolanaWallet:
+        """`chain`: the CAIP-2 cluster a policy-enforced request names (default: mainnet-beta)."""
+        from .solana import MAINNET, SolanaWallet
 
-        return SolanaWallet(self, key_id)  # type: ignore[arg-type]
+        return SolanaWallet(self, key_id, chain=chain or MAINNET)  # type: ignore[arg-type]
 
     def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
         from .bitcoin import TaprootWallet

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from ..errors import InvalidInput
 from ..node.policy import intent_from_request
 from ..types import KeyInfo, Signature
-from .signer import Agent, Payload, check_payload, child_key_info
+from .signer import Agent, Payload, WalletFactory, check_payload, child_key_info
 
 __all__ = ["SimSigner"]
 
 
-class SimSigner:
+class SimSigner(WalletFactory):
     """Holds `sim` keys by id: ``SimSigner({"evm": sim.keygen(...), "sol": sim.keygen("eddsa-ed25519", ...)})``."""
 
     def __init__(self, keys: Mapping[str, object], *, agent: Agent | None = None) -> None:
