@@ -28,6 +28,7 @@ from typing import Any, Callable
 from .errors import InvalidInput, MpcError
 
 STATE_FILE = "cluster.json"
+MARKER_ENV = "MPC_RAY_DEVCLUSTER"
 PHASES = ("launching", "starting", "aux-info", "ready")  # then "stopping"; "failed" on an error
 NAMESPACE = "mpc-ray"
 
@@ -121,6 +122,7 @@ def start(home: Path, *, parties: int = 3, threshold: int = 2, security: str = "
     if old is not None and pid_alive(old.get("pid")):
         raise InvalidInput(f"a cluster is already running for {home} (pid {old['pid']}); `mpc-ray down` first")
     env = dict(os.environ)
+    env[MARKER_ENV] = str(home.resolve())  # every process of this cluster inherits it: `stop` finds them by it
     env["RAY_AUTH_MODE"] = auth
     token_path = home / "auth_token"
     if auth == "token":
@@ -163,25 +165,46 @@ def start(home: Path, *, parties: int = 3, threshold: int = 2, security: str = "
         time.sleep(0.2)
 
 
+def owned_pids(home: Path) -> list[int]:
+    """Processes started for this cluster: they carry MPC_RAY_DEVCLUSTER=<home> in their environment."""
+    marker = f"{MARKER_ENV}={home.resolve()}".encode()
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
 def stop(home: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """Stop the cluster `start` made for `home` (only its supervisor's process group). Idempotent."""
+    """Stop the cluster `start` made for `home`: SIGTERM to its supervisor, which shuts down the Ray processes it
+    started; whatever is left after `timeout` (or after a supervisor that died) and carries this cluster's marker is
+    killed. Nothing else is touched. Idempotent."""
     state = read_state(home)
-    if state is None:
+    if state is None and not owned_pids(home):
         return {"stopped": False, "reason": "no cluster.json"}
-    pid = state.get("pid")
+    pid = (state or {}).get("pid")
     was_alive = pid_alive(pid)
     if was_alive:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if pid_alive(pid):  # it did not shut down in time: end its whole session (it leads its own group)
+    leftovers = [p for p in owned_pids(home) if pid_alive(p)]
+    if leftovers:
+        time.sleep(1.0)  # Ray's own processes may still be exiting after the supervisor
+        for p in owned_pids(home):
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     (home / STATE_FILE).unlink(missing_ok=True)
-    return {"stopped": was_alive, "pid": pid}
+    return {"stopped": was_alive, "pid": pid, "killed_leftovers": len(leftovers)}
 
 
 # the supervisor ----------------------------------------------------------------------------------------------

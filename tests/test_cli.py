@@ -64,14 +64,14 @@ def our_processes(home: Path) -> list[str]:
     """Processes whose command line or environment names this test's state directory."""
     found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
-        if str(home).encode() in cmdline or f"MPC_RAY_HOME={home}".encode() in environ:
+        if str(home).encode() in cmdline or str(home).encode() in environ:
             found.append(f"{pid}: {cmdline[:120]!r}")
     return found
 
@@ -123,3 +123,29 @@ def test_demo_json_is_one_object_on_stdout(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout)
     assert report["address"].startswith("0x") and report["sign_after_kill_s"] > 0 and len(report["pools"]) == 3
+
+
+def test_down_cleans_up_after_a_supervisor_that_died(tmp_path):
+    """A crashed supervisor leaves Ray processes behind: `down` finds them by this cluster's marker (and only
+    them) and ends them."""
+    from mpc_ray.devcluster import MARKER_ENV, owned_pids, stop
+
+    home = tmp_path / "crashed"
+    home.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (home / "cluster.json").write_text(json.dumps({"pid": 999999999, "phase": "ready"}))
+    env = {**os.environ, MARKER_ENV: str(home.resolve())}
+    mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    theirs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              env={**os.environ, MARKER_ENV: str(other.resolve())})
+    try:
+        assert owned_pids(home) == [mine.pid]
+        result = stop(home, timeout=1)
+        assert result["killed_leftovers"] == 1 and mine.wait(timeout=10) != 0
+        assert theirs.poll() is None  # another cluster's process is left alone
+        assert not (home / "cluster.json").exists()
+    finally:
+        for p in (mine, theirs):
+            p.kill()
+            p.wait()
