@@ -77,6 +77,40 @@ def test_denials_and_aborts_are_counted_by_reason(memory_tracing):
     assert after["metrics_backend"] == "memory"  # no Ray in this process: the Ray metrics are no-ops
 
 
+def test_otlp_and_console_exporters_send_the_spans(capfd):
+    """OTLP over HTTP to a collector (here a local stand-in that records what it receives), and the console."""
+    import http.server
+    import threading
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tm.configure_tracing("otlp", endpoint=f"http://127.0.0.1:{server.server_port}/v1/traces")
+        with tm.request_span("sign", key_id="otlp-key"):
+            tm.annotate(signer_set=(1, 3))
+        tm.flush()
+        assert received and received[0][0] == "/v1/traces"
+        assert b"mpc.sign" in received[0][1] and b"otlp-key" in received[0][1]
+        tm.configure_tracing("console")
+        with tm.request_span("keygen", key_id="console-key"):
+            pass
+        assert '"mpc.key_id": "console-key"' in capfd.readouterr().out
+    finally:
+        tm.configure_tracing(None)
+        server.shutdown()
+
+
 def test_configure_refuses_unknown_exporter():
     with pytest.raises(ValueError):
         tm.configure_tracing("zipkin")
