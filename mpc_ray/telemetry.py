@@ -145,7 +145,12 @@ def configure_from_env() -> None:
     """What a process started by Ray (the coordinator actor) calls: `MPC_RAY_TRACING`, unset means off."""
     value = os.environ.get(ENV_EXPORTER, "").strip().lower()
     if value and value != "none":
-        configure_tracing(value)
+        try:
+            configure_tracing(value)
+        except ValueError as exc:  # a bad setting must not stop the coordinator: it runs untraced and says why
+            import logging
+
+            logging.getLogger(__name__).warning("tracing stays off: %s", exc)
 
 
 def tracing_exporter() -> str | None:

@@ -111,9 +111,16 @@ def test_otlp_and_console_exporters_send_the_spans(capfd):
         server.shutdown()
 
 
-def test_configure_refuses_unknown_exporter():
+def test_configure_refuses_unknown_exporter(monkeypatch, caplog):
     with pytest.raises(ValueError):
         tm.configure_tracing("zipkin")
+    monkeypatch.setenv(tm.ENV_EXPORTER, "zipkin")  # in a coordinator's environment: logged, not fatal
+    tm.configure_from_env()
+    assert tm.tracing_exporter() is None and "tracing stays off" in caplog.text
+    monkeypatch.setenv(tm.ENV_EXPORTER, "memory")
+    tm.configure_from_env()
+    assert tm.tracing_exporter() == "memory"
+    tm.configure_tracing(None)
 
 
 # one real signing on the runtime ----------------------------------------------------------------------------------
