@@ -127,7 +127,10 @@ def configure_tracing(exporter: str | None = None, *, endpoint: str | None = Non
                 memory = InMemorySpanExporter()
                 provider.add_span_processor(SimpleSpanProcessor(memory))
             elif exporter == "console":
-                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+                import sys
+
+                # this process's stdout now (the exporter's default is the one at its import)
+                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
             else:
                 try:
                     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

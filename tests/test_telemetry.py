@@ -77,7 +77,7 @@ def test_denials_and_aborts_are_counted_by_reason(memory_tracing):
     assert after["metrics_backend"] == "memory"  # no Ray in this process: the Ray metrics are no-ops
 
 
-def test_otlp_and_console_exporters_send_the_spans(capfd):
+def test_otlp_and_console_exporters_send_the_spans(capsys):
     """OTLP over HTTP to a collector (here a local stand-in that records what it receives), and the console."""
     import http.server
     import threading
@@ -105,7 +105,7 @@ def test_otlp_and_console_exporters_send_the_spans(capfd):
         tm.configure_tracing("console")
         with tm.request_span("keygen", key_id="console-key"):
             pass
-        assert '"mpc.key_id": "console-key"' in capfd.readouterr().out
+        assert '"mpc.key_id": "console-key"' in capsys.readouterr().out
     finally:
         tm.configure_tracing(None)
         server.shutdown()
