@@ -132,7 +132,8 @@ def _demo_steps(args: argparse.Namespace, say, report: dict) -> None:
             sig = mpc.sign(key.key_id, digest)
             ok = pub.verify(sig.der(), digest, hasher=None)
             say(f"  signed payment #{i}: r={sig.r:#066x}"[:40] + f"... verified={ok} ({(time.perf_counter() - s0) * 1e3:.0f} ms)")
-        _wait_pools(args, mpc, key.key_id, 8)
+        # refills start at a quarter of the depth (16 // 4 = 4), so a pool may rest at 5: wait for no more than that
+        _wait_pools(args, mpc, key.key_id, 5)
         digests = [hashlib.sha256(b"batch %d" % i).digest() for i in range(16)]
         s0 = time.perf_counter()
         sigs = mpc.sign_many(key.key_id, digests)
