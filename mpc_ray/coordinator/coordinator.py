@@ -62,6 +62,13 @@ class _Key:
     chain_code: bytes = b""  # BIP32 chain code the holders made at key generation (public)
 
 
+def _in_actor() -> bool:
+    try:
+        return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+    except Exception:  # noqa: BLE001 - no Ray context at all
+        return False
+
+
 class Coordinator:
     def __init__(self, config: CoordinatorConfig, namespace: str) -> None:
         self.cfg = config
@@ -81,7 +88,10 @@ class Coordinator:
         self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
         tm.configure_from_env()  # ops hook: MPC_RAY_TRACING=console|otlp|memory
         self._resynced = threading.Event()  # the first key-table rebuild from the holders is done (resync.py)
-        threading.Thread(target=self._resync_loop, daemon=True, name="key-resync").start()
+        if _in_actor():  # a (re)started actor; a Coordinator object built in a test process drives nothing itself
+            threading.Thread(target=self._resync_loop, daemon=True, name="key-resync").start()
+        else:
+            self._resynced.set()
 
     # plumbing -----------------------------------------------------------------------------------------
     def _actor(self, name: str):
