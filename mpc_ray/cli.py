@@ -273,7 +273,7 @@ def _status(args: argparse.Namespace) -> int:
     lines.append(f"keys      {len(st['keys'])}")
     for kid, info in st["keys"].items():
         lines.append(f"          {kid}  {info.get('scheme', 'ecdsa-secp256k1')}  {info['threshold']}-of-"
-                     f"{len(st['parties'])}  {info['public_key']}")
+                     f"{len(info.get('members', st['parties']))}  {info['public_key']}")
     lines.append("pools     " + ("(none yet)" if not st["pools"] else ""))
     for name, depth in sorted(st["pools"].items()):
         lines.append(f"          {name:<40} {depth}")
@@ -300,11 +300,12 @@ def _wait_pools(args: argparse.Namespace, mpc, key_id: str, depth: int, timeout:
 
     st = mpc.status()
     info = st["keys"].get(key_id, {})
+    members = info.get("members", st["parties"])  # the key's own committee (it may differ after a reshare)
     if info.get("scheme", "ecdsa-secp256k1") == "ecdsa-secp256k1":
-        names = [f"{key_id}:{'-'.join(map(str, c))}" for c in itertools.combinations(st["parties"], info["threshold"])]
+        names = [f"{key_id}:{'-'.join(map(str, c))}" for c in itertools.combinations(members, info["threshold"])]
         what = "presignatures"
     else:
-        names = [f"{key_id}:{p}" for p in st["parties"]]
+        names = [f"{key_id}:{p}" for p in members]
         what = "nonce commitments"
     _note(args, f"filling pools: {depth} {what} per pool, {len(names)} pools")
     bar = tqdm(total=depth * len(names), desc=f"filling pools ({what})", disable=_no_bars(args), file=sys.stderr,
