@@ -278,16 +278,30 @@ def main(argv: list[str] | None = None) -> int:
     stem = f"suite-{datetime.date.today()}{'-quick' if args.quick else ''}"
     suite_dir = args.out_dir / stem  # this run's files: report, json, plot and every script's own results file
     results = []
+    from tqdm import tqdm
+
+    steps = len(scripts) + (0 if args.no_load else 1)
+    # a bar over the steps on a terminal; one line per step in a log
+    bar = tqdm(total=steps, unit="step", file=sys.stderr, disable=not sys.stderr.isatty(),
+               bar_format="{desc:<40} {n}/{total} [{elapsed}]")
     for s in scripts:
-        print(f"[run_all] {s.name} {' '.join(script_args(s, args.quick))}", file=sys.stderr, flush=True)
+        bar.set_description_str(s.name)
+        if bar.disable:
+            print(f"[run_all] {s.name} {' '.join(script_args(s, args.quick))}", file=sys.stderr, flush=True)
         r = run_script(s, script_args(s, args.quick), timeout, suite_dir)
-        print(f"[run_all]   {r['status']} in {r['wall_s']} s", file=sys.stderr, flush=True)
+        (bar.write if not bar.disable else lambda m: print(m, file=sys.stderr, flush=True))(
+            f"[run_all] {s.name}: {r['status']} in {r['wall_s']} s")
+        bar.update(1)
         results.append(r)
     load = None
     if not args.no_load:
-        print("[run_all] load ramp on the embedded cluster", file=sys.stderr, flush=True)
+        bar.set_description_str("load ramp on the embedded cluster")
+        if bar.disable:
+            print("[run_all] load ramp on the embedded cluster", file=sys.stderr, flush=True)
         levels = [1, 2, 4] if args.quick else [1, 2, 4, 8, 16]
         load = load_ramp(levels, 3.0 if args.quick else 15.0, "112", 16 if args.quick else 128)
+        bar.update(1)
+    bar.close()
     suite_dir.mkdir(parents=True, exist_ok=True)
     png_path = suite_dir / "suite.png"
     png = png_path.name if plot(load, results, png_path) else None
