@@ -81,3 +81,19 @@ def test_frost_refresh_and_reshare(mpc, scheme):
     pub = public_package_from_bytes(ray.get(holder(parties[0]).lifecycle_public.remote(key.key_id))["public"])
     assert verify_signature(suite, pub.group_key, b"after", sig.to_bytes())
     assert mpc.status()["keys"][key.key_id]["public_key"] == key.public_key.hex()
+
+
+def test_restore_on_the_runtime_never_reuses_a_presignature(mpc):
+    key_id = "treasury"  # 2-of-{1, 3, 4} after the first test
+    pk = bytes.fromhex(mpc.status()["keys"][key_id]["public_key"])
+    rs = [mpc.sign(key_id, DIGEST).r]
+    blob = ray.get(holder(1).backup.remote("runtime backup passphrase", "min"))  # on the node's own actor
+    rs.append(mpc.sign(key_id, DIGEST).r)
+    mpc.wait_for_pools(key_id, 1, timeout=120)
+    out = ray.get(holder(1).restore.remote(blob, "runtime backup passphrase"))
+    assert out["discarded"] >= 1 and ray.get(holder(1).presignature_count.remote(key_id)) == 0
+    assert mpc.drop_pools(1) >= 1
+    for sig in mpc.sign_many(key_id, [DIGEST] * 3):
+        verify(pk, sig)
+        rs.append(sig.r)
+    assert len(set(rs)) == len(rs)  # no presignature signed twice

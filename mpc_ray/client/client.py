@@ -124,6 +124,11 @@ class MpcClient:
         return ray.get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
                                                             None if dealers is None else sorted(dealers)))
 
+    def drop_pools(self, party: int) -> int:
+        """After restoring party's holder from a backup (`ShareHolder.restore`, run on its node: the passphrase
+        never travels through the coordinator), forget the pooled presignatures and nonces it discarded."""
+        return ray.get(self._coordinator.drop_pools.remote(party))
+
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())
 
@@ -141,7 +146,8 @@ class MpcClient:
         expected: set[str] = set()
         if info.get("scheme", "ecdsa-secp256k1") == "ecdsa-secp256k1" and "threshold" in info:
             # every signer set's pool, including those the refill has not reached yet
-            expected = {f"{key_id}:{'-'.join(map(str, c))}" for c in itertools.combinations(st["parties"], info["threshold"])}
+            members = info.get("members", st["parties"])  # the key's own committee (it may differ after a reshare)
+            expected = {f"{key_id}:{'-'.join(map(str, c))}" for c in itertools.combinations(members, info["threshold"])}
         deadline = time.monotonic() + timeout
         while True:
             current = self.pool_depths()

@@ -539,12 +539,19 @@ class Coordinator:
         from .lifecycle import add_parties
         return add_parties(self, parties)
 
+    def drop_pools(self, party: int) -> int:
+        """Forget the pooled presignatures and nonces involving `party` (after its holder was restored)."""
+        from .lifecycle import drop_pools
+        return drop_pools(self, party)
+
     def status(self) -> dict:
         now = time.monotonic()
         return {
             "parties": self.cfg.parties,
             "threshold": self.cfg.threshold,
-            "keys": {**{k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex()} for k, v in self.keys.items()},
+            "keys": {**{k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex(),
+                            "parties": len(v.parties), "members": list(v.parties)}  # lifecycle hook: its committee
+                        for k, v in self.keys.items()},
                      **self.frost.key_status()},  # FROST hook
             "pools": self.pool_depths(),
             "down": [p for p, t in self.down_until.items() if t > now],

@@ -303,3 +303,18 @@ def add_parties(c: "Coordinator", parties: Sequence[int]) -> list[int]:
     run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security}), timeout=c.cfg.aux_timeout_s)
     c.cfg.parties = everyone
     return everyone
+
+
+def drop_pools(c: "Coordinator", party: int) -> int:
+    """Forget every pooled presignature (ECDSA, per signer set) and nonce commitment (FROST) that involves
+    `party`: after its holder was restored from a backup, which discards them all on the node. Returns how many
+    were dropped; the refill threads make fresh ones."""
+    dropped = 0
+    with c.lock:
+        for slot in [s for s in c.pools if party in s[1]]:
+            dropped += len(c.pools.pop(slot))
+        for slot, pool in c.frost.pools.items():
+            if slot[1] == party:
+                dropped += len(pool)
+                pool.clear()
+    return dropped

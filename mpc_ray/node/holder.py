@@ -214,8 +214,8 @@ class ShareHolder:
         return [self._step_one(sid, envs) for sid, envs in batches]
 
     def _begin_one(self, req: BeginRequest) -> StepResult:
-        if not self.directory and self.role == "worker":
-            self._load_directory()  # the holder may have set it after this worker started
+        if self.role == "worker" and not set(req.parties) <= set(self.directory):
+            self._load_directory()  # the holder may have set it, or added members, after this worker started
         if not self.directory:
             raise HolderNotReady("committee directory not set")
         if self.role == "worker" and req.protocol != "presign":
