@@ -176,6 +176,22 @@ def test_spans_of_one_signing_have_the_rounds_and_no_secret(mpc):
             assert not any(_leaks(value, s) for s in secrets_), name
 
 
+def test_frost_signing_spans(mpc):
+    coord = mpc._coordinator
+    ray.get(coord.configure_tracing.remote("memory"))
+    key = mpc.create_key("eddsa-ed25519")
+    mpc.wait_for_pools(key.key_id, 1)
+    ray.get(coord.telemetry.remote(clear_spans=True))
+    mpc.sign_many(key.key_id, [b"solana message"])
+    spans = ray.get(coord.telemetry.remote(clear_spans=True))["spans"]
+    ray.get(coord.configure_tracing.remote(None))
+    (req,) = [s for s in spans if s["name"] == "mpc.sign"]
+    a = req["attributes"]
+    assert a["mpc.scheme"] == "eddsa-ed25519" and len(a["mpc.signer_set"]) == 2 and a["mpc.pool_depth"] >= 1
+    (rnd,) = [s for s in spans if s["name"] == "mpc.round" and s["parent_id"] == req["span_id"]]
+    assert rnd["attributes"]["mpc.protocol"] == "frost-sign" and rnd["attributes"]["mpc.parties"] == a["mpc.signer_set"]
+
+
 def test_keygen_trace_has_every_round_and_metrics_reach_ray(mpc):
     coord = mpc._coordinator
     ray.get(coord.configure_tracing.remote("memory"))

@@ -33,6 +33,7 @@ import nacl.exceptions
 import ray
 from nacl import bindings as _nacl
 
+from .. import telemetry as tm  # ops hook: signer set and pool depth on the request span, a span per round
 from ..crypto.frost_suites import Ciphersuite, get_suite
 from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
 from ..node.frost_records import (
@@ -432,11 +433,14 @@ class FrostPools:
             with c.lock:
                 for p in signers:
                     self._signing[p] = self._signing.get(p, 0) + 1
+                depth = min(len(self.pools.get((key.key_id, p), ())) for p in signers)
+            tm.annotate(signer_set=signers, pool_depth=depth)  # ops hook
             taken = None
             try:
                 chunks, taken, lists = self._submit(key, signers, messages, todo, tap_tweak, path)
                 for lo, hi, refs in chunks:
-                    answers = self._answers(refs, hi - lo)
+                    with tm.round_span("frost-sign", 2, signers, hi - lo):  # ops hook: round 1 was pooled
+                        answers = self._answers(refs, hi - lo)
                     for n in range(lo, hi):
                         idx = todo[n]
                         try:
