@@ -142,6 +142,7 @@ def test_new_committee_reusing_an_old_modulus_is_named(ecdsa, monkeypatch):
     assert c.holders[4].store.get("key-k1") is None
 
 
+@pytest.mark.slow  # ~15 s on an idle machine, much more on a busy one; the Ray test covers the same move
 def test_reshare_2_of_3_to_3_of_5_then_remove_two(ecdsa):
     c = ecdsa
     moved = c.lifecycle.reshare("k1", "ecdsa-secp256k1", [1, 2, 3], [1, 2, 3, 4, 5], 3)
