@@ -463,6 +463,8 @@ def commit(holder: "ShareHolder", key_id: str, epoch: int, digest: bytes, confir
     """Switch the key to the pending epoch once every new member confirmed it (see the module docstring)."""
     _check_key_id(key_id)
     _int(epoch, "epoch", 1)
+    if not isinstance(digest, bytes) or not isinstance(confirmations, Mapping):
+        raise InvalidInput("digest must be bytes and confirmations a mapping of party to signature")
     pending = load_pending(holder, key_id)
     if pending is None:
         if current_epoch(holder, key_id) == epoch and same_bytes(_epoch_record(holder, key_id).get("digest", "")
