@@ -199,3 +199,19 @@ def test_frost_refresh_and_reshare(frost):
     assert c.holders[2].store.get("frost-f1") is None  # removed after the new committee confirmed
     with pytest.raises(HolderNotReady):
         c.holders[2].frost_commit("f1", 1)
+
+
+def test_directory_extension_never_changes_a_member(tmp_path):
+    from mpc_ray.node.holder import ShareHolder
+
+    c = Committee(tmp_path, parties=(1, 2))
+    impostor = ShareHolder(2, str(tmp_path / "impostor-2"), kdf="min").public_identity()
+    newcomer = ShareHolder(3, str(tmp_path / "party-3"), kdf="min").public_identity()
+    before = dict(c.holders[1].directory)
+    with pytest.raises(InvalidInput):  # party 2 swapped for another key, even alongside a genuine newcomer
+        c.holders[1].extend_directory([impostor, newcomer])
+    assert c.holders[1].directory == before
+    c.holders[1].extend_directory([newcomer])
+    assert set(c.holders[1].directory) == {1, 2, 3}
+    c.restart(1)
+    assert c.holders[1].directory[3] == newcomer  # durable
