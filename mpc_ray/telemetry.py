@@ -359,14 +359,18 @@ class Metrics:
         self.last_errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
 
     def _ray_metrics(self) -> dict[str, Any] | None:
-        """Created on first use inside Ray (ray.util.metrics needs a connected worker); None outside."""
-        if self._ray is not None:
-            return self._ray or None
+        """Created on first use inside Ray (ray.util.metrics needs a connected worker); None outside, including
+        after the process left Ray (a driver that shut its cluster down, then measures on)."""
         try:
             import ray
 
             if not ray.is_initialized():
                 return None
+        except Exception:  # noqa: BLE001 - metrics must never break signing
+            return None
+        if self._ray is not None:
+            return self._ray or None
+        try:
             from ray.util.metrics import Counter, Gauge, Histogram
 
             self._ray = {

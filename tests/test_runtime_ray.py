@@ -217,12 +217,13 @@ def test_one_hop_signing_with_leased_presignatures(mpc, key):
     the holders still consume it durably, so the same lease cannot sign twice."""
     from mpc_ray.errors import MpcError as _MpcError
 
-    mpc.sign(key.key_id, digest(7000))  # starts the background lease fetch
+    mpc.sign(key.key_id, digest(7000))  # creates the client's lease cache (and starts a background fetch)
     leases = mpc._leases
-    deadline = time.monotonic() + 60
-    while not leases._leases.get(key.key_id):
+    deadline = time.monotonic() + 120
+    while not leases._leases.get(key.key_id):  # the coordinator leases at most half a pool: let the pools fill
         assert time.monotonic() < deadline, "no presignature was leased"
-        time.sleep(0.2)
+        mpc.wait_for_pools(key.key_id, 4, timeout=60)
+        leases._fetch(key.key_id)
     pub = leases._leases[key.key_id][0]
     out = leases.sign(key.key_id, digest(7001))
     assert out is not None, "the one-hop path fell back to the coordinator"
