@@ -110,7 +110,7 @@ def main() -> None:
             t = time.perf_counter()
             mpc.sign_request(req)
             policed.append(time.perf_counter() - t)
-        mpc.wait_for_pools(key.key_id, depth // 2, timeout=600)
+        mpc.wait_for_pools(key.key_id, depth, timeout=1800)  # full again: the batch below takes two pools
         digests = [hashlib.sha256(b"batch %d" % i).digest() for i in range(n_batch)]
         t = time.perf_counter()
         sigs = mpc.sign_many(key.key_id, digests)

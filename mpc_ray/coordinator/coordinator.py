@@ -408,22 +408,24 @@ class Coordinator:
             path, tweak = ecdsa_tweak(key, path)
         done: list[tuple[bytes, int] | None] = [None] * len(digests)
         todo = list(range(len(digests)))
-        attempts = 0
+        failures = 0  # attempts that signed nothing; a big batch may take many successful ones
         while todo:
-            attempts += 1
-            if attempts > 2 * len(self.signer_sets(key)) + 2:
+            if failures > 2 * len(self.signer_sets(key)) + 2:
                 raise QuorumUnavailable("no signer set completed the signature")
             try:
                 signers, presigs = self._take_presignatures(key, len(todo))
             except PartyUnavailable:
+                failures += 1
                 continue  # presign() marked the party down; another set is tried
             except ProtocolAbort:
+                failures += 1
                 continue  # presign() excluded the culprit
             batch = todo[: len(presigs)]
             try:
                 partials = self._partials(key, signers, presigs, [digests[i] for i in batch], path)
             except PartyUnavailable as exc:
                 self._mark_down(exc.party)
+                failures += 1
                 continue  # those presignatures may be consumed on some holders: they are gone either way
             for n, idx in enumerate(batch):
                 per_party = {p: partials[p][n] for p in signers}
@@ -434,7 +436,9 @@ class Coordinator:
                     self._exclude(exc)
                     continue
                 done[idx] = (sig.to_bytes(), sig.recovery_id)
-            todo = [i for i in todo if done[i] is None]
+            left = [i for i in todo if done[i] is None]
+            failures += len(left) == len(todo)
+            todo = left
         return done  # type: ignore[return-value]
 
     # policy-enforced signing ----------------------------------------------------------------------------
