@@ -189,9 +189,13 @@ def test_timeouts_and_typed_errors(mpc, keys):
         mpc.handle(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest)
     with pytest.raises(InvalidInput, match="agent"):
         asyncio.run(mpc.aio(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest))
-    with pytest.raises(InvalidInput, match="policy-enforced"):
-        mpc.solana_wallet(keys["ed"].key_id, agent=Agent("bot", AGENT)).sign_message(
-            Message.new_with_blockhash([], Pubkey.from_bytes(keys["ed"].public_key), Hash.default()))
+    with pytest.raises(InvalidInput, match="policy-enforced"):  # no node-side format for Taproot spends yet
+        mpc.taproot_wallet(keys["btc"].key_id, agent=Agent("bot", AGENT)).sign_sighash(digest)
+    sol = mpc.solana_wallet(keys["ed"].key_id, agent=Agent("bot", AGENT))
+    pay = transfer(TransferParams(from_pubkey=sol.pubkey, to_pubkey=Pubkey.from_bytes(bytes(32)), lamports=9))
+    with pytest.raises(PolicyDenied) as e:  # Solana requests reach the nodes, which hold no policy for this agent
+        sol.sign_message(Message.new_with_blockhash([pay], sol.pubkey, Hash.default()))
+    assert e.value.rule.startswith("policy.")
     with pytest.raises(MpcError):
         mpc.handle(timeout=0)
 

@@ -134,10 +134,10 @@ def test_unsigned_forged_and_denied_requests_get_typed_4xx(gateway, make, rule, 
     assert body["error"] == "PolicyDenied" and body["rule"] == rule and body["message"]
 
 
-def test_frost_keys_are_refused_until_the_nodes_enforce_policy_for_them(gateway):
+def test_taproot_keys_are_refused_until_the_nodes_enforce_policy_for_them(gateway):
     mpc, _, url = gateway
-    ed = mpc.create_key("eddsa-ed25519")
-    r = post(url, agent_request(b"\x01" * 64, key_id=ed.key_id, fmt="solana_tx"))
+    tr = mpc.create_key("schnorr-bip340")
+    r = post(url, agent_request(b"\x01" * 32, key_id=tr.key_id, fmt="raw_digest"))
     assert r.status_code == 400 and r.json()["error"] == "InvalidInput" and "not available" in r.json()["message"]
 
 

@@ -25,7 +25,7 @@ from ..errors import InvalidInput, MpcError, QuorumUnavailable
 from ..node.principals import SignedRequest
 from ..types import KeyInfo, Signature
 from .signer import (
-    FROST_SCHEMES,
+    POLICY_SCHEMES,
     Agent,
     Payload,
     RequestTimeout,
@@ -186,8 +186,8 @@ class SignHandle(WalletFactory):
 
     def _agent_request(self, info: KeyInfo, payload: Payload) -> SignedRequest:
         assert self.agent is not None
-        if info.scheme in FROST_SCHEMES:
-            # The coordinator's policy-enforced path serves ECDSA keys only; falling back to unpoliced signing
+        if info.scheme not in POLICY_SCHEMES:
+            # The nodes have no request format for BIP340 / Taproot spends yet; falling back to unpoliced signing
             # would hand an agent a key with no policy at all.
             raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys on this committee")
         return self.agent.sign(payload)

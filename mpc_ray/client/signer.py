@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent", "BadSignature", "Payload", "RequestTimeout", "Signer", "WalletFactory", "check_payload"]
 
-FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
+POLICY_SCHEMES = ("ecdsa-secp256k1", "eddsa-ed25519")  # schemes whose requests the nodes decode and police
 
 
 class RequestTimeout(MpcError, TimeoutError):

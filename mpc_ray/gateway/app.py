@@ -31,7 +31,7 @@ from ray import serve
 
 from ..client.client import DEFAULT_NAMESPACE
 from ..client.handle import SignHandle
-from ..client.signer import FROST_SCHEMES
+from ..client.signer import POLICY_SCHEMES
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
 from ..node.principals import RequestKind, SignedRequest
@@ -100,7 +100,7 @@ class Gateway:
             envelope = SignEnvelope.parse(await _bounded_body(request))
             check_agent_request(envelope.request)
             info = await self._h.key_info(envelope.request.key_id)  # unknown key: 404 (cached: keys never change)
-            if info.scheme in FROST_SCHEMES:
+            if info.scheme not in POLICY_SCHEMES:
                 raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys yet")
             sig = await self._h.sign_request(envelope.request)
             return JSONResponse(SignatureOut.of(sig).model_dump(exclude_none=True))
