@@ -442,6 +442,18 @@ class Coordinator:
         return done  # type: ignore[return-value]
 
     # policy-enforced signing ----------------------------------------------------------------------------
+    def answers(self, refs: dict[int, Any]) -> dict[int, Any]:
+        """Each party's answer to one request round; a party that does not answer is marked down and named
+        (PartyUnavailable). A holder's own refusal (PolicyDenied, ...) propagates as it is."""
+        out = {}
+        for p, ref in refs.items():
+            try:
+                out[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
+            except UNAVAILABLE as exc:
+                self._mark_down(p)
+                raise PartyUnavailable(p, type(exc).__name__) from None
+        return out
+
     def _on_every_holder(self, method: str, *args) -> None:
         """Administrative calls reach every holder: wait (up to aux_timeout_s) for one that is restarting."""
         deadline = time.monotonic() + self.cfg.aux_timeout_s
@@ -491,14 +503,8 @@ class Coordinator:
 
             tweak = ecdsa_tweak(key, request.derivation_path)[1]
         signers, (presig,) = self._take_presignatures(key, 1)
-        refs = {p: self.holder(p).sign_request.remote(request, presig.presignature_id) for p in signers}
-        partials = {}
-        for p, ref in refs.items():
-            try:
-                partials[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
-            except UNAVAILABLE as exc:
-                self._mark_down(p)
-                raise PartyUnavailable(p, type(exc).__name__) from None
+        partials = self.answers({p: self.holder(p).sign_request.remote(request, presig.presignature_id)
+                                 for p in signers})
         try:
             child = None if tweak is None else rerandomize_for(presig, key.public_key, tweak, digest)
             sig = combine(presig, key.public_key, digest, partials, child)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import ray
-
 from ..errors import InvalidInput, ProtocolAbort
 from ..node.policy import intent_from_request
 from ..types import Signature
 from .frost_pools import combine
-from .sessions import UNAVAILABLE, PartyUnavailable
 
 if TYPE_CHECKING:
     from .frost_pools import FrostPools
@@ -32,14 +29,7 @@ def frost_sign_request(pools: FrostPools, request) -> Signature:
     signers = pools._choose_signers(key)
     taken = pools._take(key, signers, 1)
     clist = b"".join(taken[p][0][1] for p in signers)
-    refs = {p: c.holder(p).frost_sign_request.remote(request, taken[p][0][0], clist) for p in signers}
-    answers = {}
-    for p, ref in refs.items():
-        try:
-            answers[p] = ray.get(ref, timeout=c.cfg.round_timeout_s)
-        except UNAVAILABLE as exc:
-            c._mark_down(p)
-            raise PartyUnavailable(p, type(exc).__name__) from None
+    answers = c.answers({p: c.holder(p).frost_sign_request.remote(request, taken[p][0][0], clist) for p in signers})
     try:
         sig, liars = combine(key, msg, clist, {p: a[0] for p, a in answers.items()},
                              {p: a[1] for p, a in answers.items()}, None, hd_tweak)
