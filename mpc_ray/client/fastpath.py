@@ -102,6 +102,7 @@ class PresignatureLeases:
         if lease is None:
             return None
         pub, public_key = lease
+        refs: list = []
         try:
             refs = [self._holder(p).partial_sign.remote(key_id, [(pub.presignature_id, digest)])
                     for p in pub.signers]
@@ -113,7 +114,7 @@ class PresignatureLeases:
                 self._leases.pop(key_id, None)
             return None
         except (ValueError, *_RAY_FAILURES):
-            self._mark_unresponsive(pub, refs if "refs" in locals() else [])
+            self._mark_unresponsive(pub, refs)
             return None
         try:
             sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)})
