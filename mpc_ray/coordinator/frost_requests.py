@@ -4,19 +4,29 @@ One commitment per signer is taken from the pools, and each signer gets the requ
 the commitment list; every holder decodes the request, checks its policy, and signs the message it decoded. The
 coordinator decodes the request too, only to aggregate and verify. Not retried on another signer set: the request's
 nonce is spent where it was seen, so the agent signs a fresh request.
+
+A ``btc_psbt`` request (a Taproot key-path PSBT, node/bitcoin_policy.py) needs one signature per input: one
+commitment per signer *per input* is taken, every signer gets the request with its lists of nonce ids and commitment
+lists (input order) and answers one (z_i, R) per input, after checking the whole PSBT and its policy once. Each
+input's signature is combined and verified against the BIP341 output key Q with the signature hash this coordinator
+computed itself from the PSBT. The answer is one `Signature` whose bytes are the inputs' 64-byte BIP340 signatures
+concatenated in input order (SIGHASH_DEFAULT and SIGHASH_ALL inputs alike: the hash-type byte of a SIGHASH_ALL
+witness is the wallet's to append), so it travels through every signer's existing request path unchanged;
+`TaprootWallet` splits it, verifies each part again and finalises the PSBT.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput, ProtocolAbort
+from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..node.policy import intent_from_request
+from ..node.principals import RequestFormat
 from ..types import Signature
-from .frost_pools import combine
+from .frost_pools import combine, fast_verify
 
 if TYPE_CHECKING:
-    from .frost_pools import FrostPools
+    from .frost_pools import FrostKey, FrostPools
 
 
 def frost_sign_request(pools: FrostPools, request) -> Signature:
@@ -24,6 +34,8 @@ def frost_sign_request(pools: FrostPools, request) -> Signature:
     key = pools.keys.get(request.key_id)
     if key is None:
         raise InvalidInput(f"unknown key {request.key_id!r}")
+    if request.format is RequestFormat.BTC_PSBT:
+        return _sign_psbt(pools, key, request)
     msg = intent_from_request(request).digest  # the message bytes (Solana message, or a raw 32-byte message)
     hd_tweak = key.hd_tweak(request.derivation_path or None)
     signers = pools._choose_signers(key)
@@ -39,3 +51,43 @@ def frost_sign_request(pools: FrostPools, request) -> Signature:
     for p in liars:
         c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
     return Signature(key.scheme, sig)
+
+
+def _sign_psbt(pools: FrostPools, key: FrostKey, request) -> Signature:
+    from ..node.bitcoin_policy import check_sender, split_sighashes
+
+    c = pools.c
+    if key.scheme != "schnorr-bip340":
+        raise InvalidInput(f"a PSBT is signed with a schnorr-bip340 key, not {key.scheme}")
+    hd_tweak = key.hd_tweak(request.derivation_path or None)
+    output_key = key.verify_key(b"", hd_tweak)  # BIP341 output key of an empty script tree (BIP86)
+    intent = intent_from_request(request)  # the same decoder as the holders: the count and the hashes to verify
+    check_sender(intent, output_key)  # the holders refuse it too; refusing here spends no commitment
+    sighashes = split_sighashes(intent.digest)
+    n = len(sighashes)
+    signers = pools._choose_signers(key)
+    taken = pools._take(key, signers, n)
+    lists = [b"".join(taken[p][k][1] for p in signers) for k in range(n)]
+    answers = c.answers({p: c.holder(p).frost_sign_request.remote(
+        request, [taken[p][k][0] for k in range(n)], lists) for p in signers})
+    for p, a in answers.items():
+        if not isinstance(a, list) or len(a) != n or not all(isinstance(x, tuple) and len(x) == 2 for x in a):
+            exc = ProtocolAbort(p, "frost.sign.answer", f"expected {n} (share, R) pairs, one per input")
+            c._exclude(exc)
+            raise exc
+    sigs = []
+    for k, sighash in enumerate(sighashes):
+        shares = {p: answers[p][k] for p in signers}
+        try:
+            sig, liars = combine(key, sighash, lists[k], {p: a[0] for p, a in shares.items()},
+                                 {p: a[1] for p, a in shares.items()}, b"", hd_tweak)
+        except ProtocolAbort as exc:
+            c._exclude(exc)
+            raise
+        for p in liars:
+            c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
+        if not fast_verify(key.suite, output_key, sighash, sig):  # never hand out what the network would refuse
+            raise MpcError(f"input {k}: the combined signature does not verify under the output key")
+        sigs.append(sig)
+    return Signature(key.scheme, b"".join(sigs))
+

@@ -27,7 +27,8 @@ path must be one that `Policy.derivation_paths` pins, or absent when that is Non
 Spending: an intent's ``spends`` lists every asset it can debit, in base units. A native EVM spend is
 ``value + gas * maxFeePerGas`` (``gasPrice`` for legacy / EIP-2930): the worst-case debit, so fees cannot drain a
 capped balance. An ERC-20 ``approve`` counts its full amount (the spender can move it without another signature).
-An EIP-3009 authorization counts its value.
+An EIP-3009 authorization counts its value. A Bitcoin PSBT (``btc_psbt``, node/bitcoin_policy.py) counts what its
+outputs pay to addresses other than the key's own plus the fee; each of its recipients meets the lists.
 
 Caps across signer sets (the promise and how it is kept). A window cap or rate limit in a policy is a promise about
 the whole committee: *whatever signer sets the coordinator picks, the total signed in any window stays within the
@@ -156,6 +157,7 @@ class TxType(StrEnum):
     TYPED_DATA = "typed_data"  # any other EIP-712 message (permits included): opaque to spending caps
     PERSONAL_MESSAGE = "personal_message"  # EIP-191 personal_sign
     SOLANA_TRANSFER = "solana_transfer"
+    BTC_TRANSFER = "btc_transfer"  # a Taproot key-path PSBT of the key's own output (node/bitcoin_policy.py)
     RAW_DIGEST = "raw_digest"  # a caller-given digest: opaque; off unless a policy allows it
 
 
@@ -225,10 +227,13 @@ class Intent:
     contract: str | None = None
     spends: tuple[tuple[str, int], ...] = ()
     details: tuple[tuple[str, str], ...] = field(default=())
+    # every recipient when a transaction pays several (a Bitcoin PSBT's outputs); `recipient` is then the first.
+    # The allowlist and denylist apply to each of them.
+    recipients: tuple[str, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-safe form for the audit log: amounts as decimal strings, bytes as hex."""
-        return {
+        out = {
             "type": self.type.value,
             "chain": self.chain,
             "digest": self.digest.hex() if len(self.digest) <= 64 else None,
@@ -241,6 +246,9 @@ class Intent:
             "spends": [[a, str(v)] for a, v in self.spends],
             "details": {k: v for k, v in self.details},
         }
+        if self.recipients:  # absent otherwise, so records of single-recipient intents keep their shape
+            out["recipients"] = list(self.recipients)
+        return out
 
 
 def _merge_spends(items: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
@@ -629,6 +637,11 @@ def intent_from_request(request: SignedRequest) -> Intent:
         return raw_digest_intent(request.body, claimed)
     elif fmt is RequestFormat.SOLANA_TX:
         return decode_solana_message(request.body, claimed)
+    elif fmt is RequestFormat.BTC_PSBT:
+        # lazy: embit is optional, and that module imports this one
+        from .bitcoin_policy import decode_psbt
+
+        return decode_psbt(request.body, claimed)
     else:
         raise InvalidInput(f"format {fmt.value} cannot be signed")
     if claimed is not None and intent.chain is not None and claimed != intent.chain:
@@ -1107,24 +1120,23 @@ class PolicyEngine:
                     f"contract {intent.contract} selector {intent.selector} not in contract_calls",
                 )
         # counterparties
-        parties = {a for a in (intent.recipient, intent.contract) if a is not None}
+        parties = {a for a in (intent.recipient, intent.contract, *intent.recipients) if a is not None}
         if any(normalize_address(a) in p.recipient_denylist for a in parties):
             return deny(
                 "policy.recipient_denylist",
                 "the recipient or contract is denylisted",
                 f"denylisted counterparty among {sorted(parties)}",
             )
-        if (
-            p.recipient_allowlist is not None
-            and intent.recipient is not None
-            and intent.type is not TxType.CONTRACT_CALL  # contract calls have their own allowlist (contract_calls)
-            and normalize_address(intent.recipient) not in p.recipient_allowlist
-        ):
-            return deny(
-                "policy.recipient_allowlist",
-                "the recipient is not on the allowlist",
-                f"recipient {intent.recipient} not allowlisted",
-            )
+        # contract calls have their own allowlist (contract_calls)
+        if p.recipient_allowlist is not None and intent.type is not TxType.CONTRACT_CALL:
+            outside = [a for a in (intent.recipient, *intent.recipients)
+                       if a is not None and normalize_address(a) not in p.recipient_allowlist]
+            if outside:
+                return deny(
+                    "policy.recipient_allowlist",
+                    "the recipient is not on the allowlist",
+                    f"recipient {outside[0]} not allowlisted",
+                )
         # amounts
         for asset, amount in intent.spends:
             lim = p.limit_for(asset)

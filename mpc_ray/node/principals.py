@@ -95,7 +95,7 @@ _DOMAIN = b"mpc-ray/request/v1"  # separates request signatures from anything el
 _NONCE_PERSON = b"mpcray-req-nonce"
 _PRINCIPAL_ID_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # fits store names like policy.<key>.<principal>
 _KEY_ID_RE = r"^[A-Za-z0-9_-]{0,64}$"  # the holder's key ids; empty where the kind has no key (create_key)
-_CHAIN_RE = r"^([-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32})?$"  # CAIP-2 (eip155:8453, solana:5eykt4...) or empty
+_CHAIN_RE = r"^([-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32})?$"  # CAIP-2 (eip155:8453, solana:5eykt4..., bip122:0000..) or empty
 _PATH_RE = r"^(m(/(0|[1-9][0-9]{0,9}))*)?$"  # a non-hardened BIP32 path ("m/0/7"), or empty: the key itself
 _U64_MAX = 2**64 - 1
 
@@ -123,6 +123,7 @@ class RequestFormat(StrEnum):
     EIP191 = "eip191"  # message bytes for personal_sign ("\x19Ethereum Signed Message:\n" + len + message)
     RAW_DIGEST = "raw_digest"  # 32 bytes signed as is (only if a policy allows raw_digest)
     SOLANA_TX = "solana_tx"  # a serialized Solana message (legacy or v0)
+    BTC_PSBT = "btc_psbt"  # a BIP174 v0 PSBT spending key-path inputs of the key's own Taproot output (bip122 chains)
     JSON = "json"  # UTF-8 JSON: create_key parameters, a Policy, a PrincipalRegistry
 
 
