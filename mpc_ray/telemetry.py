@@ -62,7 +62,7 @@ _ATTRS: dict[str, type] = {
     "attempts": int,
 }
 _PARAM_ATTRS = {"key_id": "key_id", "scheme": "scheme", "signers": "signer_set", "threshold": "threshold"}
-_COUNT_PARAMS = {"digests": "messages", "messages": "messages", "reqs": "messages"}
+_COUNT_PARAMS = {"digests": "messages", "messages": "messages", "reqs": "messages", "requests": "messages"}
 LATENCY_BOUNDARIES_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
 
 

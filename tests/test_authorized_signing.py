@@ -11,7 +11,7 @@ import coincurve
 import nacl.signing
 import pytest
 
-from mpc_ray.errors import PolicyDenied
+from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.audit import verify_chain
 from mpc_ray.node.policy import decode_evm_transaction
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
@@ -20,6 +20,7 @@ from tests.test_holder_inprocess import Committee, presign
 from tests.test_policy import (
     ALICE,
     BASE,
+    BOB,
     EVE,
     base_policy,
     eip1559,
@@ -292,3 +293,60 @@ def test_replay_after_a_holder_restart_and_policy_change_by_an_agent_are_refused
     with pytest.raises(PolicyDenied) as e:
         c.holders[2].sign_request(agent_request(usdc_transfer(to=ALICE, amount=50_000_000)), pubs[1].presignature_id)
     assert e.value.rule == "policy.per_tx_cap"
+
+
+def test_a_batch_is_decided_in_order_with_one_audit_write(committee, monkeypatch):
+    """`sign_many`: each request answered on its own (sigma_i or its refusal); later requests see the spends and the
+    nonces of earlier ones; refused requests consume no presignature; all records go out in one durable write."""
+    from mpc_ray.crypto.secp256k1 import Point
+    from mpc_ray.node.audit import AuditLog
+    from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
+    from mpc_ray.protocols.wire import decode
+
+    c = committee
+    out = c.run("keygen", [1, 2, 3], {"key_id": "k2", "threshold": 2})  # its own key: the caps start from zero
+    public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
+    set_policy = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                              body=base_policy(key_id="k2").to_bytes(), key_id="k2", now=time.time())
+    for h in c.holders.values():
+        h.set_policy(set_policy)
+    made = c.run("presign", [1, 2], {"key_id": "k2"}, count=6)
+    pubs = [decode(next(iter(r.values())), PresignaturePublic) for r in made.values()]
+
+    def req(body):
+        return sign_request(AGENT, principal_id="bot", kind="sign", format="evm_tx", body=body, key_id="k2",
+                            chain=BASE, now=time.time())
+
+    first = req(usdc_transfer(to=ALICE, amount=4_900_000))
+    bodies = [usdc_transfer(to=ALICE, amount=4_900_000), usdc_transfer(to=BOB, amount=4_900_000),
+              usdc_transfer(to=ALICE, amount=4_900_000)]
+    # each node's budget of the 15.0 daily cap is 15.0 * t / n = 10.0 (any 2 of 3 must both agree): two of 4.9 fit
+    batch = [first, req(usdc_transfer(to=EVE, amount=1)), first, *[req(b) for b in bodies]]
+    expected = [None, "policy.recipient_denylist", "auth.replayed", None, "policy.window_cap", "policy.window_cap"]
+    writes = []
+    real_append_many = AuditLog.append_many
+
+    def counting(self, entries, **kw):
+        writes.append(len(entries))
+        return real_append_many(self, entries, **kw)
+
+    monkeypatch.setattr(AuditLog, "append_many", counting)
+    before = {i: c.holders[i].presignature_count("k2") for i in (1, 2)}
+    answers = {i: c.holders[i].sign_requests([(r, p.presignature_id) for r, p in zip(batch, pubs)]) for i in (1, 2)}
+    assert writes == [6, 6]  # one write (one fsync) per holder for the whole batch
+    for i in (1, 2):
+        got = [None if isinstance(a, int) else a.rule for a in answers[i]]
+        assert got == expected
+    assert {i: c.holders[i].presignature_count("k2") for i in (1, 2)} == {i: before[i] - 2 for i in (1, 2)}
+    for n, r in enumerate(batch):
+        if expected[n] is None:
+            digest = decode_evm_transaction(r.body).digest
+            sig = combine(pubs[n], public_key, digest, {i: answers[i][n] for i in (1, 2)})
+            assert coincurve.PublicKey(public_key.to_bytes()).verify(sig.der(), digest, hasher=None)
+    for i in (1, 2):  # the records are in the log in batch order, and the chain verifies
+        tail = [json.loads(line) for line in (Path(c.holders[i].dir) / "audit.jsonl").read_text().splitlines()[-6:]]
+        assert [rec.get("rule") if rec["decision"] != "allow" else None for rec in tail] == expected
+        h = c.holders[i]
+        assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
+    with pytest.raises(InvalidInput):  # an empty batch is a typed error
+        c.holders[1].sign_requests([])

@@ -210,6 +210,22 @@ def test_policy_enforced_by_the_nodes(mpc, key):
                                       body=solana_transfer(me, Pubkey.new_unique(), 40_000), key_id=sol.key_id,
                                       chain=SOLANA, now=time.time()))
     assert e.value.rule == "policy.recipient_allowlist"
+    # a batch across both keys: each request answered on its own, in order (a refusal in its place, not raised)
+    from tests.test_policy import EVE
+
+    bodies = [usdc_transfer(to=ALICE, amount=2_000 + i) for i in range(3)]
+    batch = [sign_request(agent, principal_id="bot", kind="sign", format="evm_tx", body=b, key_id=key.key_id,
+                          chain=BASE, now=time.time()) for b in bodies]
+    batch.insert(1, sign_request(agent, principal_id="bot", kind="sign", format="evm_tx",
+                                 body=usdc_transfer(to=EVE, amount=1), key_id=key.key_id, chain=BASE, now=time.time()))
+    msg2 = solana_transfer(me, friend, 41_000)
+    batch.append(sign_request(agent, principal_id="bot", kind="sign", format="solana_tx", body=msg2,
+                              key_id=sol.key_id, chain=SOLANA, now=time.time()))
+    out = mpc.sign_requests(batch)
+    assert isinstance(out[1], PolicyDenied) and out[1].rule == "policy.recipient_denylist"
+    for sig, body in zip([out[0], *out[2:4]], bodies):
+        assert verify(key, decode_evm_transaction(body).digest, sig)
+    nacl.signing.VerifyKey(sol.public_key).verify(msg2, out[4].to_bytes())
 
 
 def test_one_hop_signing_with_leased_presignatures(mpc, key):

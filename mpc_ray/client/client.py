@@ -85,6 +85,15 @@ class MpcClient:
         out = ray.get(self._coordinator.sign_request.remote(request))
         return out if isinstance(out, Signature) else _ecdsa_signature(*out)  # FROST keys: a Signature already
 
+    def sign_requests(self, requests: Sequence) -> list:
+        """Several agent-signed requests in one call: each holder checks them in order and writes one audit record
+        per request with a single fsync for the batch. Each request is answered on its own, in order: a `Signature`,
+        or the error that refused it (e.g. `PolicyDenied`), returned in its place rather than raised."""
+        if isinstance(requests, (bytes, str)) or not isinstance(requests, Sequence):
+            raise InvalidInput("requests must be a list of signed requests")
+        out = ray.get(self._coordinator.sign_requests.remote(list(requests)))
+        return [o if isinstance(o, (Signature, BaseException)) else _ecdsa_signature(*o) for o in out]
+
     # agent-facing handles and wallets (client/handle.py, aio.py, evm.py, solana.py, bitcoin.py) -------------
     def handle(self, *, agent=None, timeout: float = 60.0):
         """A `SignHandle` on this committee: timeouts, typed errors; with `agent` (client.signer.Agent) every

@@ -21,6 +21,7 @@ from .. import telemetry as tm  # ops hook: spans per request and round, Ray met
 from ..crypto.secp256k1 import Point
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.holder import check_key_id
+from ..node.principals import SignedRequest
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode, encode
@@ -484,34 +485,25 @@ class Coordinator:
         """Sign a principal-signed request. The holders decode it, check their policy and sign the digest they
         computed; the coordinator decodes it too, only to combine and verify. Not retried on another signer set:
         the request's nonce is spent at the holders that saw it, so the agent signs a fresh request instead."""
-        from ..node.policy import intent_from_request
-
         self._known(getattr(request, "key_id", ""))  # restart hook
-        if request.key_id in self.frost.keys:  # FROST keys: Solana transfers, raw messages (frost_requests.py)
+        if isinstance(request, SignedRequest) and request.key_id in self.frost.keys:  # FROST (frost_requests.py)
             from .frost_requests import frost_sign_request
 
             return frost_sign_request(self.frost, request)
-        with self.lock:
-            key = self.keys.get(request.key_id)
-        if key is None:
-            raise InvalidInput(f"unknown key {request.key_id!r}")
-        tm.annotate(key_id=key.key_id, scheme=key.scheme)  # ops hook
-        digest = intent_from_request(request).digest
-        tweak = None
-        if getattr(request, "derivation_path", ""):  # HD hook: the signed path; every holder derives the tweak
-            from .hd import ecdsa_tweak
+        from .requests import sign_requests
 
-            tweak = ecdsa_tweak(key, request.derivation_path)[1]
-        signers, (presig,) = self._take_presignatures(key, 1)
-        partials = self.answers({p: self.holder(p).sign_request.remote(request, presig.presignature_id)
-                                 for p in signers})
-        try:
-            child = None if tweak is None else rerandomize_for(presig, key.public_key, tweak, digest)
-            sig = combine(presig, key.public_key, digest, partials, child)
-        except ProtocolAbort as exc:
-            self._exclude(exc)
-            raise
-        return sig.to_bytes(), sig.recovery_id
+        (out,) = sign_requests(self, [request])
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    @tm.traced_request("sign_requests")
+    def sign_requests(self, requests: list) -> list:
+        """Principal-signed requests in one call per signer (one audit fsync per holder for the batch): for each,
+        (r||s, recovery id) or a Signature (FROST keys), or the error that refused it (coordinator/requests.py)."""
+        from .requests import sign_requests
+
+        return sign_requests(self, requests)
 
     @tm.traced_request("sign")
     def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None,

@@ -53,6 +53,7 @@ def _sha256_hex(data: bytes) -> str:
 
     return hashlib.sha256(data).hexdigest()
 
+MAX_BATCH = 1024  # requests in one `sign_many` call
 SNAPSHOT_ENTRY = "authz-snapshot"  # EncryptedStore entry: spend states and the journal position they cover
 
 
@@ -237,41 +238,72 @@ class AuthorizedSigning:
     def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> int:
         """sigma_i over the digest this node computed from the request, if the node's policy allows it."""
         now = time.time() if now is None else now
-        key_id = request.key_id
         with self.lock:
-            nonce_id = None
-            intent = None
-            try:
-                verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
-                nonce_id = verified.nonce_id
-                policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
-                check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
-                intent = intent_from_request(request)
-                key = self.holder.key(key_id)
-                tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
-                name = spend_store_name(key_id, verified.principal.id)
-                state = self.spend.get(name) or SpendState()
-                engine = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties))
-                decision = engine.evaluate(intent, now)
-                decision.raise_if_denied()
-                kind = f"presig-{key_id}"
-                data = self.holder.vault.take_many(kind, [presignature_id], delete=False, durable=False)[0]
-            except PolicyDenied as exc:
-                self._journal(AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id), now)
-                raise
-            except MpcError as exc:
-                if nonce_id is not None:  # the nonce is spent: journal it, with what went wrong (no secrets)
-                    self._journal(self._error_entry(request, exc, nonce_id), now)
-                raise
-            state.record(intent.spends, now)
-            self.spend[name] = state
-            rec = presignature_from_bytes(data)
-            sigma = ecdsa_partial(rec, key, intent.digest, tweak)  # HD: re-randomised for a child (node/hd.py)
-            entry = AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
-                                            signature=sigma.to_bytes(32, "big"))
-            self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
-        self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, [presignature_id])
-        return sigma
+            entry, outcome = self._decide(request, presignature_id, now)
+            if entry is not None:
+                self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
+        if isinstance(outcome, BaseException):
+            raise outcome
+        self.holder._deleter.submit(self.holder.vault.delete_consumed, f"presig-{request.key_id}", [presignature_id])
+        return outcome
+
+    def sign_many(self, items: list[tuple[SignedRequest, bytes]], now: float | None = None) -> list[int | MpcError]:
+        """`sign` for several (request, presignature id) pairs, decided in order (each sees the spends of those
+        before it) with one durable write for all their audit records (group commit). Each item is answered on its
+        own: sigma_i, or the error that refused it (a denial is audited and spends the request's nonce, as in
+        `sign`). Nothing leaves before the batch's records are fsync'd."""
+        now = time.time() if now is None else now
+        if not isinstance(items, (list, tuple)) or not items or len(items) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} (request, presignature id) pairs")
+        with self.lock:
+            decided = [self._decide(request, pid, now) for request, pid in items]
+            entries = [entry for entry, _ in decided if entry is not None]
+            if entries:
+                self.audit.append_many(entries, now=now, checkpoint=False)
+                self.flusher.poke()
+        spent: dict[str, list[bytes]] = {}
+        for (request, pid), (_, outcome) in zip(items, decided):
+            if not isinstance(outcome, BaseException):
+                spent.setdefault(f"presig-{request.key_id}", []).append(pid)
+        for kind, ids in spent.items():
+            self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, ids)
+        return [outcome for _, outcome in decided]
+
+    def _decide(self, request: SignedRequest, presignature_id: bytes,
+                now: float) -> tuple[AuditEntry | None, int | MpcError]:
+        """One decision, with the lock held: (the audit record to journal, sigma_i or the refusal). Nothing is
+        released here; the caller journals the record before sigma_i leaves."""
+        nonce_id = None
+        intent = None
+        try:
+            if not isinstance(request, SignedRequest):
+                raise InvalidInput("expected a SignedRequest")
+            key_id = request.key_id
+            verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
+            nonce_id = verified.nonce_id
+            policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
+            check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
+            intent = intent_from_request(request)
+            key = self.holder.key(key_id)
+            tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
+            name = spend_store_name(key_id, verified.principal.id)
+            state = self.spend.get(name) or SpendState()
+            engine = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties))
+            decision = engine.evaluate(intent, now)
+            decision.raise_if_denied()
+            kind = f"presig-{key_id}"
+            data = self.holder.vault.take_many(kind, [presignature_id], delete=False, durable=False)[0]
+        except PolicyDenied as exc:
+            return AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id), exc
+        except MpcError as exc:
+            # a spent nonce is journaled, with what went wrong (no secrets); before that, nothing happened
+            return (None if nonce_id is None else self._error_entry(request, exc, nonce_id)), exc
+        state.record(intent.spends, now)
+        self.spend[name] = state
+        rec = presignature_from_bytes(data)
+        sigma = ecdsa_partial(rec, key, intent.digest, tweak)  # HD: re-randomised for a child (node/hd.py)
+        return AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
+                                       signature=sigma.to_bytes(32, "big")), sigma
 
     def _committee(self, key_id: str) -> tuple[int, int]:
         """(threshold, number of parties) of an ECDSA or FROST key held here."""

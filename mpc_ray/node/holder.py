@@ -359,6 +359,11 @@ class ShareHolder:
         """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
         return self._authorized().sign(request, presignature_id)
 
+    def sign_requests(self, items: list[tuple[Any, bytes]]) -> list:
+        """`sign_request` for a batch of (request, presignature id): one audit fsync for all; each item answered with
+        sigma_i or the error that refused it (node/authorized.py `sign_many`)."""
+        return self._authorized().sign_many(items)
+
     def key_views(self) -> dict[str, dict]:
         """Public views of every key held here, for a restarted coordinator (node/inventory.py)."""
         from .inventory import key_views
