@@ -148,3 +148,100 @@ def test_sign_psbt_refusals(wallet, keys):
         TaprootWallet(SimSigner(keys), "btc", path="m/5").sign_psbt(psbt_spending(wallet))
     with pytest.raises(InvalidInput, match="PSBT"):
         wallet.sign_psbt("not a psbt")
+
+
+# agents: the whole PSBT goes to the nodes as one btc_psbt request ------------------------------------------------
+def agent_wallet(keys, **kw) -> TaprootWallet:
+    import nacl.signing
+
+    from mpc_ray.client.signer import Agent
+
+    return TaprootWallet(SimSigner(keys, agent=Agent("bot", nacl.signing.SigningKey.generate())), "btc", **kw)
+
+
+def psbt_paying(wallet: TaprootWallet, amounts=(100_000, 40_000)):
+    """A PSBT spending only the wallet's own output, paying a P2WPKH address and change back to the wallet."""
+    from embit.psbt import PSBT
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    spk = Script(wallet.script_pubkey)
+    vin = [TransactionInput(hashlib.sha256(b"prev %d" % i).digest(), i) for i in range(len(amounts))]
+    vout = [TransactionOutput(70_000, Script(b"\x00\x14" + bytes(range(20)))),
+            TransactionOutput(sum(amounts) - 71_000, spk)]
+    psbt = PSBT(Transaction(vin=vin, vout=vout))
+    for inp, a in zip(psbt.inputs, amounts):
+        inp.witness_utxo = TransactionOutput(a, spk)
+    return psbt
+
+
+def test_agent_signs_a_psbt_through_one_node_checked_request(keys):
+    from embit import ec
+
+    from mpc_ray.node.bitcoin_policy import BTC_REGTEST, decode_psbt
+
+    wallet = agent_wallet(keys, network="regtest")
+    assert wallet.chain == BTC_REGTEST
+    psbt = psbt_paying(wallet)
+    intent = decode_psbt(psbt.serialize(), wallet.chain)  # what every node reads from the request
+    assert intent.spends == ((f"{BTC_REGTEST}/native", 70_000 + 1_000),) and intent.recipient.startswith("bcrt1q")
+    assert dict(intent.details)["sender"] == wallet.address  # embit's bech32m agrees with bip-utils
+    signed = wallet.sign_psbt(psbt)
+    key = ec.PublicKey.from_xonly(wallet.output_key)
+    for i in (0, 1):
+        (sig,) = signed.inputs[i].final_scriptwitness.items
+        assert len(sig) == 64 and key.schnorr_verify(ec.SchnorrSig.parse(sig), signed.sighash(i, sighash=0))
+    again = asyncio.run(wallet.sign_psbt_async(psbt_paying(wallet, amounts=(90_000,)), hash_type=0x01))
+    (sig,) = again.inputs[0].final_scriptwitness.items
+    assert len(sig) == 65 and sig[64] == 0x01 and again.inputs[0].sighash_type == 0x01
+    assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig[:64], again.sighash(0, sighash=0x01))
+    child = agent_wallet(keys, path="m/1/2")  # an HD child's request carries its (signed) path
+    (sig,) = child.sign_psbt(psbt_paying(child, amounts=(90_000,))).inputs[0].final_scriptwitness.items
+    assert coincurve.PublicKeyXOnly(child.output_key).verify(sig, psbt_paying(child, amounts=(90_000,)).sighash(0, sighash=0))
+
+
+def test_agent_psbt_refusals_before_anything_is_sent(keys):
+    wallet = agent_wallet(keys)
+    with pytest.raises(InvalidInput, match="every input"):
+        wallet.sign_psbt(psbt_spending(wallet, foreign=True))  # the nodes sign only PSBTs of this wallet's own
+    with pytest.raises(InvalidInput, match="SIGHASH_DEFAULT"):
+        wallet.sign_psbt(psbt_paying(wallet), hash_type=0x83)
+    mixed = psbt_paying(wallet)
+    mixed.inputs[1].sighash_type = 0x01
+    with pytest.raises(InvalidInput, match="sighash type"):
+        wallet.sign_psbt(mixed)
+    tree = agent_wallet(keys, merkle_root=hashlib.sha256(b"tree").digest())
+    with pytest.raises(InvalidInput, match="script tree"):
+        tree.sign_psbt(psbt_spending(tree))
+    with pytest.raises(InvalidInput):
+        wallet.sign_sighash(SIGHASH)  # an agent never gets a bare hash signed
+    with pytest.raises(InvalidInput, match="chain"):
+        agent_wallet(keys, network="mainnet", chain="bip122:000000000933ea01ad0ee984209779ba")  # testnet id
+
+
+class LyingCommittee(SimSigner):
+    """Answers an agent's PSBT request with a signature over something else, or with too few signatures."""
+
+    def __init__(self, keys, agent, answer):
+        super().__init__(keys, agent=agent)
+        self.answer = answer
+
+    def sign_request(self, request):
+        return self.answer(self)
+
+
+@pytest.mark.parametrize("answer,amounts", [
+    (lambda s: s.sign_message("btc", SIGHASH, tap_tweak=b""), (90_000,)),  # valid, but over another hash
+    (lambda s: s.sign_message("btc", SIGHASH, tap_tweak=b""), (60_000, 40_000)),  # one signature for two inputs
+    (lambda s: s.sign_message("btc", SIGHASH), (90_000,)),  # under the untweaked internal key
+])
+def test_agent_wallet_refuses_a_wrong_answer(keys, answer, amounts):
+    import nacl.signing
+
+    from mpc_ray.client.signer import Agent
+
+    wallet = TaprootWallet(LyingCommittee(keys, Agent("bot", nacl.signing.SigningKey.generate()), answer), "btc")
+    psbt = psbt_paying(wallet, amounts=amounts)
+    with pytest.raises(BadSignature):
+        wallet.sign_psbt(psbt)
+    assert all(inp.final_scriptwitness is None for inp in psbt.inputs)

@@ -15,8 +15,17 @@ libsecp256k1 before returning it (`BadSignature` otherwise). The tweaked key com
 
 The wallet signs BIP341 signature hashes. `sign_psbt` takes an embit PSBT (optional dependency: the ``bitcoin``
 extra), lets embit compute each input's BIP341 signature hash from the PSBT's prevouts, and finalises every input
-whose witness UTXO pays to this wallet's output key with the key-path witness. Key-path spending has no node-side
-request format yet, so it is signable only without an agent.
+whose witness UTXO pays to this wallet's output key with the key-path witness.
+
+With an agent on the signer (``mpc.taproot_wallet(key_id, agent=Agent(...))``) the nodes decide: `sign_psbt` sends
+the whole PSBT as one principal-signed ``btc_psbt`` request for the wallet's chain (``chain=``, by default the
+network's CAIP-2 id, node/bitcoin_policy.py), and every holder decodes it, computes each input's BIP341 hash itself,
+applies the agent's policy (recipients, caps counting the fee, ...) and signs every input at once. Such a PSBT must
+spend only this wallet's own key-path output (every input with its witness UTXO; no script tree) with
+SIGHASH_DEFAULT or SIGHASH_ALL; the wallet refuses anything else before sending it. The answer (one 64-byte BIP340
+signature per input, concatenated) is checked input by input against the wallet's own embit hashes and the output
+key before the PSBT is finalised. `sign_sighash` stays agent-free: an agent never gets a bare hash signed. A
+`SimSigner` with an agent checks the nodes' decoding of the request and signs in process (no policy: no nodes).
 """
 
 from __future__ import annotations
@@ -31,12 +40,24 @@ from bip_utils import SegwitBech32Encoder
 
 from ..crypto.secp256k1 import Q as CURVE_ORDER
 from ..errors import InvalidInput
+from ..node.bitcoin_policy import (
+    BTC_MAINNET,
+    BTC_REGTEST,
+    BTC_SIGNET,
+    BTC_TESTNET3,
+    BTC_TESTNET4,
+    split_sighashes,
+)
+from ..node.principals import RequestFormat, SignedRequest
 from ..types import Signature
 from .signer import BadSignature, Payload, Signer
 
-__all__ = ["HRP", "TaprootWallet", "taproot_output_key"]
+__all__ = ["CHAINS", "HRP", "TaprootWallet", "taproot_output_key"]
 
-HRP = {"mainnet": "bc", "testnet": "tb", "signet": "tb", "regtest": "bcrt"}
+HRP = {"mainnet": "bc", "testnet": "tb", "testnet4": "tb", "signet": "tb", "regtest": "bcrt"}
+# the CAIP-2 chain an agent's request names for each network (node/bitcoin_policy.py); testnet is testnet3
+CHAINS = {"mainnet": BTC_MAINNET, "testnet": BTC_TESTNET3, "testnet4": BTC_TESTNET4, "signet": BTC_SIGNET,
+          "regtest": BTC_REGTEST}
 SIGHASH_TYPES = (0x00, 0x01, 0x02, 0x03, 0x81, 0x82, 0x83)  # BIP341: DEFAULT, ALL, NONE, SINGLE, (|ANYONECANPAY)
 
 
@@ -64,7 +85,7 @@ class TaprootWallet:
     """See the module docstring."""
 
     def __init__(self, signer: Signer, key_id: str, *, network: str = "mainnet", merkle_root: bytes = b"",
-                 path: str | None = None) -> None:
+                 path: str | None = None, chain: str | None = None) -> None:
         info = signer.key_info(key_id, path)  # with `path`: the BIP32 child's x-only key is the internal key
         if info.scheme != "schnorr-bip340":
             raise InvalidInput(f"key {key_id!r} is {info.scheme}; a Taproot wallet needs a schnorr-bip340 key")
@@ -74,6 +95,9 @@ class TaprootWallet:
         self.key_id = key_id
         self.path = path
         self.network = network
+        if chain is not None and chain not in {c for n, c in CHAINS.items() if HRP[n] == HRP[network]}:
+            raise InvalidInput(f"chain must be the CAIP-2 id of a Bitcoin network with {network}'s addresses")
+        self.chain = CHAINS[network] if chain is None else chain  # what an agent's requests name
         self.merkle_root = bytes(merkle_root)
         self.internal_key = info.public_key
         self.output_key, self.output_parity = taproot_output_key(self.internal_key, self.merkle_root)
@@ -164,15 +188,80 @@ class TaprootWallet:
 
     def sign_psbt(self, psbt: Any, hash_type: int = 0x00) -> Any:
         """Finalise every input of `psbt` (an embit PSBT, changed in place, or its base64) that this wallet spends by
-        key path, and return the PSBT; InvalidInput if it spends none."""
+        key path, and return the PSBT; InvalidInput if it spends none. With an agent: one request for the whole PSBT,
+        which must spend only this wallet's output (see the module docstring)."""
         psbt, ours = self._psbt_inputs(psbt, hash_type)
+        if self._agent is not None:
+            request, sighashes = self._psbt_request(psbt, ours, hash_type)
+            return self._finalise_all(psbt, sighashes, self._submit(request), hash_type)
         for index, sighash in ours:
             self._finalise(psbt, index, self.sign_sighash(sighash, hash_type))
         return psbt
 
     async def sign_psbt_async(self, psbt: Any, hash_type: int = 0x00) -> Any:
         psbt, ours = self._psbt_inputs(psbt, hash_type)
+        if self._agent is not None:
+            request, sighashes = self._psbt_request(psbt, ours, hash_type)
+            # one request, answered once: a thread keeps the event loop free while the signer waits
+            return self._finalise_all(psbt, sighashes, await asyncio.to_thread(self._submit, request), hash_type)
         sigs = await asyncio.gather(*(self.sign_sighash_async(h, hash_type) for _, h in ours))
         for (index, _), sig in zip(ours, sigs):
             self._finalise(psbt, index, sig)
+        return psbt
+
+    # agent path: one node-checked btc_psbt request -------------------------------------------------------------
+    @property
+    def _agent(self) -> Any:
+        return getattr(self._signer, "agent", None)
+
+    def _psbt_request(self, psbt: Any, ours: list[tuple[int, bytes]],
+                      hash_type: int) -> tuple[SignedRequest, list[bytes]]:
+        """The agent-signed ``btc_psbt`` request for `psbt` and the inputs' hashes this wallet computed."""
+        if self.merkle_root:
+            raise InvalidInput("the nodes sign key-path spends of an output without a script tree only")
+        if hash_type not in (0x00, 0x01):
+            raise InvalidInput("the nodes sign SIGHASH_DEFAULT and SIGHASH_ALL inputs only")
+        if len(ours) != len(psbt.inputs):
+            raise InvalidInput("under an agent's policy every input must spend this wallet's own output")
+        for i, inp in enumerate(psbt.inputs):
+            if inp.sighash_type not in (None, hash_type):
+                raise InvalidInput(f"input {i} asks for sighash type {inp.sighash_type}, not {hash_type}")
+            if hash_type:  # the nodes read the type from the PSBT: say it there
+                inp.sighash_type = hash_type
+        sighashes = [h for _, h in ours]
+        payload = Payload(self.key_id, b"".join(sighashes), RequestFormat.BTC_PSBT, psbt.serialize(), self.chain,
+                          path=self.path)
+        return self._agent.sign(payload), sighashes
+
+    def _submit(self, request: SignedRequest) -> Signature:
+        submit = getattr(self._signer, "sign_request", None)
+        if callable(submit):
+            return submit(request)
+        from .simsigner import SimSigner
+
+        if isinstance(self._signer, SimSigner):
+            return self._simulate(request)
+        raise InvalidInput("this signer cannot submit an agent's request")
+
+    def _simulate(self, request: SignedRequest) -> Signature:
+        """The simulator's stand-in for the committee: the nodes' decoder must arrive at the wallet's hashes."""
+        from ..node.policy import intent_from_request
+
+        sighashes = split_sighashes(intent_from_request(request).digest)
+        sim: Any = self._signer
+        sigs = [sim.sign_message(self.key_id, h, tap_tweak=b"", path=self.path).to_bytes() for h in sighashes]
+        return Signature("schnorr-bip340", b"".join(sigs))
+
+    def _finalise_all(self, psbt: Any, sighashes: list[bytes], sig: Any, hash_type: int) -> Any:
+        """Check the committee's answer (one BIP340 signature per input) against this wallet's own hashes and
+        output key, then finalise every input; BadSignature for anything else."""
+        raw = sig.to_bytes() if isinstance(sig, Signature) and sig.scheme == "schnorr-bip340" else b""
+        if len(raw) != 64 * len(sighashes):
+            raise BadSignature(f"expected {len(sighashes)} BIP340 signatures, one per input")
+        for i, sighash in enumerate(sighashes):
+            part = raw[64 * i: 64 * (i + 1)]
+            if not self._verifier.verify(part, sighash):
+                raise BadSignature(f"the signature of input {i} does not verify under the Taproot output key")
+        for i in range(len(sighashes)):
+            self._finalise(psbt, i, raw[64 * i: 64 * (i + 1)] + (bytes([hash_type]) if hash_type else b""))
         return psbt

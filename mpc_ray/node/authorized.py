@@ -328,17 +328,27 @@ class AuthorizedSigning:
             raise HolderNotReady(f"key {key_id!r} predates policy support for FROST (no public package stored)")
         return public_package_from_bytes(raw)
 
-    def frost_sign(self, request: SignedRequest, nonce_id: bytes, commitment_list: bytes,
-                   now: float | None = None) -> tuple[int, bytes]:
-        """(z_i, R) for a principal-signed request on a FROST key (Ed25519: a Solana transfer; either suite: a
-        raw 32-byte message if the policy allows raw_digest), after the same checks as `sign`. The message is the
-        one this node decoded; a Solana transfer must come from this key's own address. The nonce pair is consumed
-        durably before the share is computed; the audit record follows before the share leaves."""
-        from ..protocols.frost.keys import public_key_bytes
+    def frost_sign(self, request: SignedRequest, nonce_id: Any, commitment_list: Any,
+                   now: float | None = None) -> Any:
+        """(z_i, R) for a principal-signed request on a FROST key (Ed25519: a Solana transfer; BIP340: a Taproot
+        key-path PSBT; either suite: a raw 32-byte message if the policy allows raw_digest), after the same checks
+        as `sign`, the derivation path included. The message is the one this node decoded; a Solana transfer or a
+        PSBT must spend from this key's own address. The nonce pairs are consumed durably before any share is
+        computed; the audit record follows before the shares leave.
+
+        ``btc_psbt`` (node/bitcoin_policy.py) signs one BIP341 hash per input, for the key's BIP341 output key
+        (empty script tree): `nonce_id` and `commitment_list` are then sequences with one entry per input, in input
+        order, and the answer is the list of (z_i, R), one per input. The whole PSBT and the policy are checked
+        once; a call whose lists do not match the PSBT's inputs is refused before any nonce pair is consumed."""
+        import dataclasses
+
         from .frost_holder import sign as frost_share
         from .principals import RequestFormat
 
         now = time.time() if now is None else now
+        psbt = isinstance(request, SignedRequest) and request.format is RequestFormat.BTC_PSBT
+        # the coordinator's part of the call, checked before the request is verified: a malformed one burns nothing
+        nonce_ids, lists = _frost_call(nonce_id, commitment_list, psbt)
         key_id = request.key_id
         with self.lock:
             nonce_id_req = None
@@ -347,26 +357,17 @@ class AuthorizedSigning:
                 verified = self._verifier().verify(request, now, durable=False)
                 nonce_id_req = verified.nonce_id
                 policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
+                check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
                 pub = self._frost_public(key_id)
-                if request.format not in (RequestFormat.SOLANA_TX, RequestFormat.RAW_DIGEST) or (
-                        request.format is RequestFormat.SOLANA_TX and pub.suite_key != "eddsa-ed25519"):
-                    raise InvalidInput(f"format {request.format.value} cannot be signed with a {pub.suite_key} key")
-                intent = intent_from_request(request)
-                if request.format is RequestFormat.SOLANA_TX:
-                    from solders.pubkey import Pubkey
-
-                    own = str(Pubkey(public_key_bytes(pub.suite, pub.group_key)))
-                    if dict(intent.details).get("fee_payer") != own:
-                        raise PolicyDenied("policy.sender", "the transaction does not spend from this key's address")
+                intent, messages, tap_tweak = self._frost_intent(request, pub, len(nonce_ids))
                 name = spend_store_name(key_id, verified.principal.id)
                 state = self.spend.get(name) or SpendState()
                 decision = PolicyEngine(policy, state, threshold=pub.threshold, parties=len(pub.parties)).evaluate(
                     intent, now)
                 decision.raise_if_denied()
-                frost_req = (nonce_id, intent.digest, commitment_list)
-                if request.derivation_path:
-                    frost_req = (*frost_req, None, request.derivation_path)
-                z, r_enc = frost_share(self.holder, key_id, [frost_req], with_group_commitment=True)[0]
+                path = request.derivation_path or None
+                shares = frost_share(self.holder, key_id, [(n, m, cl, tap_tweak, path) for n, m, cl in
+                                                           zip(nonce_ids, messages, lists)], with_group_commitment=True)
             except PolicyDenied as exc:
                 self._journal(AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id_req), now)
                 raise
@@ -377,9 +378,45 @@ class AuthorizedSigning:
             state.record(intent.spends, now)
             self.spend[name] = state
             size = pub.suite.group.scalar_size
-            self._journal(AuditEntry.for_decision(verified, decision, presignature_id=nonce_id,
-                                                  signature=int(z).to_bytes(size, "big")), now)
-        return z, r_enc
+            entry = AuditEntry.for_decision(verified, decision, presignature_id=nonce_ids[0],
+                                            signature=b"".join(int(z).to_bytes(size, "big") for z, _ in shares))
+            if len(nonce_ids) > 1:  # every nonce pair this decision consumed, in input order
+                entry = dataclasses.replace(entry, intent=dataclasses.replace(
+                    intent, details=(*intent.details, ("nonce_ids", ",".join(n.hex() for n in nonce_ids)))))
+            self._journal(entry, now)
+        return shares if psbt else shares[0]
+
+    def _frost_intent(self, request: SignedRequest, pub: Any,
+                      calls: int) -> tuple[Any, list[bytes], bytes | None]:
+        """(intent, the messages to sign, the Taproot tweak) of a FROST request, after the format and sender checks
+        (a format the key's suite cannot sign is InvalidInput; a foreign sender is PolicyDenied policy.sender)."""
+        from ..protocols.frost.keys import public_key_bytes
+        from .principals import RequestFormat
+
+        fmt, suite = request.format, pub.suite_key
+        if not (fmt is RequestFormat.RAW_DIGEST or (fmt is RequestFormat.SOLANA_TX and suite == "eddsa-ed25519")
+                or (fmt is RequestFormat.BTC_PSBT and suite == "schnorr-bip340")):
+            raise InvalidInput(f"format {fmt.value} cannot be signed with a {suite} key")
+        intent = intent_from_request(request)
+        if fmt is RequestFormat.SOLANA_TX:
+            from solders.pubkey import Pubkey
+
+            own = str(Pubkey(public_key_bytes(pub.suite, pub.group_key)))
+            if dict(intent.details).get("fee_payer") != own:
+                raise PolicyDenied("policy.sender", "the transaction does not spend from this key's address")
+        if fmt is not RequestFormat.BTC_PSBT:
+            if calls != 1:
+                raise InvalidInput("one nonce and one commitment list sign this request")
+            return intent, [intent.digest], None
+        from .bitcoin_policy import check_sender, split_sighashes
+        from .hd import frost_tweak
+
+        hd = frost_tweak(pub.group_key, pub.chain_code, request.derivation_path) if request.derivation_path else None
+        check_sender(intent, public_key_bytes(pub.suite, pub.group_key, b"", hd))  # BIP86: empty script tree
+        sighashes = split_sighashes(intent.digest)
+        if len(sighashes) != calls:
+            raise InvalidInput(f"the PSBT has {len(sighashes)} inputs but {calls} nonces and commitment lists came")
+        return intent, sighashes, b""
 
     def _policy(self, name: str) -> Policy | None:
         if name not in self.policies:
@@ -407,3 +444,18 @@ class AuthorizedSigning:
     def status(self) -> dict[str, Any]:
         count, _ = self.audit.position()
         return {"audit_records": count, "spend_states": len(self.spend)}
+
+
+def _frost_call(nonce_id: Any, commitment_list: Any, per_input: bool) -> tuple[list[bytes], list[bytes]]:
+    """The coordinator's nonce ids and commitment lists of a `frost_sign` call as two equal lists: one of each, or
+    (``btc_psbt``) sequences of one per input. Shapes only; the holder checks the contents before consuming."""
+    if not per_input:
+        return [nonce_id], [commitment_list]
+    from .bitcoin_policy import MAX_INPUTS
+
+    if (not isinstance(nonce_id, (list, tuple)) or not isinstance(commitment_list, (list, tuple))
+            or not 1 <= len(nonce_id) <= MAX_INPUTS or len(nonce_id) != len(commitment_list)):
+        raise InvalidInput("a PSBT request takes equal lists of nonce ids and commitment lists, one per input")
+    if not all(isinstance(x, (bytes, bytearray)) for x in (*nonce_id, *commitment_list)):
+        raise InvalidInput("nonce ids and commitment lists are bytes")
+    return [bytes(x) for x in nonce_id], [bytes(x) for x in commitment_list]
