@@ -141,6 +141,22 @@ def test_agent_wallet_denied_by_policy(mpc, keys, tx, rule):
     assert e.value.rule == rule
 
 
+def test_concurrent_agent_requests_are_answered_one_by_one(mpc, keys):
+    """Agent requests made in one turn of the loop go out as one `sign_requests` call; each coroutine still gets its
+    own answer: a refused request fails alone, with its rule, and its neighbours sign."""
+    wallet = mpc.evm_wallet(keys["evm"].key_id, agent=Agent("bot", AGENT))
+    txs = [usdc_tx(nonce=200), usdc_tx(to=EVE, nonce=201), usdc_tx(nonce=202), usdc_tx(amount=50_000_000, nonce=203)]
+
+    async def run():
+        return await asyncio.gather(*(wallet.sign_transaction_async(tx) for tx in txs), return_exceptions=True)
+
+    ok1, eve, ok2, big = asyncio.run(run())
+    for signed in (ok1, ok2):
+        assert Account.recover_transaction(signed.raw_transaction) == wallet.address
+    assert type(eve) is PolicyDenied and eve.rule == "policy.recipient_denylist"
+    assert type(big) is PolicyDenied and big.rule == "policy.per_tx_cap"
+
+
 def test_an_unknown_agent_is_refused_by_the_nodes(mpc, keys):
     stranger = mpc.evm_wallet(keys["evm"].key_id, agent=Agent("mallory", nacl.signing.SigningKey.generate()))
     with pytest.raises(PolicyDenied) as e:
@@ -219,6 +235,7 @@ class FakeCoordinator:
         self.status = _Method(lambda: self._done({"parties": [1, 2, 3], "keys": {"ed": {
             "scheme": "eddsa-ed25519", "threshold": 2, "public_key": pk}}}, 0.0))
         self.sign_many = _Method(self._sign_many)
+        self.sign_requests = _Method(self._sign_requests)
 
     def _done(self, value, delay: float | None = None):
         async def answer():
@@ -231,6 +248,42 @@ class FakeCoordinator:
 
         self.batches.append(len(messages))
         return self._done([Signature("eddsa-ed25519", self.sk.sign(m).signature) for m in messages])
+
+
+    def _sign_requests(self, requests):
+        """Signs the body of each request, except a body of b"deny", refused as a node would refuse it."""
+        from mpc_ray.errors import PolicyDenied
+        from mpc_ray.types import Signature
+
+        self.batches.append(len(requests))
+        return self._done([PolicyDenied("policy.tx_type") if r.body == b"deny" else
+                           Signature("eddsa-ed25519", self.sk.sign(r.body).signature) for r in requests])
+
+
+def test_concurrent_agent_requests_are_coalesced_into_batches():
+    from mpc_ray.client.handle import SignHandle
+    from mpc_ray.node.principals import sign_request
+
+    coord = FakeCoordinator(b"\x04" * 32)
+    h = SignHandle(coord, timeout=5).aio
+    agent = nacl.signing.SigningKey.generate()
+
+    def req(body: bytes):
+        return sign_request(agent, principal_id="bot", kind="sign", format="raw_digest", body=body, key_id="ed",
+                            now=time.time())
+
+    bodies = [bytes([i % 250 + 1]) * 32 for i in range(300)]
+    bodies[7] = b"deny"
+
+    async def run():
+        return await asyncio.gather(*(h.sign_request(req(b)) for b in bodies), return_exceptions=True)
+
+    out = asyncio.run(run())
+    assert coord.batches == [256, 44]  # 300 coroutines in one turn: two sign_requests calls
+    assert isinstance(out[7], PolicyDenied) and out[7].rule == "policy.tx_type"
+    for i, sig in enumerate(out):
+        if i != 7:
+            coord.sk.verify_key.verify(bodies[i], sig.to_bytes())
 
 
 def test_concurrent_direct_signings_are_coalesced_into_batches():

@@ -10,6 +10,7 @@ import threading
 import time
 
 import coincurve
+import nacl.signing
 import pytest
 import ray
 
@@ -17,6 +18,9 @@ import mpc_ray
 from mpc_ray.errors import InvalidInput, MpcError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+ADMIN_KEY, AGENT_KEY = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
 
 
 def digest(i: int) -> bytes:
@@ -173,7 +177,7 @@ def test_policy_enforced_by_the_nodes(mpc, key):
     from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
     from tests.test_policy import ALICE, BASE, base_policy, usdc_transfer
 
-    admin, agent = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    admin, agent = ADMIN_KEY, AGENT_KEY
     mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", admin),
                                                             Principal.from_signing_key("bot", "agent", agent))))
     mpc.set_policy(sign_request(admin, principal_id="root", kind="set_policy", format="json",
@@ -248,6 +252,39 @@ def test_one_hop_signing_with_leased_presignatures(mpc, key):
     with pytest.raises(_MpcError):
         call_holder(pub.signers[0], "partial_sign", key.key_id, [(pub.presignature_id, digest(7002))])
     assert all(verify(key, digest(7100 + i), mpc.sign(key.key_id, digest(7100 + i))) for i in range(5))
+
+
+def test_one_hop_agent_requests(mpc, key):
+    """An agent request on a warm client goes straight to the signers of a leased presignature; each signer still
+    verifies, decodes, applies its policy and audits; a refusal names its rule; a request signs once."""
+    from mpc_ray.errors import PolicyDenied
+    from mpc_ray.node.policy import decode_evm_transaction
+    from mpc_ray.node.principals import sign_request
+    from tests.test_policy import ALICE, BASE, EVE, usdc_transfer
+
+    def request(to, amount):
+        return sign_request(AGENT_KEY, principal_id="bot", kind="sign", format="evm_tx",
+                            body=usdc_transfer(to=to, amount=amount), key_id=key.key_id, chain=BASE, now=time.time())
+
+    leases = mpc._lease_book()
+    deadline = time.monotonic() + 120
+    while len(leases._leases.get(key.key_id, ())) < 3:  # the policy test set up the principals and the policy
+        assert time.monotonic() < deadline, "no presignature was leased"
+        mpc.wait_for_pools(key.key_id, 8, timeout=60)
+        leases._fetch(key.key_id)
+    req = request(ALICE, 3_000)
+    out = leases.sign_request(req)
+    assert out is not None, "the one-hop path fell back to the coordinator"
+    sig = mpc_ray.types.Signature.ecdsa(int.from_bytes(out[0][:32], "big"), int.from_bytes(out[0][32:], "big"), out[1])
+    assert verify(key, decode_evm_transaction(req.body).digest, sig)
+    with pytest.raises(PolicyDenied) as e:  # its nonce is spent on both signers
+        leases.sign_request(req)
+    assert e.value.rule == "auth.replayed"
+    with pytest.raises(PolicyDenied) as e:
+        leases.sign_request(request(EVE, 1))
+    assert e.value.rule == "policy.recipient_denylist"
+    ok = request(ALICE, 3_001)  # and the client's own sign_request takes the same path
+    assert verify(key, decode_evm_transaction(ok.body).digest, mpc.sign_request(ok))
 
 
 def test_coordinator_restart_rebuilds_its_key_table_from_the_holders(mpc, key):

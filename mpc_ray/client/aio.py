@@ -9,7 +9,9 @@ schedules a flush with `loop.call_soon`, every `sign` for the same key (and twea
 joins it, and the flush sends them as one `sign_many` (the coordinator's batched path: one presignature or nonce
 batch, one durable write per holder) instead of one coordinator call each. It adds no waiting: a lone `sign` is
 flushed on the next loop iteration. Each message is validated before it joins a batch, so one bad input cannot fail
-its neighbours. Agent requests are never coalesced: each is signed by the agent and checked by every node alone.
+its neighbours. Agent requests made in the same turn are coalesced the same way into one `sign_requests` call: each
+is still signed by the agent, and every node checks and audits each on its own (one audit fsync for the batch), and
+each coroutine gets its own answer: its signature or the error that refused its request.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.exceptions import RayError
 
-from ..errors import MpcError
+from ..errors import InvalidInput, MpcError
 from ..node.principals import SignedRequest
 from ..types import KeyInfo, Signature
 from .handle import RequestTimeout, SignHandle, signature_from_wire, typed_error
@@ -43,6 +45,8 @@ class AsyncSignHandle:
         self._h = handle
         # (loop, key id, tap tweak, path) -> messages waiting for this turn's flush, each with the future it resolves
         self._pending: dict[tuple[Any, str, bytes | None, str | None], list[tuple[bytes, asyncio.Future]]] = {}
+        # loop -> agent requests waiting for this turn's flush, each with its key's scheme and the future it resolves
+        self._pending_requests: dict[Any, list[tuple[SignedRequest, str, asyncio.Future]]] = {}
 
     @property
     def agent(self):
@@ -116,13 +120,36 @@ class AsyncSignHandle:
             results: list[Any] = [signature_from_wire(scheme, s) for s in out]
         except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch, as a typed error
             results = [typed_error(exc)] * len(batch)
-        for (_, future), result in zip(batch, results):
-            if future.done():
-                continue  # its waiter timed out (cancelled)
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        _resolve([f for _, f in batch], results)
+
+    async def _coalesced_request(self, request: SignedRequest, scheme: str) -> Signature:
+        if not isinstance(request, SignedRequest):
+            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        batch = self._pending_requests.get(loop)
+        if batch is None:
+            batch = self._pending_requests[loop] = []
+            loop.call_soon(self._flush_requests, loop)
+        batch.append((request, scheme, future))
+        try:
+            return await asyncio.wait_for(future, self._h.timeout)
+        except TimeoutError:
+            raise RequestTimeout("the committee did not answer in time") from None
+
+    def _flush_requests(self, loop: Any) -> None:
+        batch = self._pending_requests.pop(loop, [])
+        for lo in range(0, len(batch), MAX_BATCH):
+            loop.create_task(self._sign_request_batch(batch[lo:lo + MAX_BATCH]))
+
+    async def _sign_request_batch(self, batch: list[tuple[SignedRequest, str, asyncio.Future]]) -> None:
+        try:
+            out = await self._await(self._h.coordinator.sign_requests.remote([r for r, _, _ in batch]))
+            results: list[Any] = [typed_error(o) if isinstance(o, BaseException) else signature_from_wire(scheme, o)
+                                  for o, (_, scheme, _) in zip(out, batch)]
+        except Exception as exc:  # noqa: BLE001 - the whole call failed: every waiter gets it, as a typed error
+            results = [typed_error(exc)] * len(batch)
+        _resolve([f for _, _, f in batch], results)
 
     async def sign_many(self, key_id: str, messages: Sequence[bytes], *,
                         tap_tweak: bytes | None = None, path: str | None = None) -> list[Signature]:
@@ -131,14 +158,14 @@ class AsyncSignHandle:
         return [signature_from_wire(scheme, s) for s in out]
 
     async def sign_request(self, request: SignedRequest) -> Signature:
-        return signature_from_wire("ecdsa-secp256k1", await self._await(self._h._request_ref(request)))
+        """A principal-signed request; concurrent ones are coalesced into one `sign_requests` call."""
+        return await self._coalesced_request(request, "ecdsa-secp256k1")
 
     async def sign_payload(self, payload: Payload) -> Signature:
         info = await self.key_info(payload.key_id)
         check_payload(info, payload)
         if self._h.agent is not None:
-            return signature_from_wire(info.scheme, await self._await(self._h._request_ref(
-                self._h._agent_request(info, payload))))
+            return await self._coalesced_request(self._h._agent_request(info, payload), info.scheme)
         return await self._coalesced(info.scheme, payload.key_id, payload.message, payload.tap_tweak, payload.path)
 
     async def sign_payload_async(self, payload: Payload) -> Signature:
@@ -153,6 +180,16 @@ class AsyncSignHandle:
 
     def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
         return self._h.taproot_wallet(key_id, network=network, path=path)
+
+
+def _resolve(futures: list[asyncio.Future], results: list[Any]) -> None:
+    for future, result in zip(futures, results):
+        if future.done():
+            continue  # its waiter timed out (cancelled)
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 async def _awaitable(ref: Any) -> Any:

@@ -38,15 +38,18 @@ class MpcClient:
         ECDSA without a path signs in one round to the signers with a leased presignature when one is at hand
         (client/fastpath.py); anything else goes through the coordinator."""
         if tap_tweak is None and path is None and isinstance(message, bytes) and len(message) == 32:
-            leases = getattr(self, "_leases", None)
-            if leases is None:
-                from .fastpath import PresignatureLeases
-
-                leases = self._leases = PresignatureLeases(self._coordinator)
-            fast = leases.sign(key_id, message)
+            fast = self._lease_book().sign(key_id, message)
             if fast is not None:
                 return _ecdsa_signature(*fast)
         return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
+
+    def _lease_book(self):
+        leases = getattr(self, "_leases", None)
+        if leases is None:
+            from .fastpath import PresignatureLeases
+
+            leases = self._leases = PresignatureLeases(self._coordinator)
+        return leases
 
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,
                   path: str | None = None) -> list[Signature]:
@@ -82,6 +85,9 @@ class MpcClient:
     def sign_request(self, request) -> Signature:
         """Sign an agent-signed request (an EVM transaction, EIP-712 data, ...). Every signer checks its own policy;
         a refusal is `PolicyDenied` naming the rule."""
+        fast = self._lease_book().sign_request(request)  # one hop when a leased presignature is at hand
+        if fast is not None:
+            return _ecdsa_signature(*fast)
         out = ray.get(self._coordinator.sign_request.remote(request))
         return out if isinstance(out, Signature) else _ecdsa_signature(*out)  # FROST keys: a Signature already
 

@@ -6,9 +6,11 @@ it costs one (client -> holders, in parallel). Leases are fetched in the backgro
 presignature has left the coordinator's pool, so nobody else uses it, and the holders still consume each one durably
 before answering, so a lease can never sign twice. A leased presignature that is never used is simply wasted.
 
-Anything unusual (no lease, a signer that does not answer, a partial that does not combine) falls back to the
-coordinator path, which handles failover, blame and exclusion; a party that failed here is skipped for a while.
-Only the raw path (a Ray driver's `sign`) uses leases; agent requests go through `sign_request` and node policy.
+For a raw digest, anything unusual (no lease, a signer that does not answer, a partial that does not combine) falls
+back to the coordinator path, which handles failover, blame and exclusion; a party that failed here is skipped for a
+while. Agent requests (`sign_request`) use leases too: each signer checks the request and its policy and audits it
+exactly as through the coordinator. Only a missing lease falls back there; once a signer has seen a request, its
+nonce is spent, so a failure is raised (typed) and the agent signs a fresh request, as on the coordinator path.
 """
 
 from __future__ import annotations
@@ -120,6 +122,41 @@ class PresignatureLeases:
             sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)})
         except (MpcError, TypeError, IndexError):
             return None  # the coordinator path signs instead, and names and excludes a bad party
+        return sig.to_bytes(), sig.recovery_id
+
+    def sign_request(self, request: Any) -> tuple[bytes, int] | None:
+        """An agent-signed request in one round to the signers of a leased presignature, or None: use the
+        coordinator path. Each signer verifies the request, decodes it, applies its policy and audits, as through the
+        coordinator; this client decodes it too, only to combine and verify. Once a signer has seen the request its
+        nonce is spent, so from then on every failure is raised (typed), never retried: the agent signs a fresh
+        request, exactly as on the coordinator path."""
+        from ..node.policy import intent_from_request
+        from ..node.principals import SignedRequest
+
+        if not isinstance(request, SignedRequest) or request.derivation_path:
+            return None  # HD children need the coordinator's chain code; anything odd gets its typed error there
+        lease = self._take(request.key_id)
+        if lease is None:
+            return None
+        pub, public_key = lease
+        refs = [self._holder(p).sign_request.remote(request, pub.presignature_id) for p in pub.signers]
+        try:
+            digest = intent_from_request(request).digest  # decoded while the signers decide
+        except MpcError:
+            digest = None  # the signers refuse it too, each with its own audited reason: that is the answer
+        try:
+            answers = ray.get(refs, timeout=self.TIMEOUT_S)
+        except MpcError:
+            raise  # a signer's refusal (PolicyDenied naming the rule, ...), audited on that node
+        except _RAY_FAILURES as exc:
+            self._mark_unresponsive(pub, refs)
+            from ..coordinator.sessions import PartyUnavailable
+
+            down = [p for p, d in self._down_until.items() if d > time.monotonic() and p in pub.signers]
+            raise PartyUnavailable(down[0] if down else pub.signers[0], type(exc).__name__) from None
+        if digest is None:
+            raise MpcError("the signers accepted a request this client cannot decode")
+        sig = combine(pub, public_key, digest, dict(zip(pub.signers, answers)))  # ProtocolAbort names a bad party
         return sig.to_bytes(), sig.recovery_id
 
     def _mark_unresponsive(self, pub: PresignaturePublic, refs: list) -> None:

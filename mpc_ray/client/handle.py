@@ -85,6 +85,7 @@ class SignHandle(WalletFactory):
         self._keys: dict[tuple[str, str | None], KeyInfo] = {}  # (key id, derivation path or None)
         self._lock = threading.Lock()
         self._aio: AsyncSignHandle | None = None
+        self._leases: Any = None  # PresignatureLeases, made on the first agent request
 
     # plumbing ---------------------------------------------------------------------------------------------
     def _get(self, ref: Any, timeout: float | None = None) -> Any:
@@ -149,13 +150,13 @@ class SignHandle(WalletFactory):
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit a principal-signed request as is; every signer verifies it and applies its own policy."""
-        return signature_from_wire("ecdsa-secp256k1", self._get(self._request_ref(request)))
+        return self._policed(request, "ecdsa-secp256k1")
 
     def sign_payload(self, payload: Payload) -> Signature:
         info = self.key_info(payload.key_id)
         check_payload(info, payload)
         if self.agent is not None:
-            return signature_from_wire(info.scheme, self._get(self._request_ref(self._agent_request(info, payload))))
+            return self._policed(self._agent_request(info, payload), info.scheme)
         out = self._get(self._direct_ref(payload.key_id, [payload.message], payload.tap_tweak, payload.path))
         return signature_from_wire(info.scheme, out[0])
 
@@ -178,6 +179,22 @@ class SignHandle(WalletFactory):
         if tap_tweak is not None:
             return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak), path)
         return self._coordinator.sign_many.remote(key_id, messages, path)
+
+    def _policed(self, request: SignedRequest, scheme: str) -> Signature:
+        """One hop to the signers when a leased presignature is at hand (client/fastpath.py), else the coordinator."""
+        if not isinstance(request, SignedRequest):
+            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+        if self._leases is None:
+            from .fastpath import PresignatureLeases
+
+            self._leases = PresignatureLeases(self._coordinator)
+        try:
+            fast = self._leases.sign_request(request)
+        except (RayError, MpcError) as exc:
+            raise typed_error(exc) from None
+        if fast is not None:
+            return signature_from_wire("ecdsa-secp256k1", fast)
+        return signature_from_wire(scheme, self._get(self._request_ref(request)))
 
     def _request_ref(self, request: SignedRequest) -> Any:
         if not isinstance(request, SignedRequest):
