@@ -331,6 +331,16 @@ def test_hd_child_spends_need_the_pinned_path(committee):
         assert e.value.rule == rule
 
 
+def test_a_psbt_is_not_signed_with_an_ed25519_key(committee):
+    c = committee
+    if "ed" not in c.keys:
+        c.dkg("ed", "eddsa-ed25519")
+    req = sign_request(AGENT, principal_id="bot", kind="sign", format="btc_psbt", body=psbt_bytes(c.spk),
+                       key_id="ed", chain=BTC_MAINNET, now=time.time())
+    with pytest.raises(InvalidInput, match="schnorr-bip340"):
+        frost_sign_request(InProcessPools(c), req)
+
+
 @pytest.mark.parametrize("mutate,match", [
     (lambda b: b[:-3], "malformed PSBT"),
     (lambda b: b"not a psbt", "malformed PSBT"),
