@@ -328,8 +328,8 @@ class AuthorizedSigning:
             raise HolderNotReady(f"key {key_id!r} predates policy support for FROST (no public package stored)")
         return public_package_from_bytes(raw)
 
-    def frost_sign(self, request: SignedRequest, nonce_id: Any, commitment_list: Any,
-                   now: float | None = None) -> Any:
+    def frost_sign(self, request: SignedRequest, nonce_id: bytes | list[bytes], commitment_list: bytes | list[bytes],
+                   now: float | None = None) -> tuple[int, bytes] | list[tuple[int, bytes]]:
         """(z_i, R) for a principal-signed request on a FROST key (Ed25519: a Solana transfer; BIP340: a Taproot
         key-path PSBT; either suite: a raw 32-byte message if the policy allows raw_digest), after the same checks
         as `sign`, the derivation path included. The message is the one this node decoded; a Solana transfer or a
