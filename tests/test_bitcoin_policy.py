@@ -230,8 +230,8 @@ def test_sighash_all_is_signed_and_hashed_with_its_type(committee):
 
 
 def test_rolling_cap_counts_the_fees(committee, tmp_path):
-    """600,000 per hour over 2-of-3 is 400,000 per holder: four spends of 79,000 + 2,000 fee fit (324,000); a fifth
-    is refused because of the fees (5 x 79,000 = 395,000 would fit, 5 x 81,000 does not)."""
+    """600,000 per hour over 2-of-3 is 400,000 per holder: four spends of 79,000 + 2,000 fee fit (324,000); a fifth,
+    after the holders restarted, is refused because of the fees (5 x 79,000 = 395,000 would fit, 5 x 81,000 not)."""
     from tests.test_frost_runtime import Committee as Fresh
 
     c = Fresh(tmp_path)
@@ -254,6 +254,9 @@ def test_rolling_cap_counts_the_fees(committee, tmp_path):
 
     for _ in range(4):
         frost_sign_request(pools, spend())
+    for p in (1, 2):  # the counts survive a restart of the holders (spend snapshot and audit journal)
+        c.holders[p]._auth.close()
+        c.restart(p)
     with pytest.raises(PolicyDenied) as e:
         frost_sign_request(pools, spend())
     assert e.value.rule == "policy.window_cap"
