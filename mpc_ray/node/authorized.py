@@ -339,7 +339,9 @@ class AuthorizedSigning:
         ``btc_psbt`` (node/bitcoin_policy.py) signs one BIP341 hash per input, for the key's BIP341 output key
         (empty script tree): `nonce_id` and `commitment_list` are then sequences with one entry per input, in input
         order, and the answer is the list of (z_i, R), one per input. The whole PSBT and the policy are checked
-        once; a call whose lists do not match the PSBT's inputs is refused before any nonce pair is consumed."""
+        once. Lists of unequal length are refused before the request is verified (nothing is spent); lists that do
+        not match the PSBT's inputs, after it (the request's nonce is spent, as for any refusal after verification,
+        and journaled), but before any nonce pair is consumed."""
         import dataclasses
 
         from .frost_holder import sign as frost_share
