@@ -200,12 +200,12 @@ def test_timeouts_and_typed_errors(mpc, keys):
     assert type(e.value) is InvalidInput
     with pytest.raises(InvalidInput, match="unknown key"):
         asyncio.run(mpc.aio().key_info("no-such-key"))
-    # an agent handle never signs bare digests, and FROST keys have no policy-enforced path on the nodes yet
+    # an agent handle never signs bare digests or hashes: the nodes must see the transaction
     with pytest.raises(InvalidInput, match="agent"):
         mpc.handle(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest)
     with pytest.raises(InvalidInput, match="agent"):
         asyncio.run(mpc.aio(agent=Agent("bot", AGENT)).sign(keys["evm"].key_id, digest))
-    with pytest.raises(InvalidInput, match="policy-enforced"):  # no node-side format for Taproot spends yet
+    with pytest.raises(InvalidInput, match="policy-enforced"):  # Taproot: whole PSBTs only (sign_psbt)
         mpc.taproot_wallet(keys["btc"].key_id, agent=Agent("bot", AGENT)).sign_sighash(digest)
     sol = mpc.solana_wallet(keys["ed"].key_id, agent=Agent("bot", AGENT))
     pay = transfer(TransferParams(from_pubkey=sol.pubkey, to_pubkey=Pubkey.from_bytes(bytes(32)), lamports=9))

@@ -348,5 +348,6 @@ def test_a_batch_is_decided_in_order_with_one_audit_write(committee, monkeypatch
         assert [rec.get("rule") if rec["decision"] != "allow" else None for rec in tail] == expected
         h = c.holders[i]
         assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
-    with pytest.raises(InvalidInput):  # an empty batch is a typed error
-        c.holders[1].sign_requests([])
+    for bad in ([], [(first, b"short")], [(first,)]):  # a malformed batch is refused whole, before any nonce is spent
+        with pytest.raises(InvalidInput):
+            c.holders[1].sign_requests(bad)

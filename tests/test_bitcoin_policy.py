@@ -5,7 +5,6 @@ The coordinator's own side (coordinator/frost_requests.py) runs here too, on in-
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -413,33 +412,3 @@ def test_taproot_wallet_with_an_agent_signs_through_the_nodes(committee):
     with pytest.raises(PolicyDenied) as e:  # the nodes' policy, not the wallet, refuses a stranger
         wallet.sign_psbt(PSBT.parse(psbt_bytes(c.spk, pays=((STRANGER, 1_000),))))
     assert e.value.rule == "policy.recipient_allowlist"
-
-
-@pytest.mark.slow
-def test_ray_agent_taproot_wallet_end_to_end():
-    """The same on a Ray committee: the wallet's request crosses the coordinator actor unchanged, the holders take
-    one nonce per input, and the answer comes back through the sign handle."""
-    import mpc_ray
-    from mpc_ray.client.signer import Agent
-
-    with mpc_ray.local_cluster(parties=3, threshold=2, security="112", kdf="min", pool_depth=4) as mpc:
-        tr = mpc.create_key("schnorr-bip340")
-        mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                                                Principal.from_signing_key("bot", "agent", AGENT))))
-        policy = Policy(key_id=tr.key_id, principal_id="bot", allowed_chains=(BTC_MAINNET,),
-                        allowed_tx_types=(TxType.BTC_TRANSFER,), recipient_allowlist=(addr(FRIEND),),
-                        asset_limits=(AssetLimit(asset=BTC, per_tx=PER_TX),))
-        mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
-                                    body=policy.to_bytes(), key_id=tr.key_id, now=time.time()))
-        wallet = mpc.taproot_wallet(tr.key_id, agent=Agent("bot", AGENT))
-        spk = Script(wallet.script_pubkey)
-        signed = wallet.sign_psbt(PSBT.parse(psbt_bytes(spk, amounts=(40_000, 30_000, 20_000))))
-        for i in range(3):
-            (sig,) = signed.inputs[i].final_scriptwitness.items
-            assert coincurve.PublicKeyXOnly(wallet.output_key).verify(sig, signed.sighash(i, sighash=0))
-        signed = asyncio.run(wallet.sign_psbt_async(PSBT.parse(psbt_bytes(spk))))
-        assert coincurve.PublicKeyXOnly(wallet.output_key).verify(
-            signed.inputs[0].final_scriptwitness.items[0], signed.sighash(0, sighash=0))
-        with pytest.raises(PolicyDenied) as e:
-            wallet.sign_psbt(PSBT.parse(psbt_bytes(spk, amounts=(150_000,), pays=((FRIEND, 99_500),))))
-        assert e.value.rule == "policy.per_tx_cap"

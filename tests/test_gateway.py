@@ -134,11 +134,41 @@ def test_unsigned_forged_and_denied_requests_get_typed_4xx(gateway, make, rule, 
     assert body["error"] == "PolicyDenied" and body["rule"] == rule and body["message"]
 
 
-def test_taproot_keys_are_refused_until_the_nodes_enforce_policy_for_them(gateway):
+def test_agent_taproot_wallet_on_ray_and_over_http(gateway):
+    """An agent's TaprootWallet sends whole PSBTs (btc_psbt): the holders take one nonce per input and answer a share
+    per input, on Ray through the sign handle and over HTTP through the gateway; each input verifies under the output
+    key. A bare hash for a BIP340 key is still refused: no node could check it."""
+    from embit.psbt import PSBT
+    from embit.script import Script
+
+    from mpc_ray.node.policy import AssetLimit, Policy, TxType
+    from tests.test_bitcoin_policy import BTC, BTC_MAINNET, FRIEND, PER_TX, addr, psbt_bytes
+
     mpc, _, url = gateway
     tr = mpc.create_key("schnorr-bip340")
     r = post(url, agent_request(b"\x01" * 32, key_id=tr.key_id, fmt="raw_digest"))
     assert r.status_code == 400 and r.json()["error"] == "InvalidInput" and "not available" in r.json()["message"]
+    policy = Policy(key_id=tr.key_id, principal_id="bot", allowed_chains=(BTC_MAINNET,),
+                    allowed_tx_types=(TxType.BTC_TRANSFER,), recipient_allowlist=(addr(FRIEND),),
+                    asset_limits=(AssetLimit(asset=BTC, per_tx=PER_TX),))
+    mpc.set_policy(sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
+                                body=policy.to_bytes(), key_id=tr.key_id, now=time.time()))
+    on_ray = mpc.taproot_wallet(tr.key_id, agent=Agent("bot", AGENT))
+    spk = Script(on_ray.script_pubkey)
+    signed = on_ray.sign_psbt(PSBT.parse(psbt_bytes(spk, amounts=(40_000, 30_000, 20_000))))
+    for i in range(3):
+        (sig,) = signed.inputs[i].final_scriptwitness.items
+        assert coincurve.PublicKeyXOnly(on_ray.output_key).verify(sig, signed.sighash(i, sighash=0))
+    with RemoteSigner(url, Agent("bot", AGENT), timeout=30) as remote:
+        over_http = remote.taproot_wallet(tr.key_id)
+        assert over_http.address == on_ray.address
+        signed = over_http.sign_psbt(PSBT.parse(psbt_bytes(spk, amounts=(25_000, 35_000))))
+        for i in range(2):
+            (sig,) = signed.inputs[i].final_scriptwitness.items
+            assert coincurve.PublicKeyXOnly(over_http.output_key).verify(sig, signed.sighash(i, sighash=0))
+        with pytest.raises(PolicyDenied) as e:
+            over_http.sign_psbt(PSBT.parse(psbt_bytes(spk, amounts=(150_000,), pays=((FRIEND, 99_500),))))
+        assert e.value.rule == "policy.per_tx_cap"
 
 
 def test_replayed_request_gets_409(gateway):

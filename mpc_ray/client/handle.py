@@ -204,8 +204,9 @@ class SignHandle(WalletFactory):
     def _agent_request(self, info: KeyInfo, payload: Payload) -> SignedRequest:
         assert self.agent is not None
         if info.scheme not in POLICY_SCHEMES:
-            # The nodes have no request format for BIP340 / Taproot spends yet; falling back to unpoliced signing
-            # would hand an agent a key with no policy at all.
+            # BIP340 keys sign for an agent only whole PSBTs (TaprootWallet.sign_psbt: a btc_psbt request the nodes
+            # decode); a bare hash or tweak has nothing a node could check, and unpoliced signing would hand the
+            # agent a key with no policy at all.
             raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys on this committee")
         return self.agent.sign(payload)
 

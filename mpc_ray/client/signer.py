@@ -100,7 +100,8 @@ class Agent:
         if payload.format is None:
             raise InvalidInput("the nodes have no request format for this payload; it cannot be signed under a policy")
         if payload.tap_tweak is not None:
-            raise InvalidInput("policy-enforced requests carry no Taproot tweak (no node-side format for it yet)")
+            raise InvalidInput("policy-enforced requests carry no Taproot tweak: an agent signs whole PSBTs "
+                               "(TaprootWallet.sign_psbt), which the nodes decode")
         return sign_request(
             self.signing_key, principal_id=self.principal_id, kind="sign", format=payload.format, body=payload.body,
             key_id=payload.key_id, chain=payload.chain, now=time.time() if now is None else now, ttl_s=self.ttl_s,

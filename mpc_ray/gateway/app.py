@@ -34,7 +34,7 @@ from ..client.handle import SignHandle
 from ..client.signer import POLICY_SCHEMES
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
-from ..node.principals import RequestKind, SignedRequest
+from ..node.principals import RequestFormat, RequestKind, SignedRequest
 from .models import (
     MAX_REQUEST_BYTES,
     KeyOut,
@@ -100,8 +100,10 @@ class Gateway:
             envelope = SignEnvelope.parse(await _bounded_body(request))
             check_agent_request(envelope.request)
             info = await self._h.key_info(envelope.request.key_id)  # unknown key: 404 (cached: keys never change)
-            if info.scheme not in POLICY_SCHEMES:
-                raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys yet")
+            taproot_spend = info.scheme == "schnorr-bip340" and envelope.request.format is RequestFormat.BTC_PSBT
+            if info.scheme not in POLICY_SCHEMES and not taproot_spend:  # BIP340: whole PSBTs the nodes decode
+                raise InvalidInput(f"policy-enforced signing is not available for {info.scheme} keys "
+                                   "(BIP340 keys: btc_psbt requests only)")
             sig = await self._h.sign_request(envelope.request)
             return JSONResponse(SignatureOut.of(sig).model_dump(exclude_none=True))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed error body

@@ -78,7 +78,8 @@ class SignEnvelope(_Model):
 
 class SignatureOut(_Model):
     scheme: str
-    signature: Annotated[str, Field(pattern="^[0-9a-f]{128}$")]  # 64 bytes, hex
+    # 64 bytes, hex; a btc_psbt request answers one 64-byte BIP340 signature per input, concatenated
+    signature: Annotated[str, Field(pattern="^([0-9a-f]{128}){1,256}$")]
     recovery_id: int | None = None
 
     @classmethod
@@ -89,6 +90,8 @@ class SignatureOut(_Model):
         from ..client.signer import BadSignature
 
         raw = bytes.fromhex(self.signature)
+        if len(raw) != 64 and self.scheme != "schnorr-bip340":  # only a PSBT's per-input signatures come several
+            raise BadSignature(f"a {self.scheme} signature is 64 bytes")
         if self.scheme == "ecdsa-secp256k1":
             try:
                 return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"),

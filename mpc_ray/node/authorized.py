@@ -255,6 +255,9 @@ class AuthorizedSigning:
         now = time.time() if now is None else now
         if not isinstance(items, (list, tuple)) or not items or len(items) > MAX_BATCH:
             raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} (request, presignature id) pairs")
+        if not all(isinstance(it, (list, tuple)) and len(it) == 2 and isinstance(it[1], bytes) and len(it[1]) == 32
+                   for it in items):  # the coordinator's part, checked before any request's nonce is spent
+            raise InvalidInput("each batch item is (signed request, 32-byte presignature id)")
         with self.lock:
             decided = [self._decide(request, pid, now) for request, pid in items]
             entries = [entry for entry, _ in decided if entry is not None]
