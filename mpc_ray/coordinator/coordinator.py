@@ -20,6 +20,7 @@ import ray
 from .. import telemetry as tm  # ops hook: spans per request and round, Ray metrics
 from ..crypto.secp256k1 import Point
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
+from ..node.actor_runtime import in_ray_actor, settle_gc_for_latency
 from ..node.holder import check_key_id
 from ..node.principals import SignedRequest
 from ..protocols.ecdsa.presign import PresignaturePublic
@@ -63,13 +64,6 @@ class _Key:
     chain_code: bytes = b""  # BIP32 chain code the holders made at key generation (public)
 
 
-def _in_actor() -> bool:
-    try:
-        return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
-    except Exception:  # noqa: BLE001 - no Ray context at all
-        return False
-
-
 class Coordinator:
     def __init__(self, config: CoordinatorConfig, namespace: str) -> None:
         self.cfg = config
@@ -89,10 +83,11 @@ class Coordinator:
         self._topping_up: set[tuple[str, tuple[int, ...]]] = set()  # below low water once, filling to full
         tm.configure_from_env()  # ops hook: MPC_RAY_TRACING=console|otlp|memory
         self._resynced = threading.Event()  # the first key-table rebuild from the holders is done (resync.py)
-        if _in_actor():  # a (re)started actor; a Coordinator object built in a test process drives nothing itself
+        if in_ray_actor():  # a (re)started actor; a Coordinator object built in a test process drives nothing itself
             threading.Thread(target=self._resync_loop, daemon=True, name="key-resync").start()
         else:
             self._resynced.set()
+        settle_gc_for_latency()  # in an actor only: long-lived state out of the collector's scans
 
     # plumbing -----------------------------------------------------------------------------------------
     def _actor(self, name: str):

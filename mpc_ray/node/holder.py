@@ -29,6 +29,7 @@ from ..protocols.ecdsa.presign import PresignParty
 from ..crypto.secp256k1 import Q
 from ..protocols.ecdsa.sign import digest_to_int
 from ..protocols.wire import encode
+from .actor_runtime import settle_gc_for_latency
 from .envelope import SealedEnvelope, open_envelope, seal
 from .identity import NodeIdentity, NodeIdentityPublic
 from .records import (
@@ -158,6 +159,7 @@ class ShareHolder:
         self.sessions: dict[bytes, _Session] = {}
         self._aux: AuxInfo | None = None
         self._keys: dict[str, KeyShare] = {}
+        settle_gc_for_latency()  # in a Ray actor only: start-up state out of the collector's scans
 
     def _node_secret(self) -> bytes:
         """The node's own secret (a file beside the store stands in for the node's secret manager)."""
