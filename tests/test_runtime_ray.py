@@ -291,7 +291,7 @@ def test_one_hop_agent_requests(mpc, key):
     deadline = time.monotonic() + 120
     while len(leases._leases.get(key.key_id, ())) < 3:  # the policy test set up the principals and the policy
         assert time.monotonic() < deadline, "no presignature was leased"
-        mpc.wait_for_pools(key.key_id, 8, timeout=60)
+        mpc.wait_for_pools(key.key_id, 2, timeout=120)  # at most low water: a pool below it refills
         leases._fetch(key.key_id)
     req = request(ALICE, 3_000)
     out = leases.sign_request(req)
@@ -306,6 +306,18 @@ def test_one_hop_agent_requests(mpc, key):
     assert e.value.rule == "policy.recipient_denylist"
     ok = request(ALICE, 3_001)  # and the client's own sign_request takes the same path
     assert verify(key, decode_evm_transaction(ok.body).digest, mpc.sign_request(ok))
+    # a wallet passes the digest it computed and the client skips its own decoding; a wrong one cannot make the
+    # client blame a signer: the signature comes back over what the request says, for the wallet to check
+    for given in (None, bytes(32)):
+        while len(leases._leases.get(key.key_id, ())) < 1:
+            mpc.wait_for_pools(key.key_id, 2, timeout=120)  # at most low water: a pool below it refills
+            leases._fetch(key.key_id)
+        req = request(ALICE, 3_002 if given is None else 3_003)
+        want = decode_evm_transaction(req.body).digest
+        out = leases.sign_request(req, want if given is None else given)
+        sig = mpc_ray.types.Signature.ecdsa(int.from_bytes(out[0][:32], "big"), int.from_bytes(out[0][32:], "big"),
+                                            out[1])
+        assert verify(key, want, sig)
 
 
 def test_coordinator_restart_rebuilds_its_key_table_from_the_holders(mpc, key):

@@ -156,7 +156,7 @@ class SignHandle(WalletFactory):
         info = self.key_info(payload.key_id)
         check_payload(info, payload)
         if self.agent is not None:
-            return self._policed(self._agent_request(info, payload), info.scheme)
+            return self._policed(self._agent_request(info, payload), info.scheme, payload.message)
         out = self._get(self._direct_ref(payload.key_id, [payload.message], payload.tap_tweak, payload.path))
         return signature_from_wire(info.scheme, out[0])
 
@@ -180,8 +180,9 @@ class SignHandle(WalletFactory):
             return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak), path)
         return self._coordinator.sign_many.remote(key_id, messages, path)
 
-    def _policed(self, request: SignedRequest, scheme: str) -> Signature:
-        """One hop to the signers when a leased presignature is at hand (client/fastpath.py), else the coordinator."""
+    def _policed(self, request: SignedRequest, scheme: str, digest: bytes | None = None) -> Signature:
+        """One hop to the signers when a leased presignature is at hand (client/fastpath.py), else the coordinator.
+        `digest`: what the wallet computed itself (the signature is checked against it; the nodes compute their own)."""
         if not isinstance(request, SignedRequest):
             raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
         if self._leases is None:
@@ -189,7 +190,7 @@ class SignHandle(WalletFactory):
 
             self._leases = PresignatureLeases(self._coordinator)
         try:
-            fast = self._leases.sign_request(request)
+            fast = self._leases.sign_request(request, digest if scheme == "ecdsa-secp256k1" else None)
         except (RayError, MpcError) as exc:
             raise typed_error(exc) from None
         if fast is not None:
