@@ -33,6 +33,8 @@ from tests.test_policy import ALICE, BASE, base_policy, usdc_transfer  # noqa: E
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--gap-ms", type=float, default=3.0,
+                    help="idle time before each call, as between real requests (0: back to back, caches hot)")
     args = ap.parse_args()
     c = Committee(Path(tempfile.mkdtemp(prefix="bench-policy-")))
     c.run("aux", [1, 2, 3], {"level": "112"})
@@ -50,11 +52,13 @@ def main() -> None:
     plain, policed = [], []
     body = usdc_transfer(to=ALICE, amount=1_000)
     for i in range(args.n):
+        time.sleep(args.gap_ms / 1e3)
         t = time.perf_counter()
         h.partial_sign("k1", [(pubs[i].presignature_id, digest)])
         plain.append(time.perf_counter() - t)
         req = sign_request(agent, principal_id="bot", kind="sign", format="evm_tx", body=body, key_id="k1",
                            chain=BASE, now=time.time())
+        time.sleep(args.gap_ms / 1e3)
         t = time.perf_counter()
         h.sign_request(req, pubs[args.n + i].presignature_id)
         policed.append(time.perf_counter() - t)
@@ -65,7 +69,8 @@ def main() -> None:
         ("policy + audit overhead per signature", f"{(q50 - p50) * 1e3:.3f} ms"),
     ]
     head = (f"Policy overhead, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}, n={args.n}")
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}, n={args.n}, "
+            f"{args.gap_ms:g} ms idle before each call")
     text = head + "\n\n| measure | median |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
     print(text)
     out = Path(__file__).parent / "results"
