@@ -16,11 +16,12 @@ consumed and a cap still counts what was signed. A denial is journaled the same 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import InvalidInput, MpcError, PolicyDenied
 from .audit import AuditEntry, AuditLog
@@ -239,7 +240,7 @@ class AuthorizedSigning:
         """sigma_i over the digest this node computed from the request, if the node's policy allows it."""
         now = time.time() if now is None else now
         with self.lock:
-            entry, outcome = self._decide(request, presignature_id, now)
+            entry, outcome = self._decide(request, now, *self._ecdsa_steps(presignature_id))
             if entry is not None:
                 self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
         if isinstance(outcome, BaseException):
@@ -259,7 +260,7 @@ class AuthorizedSigning:
                    for it in items):  # the coordinator's part, checked before any request's nonce is spent
             raise InvalidInput("each batch item is (signed request, 32-byte presignature id)")
         with self.lock:
-            decided = [self._decide(request, pid, now) for request, pid in items]
+            decided = [self._decide(request, now, *self._ecdsa_steps(pid)) for request, pid in items]
             entries = [entry for entry, _ in decided if entry is not None]
             if entries:
                 self.audit.append_many(entries, now=now, checkpoint=False)
@@ -272,30 +273,29 @@ class AuthorizedSigning:
             self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, ids)
         return [outcome for _, outcome in decided]
 
-    def _decide(self, request: SignedRequest, presignature_id: bytes,
-                now: float) -> tuple[AuditEntry | None, int | MpcError]:
-        """One decision, with the lock held: (the audit record to journal, sigma_i or the refusal). Nothing is
-        released here; the caller journals the record before sigma_i leaves."""
+    def _decide(self, request: SignedRequest, now: float, prepare: Callable, consume_and_sign: Callable
+                ) -> tuple[AuditEntry | None, Any]:
+        """One decision, with the lock held: (the audit record to journal, the answer or the refusal). The skeleton
+        every scheme shares: verify the principal's signature and nonce -> policy binding -> derivation path ->
+        `prepare(request)` (decode, scheme checks: (intent, threshold, parties, context)) -> evaluate the policy
+        on this node's spend state -> `consume_and_sign(request, intent, context)` (consume the one-time secrets,
+        compute the partials: (answer, consumed id, signature bytes for the record, intent for the record)) ->
+        count the spend. Nothing is released here; the caller journals the record before the answer leaves."""
         nonce_id = None
         intent = None
         try:
             if not isinstance(request, SignedRequest):
                 raise InvalidInput("expected a SignedRequest")
-            key_id = request.key_id
             verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
             nonce_id = verified.nonce_id
-            policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
+            policy = check_binding(self._policy(policy_store_name(request.key_id, verified.principal.id)), verified)
             check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
-            intent = intent_from_request(request)
-            key = self.holder.key(key_id)
-            tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
-            name = spend_store_name(key_id, verified.principal.id)
+            intent, threshold, parties, context = prepare(request)
+            name = spend_store_name(request.key_id, verified.principal.id)
             state = self.spend.get(name) or SpendState()
-            engine = PolicyEngine(policy, state, threshold=key.threshold, parties=len(key.parties))
-            decision = engine.evaluate(intent, now)
+            decision = PolicyEngine(policy, state, threshold=threshold, parties=parties).evaluate(intent, now)
             decision.raise_if_denied()
-            kind = f"presig-{key_id}"
-            data = self.holder.vault.take_many(kind, [presignature_id], delete=False, durable=False)[0]
+            answer, consumed_id, signature, logged_intent = consume_and_sign(request, intent, context)
         except PolicyDenied as exc:
             return AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id), exc
         except MpcError as exc:
@@ -303,10 +303,28 @@ class AuthorizedSigning:
             return (None if nonce_id is None else self._error_entry(request, exc, nonce_id)), exc
         state.record(intent.spends, now)
         self.spend[name] = state
-        rec = presignature_from_bytes(data)
-        sigma = ecdsa_partial(rec, key, intent.digest, tweak)  # HD: re-randomised for a child (node/hd.py)
-        return AuditEntry.for_decision(verified, decision, presignature_id=presignature_id,
-                                       signature=sigma.to_bytes(32, "big")), sigma
+        entry = AuditEntry.for_decision(verified, decision, presignature_id=consumed_id, signature=signature)
+        if logged_intent is not intent:
+            entry = dataclasses.replace(entry, intent=logged_intent)
+        return entry, answer
+
+    def _ecdsa_steps(self, presignature_id: bytes) -> tuple[Callable, Callable]:
+        """`_decide`'s ECDSA steps: the holder's key share (and an HD child's tweak), then one presignature consumed
+        in memory (the audit record is its journal) and sigma_i over the digest this node computed."""
+        def prepare(request: SignedRequest) -> tuple[Any, int, int, Any]:
+            intent = intent_from_request(request)
+            key = self.holder.key(request.key_id)
+            tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
+            return intent, key.threshold, len(key.parties), (key, tweak)
+
+        def consume_and_sign(request: SignedRequest, intent: Any, context: Any) -> tuple[int, bytes, bytes, Any]:
+            key, tweak = context
+            data = self.holder.vault.take_many(f"presig-{request.key_id}", [presignature_id], delete=False,
+                                               durable=False)[0]
+            sigma = ecdsa_partial(presignature_from_bytes(data), key, intent.digest, tweak)  # HD: node/hd.py
+            return sigma, presignature_id, sigma.to_bytes(32, "big"), intent
+
+        return prepare, consume_and_sign
 
     def _committee(self, key_id: str) -> tuple[int, int]:
         """(threshold, number of parties) of an ECDSA or FROST key held here."""
@@ -345,8 +363,6 @@ class AuthorizedSigning:
         once. Lists of unequal length are refused before the request is verified (nothing is spent); lists that do
         not match the PSBT's inputs, after it (the request's nonce is spent, as for any refusal after verification,
         and journaled), but before any nonce pair is consumed."""
-        import dataclasses
-
         from .frost_holder import sign as frost_share
         from .principals import RequestFormat
 
@@ -354,42 +370,31 @@ class AuthorizedSigning:
         psbt = isinstance(request, SignedRequest) and request.format is RequestFormat.BTC_PSBT
         # the coordinator's part of the call, checked before the request is verified: a malformed one burns nothing
         nonce_ids, lists = _frost_call(nonce_id, commitment_list, psbt)
-        key_id = request.key_id
-        with self.lock:
-            nonce_id_req = None
-            intent = None
-            try:
-                verified = self._verifier().verify(request, now, durable=False)
-                nonce_id_req = verified.nonce_id
-                policy = check_binding(self._policy(policy_store_name(key_id, verified.principal.id)), verified)
-                check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
-                pub = self._frost_public(key_id)
-                intent, messages, tap_tweak = self._frost_intent(request, pub, len(nonce_ids))
-                name = spend_store_name(key_id, verified.principal.id)
-                state = self.spend.get(name) or SpendState()
-                decision = PolicyEngine(policy, state, threshold=pub.threshold, parties=len(pub.parties)).evaluate(
-                    intent, now)
-                decision.raise_if_denied()
-                path = request.derivation_path or None
-                shares = frost_share(self.holder, key_id, [(n, m, cl, tap_tweak, path) for n, m, cl in
+
+        def prepare(req: SignedRequest) -> tuple[Any, int, int, Any]:
+            pub = self._frost_public(req.key_id)
+            intent, messages, tap_tweak = self._frost_intent(req, pub, len(nonce_ids))
+            return intent, pub.threshold, len(pub.parties), (pub, messages, tap_tweak)
+
+        def consume_and_sign(req: SignedRequest, intent: Any, context: Any) -> tuple[Any, bytes, bytes, Any]:
+            pub, messages, tap_tweak = context
+            path = req.derivation_path or None  # the nonce pairs are consumed durably before any share is computed
+            shares = frost_share(self.holder, req.key_id, [(n, m, cl, tap_tweak, path) for n, m, cl in
                                                            zip(nonce_ids, messages, lists)], with_group_commitment=True)
-            except PolicyDenied as exc:
-                self._journal(AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id_req), now)
-                raise
-            except MpcError as exc:
-                if nonce_id_req is not None:
-                    self._journal(self._error_entry(request, exc, nonce_id_req), now)
-                raise
-            state.record(intent.spends, now)
-            self.spend[name] = state
             size = pub.suite.group.scalar_size
-            entry = AuditEntry.for_decision(verified, decision, presignature_id=nonce_ids[0],
-                                            signature=b"".join(int(z).to_bytes(size, "big") for z, _ in shares))
-            if len(nonce_ids) > 1:  # every nonce pair this decision consumed, in input order
-                entry = dataclasses.replace(entry, intent=dataclasses.replace(
-                    intent, details=(*intent.details, ("nonce_ids", ",".join(n.hex() for n in nonce_ids)))))
-            self._journal(entry, now)
-        return shares if psbt else shares[0]
+            signature = b"".join(int(z).to_bytes(size, "big") for z, _ in shares)
+            if len(nonce_ids) > 1:  # the record lists every nonce pair this decision consumed, in input order
+                intent = dataclasses.replace(intent, details=(*intent.details, (
+                    "nonce_ids", ",".join(n.hex() for n in nonce_ids))))
+            return (shares if psbt else shares[0]), nonce_ids[0], signature, intent
+
+        with self.lock:
+            entry, outcome = self._decide(request, now, prepare, consume_and_sign)
+            if entry is not None:
+                self._journal(entry, now)  # before the shares leave
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def _frost_intent(self, request: SignedRequest, pub: Any,
                       calls: int) -> tuple[Any, list[bytes], bytes | None]:
