@@ -141,7 +141,7 @@ class PresignatureLeases:
             return None
         pub, public_key = lease
         refs = [self._holder(p).sign_request.remote(request, pub.presignature_id) for p in pub.signers]
-        if digest is None or not isinstance(digest, bytes) or len(digest) != 32:
+        if not (isinstance(digest, bytes) and len(digest) == 32):
             try:
                 digest = intent_from_request(request).digest  # decoded while the signers decide
             except MpcError:

@@ -14,11 +14,12 @@ from typing import Any
 
 from .. import telemetry as tm
 from ..errors import InvalidInput, MpcError, ProtocolAbort
+from ..node.authorized import MAX_BATCH
 from ..node.policy import intent_from_request
 from ..node.principals import SignedRequest
 from ..protocols.ecdsa.sign import combine, rerandomize_for
 
-MAX_REQUESTS = 1024  # per call; node/authorized.py MAX_BATCH bounds a holder's batch the same way
+MAX_REQUESTS = MAX_BATCH  # per call: a chunk sent to the holders is never larger than a holder's batch
 
 
 def sign_requests(coord: Any, requests: list[SignedRequest]) -> list[tuple[bytes, int] | MpcError]:

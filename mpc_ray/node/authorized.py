@@ -238,14 +238,9 @@ class AuthorizedSigning:
 
     def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> int:
         """sigma_i over the digest this node computed from the request, if the node's policy allows it."""
-        now = time.time() if now is None else now
-        with self.lock:
-            entry, outcome = self._decide(request, now, *self._ecdsa_steps(presignature_id))
-            if entry is not None:
-                self._journal(entry, now)  # the durable point: sigma_i leaves only after this record is fsync'd
+        (outcome,) = self.sign_many([(request, presignature_id)], now)
         if isinstance(outcome, BaseException):
             raise outcome
-        self.holder._deleter.submit(self.holder.vault.delete_consumed, f"presig-{request.key_id}", [presignature_id])
         return outcome
 
     def sign_many(self, items: list[tuple[SignedRequest, bytes]], now: float | None = None) -> list[int | MpcError]:
@@ -261,10 +256,8 @@ class AuthorizedSigning:
             raise InvalidInput("each batch item is (signed request, 32-byte presignature id)")
         with self.lock:
             decided = [self._decide(request, now, *self._ecdsa_steps(pid)) for request, pid in items]
-            entries = [entry for entry, _ in decided if entry is not None]
-            if entries:
-                self.audit.append_many(entries, now=now, checkpoint=False)
-                self.flusher.poke()
+            # the durable point: no sigma_i leaves before these records are fsync'd
+            self._journal([entry for entry, _ in decided if entry is not None], now)
         spent: dict[str, list[bytes]] = {}
         for (request, pid), (_, outcome) in zip(items, decided):
             if not isinstance(outcome, BaseException):
@@ -434,9 +427,12 @@ class AuthorizedSigning:
             self.policies[name] = Policy.from_bytes(raw) if raw else None
         return self.policies[name]
 
-    def _journal(self, entry: AuditEntry, now: float) -> None:
-        self.audit.append(entry, now=now, checkpoint=False)
-        self.flusher.poke()
+    def _journal(self, entries: AuditEntry | list[AuditEntry], now: float) -> None:
+        """Append the decision records with one fsync (the checkpoint and ledgers follow in the background flush)."""
+        entries = [entries] if isinstance(entries, AuditEntry) else entries
+        if entries:
+            self.audit.append_many(entries, now=now, checkpoint=False)
+            self.flusher.poke()
 
     @staticmethod
     def _error_entry(request: SignedRequest, exc: MpcError, nonce_id: bytes) -> AuditEntry:
