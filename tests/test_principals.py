@@ -259,3 +259,28 @@ def test_malformed_requests_rejected_at_the_boundary(keys):
             SignedRequest.model_validate({**good, field: value})
     with pytest.raises(InvalidInput):
         sign_request(keys["bot"], principal_id="bot", kind="sign", format="evm_tx", body=b"", now=NOW, ttl_s=0)
+
+
+def test_unpickling_revalidates_every_field(keys):
+    """A request crosses Ray pickled, from a relay the holder does not trust: unpickling runs full validation, so a
+    field no constructor would accept (built with model_construct, or forged bytes) never reaches a holder."""
+    import pickle
+
+    import ray.cloudpickle
+
+    good = _sign(keys, derivation_path="m/0/7")
+    for dumps in (pickle.dumps, ray.cloudpickle.dumps):
+        back = pickle.loads(dumps(good))
+        assert back == good and back.signing_bytes() == good.signing_bytes()
+    fields = dict(good.__dict__)
+    for field, value in [
+        ("key_id", "../../etc"),
+        ("nonce", b"short"),
+        ("principal_id", "Bad Id"),
+        ("expiry", -1),
+        ("derivation_path", "m/00/7"),
+        ("signatures", (("bot", "not bytes"),)),
+    ]:
+        forged = SignedRequest.model_construct(**{**fields, field: value})
+        with pytest.raises(InvalidInput, match=field):
+            pickle.loads(pickle.dumps(forged))

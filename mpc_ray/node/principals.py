@@ -49,7 +49,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import nacl.encoding
 import nacl.exceptions
@@ -281,6 +281,11 @@ class SignedRequest(BaseModel):
         """The body parsed as strict JSON (duplicate keys, NaN and non-UTF-8 refused)."""
         return parse_strict_json(self.body)
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # A request reaches a holder pickled (Ray) from a relay it does not trust. pydantic's default unpickling
+        # restores the fields unchecked, so rebuild through validation: bad fields fail before any code reads them.
+        return _request_from_wire, (dict(self.__dict__),)
+
     def __repr__(self) -> str:
         return (
             f"SignedRequest(principal={self.principal_id!r}, kind={self.kind.value}, key={self.key_id!r}, "
@@ -290,6 +295,15 @@ class SignedRequest(BaseModel):
         )
 
     __str__ = __repr__
+
+
+def _request_from_wire(fields: dict[str, Any]) -> SignedRequest:
+    """Unpickle a `SignedRequest` through full validation (InvalidInput naming the first bad field)."""
+    try:
+        return SignedRequest.model_validate(fields)
+    except ValidationError as e:
+        where = ".".join(str(x) for x in e.errors()[0]["loc"]) or "request"
+        raise InvalidInput(f"malformed signed request: {where}: {e.errors()[0]['msg']}") from None
 
 
 def parse_strict_json(data: bytes) -> object:
