@@ -65,9 +65,10 @@ def test_allowed_request_signs_the_digest_each_node_computed(committee):
     (pub,) = presign(c, [1, 2], 1)
     body = usdc_transfer(to=ALICE, amount=1_000_000)
     req = agent_request(body)
-    partials = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
+    answers = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
     digest = decode_evm_transaction(body).digest
-    sig = combine(pub, c.public_key, digest, partials)
+    assert all(d == digest for _, d in answers.values())  # each node reports the digest it computed and signed
+    sig = combine(pub, c.public_key, digest, {i: sigma for i, (sigma, _) in answers.items()})
     assert coincurve.PublicKey(c.public_key.to_bytes()).verify(sig.der(), digest, hasher=None)
 
 
@@ -214,7 +215,7 @@ def test_a_lying_coordinator_gets_no_signature(committee):
             assert e.value.rule == "auth.bad_signature"
     assert counts(c, (1, 3)) == before
     # partials over the agent's transaction do not make a signature over another digest
-    partials = {i: c.holders[i].sign_request(honest, pub.presignature_id) for i in (1, 3)}
+    partials = {i: c.holders[i].sign_request(honest, pub.presignature_id)[0] for i in (1, 3)}
     other = decode_evm_transaction(bigger).digest
     with pytest.raises(ProtocolAbort):
         combine(pub, c.public_key, other, partials)
@@ -335,13 +336,14 @@ def test_a_batch_is_decided_in_order_with_one_audit_write(committee, monkeypatch
     answers = {i: c.holders[i].sign_requests([(r, p.presignature_id) for r, p in zip(batch, pubs)]) for i in (1, 2)}
     assert writes == [6, 6]  # one write (one fsync) per holder for the whole batch
     for i in (1, 2):
-        got = [None if isinstance(a, int) else a.rule for a in answers[i]]
+        got = [None if isinstance(a, tuple) else a.rule for a in answers[i]]
         assert got == expected
     assert {i: c.holders[i].presignature_count("k2") for i in (1, 2)} == {i: before[i] - 2 for i in (1, 2)}
     for n, r in enumerate(batch):
         if expected[n] is None:
             digest = decode_evm_transaction(r.body).digest
-            sig = combine(pubs[n], public_key, digest, {i: answers[i][n] for i in (1, 2)})
+            assert all(answers[i][n][1] == digest for i in (1, 2))
+            sig = combine(pubs[n], public_key, digest, {i: answers[i][n][0] for i in (1, 2)})
             assert coincurve.PublicKey(public_key.to_bytes()).verify(sig.der(), digest, hasher=None)
     for i in (1, 2):  # the records are in the log in batch order, and the chain verifies
         tail = [json.loads(line) for line in (Path(c.holders[i].dir) / "audit.jsonl").read_text().splitlines()[-6:]]
@@ -351,3 +353,37 @@ def test_a_batch_is_decided_in_order_with_one_audit_write(committee, monkeypatch
     for bad in ([], [(first, b"short")], [(first,)]):  # a malformed batch is refused whole, before any nonce is spent
         with pytest.raises(InvalidInput):
             c.holders[1].sign_requests(bad)
+
+
+def test_combiner_trusts_a_reported_digest_only_if_the_signature_verifies(committee):
+    """The signers report the digest they signed so a combiner need not decode again (coordinator/requests.py
+    `combine_request`, used by the coordinator and the one-hop client). A signer that reports another digest, or a
+    wallet that passes a wrong one, costs a decode, never a wrong signature; a bad partial is blamed against the
+    digest the combiner decoded itself, whatever digest was claimed."""
+    from mpc_ray.coordinator.requests import combine_request
+    from mpc_ray.crypto.secp256k1 import Q
+    from mpc_ray.errors import ProtocolAbort
+
+    c = committee
+    pubs = presign(c, [1, 2], 3)
+    body = usdc_transfer(to=ALICE, amount=7_000)
+    digest = decode_evm_transaction(body).digest
+    other = decode_evm_transaction(usdc_transfer(to=ALICE, amount=7_001)).digest
+    verify = coincurve.PublicKey(c.public_key.to_bytes()).verify
+    for pub, lie in zip(pubs[:2], ("signer", "wallet")):
+        req = agent_request(body)
+        answers = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
+        if lie == "signer":  # holder 2 claims another digest: no agreement, so the combiner decodes
+            answers[2] = (answers[2][0], other)
+        sig = combine_request(req, pub, c.public_key, answers, digest=other if lie == "wallet" else None)
+        assert verify(sig.der(), digest, hasher=None)
+    req = agent_request(body)
+    answers = {i: c.holders[i].sign_request(req, pubs[2].presignature_id) for i in (1, 2)}
+    bad = {1: answers[1], 2: ((answers[2][0] + 1) % Q, other)}
+    with pytest.raises(ProtocolAbort) as e:  # both claim nothing useful; blamed against the decoded digest
+        combine_request(req, pubs[2], c.public_key, bad, digest=other)
+    assert e.value.culprit == 2 and e.value.check == "sign.partial_signature"
+    for shape in ((answers[2][0],), (answers[2][0], b"short"), answers[2][0]):
+        with pytest.raises(ProtocolAbort) as e:
+            combine_request(req, pubs[2], c.public_key, {1: answers[1], 2: shape})
+        assert e.value.culprit == 2 and e.value.check == "sign_request.answer_shape"

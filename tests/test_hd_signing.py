@@ -355,7 +355,7 @@ def test_policy_pins_the_path_and_the_path_is_signed(committee):
     assert {i: c.holders[i].presignature_count("k1") for i in (1, 2)} == before  # nothing consumed
     body = usdc_transfer(to=ALICE, amount=2_000)
     req = agent_request("m/0/7", body)
-    partials = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
+    partials = {i: c.holders[i].sign_request(req, pub.presignature_id)[0] for i in (1, 2)}
     digest = decode_evm_transaction(body).digest
     child = bip32.derive(c.public_key, c.chain_code, "m/0/7")
     sig = combine(pub, c.public_key, digest, partials, rerandomize_for(pub, c.public_key, child.tweak, digest))

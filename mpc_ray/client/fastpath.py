@@ -23,7 +23,7 @@ from typing import Any
 import ray
 
 from ..crypto.secp256k1 import Point
-from ..errors import MpcError, ProtocolAbort
+from ..errors import MpcError
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine
 from ..protocols.wire import decode
@@ -127,11 +127,12 @@ class PresignatureLeases:
     def sign_request(self, request: Any, digest: bytes | None = None) -> tuple[bytes, int] | None:
         """An agent-signed request in one round to the signers of a leased presignature, or None: use the
         coordinator path. Each signer verifies the request, decodes it, applies its policy and audits, as through the
-        coordinator; this client decodes it too, only to combine and verify, unless the caller (a wallet that built
-        the transaction) passes the `digest` it computed. Once a signer has seen the request its nonce is spent, so
-        from then on every failure is raised (typed), never retried: the agent signs a fresh request, exactly as on
-        the coordinator path."""
-        from ..node.policy import intent_from_request
+        coordinator, and answers with its partial and the digest it computed; this client combines with that digest
+        (or the `digest` a wallet that built the transaction passes) and decodes the request itself only if the
+        signature does not verify (coordinator/requests.py `combine_request`). Once a signer has seen the request its
+        nonce is spent, so from then on every failure is raised (typed), never retried: the agent signs a fresh
+        request, exactly as on the coordinator path."""
+        from ..coordinator.requests import combine_request
         from ..node.principals import SignedRequest
 
         if not isinstance(request, SignedRequest) or request.derivation_path:
@@ -141,11 +142,6 @@ class PresignatureLeases:
             return None
         pub, public_key = lease
         refs = [self._holder(p).sign_request.remote(request, pub.presignature_id) for p in pub.signers]
-        if not (isinstance(digest, bytes) and len(digest) == 32):
-            try:
-                digest = intent_from_request(request).digest  # decoded while the signers decide
-            except MpcError:
-                digest = None  # the signers refuse it too, each with its own audited reason: that is the answer
         try:
             answers = ray.get(refs, timeout=self.TIMEOUT_S)
         except MpcError:
@@ -156,16 +152,7 @@ class PresignatureLeases:
 
             down = [p for p, d in self._down_until.items() if d > time.monotonic() and p in pub.signers]
             raise PartyUnavailable(down[0] if down else pub.signers[0], type(exc).__name__) from None
-        if digest is None:
-            raise MpcError("the signers accepted a request this client cannot decode")
-        partials = dict(zip(pub.signers, answers))
-        try:
-            sig = combine(pub, public_key, digest, partials)  # ProtocolAbort names a bad party
-        except ProtocolAbort:
-            decoded = intent_from_request(request).digest
-            if decoded == digest:
-                raise
-            sig = combine(pub, public_key, decoded, partials)  # the caller's digest was not the request's
+        sig = combine_request(request, pub, public_key, dict(zip(pub.signers, answers)), digest=digest)
         return sig.to_bytes(), sig.recovery_id
 
     def _mark_unresponsive(self, pub: PresignaturePublic, refs: list) -> None:

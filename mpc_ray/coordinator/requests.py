@@ -1,8 +1,10 @@
 """Principal-signed requests on ECDSA keys, one or many per call.
 
-Every holder of a signer set gets the whole batch in one call and answers each request on its own (sigma_i, or the
-error that refused it) after one durable write for all of its audit records (node/authorized.py `sign_many`). The
-coordinator decodes each request itself only to combine and verify, and does that while the holders decide.
+Every holder of a signer set gets the whole batch in one call and answers each request on its own ((sigma_i, the
+digest it computed), or the error that refused it) after one durable write for all of its audit records
+(node/authorized.py `sign_many`). `combine_request` combines with the digest the signers agree on and trusts it only
+if the signature verifies under it; otherwise it decodes the request itself, so a party is only ever blamed against a
+digest decoded here. The one-hop client (client/fastpath.py) combines the same way.
 
 A request is never retried on another signer set: its nonce is spent at the holders that saw it, so the agent signs
 a fresh request instead. A single `sign_request` is a batch of one.
@@ -10,6 +12,7 @@ a fresh request instead. A single `sign_request` is a batch of one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import telemetry as tm
@@ -18,6 +21,7 @@ from ..node.authorized import MAX_BATCH
 from ..node.policy import intent_from_request
 from ..node.principals import SignedRequest
 from ..protocols.ecdsa.sign import combine, rerandomize_for
+from ..types import Signature
 
 MAX_REQUESTS = MAX_BATCH  # per call: a chunk sent to the holders is never larger than a holder's batch
 
@@ -64,7 +68,6 @@ def _sign_chunk(coord: Any, key: Any, signers: tuple[int, ...], items: list, whe
     """One holder call per signer for these (request, presignature) pairs; results go to out[where[n]]."""
     batch = [(request, presig.presignature_id) for request, presig in items]
     refs = {p: coord.holder(p).sign_requests.remote(batch) for p in signers}
-    own = [_outcome(_combine_inputs, key, request, presig) for request, presig in items]  # while the holders work
     try:
         answers = coord.answers(refs)
     except MpcError as exc:  # a signer did not answer (PartyUnavailable) or refused the whole batch
@@ -78,33 +81,63 @@ def _sign_chunk(coord: Any, key: Any, signers: tuple[int, ...], items: list, whe
             for i in where:
                 out[i] = abort
             return
-    for n, (i, (_, presig)) in enumerate(zip(where, items)):
+    for n, (i, (request, presig)) in enumerate(zip(where, items)):
         got = {p: answers[p][n] for p in signers}
         refusal = next((a for a in got.values() if isinstance(a, BaseException)), None)
         if refusal is not None:
             out[i] = refusal if isinstance(refusal, MpcError) else InvalidInput(type(refusal).__name__)
             continue
-        if isinstance(own[n], MpcError):
-            out[i] = own[n]
-            continue
-        digest, child = own[n]
         try:
-            sig = combine(presig, key.public_key, digest, got, child)
+            sig = combine_request(request, presig, key.public_key, got, key=key)
         except ProtocolAbort as exc:
             coord._exclude(exc)
+            out[i] = exc
+            continue
+        except MpcError as exc:  # the signers accepted a request this coordinator cannot decode
             out[i] = exc
             continue
         out[i] = (sig.to_bytes(), sig.recovery_id)
 
 
-def _combine_inputs(key: Any, request: SignedRequest, presig: Any) -> tuple[bytes, Any]:
-    """The digest this coordinator computes from the request, and the re-randomised presignature for an HD child."""
-    digest = intent_from_request(request).digest
-    if not request.derivation_path:
-        return digest, None
-    from .hd import ecdsa_tweak  # HD hook: the signed path; every holder derives the same tweak
+def split_answers(answers: Mapping[int, Any]) -> tuple[dict[int, Any], bytes | None]:
+    """The signers' (sigma_i, digest) answers as (partials, the digest all of them report, or None where they
+    differ). A malformed answer is ProtocolAbort naming its sender; partial ranges are `combine`'s to check."""
+    partials: dict[int, Any] = {}
+    digests: set[bytes] = set()
+    for p, answer in answers.items():
+        if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[1], bytes)
+                and len(answer[1]) == 32):
+            raise ProtocolAbort(p, "sign_request.answer_shape", "expected (sigma_i, 32-byte digest)")
+        partials[p], _ = answer
+        digests.add(answer[1])
+    return partials, (digests.pop() if len(digests) == 1 else None)
 
-    return digest, rerandomize_for(presig, key.public_key, ecdsa_tweak(key, request.derivation_path)[1], digest)
+
+def combine_request(request: SignedRequest, presig: Any, public_key: Any, answers: Mapping[int, Any], *,
+                    key: Any = None, digest: bytes | None = None) -> Signature:
+    """The signature of an agent request from its signers' answers. The digest tried first is `digest` (a wallet
+    that built the transaction) or the one every signer reported; it is trusted only if the combined signature
+    verifies under it. Otherwise this decodes the request itself and combines again, so ProtocolAbort names a bad
+    partial only against a digest computed here. `key` (the key's record) is needed for an HD child's path."""
+    partials, agreed = split_answers(answers)
+
+    def attempt(d: bytes) -> Signature:
+        child = None
+        if request.derivation_path:  # HD hook: the signed path; every holder derives the same tweak
+            from .hd import ecdsa_tweak
+
+            if key is None:
+                raise InvalidInput("an HD request needs the key record to combine")
+            child = rerandomize_for(presig, public_key, ecdsa_tweak(key, request.derivation_path)[1], d)
+        return combine(presig, public_key, d, partials, child)
+
+    claimed = digest if isinstance(digest, bytes) and len(digest) == 32 else agreed
+    if claimed is not None:
+        try:
+            return attempt(claimed)
+        except ProtocolAbort:
+            pass  # a wrong claim, or a bad partial: decide against our own decoding
+    return attempt(intent_from_request(request).digest)
 
 
 def _outcome(fn, *args) -> Any:

@@ -236,17 +236,20 @@ class AuthorizedSigning:
                                                                                   "signers": list(verified.signers)},
                           reason=reason, nonce_id=verified.nonce_id)
 
-    def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> int:
-        """sigma_i over the digest this node computed from the request, if the node's policy allows it."""
+    def sign(self, request: SignedRequest, presignature_id: bytes, now: float | None = None) -> tuple[int, bytes]:
+        """(sigma_i, digest): the partial over the digest this node computed from the request, if the node's policy
+        allows it, and that digest, so a combiner need not decode the request again (it trusts the digest only if
+        the combined signature verifies under it)."""
         (outcome,) = self.sign_many([(request, presignature_id)], now)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def sign_many(self, items: list[tuple[SignedRequest, bytes]], now: float | None = None) -> list[int | MpcError]:
+    def sign_many(self, items: list[tuple[SignedRequest, bytes]],
+                  now: float | None = None) -> list[tuple[int, bytes] | MpcError]:
         """`sign` for several (request, presignature id) pairs, decided in order (each sees the spends of those
         before it) with one durable write for all their audit records (group commit). Each item is answered on its
-        own: sigma_i, or the error that refused it (a denial is audited and spends the request's nonce, as in
+        own: (sigma_i, digest), or the error that refused it (a denial is audited and spends the request's nonce, as in
         `sign`). Nothing leaves before the batch's records are fsync'd."""
         now = time.time() if now is None else now
         if not isinstance(items, (list, tuple)) or not items or len(items) > MAX_BATCH:
@@ -310,12 +313,13 @@ class AuthorizedSigning:
             tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
             return intent, key.threshold, len(key.parties), (key, tweak)
 
-        def consume_and_sign(request: SignedRequest, intent: Any, context: Any) -> tuple[int, bytes, bytes, Any]:
+        def consume_and_sign(request: SignedRequest, intent: Any,
+                             context: Any) -> tuple[tuple[int, bytes], bytes, bytes, Any]:
             key, tweak = context
             data = self.holder.vault.take_many(f"presig-{request.key_id}", [presignature_id], delete=False,
                                                durable=False)[0]
             sigma = ecdsa_partial(presignature_from_bytes(data), key, intent.digest, tweak)  # HD: node/hd.py
-            return sigma, presignature_id, sigma.to_bytes(32, "big"), intent
+            return (sigma, intent.digest), presignature_id, sigma.to_bytes(32, "big"), intent
 
         return prepare, consume_and_sign
 

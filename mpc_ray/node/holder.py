@@ -357,13 +357,14 @@ class ShareHolder:
         """(z_i, R) for a principal-signed request on a FROST key, after this node's policy check."""
         return self._authorized().frost_sign(request, nonce_id, commitment_list)
 
-    def sign_request(self, request, presignature_id: bytes) -> int:
-        """sigma_i for a principal-signed request, after this node's own policy check (see node/authorized.py)."""
+    def sign_request(self, request, presignature_id: bytes) -> tuple[int, bytes]:
+        """(sigma_i, the digest this node computed) for a principal-signed request, after this node's own policy
+        check (see node/authorized.py)."""
         return self._authorized().sign(request, presignature_id)
 
     def sign_requests(self, items: list[tuple[Any, bytes]]) -> list:
         """`sign_request` for a batch of (request, presignature id): one audit fsync for all; each item answered with
-        sigma_i or the error that refused it (node/authorized.py `sign_many`)."""
+        (sigma_i, digest) or the error that refused it (node/authorized.py `sign_many`)."""
         return self._authorized().sign_many(items)
 
     def key_views(self) -> dict[str, dict]:

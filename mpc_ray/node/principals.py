@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
+import secrets
 import struct
 import threading
 from collections.abc import Iterable, Mapping
@@ -505,7 +505,7 @@ def sign_request(
             chain=chain,
             format=RequestFormat(format),
             body=bytes(body),
-            nonce=os.urandom(NONCE_BYTES) if nonce is None else bytes(nonce),
+            nonce=secrets.token_bytes(NONCE_BYTES) if nonce is None else bytes(nonce),
             expiry=int(now) + ttl_s,
             derivation_path=derivation_path,
         )
