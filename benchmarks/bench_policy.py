@@ -5,8 +5,11 @@
 Compares a holder's plain `partial_sign` (presignature consumed with one ledger fsync, sigma_i) with `sign_request`
 for an agent-signed EIP-1559 USDC transfer (signature and nonce check, transaction decoding, policy, spend counted,
 presignature consumed, sigma_i, and the audit record appended with one fsync: the record is the decision's journal,
-so ledgers, checkpoint and spend snapshot are written off the signing path). Writes
-benchmarks/results/policy-<date>.md. `bench_runtime.py` measures the same overhead end to end on Ray.
+so ledgers, checkpoint and spend snapshot are written off the signing path). In the same run it times each piece of
+that work on its own (request check, transaction decoding, policy evaluation, audit record) and the primitives the
+work cannot do without (one Ed25519 verification, one Ed25519 signature, keccak-256 of the transaction, one fsync),
+with the same idle gaps: our cost against its floor. Writes benchmarks/results/policy-<date>.md. `bench_runtime.py`
+measures the same overhead end to end on Ray.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ def main() -> None:
         ("holder sign_request (verify, decode, policy, spend state, audit, consume, sigma_i)", f"{q50 * 1e3:.3f} ms"),
         ("policy + audit overhead per signature", f"{(q50 - p50) * 1e3:.3f} ms"),
     ]
+    pieces, floor = _pieces(h, agent, body, policy, args.n, args.gap_ms / 1e3)
+    rows += [(f"piece: {name}", f"{v * 1e3:.3f} ms") for name, v in pieces.items()]
+    rows += [(f"floor: {name}", f"{v * 1e3:.3f} ms") for name, v in floor.items()]
+    rows.append(("pieces / floor", f"{sum(pieces.values()) / sum(floor.values()):.2f}x"))
     head = (f"Policy overhead, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}, n={args.n}, "
             f"{args.gap_ms:g} ms idle before each call")
@@ -76,6 +83,59 @@ def main() -> None:
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"policy-{datetime.date.today()}.md").write_text(text)
+
+
+def _pieces(h, agent, body: bytes, policy, n: int, gap: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians of each piece of a decision on its own, and of the primitives it needs, with `gap` idle before each
+    call (fresh requests; a separate nonce ledger and audit log, so the holder's state is untouched)."""
+    import hashlib
+
+    from eth_utils import keccak
+
+    from mpc_ray.node.audit import AuditEntry, AuditLog
+    from mpc_ray.node.policy import PolicyEngine, SpendState, intent_from_request
+    from mpc_ray.node.principals import RequestVerifier
+    from mpc_ray.node.store import ConsumedLedger
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-policy-pieces-"))
+    verifier = RequestVerifier.from_registry(h._authorized().verifier.registry, ConsumedLedger(tmp / "nonces"))
+    log = AuditLog(tmp / "audit.jsonl", h.identity)
+    engine = PolicyEngine(policy, SpendState(), threshold=2, parties=3)
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn, *a, **kw):
+        time.sleep(gap)
+        t = time.perf_counter()
+        out = fn(*a, **kw)
+        times.setdefault(name, []).append(time.perf_counter() - t)
+        return out
+
+    signing_key = nacl.signing.SigningKey.generate()
+    fd = os.open(tmp / "fsync", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for _ in range(n):
+        req = sign_request(agent, principal_id="bot", kind="sign", format="evm_tx", body=body, key_id="k1",
+                           chain=BASE, now=time.time())
+        now = time.time()
+        verified = timed("request check (signature, expiry, nonce)", verifier.verify, req, now, durable=False)
+        intent = timed("transaction decoding and digest (eth-account sedes, eth-abi, keccak)", intent_from_request,
+                       req)
+        decision = timed("policy evaluation", engine.evaluate, intent, now)
+        entry = AuditEntry.for_decision(verified, decision, presignature_id=bytes(32), signature=bytes(32))
+        timed("audit record (canonical JSON, SHA-256, Ed25519, append, fsync)", log.append_many, [entry], now=now,
+              checkpoint=False)
+        data = req.signing_bytes()
+        sig = agent.sign(data).signature
+        timed("Ed25519 verification", agent.verify_key.verify, data, sig)
+        timed("Ed25519 signature", signing_key.sign, hashlib.sha256(data).digest())
+        timed("keccak-256 of the transaction", keccak, body)
+        os.write(fd, b"x" * 700)
+        timed("fsync of an appended record", os.fsync, fd)
+    os.close(fd)
+    log.close()
+    med = {name: statistics.median(v) for name, v in times.items()}
+    floor_names = ("Ed25519 verification", "Ed25519 signature", "keccak-256 of the transaction",
+                   "fsync of an appended record")
+    return ({k: v for k, v in med.items() if k not in floor_names}, {k: med[k] for k in floor_names})
 
 
 if __name__ == "__main__":
