@@ -126,3 +126,32 @@ def test_no_secret_at_rest_or_in_what_the_coordinator_relays(committee):
     for name, value in secrets_.items():
         assert value not in disk, f"{name} found at rest"
         assert value not in relayed, f"{name} found in a relayed envelope"
+
+
+def test_malformed_session_requests_from_the_coordinator_are_refused_typed(committee):
+    """A BeginRequest (or a step) arrives unpickled from the coordinator, so no constructor checked it: each bad
+    shape is InvalidInput before the holder keys a session on it or starts a protocol, and nothing is left open."""
+    import dataclasses
+
+    h = committee.holders[1]
+    good = BeginRequest("presign", new_sid("presign"), [1, 2], {"key_id": "k1"})
+    bad = [
+        dataclasses.replace(good, sid=[1, 2]),  # unhashable: would have been a TypeError
+        dataclasses.replace(good, sid=b""),
+        dataclasses.replace(good, sid=b"x" * 129),
+        dataclasses.replace(good, protocol=7),
+        dataclasses.replace(good, parties=[1, 1]),
+        dataclasses.replace(good, parties=[1, True]),
+        dataclasses.replace(good, parties=[0, 1]),
+        dataclasses.replace(good, parties="12"),
+        dataclasses.replace(good, params={1: "k1"}),
+        "not a request",
+    ]
+    before = set(h.sessions)
+    for req in bad:
+        with pytest.raises(InvalidInput):
+            h.begin([req])
+    for sid, envs in (([1], []), (b"", []), (good.sid, "not a list")):
+        with pytest.raises(InvalidInput):
+            h.step([(sid, envs)])
+    assert set(h.sessions) == before

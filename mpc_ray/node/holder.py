@@ -108,6 +108,33 @@ class BeginRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_SID_BYTES = 128
+MAX_SESSION_PARTIES = 256
+
+
+def check_begin_request(req: Any) -> BeginRequest:
+    """Shape checks on a `BeginRequest` from the coordinator. It arrives unpickled, so its dataclass constructor never
+    ran: without these, a malformed one would fail later with an untyped error (or hash a list). InvalidInput."""
+    if not isinstance(req, BeginRequest):
+        raise InvalidInput("expected a BeginRequest")
+    check_sid(req.sid)
+    if not isinstance(req.protocol, str) or not 0 < len(req.protocol) <= 32:
+        raise InvalidInput("protocol must be a short string")
+    parties = req.parties
+    if (not isinstance(parties, (list, tuple)) or not 1 <= len(parties) <= MAX_SESSION_PARTIES
+            or not all(type(p) is int and p >= 1 for p in parties) or len(set(parties)) != len(parties)):
+        raise InvalidInput("parties must be a list of distinct party numbers (integers >= 1)")
+    if not isinstance(req.params, dict) or not all(isinstance(k, str) for k in req.params):
+        raise InvalidInput("params must be a dict with string keys")
+    return req
+
+
+def check_sid(sid: Any) -> bytes:
+    if not isinstance(sid, bytes) or not 0 < len(sid) <= MAX_SID_BYTES:
+        raise InvalidInput(f"a session id is 1 to {MAX_SID_BYTES} bytes")
+    return sid
+
+
 @dataclass
 class StepResult:
     sid: bytes
@@ -216,6 +243,7 @@ class ShareHolder:
         return [self._step_one(sid, envs) for sid, envs in batches]
 
     def _begin_one(self, req: BeginRequest) -> StepResult:
+        check_begin_request(req)
         if self.role == "worker" and not set(req.parties) <= set(self.directory):
             self._load_directory()  # the holder may have set it, or added members, after this worker started
         if not self.directory:
@@ -258,7 +286,9 @@ class ShareHolder:
         ]
 
     def _step_one(self, sid: bytes, sealed: list[SealedEnvelope]) -> StepResult:
-        session = self.sessions.get(sid)
+        if not isinstance(sealed, (list, tuple)):
+            raise InvalidInput("a step carries a list of sealed envelopes")
+        session = self.sessions.get(check_sid(sid))
         if session is None:
             raise HolderNotReady("unknown or expired session (the holder may have restarted)")
         try:
