@@ -82,8 +82,11 @@ def test_bad_digest_consumes_nothing(committee):
     c = committee
     pubs = presign(c, [1, 2], 1)
     before = c.holders[1].presignature_count("k1")
-    with pytest.raises(InvalidInput):
-        c.holders[1].partial_sign("k1", [(pubs[0].presignature_id, b"short")])
+    pid, digest = pubs[0].presignature_id, bytes(32)
+    for requests in ([(pid, b"short")], [(pid, digest), (pid,)], [(pid, digest), 5], [(str(pid), digest)],
+                     [(pid, digest, 7)], [], "not a list", None):
+        with pytest.raises(InvalidInput):  # a good first item is never consumed for a bad second one
+            c.holders[1].partial_sign("k1", requests)
     assert c.holders[1].presignature_count("k1") == before
 
 

@@ -31,6 +31,7 @@ from ..protocols.ecdsa.sign import digest_to_int
 from ..protocols.wire import encode
 from .actor_runtime import settle_gc_for_latency
 from .envelope import SealedEnvelope, open_envelope, seal
+from .hd import split_request
 from .identity import NodeIdentity, NodeIdentityPublic
 from .records import (
     aux_from_bytes,
@@ -415,15 +416,15 @@ class ShareHolder:
         fsync for the batch) before any partial is computed or returned; a consumed id raises AlreadyConsumed.
         With a path ("m/0/7") the partial is for that BIP32 child, the presignature re-randomised (node/hd.py)."""
         check_key_id(key_id)
+        if not isinstance(requests, (list, tuple)) or not requests:
+            raise InvalidInput("expected a non-empty list of (presignature id, digest[, derivation path])")
+        parsed = [split_request(r) for r in requests]  # every shape checked before anything is consumed
         tweaks = None
-        if any(len(r) == 3 for r in requests):  # HD hook: every path is checked before anything is consumed
-            from .hd import ecdsa_partial, ecdsa_tweak, split_request
-            parsed = [split_request(r) for r in requests]
+        if any(path is not None for _, _, path in parsed):  # HD hook: every path is checked before anything too
+            from .hd import ecdsa_partial, ecdsa_tweak
             key = self.key(key_id)
             tweaks = [None if path is None else ecdsa_tweak(key, path) for _, _, path in parsed]
-            requests = [(pid, digest) for pid, digest, _ in parsed]
-        for _, digest in requests:
-            digest_to_int(digest)
+        requests = [(pid, digest) for pid, digest, _ in parsed]
         kind = f"presig-{key_id}"
         ids = [pid for pid, _ in requests]
         raw = self.vault.take_many(kind, ids, delete=False)  # consumed durably here, before anything is computed
