@@ -27,6 +27,10 @@ from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode, encode
 from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
+# imported with the coordinator, not on the first agent request: they pull in eth-account, eth-abi and solders,
+# which cost the first request about half a second
+from .frost_requests import frost_sign_request
+from . import requests as agent_requests
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 
 log = logging.getLogger(__name__)
@@ -478,16 +482,13 @@ class Coordinator:
     @tm.traced_request("sign_request")
     def sign_request(self, request) -> tuple[bytes, int]:
         """Sign a principal-signed request. The holders decode it, check their policy and sign the digest they
-        computed; the coordinator decodes it too, only to combine and verify. Not retried on another signer set:
-        the request's nonce is spent at the holders that saw it, so the agent signs a fresh request instead."""
+        computed, which they report with their partials; the coordinator combines with that digest and decodes the
+        request itself only if the signature does not verify (coordinator/requests.py). Not retried on another
+        signer set: the request's nonce is spent at the holders that saw it, so the agent signs a fresh request."""
         self._known(getattr(request, "key_id", ""))  # restart hook
         if isinstance(request, SignedRequest) and request.key_id in self.frost.keys:  # FROST (frost_requests.py)
-            from .frost_requests import frost_sign_request
-
             return frost_sign_request(self.frost, request)
-        from .requests import sign_requests
-
-        (out,) = sign_requests(self, [request])
+        (out,) = agent_requests.sign_requests(self, [request])
         if isinstance(out, BaseException):
             raise out
         return out
@@ -496,9 +497,7 @@ class Coordinator:
     def sign_requests(self, requests: list) -> list:
         """Principal-signed requests in one call per signer (one audit fsync per holder for the batch): for each,
         (r||s, recovery id) or a Signature (FROST keys), or the error that refused it (coordinator/requests.py)."""
-        from .requests import sign_requests
-
-        return sign_requests(self, requests)
+        return agent_requests.sign_requests(self, requests)
 
     @tm.traced_request("sign")
     def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None,
