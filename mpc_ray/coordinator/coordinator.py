@@ -26,11 +26,11 @@ from ..node.principals import SignedRequest
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode, encode
-from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
-# imported with the coordinator, not on the first agent request: they pull in eth-account, eth-abi and solders,
-# which cost the first request about half a second
-from .frost_requests import frost_sign_request
+# the agent-request modules are imported with the coordinator, not on the first agent request: they pull in
+# eth-account, eth-abi and solders, which cost that request about half a second
 from . import requests as agent_requests
+from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
+from .frost_requests import frost_sign_request
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 
 log = logging.getLogger(__name__)
