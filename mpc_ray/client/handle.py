@@ -195,12 +195,7 @@ class SignHandle(WalletFactory):
             raise typed_error(exc) from None
         if fast is not None:
             return signature_from_wire("ecdsa-secp256k1", fast)
-        return signature_from_wire(scheme, self._get(self._request_ref(request)))
-
-    def _request_ref(self, request: SignedRequest) -> Any:
-        if not isinstance(request, SignedRequest):
-            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
-        return self._coordinator.sign_request.remote(request)
+        return signature_from_wire(scheme, self._get(self._coordinator.sign_request.remote(request)))
 
     def _agent_request(self, info: KeyInfo, payload: Payload) -> SignedRequest:
         assert self.agent is not None
