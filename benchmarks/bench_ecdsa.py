@@ -56,7 +56,7 @@ from mpc_ray.crypto.zk import pi_aff_g
 from mpc_ray.protocols.ecdsa.aux_info import AuxInfoParty
 from mpc_ray.protocols.ecdsa.keygen import KeygenParty
 from mpc_ray.protocols.ecdsa.presign import PresignatureShare, PresignParty
-from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
+from mpc_ray.protocols.ecdsa.sign import combine, partial_sign, rerandomize_for
 from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
 
 PT = time.process_time
@@ -127,7 +127,10 @@ def run_keygen(n: int, threshold: int):
 
 def run_presign(shares, aux, signers):
     sid = _sid("presign")
-    return drive({i: PresignParty(sid, shares[i], aux[i], signers) for i in signers})
+    from mpc_ray.sim import attestors  # MtA messages are signed (node identities on Ray)
+
+    att = attestors(signers)
+    return drive({i: PresignParty(sid, shares[i], aux[i], signers, attestor=att[i]) for i in signers})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -463,20 +466,21 @@ def bench_sign(presignatures: dict[int, PresignatureShare], public_key, batch: i
     shares = list(presignatures.values())
     public = shares[0].public
     partial_times, combine_times = [], []
+    master = rerandomize_for(public, public_key, 0, digest)  # every signature is re-randomised (tweak 0)
     for _ in range(batches):
         clones = [PresignatureShare(s.party, s.public, *s.secret_values()) for s in shares for _ in range(batch)]
         t0 = PT()
         for c in clones:
-            partial_sign(c, digest)
+            partial_sign(c, digest, master)
         partial_times.append((PT() - t0) / len(clones))
-    partials = {s.party: partial_sign(PresignatureShare(s.party, s.public, *s.secret_values()), digest)
+    partials = {s.party: partial_sign(PresignatureShare(s.party, s.public, *s.secret_values()), digest, master)
                 for s in shares}
-    sig = combine(public, public_key, digest, partials)
-    assert sig.r == public.r
+    sig = combine(public, public_key, digest, partials, master)
+    assert sig.r == master.r
     for _ in range(batches):
         t0 = PT()
         for _ in range(batch):
-            combine(public, public_key, digest, partials)
+            combine(public, public_key, digest, partials, master)
         combine_times.append((PT() - t0) / batch)
     return {"partial": med(partial_times), "combine": med(combine_times)}
 

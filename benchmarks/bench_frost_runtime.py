@@ -35,7 +35,9 @@ from mpc_ray.coordinator.sessions import finished, new_sid, route  # noqa: E402
 from mpc_ray.crypto.frost_suites import get_suite  # noqa: E402
 from mpc_ray.node.frost_holder import _ed25519_mul_validating  # noqa: E402
 from mpc_ray.node.frost_records import public_package_from_bytes  # noqa: E402
+from mpc_ray.node.authorized import MAX_BATCH  # noqa: E402
 from mpc_ray.node.holder import BeginRequest, ShareHolder  # noqa: E402
+from tests.authz_helpers import TestPrincipals  # noqa: E402
 
 SCHEME = "eddsa-ed25519"
 
@@ -48,8 +50,10 @@ def in_process(root: Path, n: int) -> dict[str, float]:
     ids = [h.public_identity() for h in holders.values()]
     for h in holders.values():
         h.set_directory(ids)
+    principals = TestPrincipals()  # the admin who approves the key and the operator who asks for the signatures
+    principals.bootstrap(holders.values())
     sid, parties = new_sid("frost-dkg"), [1, 2, 3]
-    params = {"key_id": "bench", "scheme": SCHEME, "threshold": 2}
+    params = principals.keygen_params("bench", 2, parties, SCHEME)
     res = {i: holders[i].begin([BeginRequest("frost-dkg", sid, parties, params)]) for i in parties}
     while (done := finished(parties, [sid], res)) is None:
         inputs = route(parties, [sid], res)
@@ -63,11 +67,17 @@ def in_process(root: Path, n: int) -> dict[str, float]:
     commit_us = (time.perf_counter() - t) / (2 * n) * 1e6
     lists = [got[1][k][1] + got[2][k][1] for k in range(n)]
     msgs = [b"in-process message %d" % k for k in range(n)]
-    reqs = {p: [(got[p][k][0], msgs[k], lists[k]) for k in range(n)] for p in (1, 2)}
+    principals.allow_operator([holders[1], holders[2]], "bench")
+    request = principals.raw("bench", msgs)  # one operator raw_batch for all n messages, as `mpc.sign_many` sends
+    items = {p: [(k, got[p][k][0], lists[k]) for k in range(n)] for p in (1, 2)}
+
+    def frost_sign(p: int) -> list:  # calls of at most MAX_BATCH items, as the coordinator's chunks
+        return [a for lo in range(0, n, MAX_BATCH) for a in holders[p].frost_sign(request, items[p][lo:lo + MAX_BATCH])]
+
     t = time.perf_counter()
-    a1 = holders[1].frost_sign("bench", reqs[1], True)
+    a1 = frost_sign(1)  # includes checking the request, its policy and the audit record
     sign_us = (time.perf_counter() - t) / n * 1e6
-    a2 = holders[2].frost_sign("bench", reqs[2], True)
+    a2 = frost_sign(2)
     t = time.perf_counter()
     for k in range(n):
         sig, _ = combine(key, msgs[k], lists[k], {1: a1[k][0], 2: a2[k][0]}, {1: a1[k][1], 2: a2[k][1]})
@@ -95,6 +105,9 @@ def in_process(root: Path, n: int) -> dict[str, float]:
     t_add = time.perf_counter() - t
     floor_us = (t_dec + t_mul + t_base + t_add) / m * 1e6
     for h in holders.values():
+        auth = getattr(h, "_auth", None)  # its request-nonce ledger and audit log
+        if auth is not None:
+            auth.close()
         h.ledger.close()
     return {
         "commit_us": commit_us, "sign_us": sign_us, "combine_us": combine_us, "floor_us": floor_us,

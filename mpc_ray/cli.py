@@ -259,7 +259,7 @@ def _status(args: argparse.Namespace) -> int:
     data = {"address": state.get("address"), "state_dir": str(home), "auth": state.get("auth"),
             "uptime_s": round(time.time() - state.get("ready_at", time.time()), 1), "nodes": nodes,
             "holders": holders, "keys": st["keys"], "pools": st["pools"], "down": st["down"],
-            "excluded": st["excluded"], "telemetry": tel}
+            "excluded": st["excluded"], "disputes": st.get("disputes", []), "telemetry": tel}
     lines = [f"cluster   {data['address']}  auth {data['auth']}  up {data['uptime_s']:.0f} s  state {home}"]
     alive = [n for n in nodes if n["alive"]]
     lines.append(f"nodes     {len(alive)} alive of {len(nodes)}")
@@ -268,8 +268,9 @@ def _status(args: argparse.Namespace) -> int:
         lines.append(f"          {n['node_id']}  {'alive' if n['alive'] else 'DEAD '}  {role}")
     lines.append("holders   " + "   ".join(
         f"{p}: {'ok' if h['ok'] else 'DOWN (' + h.get('error', '?') + ')'}" for p, h in holders.items()))
-    if st["down"] or st["excluded"]:
-        lines.append(f"          coordinator skips {st['down']} (no answer), excludes {st['excluded']} (bad values)")
+    if st["down"] or st["excluded"] or st.get("disputes"):
+        lines.append(f"          coordinator skips {st['down']} (no answer), excludes {st['excluded']} (bad values)"
+                     + (f", never pairs {st['disputes']} (identification disputes)" if st.get("disputes") else ""))
     lines.append(f"keys      {len(st['keys'])}")
     for kid, info in st["keys"].items():
         lines.append(f"          {kid}  {info.get('scheme', 'ecdsa-secp256k1')}  {info['threshold']}-of-"

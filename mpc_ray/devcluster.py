@@ -28,6 +28,7 @@ from typing import Any, Callable
 from .errors import InvalidInput, MpcError
 
 STATE_FILE = "cluster.json"
+CREDENTIALS_FILE = "credentials.json"  # the committee's dev admin and operator keys (client/credentials.py)
 MARKER_ENV = "MPC_RAY_DEVCLUSTER"
 PHASES = ("launching", "starting", "aux-info", "ready")  # then "stopping"; "failed" on an error
 NAMESPACE = "mpc-ray"
@@ -106,7 +107,11 @@ def connect(home: Path):
     if not ray.is_initialized():
         ray.init(address=state["address"], namespace=state["namespace"], log_to_driver=False,
                  logging_level="ERROR")
-    return client_connect(state["address"], namespace=state["namespace"])
+    from .client.credentials import Credentials
+
+    creds_file = home / CREDENTIALS_FILE
+    creds = Credentials.from_file(creds_file) if creds_file.exists() else None  # else from the environment
+    return client_connect(state["address"], namespace=state["namespace"], credentials=creds)
 
 
 def start(home: Path, *, parties: int = 3, threshold: int = 2, security: str = "128", pool_depth: int = 32,
@@ -244,12 +249,16 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import ray
 
+        from .client.credentials import Credentials
         from .client.local import local_cluster
 
         threading.Thread(target=watch, daemon=True).start()
+        creds_file = home / CREDENTIALS_FILE  # a kept committee's admin and operator (an earlier `up`)
         with local_cluster(parties=args.parties, threshold=args.threshold, security=args.security,
                            state_dir=str(home / "parties"), pool_depth=args.pool_depth, kdf=args.kdf,
-                           workers_per_node=args.workers_per_node, namespace=NAMESPACE) as mpc:
+                           workers_per_node=args.workers_per_node, namespace=NAMESPACE,
+                           credentials=Credentials.from_file(creds_file) if creds_file.exists() else None) as mpc:
+            mpc.credentials.save(home / CREDENTIALS_FILE)  # the dev admin and operator, mode 0600
             set_phase("ready", address=mpc._cluster.address, namespace=NAMESPACE, ready_at=time.time(),
                       nodes=len(ray.nodes()))
             print(f"mpc-ray cluster ready at {state['address']}", flush=True)

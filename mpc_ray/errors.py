@@ -27,6 +27,11 @@ class PolicyDenied(MpcError):
         return (self.__class__, (self.rule, self.message))
 
 
+class Unauthorized(PolicyDenied):
+    """No principal this node knows approved the request: unsigned, unknown signer, bad signature, expired, replayed,
+    wrong role or kind, too few admins. `rule` is one of the ``auth.*`` rules (node/principals.py)."""
+
+
 class QuorumUnavailable(MpcError):
     """Fewer than `threshold` parties could take part."""
 

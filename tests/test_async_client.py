@@ -20,6 +20,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 
 import mpc_ray
+from mpc_ray.client.credentials import Credentials
 from mpc_ray.client.handle import RequestTimeout
 from mpc_ray.client.signer import Agent
 from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied
@@ -243,9 +244,14 @@ class FakeCoordinator:
             return value
         return answer()
 
-    def _sign_many(self, key_id, messages, path=None):
+    def _sign_many(self, key_id, request):
+        """Signs the messages of the operator's raw_batch request (the holders would check it and its policy)."""
+        from mpc_ray.node.principals import RequestFormat
+        from mpc_ray.node.raw_batch import decode_raw_batch
         from mpc_ray.types import Signature
 
+        assert request.key_id == key_id and request.format is RequestFormat.RAW_BATCH
+        messages = decode_raw_batch(request.body).messages
         self.batches.append(len(messages))
         return self._done([Signature("eddsa-ed25519", self.sk.sign(m).signature) for m in messages])
 
@@ -290,7 +296,7 @@ def test_concurrent_direct_signings_are_coalesced_into_batches():
     from mpc_ray.client.handle import SignHandle
 
     coord = FakeCoordinator(b"\x01" * 32)
-    h = SignHandle(coord, timeout=5).aio
+    h = SignHandle(coord, timeout=5, credentials=Credentials.generate()).aio  # the operator signs each batch
 
     async def run():
         first = await h.sign("ed", b"alone")  # a lone call is flushed on the next loop turn
@@ -309,7 +315,7 @@ def test_a_bad_message_does_not_fail_its_batch_and_timeouts_are_per_waiter():
     from mpc_ray.client.handle import SignHandle
 
     coord = FakeCoordinator(b"\x02" * 32)
-    h = SignHandle(coord, timeout=5).aio
+    h = SignHandle(coord, timeout=5, credentials=Credentials.generate()).aio
 
     async def run():
         return await asyncio.gather(h.sign("ed", b"ok"), h.sign("ed", "not bytes"), h.sign("nope", b"x"),
@@ -319,7 +325,28 @@ def test_a_bad_message_does_not_fail_its_batch_and_timeouts_are_per_waiter():
     assert ok.scheme == "eddsa-ed25519" and isinstance(bad, InvalidInput) and isinstance(unknown, InvalidInput)
     assert coord.batches == [1]
     slow_coord = FakeCoordinator(b"\x03" * 32, delay=0.3)  # the key lookup answers at once, signing late
-    slow = SignHandle(slow_coord, timeout=0.1).aio
+    slow = SignHandle(slow_coord, timeout=0.1, credentials=Credentials.generate()).aio
     with pytest.raises(RequestTimeout):
         asyncio.run(slow.sign("ed", b"late"))
     assert slow_coord.batches == [1]
+
+
+def test_direct_batches_fit_the_operator_request_size():
+    """Every batch of direct signatures is one operator raw_batch request, whose signed body is at most 256 KiB: the
+    handles split large batches (by count and by bytes) instead of failing every message coalesced with them."""
+    from mpc_ray.client.handle import SignHandle
+
+    coord = FakeCoordinator(b"\x05" * 32)
+    h = SignHandle(coord, timeout=5, credentials=Credentials.generate())
+    big = [b"%04d" % i + b"\x00" * 1196 for i in range(300)]  # 1.2 kB each (a Solana message), 360 kB in all
+
+    async def run():
+        return await asyncio.gather(*(h.aio.sign("ed", m) for m in big))
+
+    h._get = lambda ref, timeout=None: asyncio.run(ref)  # the fake answers with coroutines, not Ray refs
+    for sigs in (asyncio.run(run()), h.sign_many("ed", big), asyncio.run(h.aio.sign_many("ed", big))):
+        assert len(sigs) == len(big)
+        for m, s in zip(big, sigs):
+            coord.sk.verify_key.verify(m, s.to_bytes())
+    assert max(coord.batches) <= 256 and sum(coord.batches) == 3 * len(big)
+    assert h.sign_many("ed", []) == []

@@ -13,8 +13,10 @@ import pytest
 
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.audit import verify_chain
+from mpc_ray.node.backup import restore_params
 from mpc_ray.node.policy import decode_evm_transaction
-from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from mpc_ray.client.credentials import Credentials
+from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.ecdsa.sign import combine
 from tests.test_holder_inprocess import Committee, presign
 from tests.test_policy import (
@@ -30,6 +32,7 @@ from tests.test_policy import (
 )
 
 ADMIN, AGENT, MALLORY = (nacl.signing.SigningKey.generate() for _ in range(3))
+ROOT = Credentials(admins=(("root", ADMIN),))  # this module's admin, as a client holds it: approvals
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +41,14 @@ def committee(tmp_path_factory):
     c.run("aux", [1, 2, 3], {"level": "112"})
     from mpc_ray.crypto.secp256k1 import Point
 
-    out = c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
+    out = c.run("keygen", [1, 2, 3], c.principals.keygen_params("k1", 2, [1, 2, 3]))
     c.public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
+    # the committee's first admins hand over to this module's admin and agent (registry version 2)
     registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                             Principal.from_signing_key("bot", "agent", AGENT)))
+                                             Principal.from_signing_key("bot", "agent", AGENT)), version=2)
+    change = c.principals.creds.admin_request(RequestKind.SET_PRINCIPALS, body=registry.to_bytes())
     for h in c.holders.values():
-        h.bootstrap_principals(registry.to_bytes())
+        h.set_principals(change)
     set_policy = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
                               body=base_policy().to_bytes(), key_id="k1", now=time.time())
     for h in c.holders.values():
@@ -146,9 +151,10 @@ def test_audit_verify_cli_finds_the_tampered_record(committee, tmp_path, capsys)
 
 
 def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
-    """One durable write per decision: the audit record is the journal. Kill the holder after it answered but before
-    its background flush wrote the ledgers or the spend snapshot: on restart the replay still refuses the replayed
-    request, keeps the presignature consumed and counts the spend against the cap."""
+    """The request nonce is written before the body is decoded; then the audit record is the journal of the decision.
+    Kill the holder after it answered but before its background flush wrote the presignature ledger or the spend
+    snapshot: on restart the replay still refuses the replayed request, keeps the presignature consumed and counts
+    the spend against the cap."""
     from mpc_ray.node.authorized import SNAPSHOT_ENTRY
     from mpc_ray.node.holder import ShareHolder
     from mpc_ray.node.policy import spend_store_name
@@ -166,7 +172,8 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
     snapshot = h.store.get(SNAPSHOT_ENTRY)
     req = agent_request(usdc_transfer(to=ALICE, amount=1_234_567))
     h.sign_request(req, pub.presignature_id)
-    assert {p: p.read_bytes() for p in paths} == on_disk  # nothing but the audit record was written
+    assert h.ledger.path.read_bytes() == on_disk[h.ledger.path]  # the presignature waits for the flush
+    assert auth.nonces.path.read_bytes() != on_disk[auth.nonces.path]  # the nonce was written before decoding
     assert h.store.get(SNAPSHOT_ENTRY) == snapshot
     name = spend_store_name("k1", "bot")
     spent = auth.spend[name].to_bytes()
@@ -175,8 +182,7 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
         owner._pending = []
         owner.close()
     auth.audit.close()
-    for p, data in on_disk.items():
-        p.write_bytes(data)
+    h.ledger.path.write_bytes(on_disk[h.ledger.path])
 
     c.holders[1] = h = ShareHolder(1, str(c.root / "party-1"), kdf="min")
     auth = h._authorized()
@@ -226,14 +232,16 @@ def test_a_lying_coordinator_gets_no_signature(committee):
 
 def test_principals_change_only_with_the_admin_quorum(committee):
     """set_principals is checked against the current registry: an agent, or fewer admins than admin_quorum, is
-    refused by every node (audited); a quorum-signed registry takes effect on every node and is audited."""
+    refused by every node (audited); a quorum-signed registry takes effect on every node and is audited. Versions
+    only go up: a registry signed earlier and held back (bot2 still in it) is refused once bot2 is revoked."""
     from mpc_ray.node.principals import cosign
 
     c = committee
     ops, bot2 = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
     root, bot = Principal.from_signing_key("root", "admin", ADMIN), Principal.from_signing_key("bot", "agent", AGENT)
     two_admins = PrincipalRegistry(principals=(root, bot, Principal.from_signing_key("ops", "admin", ops),
-                                               Principal.from_signing_key("bot2", "agent", bot2)), admin_quorum=2)
+                                               Principal.from_signing_key("bot2", "agent", bot2)), admin_quorum=2,
+                                   version=3)  # the fixture installed version 2
 
     def change(registry, key, principal):
         return sign_request(key, principal_id=principal, kind="set_principals", format="json",
@@ -243,6 +251,7 @@ def test_principals_change_only_with_the_admin_quorum(committee):
         with pytest.raises(PolicyDenied) as e:
             h.set_principals(change(two_admins, AGENT, "bot"))
         assert e.value.rule == "auth.not_admin"
+    held_back = change(two_admins, ADMIN, "root")  # valid, signed now, delivered after bot2's revocation
     for h in c.holders.values():  # quorum 1 today: root alone may install the two-admin registry
         h.set_principals(change(two_admins, ADMIN, "root"))
     (pub,) = presign(c, [1, 2], 1)
@@ -251,7 +260,7 @@ def test_principals_change_only_with_the_admin_quorum(committee):
         with pytest.raises(PolicyDenied) as e:
             c.holders[i].sign_request(req, pub.presignature_id)
         assert e.value.rule != "auth.unknown_principal"
-    original = PrincipalRegistry(principals=(root, bot))
+    original = PrincipalRegistry(principals=(root, bot), version=4)  # bot2 and ops revoked
     for h in c.holders.values():  # from now on one admin is not enough
         with pytest.raises(PolicyDenied) as e:
             h.set_principals(change(original, ADMIN, "root"))
@@ -259,11 +268,26 @@ def test_principals_change_only_with_the_admin_quorum(committee):
     both = cosign(change(original, ADMIN, "root"), "ops", ops)
     for h in c.holders.values():
         h.set_principals(both)
+    for h in c.holders.values():  # the held-back registry (quorum 1 again, so root alone could) would bring bot2 back
+        with pytest.raises(PolicyDenied) as e:
+            h.set_principals(held_back)
+        assert e.value.rule == "admin.stale_version"
+        with pytest.raises(PolicyDenied) as e:  # an equal version is no newer either
+            h.set_principals(change(original.model_copy(update={"admin_quorum": 1}), ADMIN, "root"))
+        assert e.value.rule == "admin.stale_version"
+    (pub,) = presign(c, [1, 2], 1)
+    for i in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot2, principal="bot2"),
+                                      pub.presignature_id)
+        assert e.value.rule == "auth.unknown_principal"
     for h in c.holders.values():
         records = [json.loads(line) for line in (Path(h.dir) / "audit.jsonl").read_text().splitlines()]
         mine = [r for r in records if r["kind"] == "set_principals"]
-        assert [r["decision"] for r in mine] == ["deny", "allow", "deny", "allow"]
-        assert mine[-1]["intent"]["signers"] == ["root", "ops"] and mine[-1]["intent"]["admin_quorum"] == 1
+        # the fixture's hand-over, then this test's
+        assert [r["decision"] for r in mine] == ["allow", "deny", "allow", "deny", "allow", "deny", "deny"]
+        assert [r["rule"] for r in mine[-2:]] == ["admin.stale_version"] * 2 and mine[-1]["nonce_id"]
+        assert mine[-3]["intent"]["signers"] == ["root", "ops"] and mine[-3]["intent"]["admin_quorum"] == 1
         assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
 
 
@@ -305,7 +329,10 @@ def test_a_batch_is_decided_in_order_with_one_audit_write(committee, monkeypatch
     from mpc_ray.protocols.wire import decode
 
     c = committee
-    out = c.run("keygen", [1, 2, 3], {"key_id": "k2", "threshold": 2})  # its own key: the caps start from zero
+    approval = ROOT.admin_request(RequestKind.CREATE_KEY, {"key_id": "k2", "scheme": "ecdsa-secp256k1",
+                                                           "threshold": 2, "parties": [1, 2, 3]})
+    # its own key: the caps start from zero
+    out = c.run("keygen", [1, 2, 3], {"key_id": "k2", "threshold": 2, "approval": approval})
     public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
     set_policy = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json",
                               body=base_policy(key_id="k2").to_bytes(), key_id="k2", now=time.time())
@@ -387,3 +414,216 @@ def test_combiner_trusts_a_reported_digest_only_if_the_signature_verifies(commit
         with pytest.raises(ProtocolAbort) as e:
             combine_request(req, pubs[2], c.public_key, {1: answers[1], 2: shape})
         assert e.value.culprit == 2 and e.value.check == "sign_request.answer_shape"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# hostile requests: nested JSON, native panics, requests relayed to the wrong entry point, stale admin changes
+
+PASS = "correct horse battery staple"
+
+
+def last_record(h) -> dict:
+    return json.loads((Path(h.dir) / "audit.jsonl").read_text().splitlines()[-1])
+
+
+def policy_version(c) -> int:
+    return c.holders[1]._authorized()._policy("policy.k1.bot").version
+
+
+def set_policy_request(policy):
+    return sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
+                        key_id=policy.key_id, now=time.time())
+
+
+def test_nested_json_is_refused_before_it_is_parsed_and_audited(committee):
+    """Typed data nested one level deeper than any JSON here may go is InvalidInput on every signer, audited with its
+    spent nonce, with no presignature consumed; sent again it is a replay. (The lethal 70,000 levels run in a child
+    process: tests/test_hostile_input.py.)"""
+    from mpc_ray.node.principals import MAX_JSON_DEPTH
+
+    c = committee
+    (pub,) = presign(c, [1, 2], 1)
+    before = counts(c, (1, 2))
+    deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    body = b'{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":' + deep + b"}"
+    req = sign_request(AGENT, principal_id="bot", kind="sign", format="eip712", body=body, key_id="k1", chain=BASE,
+                       now=time.time())
+    for i in (1, 2):
+        with pytest.raises(InvalidInput, match="nested deeper"):
+            c.holders[i].sign_request(req, pub.presignature_id)
+        rec = last_record(c.holders[i])
+        assert rec["decision"] == "error" and rec["rule"] == "InvalidInput" and rec["nonce_id"]
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(req, pub.presignature_id)
+        assert e.value.rule == "auth.replayed"
+    assert counts(c, (1, 2)) == before
+
+
+def test_a_body_that_kills_the_decoder_cannot_kill_the_restarted_holder(committee, monkeypatch):
+    """The request nonce is on disk before the body is decoded. A decoder that takes the process down (a C-stack
+    overflow or a native abort; here an exception nothing catches, then the files as a dead process leaves them)
+    meets the same request after the restart only as a replay, refused before anything is decoded."""
+    from mpc_ray.node import authorized
+    from mpc_ray.node.holder import ShareHolder
+
+    c = committee
+    (pub,) = presign(c, [1, 2], 1)
+    h = c.holders[1]
+    auth = h._authorized()
+    auth.close()
+    h._auth = None
+    auth = h._authorized()
+    auth.flusher.stop()  # nothing reaches the disk in the background: only what the decision path writes itself
+    req = agent_request(usdc_transfer(to=ALICE, amount=1_111))
+    real = authorized.intent_from_request
+
+    def dies(request):
+        raise SystemExit("the decoder took the process down")
+
+    monkeypatch.setattr(authorized, "intent_from_request", dies)
+    with pytest.raises(SystemExit):
+        h.sign_request(req, pub.presignature_id)
+    for owner in (h.ledger, auth.nonces):  # the process is gone: whatever was only in memory is lost
+        owner._pending = []
+        owner.close()
+    auth.audit.close()
+
+    c.holders[1] = h = ShareHolder(1, str(c.root / "party-1"), kdf="min")
+    decoded = []
+    monkeypatch.setattr(authorized, "intent_from_request", lambda r: decoded.append(r) or real(r))
+    with pytest.raises(PolicyDenied) as e:
+        h.sign_request(req, pub.presignature_id)
+    assert e.value.rule == "auth.replayed" and decoded == []
+    assert pub.presignature_id in h.vault.ids("presig-k1")
+
+
+def test_a_native_panic_refuses_its_own_request_only(committee, monkeypatch):
+    """solders panics (pyo3's PanicException, a BaseException that passes `except Exception`) on a Solana transfer
+    listing one account. In a batch that is the one request's InvalidInput, audited with its spent nonce, and the
+    requests around it are signed; a raw BaseException from the holder's own decoding step is refused the same way."""
+    from mpc_ray.node import authorized
+    from tests.test_hostile_input import solana_panic_message
+    from tests.test_policy import SOLANA
+
+    c = committee
+    pubs = presign(c, [1, 2], 4)
+    panic = sign_request(AGENT, principal_id="bot", kind="sign", format="solana_tx", body=solana_panic_message(),
+                         key_id="k1", chain=SOLANA, now=time.time())
+    batch = [agent_request(usdc_transfer(to=ALICE, amount=1_201)), panic,
+             agent_request(usdc_transfer(to=ALICE, amount=1_202))]
+    answers = {i: c.holders[i].sign_requests([(r, p.presignature_id) for r, p in zip(batch, pubs)]) for i in (1, 2)}
+    for i in (1, 2):
+        assert isinstance(answers[i][1], InvalidInput) and "PanicException" in str(answers[i][1])
+        tail = [json.loads(x) for x in (Path(c.holders[i].dir) / "audit.jsonl").read_text().splitlines()[-3:]]
+        assert [r["decision"] for r in tail] == ["allow", "error", "allow"] and tail[1]["nonce_id"]
+        assert pubs[1].presignature_id in c.holders[i].vault.ids("presig-k1")  # the refused one consumed nothing
+    for n in (0, 2):
+        digest = decode_evm_transaction(batch[n].body).digest
+        sig = combine(pubs[n], c.public_key, digest, {i: answers[i][n][0] for i in (1, 2)})
+        assert coincurve.PublicKey(c.public_key.to_bytes()).verify(sig.der(), digest, hasher=None)
+
+    class Panic(BaseException):
+        pass
+
+    def panics(request):
+        raise Panic("index out of bounds")
+
+    monkeypatch.setattr(authorized, "intent_from_request", panics)
+    with pytest.raises(InvalidInput, match="Panic"):
+        c.holders[1].sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_203)), pubs[3].presignature_id)
+    assert pubs[3].presignature_id in c.holders[1].vault.ids("presig-k1")
+    assert last_record(c.holders[1])["decision"] == "error"
+
+
+def test_a_request_relayed_to_the_wrong_entry_point_burns_nothing(committee):
+    """A relay sends an admin's set_policy to one holder's sign path first (hoping it burns the nonce there, so that
+    holder refuses the real one and the holders diverge): refused as auth.wrong_kind before the nonce is spent,
+    and the set_policy then takes effect on every holder. The same for a sign request sent to set_policy."""
+    c = committee
+    (pub,) = presign(c, [1, 2], 1)
+    admin = set_policy_request(base_policy(version=policy_version(c) + 1))
+    with pytest.raises(PolicyDenied) as e:
+        c.holders[1].sign_request(admin, pub.presignature_id)
+    assert e.value.rule == "auth.wrong_kind"
+    (answer,) = c.holders[1].sign_requests([(admin, pub.presignature_id)])
+    assert isinstance(answer, PolicyDenied) and answer.rule == "auth.wrong_kind"
+    rec = last_record(c.holders[1])
+    assert rec["rule"] == "auth.wrong_kind" and rec["nonce_id"] is None  # audited, nothing spent
+    for h in c.holders.values():
+        h.set_policy(admin)
+    assert {h._authorized()._policy("policy.k1.bot").version for h in c.holders.values()} == {policy_version(c)}
+    agent = agent_request(usdc_transfer(to=ALICE, amount=1_401))
+    for i in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].set_policy(agent)
+        assert e.value.rule == "auth.wrong_kind"
+    answers = {i: c.holders[i].sign_request(agent, pub.presignature_id) for i in (1, 2)}
+    digest = decode_evm_transaction(agent.body).digest
+    combine(pub, c.public_key, digest, {i: sigma for i, (sigma, _) in answers.items()})
+
+
+def test_a_held_back_older_policy_cannot_undo_a_newer_one(committee):
+    """Policy versions only go up on each holder: a looser policy signed earlier and delivered after a stricter one
+    (within its validity) is refused as admin.stale_version, audited, and so is another policy of the same version."""
+    c = committee
+    v = policy_version(c) + 1
+    looser = set_policy_request(base_policy(version=v))  # held back by a relay
+    stricter = set_policy_request(base_policy(version=v + 1, recipient_allowlist=(ALICE,)))
+    same = set_policy_request(base_policy(version=v + 1))
+    for h in c.holders.values():
+        h.set_policy(stricter)
+    for h in c.holders.values():
+        for late in (looser, same):
+            with pytest.raises(PolicyDenied) as e:
+                h.set_policy(late)
+            assert e.value.rule == "admin.stale_version"
+            rec = last_record(h)
+            assert rec["kind"] == "set_policy" and rec["rule"] == "admin.stale_version" and rec["nonce_id"]
+    (pub,) = presign(c, [1, 2], 1)
+    for i in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[i].sign_request(agent_request(usdc_transfer(to=BOB, amount=1_000)), pub.presignature_id)
+        assert e.value.rule == "policy.recipient_allowlist"
+    for h in c.holders.values():  # the fixture's policy again, as a newer version, for the tests after this one
+        h.set_policy(set_policy_request(base_policy(version=v + 2)))
+
+
+def test_restoring_an_older_backup_keeps_the_newer_policy_and_registry(committee):
+    """A restore never lowers a version (keep-current): after a backup, an agent is revoked and the allowlist
+    tightened; restoring the backup on that holder keeps the newer registry and policy, so the revoked agent stays
+    out and the stricter allowlist holds there."""
+    c = committee
+    bot3 = nacl.signing.SigningKey.generate()
+    h = c.holders[3]
+    reg = h._authorized().verifier.registry
+    with_bot3 = reg.model_copy(update={"principals": (*reg.principals, Principal.from_signing_key(
+        "bot3", "agent", bot3)), "version": reg.version + 1})
+    without_bot3 = reg.model_copy(update={"version": reg.version + 2})
+
+    def set_principals(registry):
+        return sign_request(ADMIN, principal_id="root", kind="set_principals", format="json",
+                            body=registry.to_bytes(), now=time.time())
+
+    for holder in c.holders.values():
+        holder.set_principals(set_principals(with_bot3))
+    v = policy_version(c)
+    blob = h.backup(ROOT.admin_request(RequestKind.BACKUP, {"party": 3}), PASS, "min")
+    stricter = set_policy_request(base_policy(version=v + 1, recipient_allowlist=(ALICE,)))
+    for holder in c.holders.values():
+        holder.set_principals(set_principals(without_bot3))
+        holder.set_policy(stricter)
+    out = h.restore(ROOT.admin_request(RequestKind.RESTORE, restore_params(3, blob)), blob, PASS)
+    assert out["kept_current"] >= 2
+    auth = h._authorized()
+    assert auth.verifier.registry.version == reg.version + 2 and auth.verifier.registry.get("bot3") is None
+    assert auth._policy("policy.k1.bot").version == v + 1
+    (pub,) = presign(c, [2, 3], 1)
+    with pytest.raises(PolicyDenied) as e:
+        h.sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot3, principal="bot3"),
+                       pub.presignature_id)
+    assert e.value.rule == "auth.unknown_principal"
+    with pytest.raises(PolicyDenied) as e:
+        h.sign_request(agent_request(usdc_transfer(to=BOB, amount=1_000)), pub.presignature_id)
+    assert e.value.rule == "policy.recipient_allowlist"
+    for holder in c.holders.values():
+        holder.set_policy(set_policy_request(base_policy(version=v + 2)))

@@ -32,7 +32,7 @@ from mpc_ray.node.bitcoin_policy import (
 )
 from mpc_ray.node.frost_holder import nonce_count
 from mpc_ray.node.policy import AssetLimit, Policy, TxType, WindowCap, native_asset
-from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.frost import public_key_bytes
 from tests.test_frost_runtime import Committee
 
@@ -55,22 +55,28 @@ def committee(tmp_path_factory):
     key = c.dkg("tr", "schnorr-bip340")
     c.output_key = public_key_bytes(key.suite, key.public_package.group_key, b"")
     c.spk = Script(p2tr_script(c.output_key))
-    registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                             Principal.from_signing_key("bot", "agent", AGENT),
-                                             Principal.from_signing_key("hdbot", "agent", HD_AGENT)))
+    registry = add_principals(c, Principal.from_signing_key("root", "admin", ADMIN),
+                              Principal.from_signing_key("bot", "agent", AGENT),
+                              Principal.from_signing_key("hdbot", "agent", HD_AGENT))
     limit = AssetLimit(asset=BTC, per_tx=PER_TX, windows=(WindowCap(window_s=3600, max_amount=600_000),))
     policy = Policy(key_id="tr", principal_id="bot", allowed_chains=(BTC_MAINNET,),
                     allowed_tx_types=(TxType.BTC_TRANSFER,), recipient_allowlist=(addr(FRIEND), addr(FRIEND2)),
                     asset_limits=(limit,))
     hd_policy = policy.model_copy(update={"principal_id": "hdbot", "derivation_paths": ("m/0/3",)})
     for h in c.holders.values():
-        h.bootstrap_principals(registry.to_bytes())
+        h.set_principals(registry)
     for p in (policy, hd_policy):
         req = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=p.to_bytes(),
                            key_id="tr", now=time.time())
         for h in c.holders.values():
             h.set_policy(req)
     return c
+
+
+def add_principals(c, *principals: Principal):
+    """The committee admins' set_principals request adding `principals` (registry version 2, as a client would)."""
+    registry = PrincipalRegistry(principals=c.principals.creds.principals() + principals, version=2)
+    return c.principals.creds.admin_request(RequestKind.SET_PRINCIPALS, body=registry.to_bytes())
 
 
 def psbt_bytes(spk: Script, amounts=(60_000,), pays=((FRIEND, 50_000),), fee=FEE, *, edit=None) -> bytes:
@@ -236,8 +242,8 @@ def test_rolling_cap_counts_the_fees(committee, tmp_path):
     c = Fresh(tmp_path)
     key = c.dkg("tr", "schnorr-bip340")
     spk = Script(p2tr_script(public_key_bytes(key.suite, key.public_package.group_key, b"")))
-    registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                             Principal.from_signing_key("bot", "agent", AGENT)))
+    registry = add_principals(c, Principal.from_signing_key("root", "admin", ADMIN),
+                              Principal.from_signing_key("bot", "agent", AGENT))
     policy = Policy(key_id="tr", principal_id="bot", allowed_chains=(BTC_MAINNET,),
                     allowed_tx_types=(TxType.BTC_TRANSFER,),
                     asset_limits=(AssetLimit(asset=BTC, per_tx=PER_TX,
@@ -245,7 +251,7 @@ def test_rolling_cap_counts_the_fees(committee, tmp_path):
     req = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
                        key_id="tr", now=time.time())
     for h in c.holders.values():
-        h.bootstrap_principals(registry.to_bytes())
+        h.set_principals(registry)
         h.set_policy(req)
     pools = InProcessPools(c, (1, 2))
     def spend():
@@ -254,8 +260,7 @@ def test_rolling_cap_counts_the_fees(committee, tmp_path):
     for _ in range(4):
         frost_sign_request(pools, spend())
     for p in (1, 2):  # the counts survive a restart of the holders (spend snapshot and audit journal)
-        c.holders[p]._auth.close()
-        c.restart(p)
+        c.restart(p)  # closes the holder's authorization state (its snapshot) first
     with pytest.raises(PolicyDenied) as e:
         frost_sign_request(pools, spend())
     assert e.value.rule == "policy.window_cap"
@@ -412,3 +417,36 @@ def test_taproot_wallet_with_an_agent_signs_through_the_nodes(committee):
     with pytest.raises(PolicyDenied) as e:  # the nodes' policy, not the wallet, refuses a stranger
         wallet.sign_psbt(PSBT.parse(psbt_bytes(c.spk, pays=((STRANGER, 1_000),))))
     assert e.value.rule == "policy.recipient_allowlist"
+
+
+def test_a_mainnet_psbt_labelled_as_testnet_is_not_signed(committee):
+    """A PSBT does not name its network: with mainnet capped at 100,000 sats, a policy that also allowed testnet
+    uncapped on the same key would sign a 4,000,000-sat mainnet spend labelled as testnet (valid on mainnet).
+    Every holder refuses such a policy (audited), and a testnet-only policy for another principal on the same key;
+    the labelled PSBT is then refused, no nonce consumed."""
+    from mpc_ray.node.bitcoin_policy import BTC_TESTNET3
+    from mpc_ray.node.policy import PolicyConfigError
+
+    c = committee
+    version = c.holders[1]._authorized()._policy("policy.tr.bot").version + 1
+    both = Policy(key_id="tr", principal_id="bot", allowed_chains=(BTC_MAINNET, BTC_TESTNET3),
+                  allowed_tx_types=(TxType.BTC_TRANSFER,), version=version,
+                  asset_limits=(AssetLimit(asset=BTC, per_tx=PER_TX), AssetLimit(asset=native_asset(BTC_TESTNET3))))
+    beside = Policy(key_id="tr", principal_id="tester", allowed_chains=(BTC_TESTNET3,),
+                    allowed_tx_types=(TxType.BTC_TRANSFER,), allow_unlisted_assets=True)
+    for policy in (both, beside):
+        req = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
+                           key_id="tr", now=time.time())
+        for h in c.holders.values():
+            with pytest.raises(PolicyConfigError, match="do not commit to their network"):
+                h.set_policy(req)
+            rec = json.loads((Path(h.dir) / "audit.jsonl").read_text().splitlines()[-1])
+            assert rec["kind"] == "set_policy" and rec["decision"] == "error" and rec["nonce_id"]
+    ids, lists = commit(c, (1, 2), 1)
+    before = counts(c, (1, 2))
+    labelled = agent_request(psbt_bytes(c.spk, amounts=(4_100_000,), pays=((FRIEND, 4_000_000),)), chain=BTC_TESTNET3)
+    for p in (1, 2):
+        with pytest.raises(PolicyDenied) as e:
+            c.holders[p].frost_sign_request(labelled, ids[p], lists)
+        assert e.value.rule == "policy.chain"
+    assert counts(c, (1, 2)) == before

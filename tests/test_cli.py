@@ -110,6 +110,16 @@ def test_up_status_keygen_sign_bench_down(tmp_path):
         time.sleep(0.5)
     assert our_processes(home) == []
     assert not (home / "cluster.json").exists() and (home / "parties" / "party-1").is_dir()
+    assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600  # the committee's dev admin and operator
+    # `up` again on the kept stores: the same committee, with the principals it was bootstrapped with, signs with
+    # the key it kept
+    try:
+        cli(home, "up", "--security", "112", "--kdf", "min", "--pool-depth", "4", timeout=300)
+        again = cli(home, "sign", key["key_id"], "--message", "hello again", "--hash", "keccak256")
+        assert again["verified"]
+        assert cli(home, "status")["keys"][key["key_id"]]["public_key"] == st["keys"][key["key_id"]]["public_key"]
+    finally:
+        assert cli(home, "down")["stopped"]
     assert cli(home, "down", "--purge")["stopped"] is False and not (home / "parties").exists()
 
 

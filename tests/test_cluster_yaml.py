@@ -39,7 +39,7 @@ def test_one_labelled_node_per_party_and_none_on_the_head():
 
 
 class _RecordingRemote:
-    """Stands in for ray.remote(ShareHolder): records the options a holder or worker actor is created with."""
+    """Stands in for ray.remote(HolderActor): records the options a holder or worker actor is created with."""
 
     def __init__(self, seen: list) -> None:
         self.seen = seen
@@ -61,8 +61,11 @@ def test_the_holders_selectors_match_exactly_one_node_type_each(monkeypatch, tmp
     each party's actors on that party's node type, and none on the head."""
     from mpc_ray.client import local
 
+    from mpc_ray.node.actor import HolderActor
+
     seen: list[dict] = []
-    monkeypatch.setattr(local.ray, "remote", lambda cls: _RecordingRemote(seen))
+    classes: list[type] = []
+    monkeypatch.setattr(local.ray, "remote", lambda cls: classes.append(cls) or _RecordingRemote(seen))
     cfg = load()
     types = cfg["available_node_types"]
     for party in (1, 2, 3):
@@ -76,6 +79,7 @@ def test_the_holders_selectors_match_exactly_one_node_type_each(monkeypatch, tmp
             assert hits == [f"party-{party}"], (selector, hits)
             assert cfg["head_node_type"] not in hits
             assert opts["max_task_retries"] == 0  # a signing call is never run twice
+    assert set(classes) == {HolderActor}  # the facade of entry points, never ShareHolder with its key() and aux()
 
 
 def test_token_auth_is_on():

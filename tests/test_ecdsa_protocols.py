@@ -20,7 +20,7 @@ from mpc_ray.protocols.ecdsa import aux_info as aux_mod
 from mpc_ray.protocols.ecdsa import keygen as keygen_mod
 from mpc_ray.protocols.ecdsa import presign as presign_mod
 from mpc_ray.protocols.ecdsa.presign import PresignatureUsed
-from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
+from mpc_ray.protocols.ecdsa.sign import combine, partial_sign, rerandomize_for
 from mpc_ray.protocols.wire import decode, encode
 from mpc_ray.sim.router import run_parties
 from tests.ecdsa_helpers import replace_payload, tamper_message, with_field
@@ -101,7 +101,7 @@ def test_presignature_is_single_use(key23):
     sig = key23.sign_with(presigs, DIGEST)
     verify_with_coincurve(key23.public_key, DIGEST, sig)
     with pytest.raises(PresignatureUsed):
-        partial_sign(presigs[1], DIGEST)
+        partial_sign(presigs[1], DIGEST, rerandomize_for(presigs[1].public, key23.public_point, 0, DIGEST))
     assert "redacted" in repr(presigs[1])
 
 
@@ -352,7 +352,8 @@ def test_presign_message_from_another_session(key33):
 def test_bad_partial_signature_named(key23):
     presigs = key23.presign([1, 3])
     public = presigs[1].public
-    partials = {i: partial_sign(p, DIGEST) for i, p in presigs.items()}
+    master = rerandomize_for(public, key23.public_point, 0, DIGEST)  # every signature is re-randomised
+    partials = {i: partial_sign(p, DIGEST, master) for i, p in presigs.items()}
     partials[3] = (partials[3] + 1) % Q
     with pytest.raises(ProtocolAbort) as e:
         combine(public, key23.public_point, DIGEST, partials)

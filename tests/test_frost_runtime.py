@@ -16,7 +16,7 @@ from mpc_ray.coordinator.frost_pools import FrostKey, combine, fast_verify
 from mpc_ray.coordinator.sessions import finished, new_sid, route
 from mpc_ray.crypto.ed25519 import FIELD_P, EdPoint
 from mpc_ray.crypto.frost_suites import get_suite
-from mpc_ray.errors import InvalidInput, ProtocolAbort
+from mpc_ray.errors import InvalidInput, PolicyDenied, ProtocolAbort
 from mpc_ray.node.frost_holder import nonce_count, nonce_kind
 from mpc_ray.node.frost_records import (
     commitment_from_bytes,
@@ -28,10 +28,11 @@ from mpc_ray.node.frost_records import (
     public_package_to_bytes,
     restore_nonces,
 )
-from mpc_ray.node.holder import BeginRequest, HolderNotReady, ShareHolder
+from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.store import AlreadyConsumed, SecretVault
 from mpc_ray.protocols.frost import prepare, verify_signature_share
 from mpc_ray.protocols.wire import encode
+from tests.authz_helpers import TestPrincipals
 
 SCHEMES = ["eddsa-ed25519", "schnorr-bip340"]
 MSG = b"solana tx message bytes: transfer 5 SOL"
@@ -44,6 +45,8 @@ class Committee:
         ids = [h.public_identity() for h in self.holders.values()]
         for h in self.holders.values():
             h.set_directory(ids)
+        self.principals = TestPrincipals()  # the admin and operator a client would hold
+        self.principals.bootstrap(self.holders.values())
         self.relayed: list[bytes] = []
         self.keys: dict[str, FrostKey] = {}
 
@@ -59,7 +62,7 @@ class Committee:
         return next(iter(done.values()))
 
     def dkg(self, key_id: str, scheme: str, threshold: int = 2) -> FrostKey:
-        out = self.run("frost-dkg", [1, 2, 3], {"key_id": key_id, "scheme": scheme, "threshold": threshold})
+        out = self.run("frost-dkg", [1, 2, 3], self.principals.keygen_params(key_id, threshold, [1, 2, 3], scheme))
         assert len({r["public_package"] for r in out.values()}) == 1
         assert len({r["public_key"] for r in out.values()}) == 1
         pub = public_package_from_bytes(out[1]["public_package"])
@@ -68,6 +71,9 @@ class Committee:
         return key
 
     def restart(self, party: int) -> None:
+        auth = getattr(self.holders[party], "_auth", None)  # its request-nonce ledger and audit log
+        if auth is not None:
+            auth.close()
         self.holders[party].ledger.close()
         self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
 
@@ -77,12 +83,26 @@ class Committee:
         lists = [b"".join(got[p][n][1] for p in sorted(signers)) for n in range(count)]
         return got, lists
 
+    def allow_operator(self, key_id: str) -> None:
+        """The operator policy `frost_sign` needs, on the holders that lack it (a holder refuses it twice)."""
+        from mpc_ray.node.policy import policy_store_name
+
+        name = policy_store_name(key_id, self.principals.creds.operator[0])
+        missing = [h for h in self.holders.values() if h.store.get(name) is None]
+        if missing:
+            self.principals.allow_operator(missing, key_id)
+
+    def raw(self, key_id: str, msgs, tap_tweak=None):
+        """The operator's raw_batch request for `msgs`, with the policy it needs."""
+        self.allow_operator(key_id)
+        return self.principals.raw(key_id, msgs, tap_tweak=tap_tweak)
+
     def sign(self, key_id: str, signers, msgs, tap_tweak=None):
         got, lists = self.commit(key_id, signers, len(msgs))
+        request = self.raw(key_id, msgs, tap_tweak)
         answers = {}
         for p in signers:
-            reqs = [(got[p][n][0], m, lists[n]) + (() if tap_tweak is None else (tap_tweak,)) for n, m in enumerate(msgs)]
-            answers[p] = self.holders[p].frost_sign(key_id, reqs, True)
+            answers[p] = self.holders[p].frost_sign(request, [(n, got[p][n][0], lists[n]) for n in range(len(msgs))])
         key = self.keys[key_id]
         out = []
         for n, m in enumerate(msgs):
@@ -184,23 +204,36 @@ def test_nonce_single_use_across_holder_restart(committee):
     c = committee
     _, got, lists, _ = c.sign("ed", (1, 3), [MSG])
     nid = got[3][0][0]
-    req = [(nid, b"another message", lists[0])]
-    with pytest.raises(AlreadyConsumed):
-        c.holders[3].frost_sign("ed", req)
+    with pytest.raises(AlreadyConsumed):  # a fresh request for another message, with the spent nonce
+        c.holders[3].frost_sign(c.raw("ed", [b"another message"]), [(0, nid, lists[0])])
     c.restart(3)  # consumption is durable: the restarted holder still refuses
     with pytest.raises(AlreadyConsumed):
-        c.holders[3].frost_sign("ed", req)
+        c.holders[3].frost_sign(c.raw("ed", [b"another message"]), [(0, nid, lists[0])])
     assert nid in c.holders[3].consumed_ids()
     # an unconsumed nonce survives the restart (it lives in the encrypted store)
     got, lists = c.commit("ed", (1, 3))
     c.restart(1)
-    shares = {p: c.holders[p].frost_sign("ed", [(got[p][0][0], MSG, lists[0])], True)[0] for p in (1, 3)}
+    request = c.raw("ed", [MSG])
+    shares = {p: c.holders[p].frost_sign(request, [(0, got[p][0][0], lists[0])])[0] for p in (1, 3)}
     sig, _ = combine(c.keys["ed"], MSG, lists[0], {p: s[0] for p, s in shares.items()})
     VerifyKey(c.keys["ed"].public_key).verify(MSG, sig)
-    # the same nonce twice in one batch
+    # the same nonce twice in one call: refused before anything is consumed
     got, lists = c.commit("ed", (1, 3))
-    with pytest.raises(AlreadyConsumed):
-        c.holders[1].frost_sign("ed", [(got[1][0][0], MSG, lists[0]), (got[1][0][0], b"x", lists[0])])
+    with pytest.raises(InvalidInput):
+        c.holders[1].frost_sign(c.raw("ed", [MSG, b"x"]), [(0, got[1][0][0], lists[0]), (1, got[1][0][0], lists[0])])
+    assert got[1][0][0] not in c.holders[1].consumed_ids()
+
+
+def _operator_request(c: Committee, key_id: str, body: bytes):
+    """A raw_batch request with a hand-made body, signed by the committee's operator."""
+    import time
+
+    from mpc_ray.client.credentials import RAW_CHAIN
+    from mpc_ray.node.principals import RequestFormat, RequestKind, sign_request
+
+    op_id, op_key = c.principals.creds.operator
+    return sign_request(op_key, principal_id=op_id, kind=RequestKind.SIGN, format=RequestFormat.RAW_BATCH, body=body,
+                        key_id=key_id, chain=RAW_CHAIN, now=time.time())
 
 
 def _torsioned(enc: bytes) -> bytes:
@@ -215,39 +248,43 @@ def test_bad_input_consumes_nothing(committee, scheme):
     key_id = KEY_OF[scheme]
     g = get_suite(scheme).group
     es, ss = g.element_size, g.scalar_size
-    got, lists = c.commit(key_id, (1, 2))
+    got, lists = c.commit(key_id, (1, 2), 2)
     h = c.holders[1]
     nid, good = got[1][0][0], lists[0]
-    other_nid = got[2][0][0]
+    other_nid, second_nid = got[2][0][0], got[1][1][0]
     size = ss + 2 * es
     own, peer = good[:size], good[size:]
     bad_point = _torsioned(peer[ss + es :]) if scheme == "eddsa-ed25519" else b"\x02" + b"\xff" * 32
     other_point = g.serialize_element(g.base_mul(12345))
-    bad_requests = [
-        [(nid, "not bytes", good)],
-        [(nid[:16], MSG, good)],
-        [(other_nid, MSG, good)],  # someone else's nonce id
-        [(nid, MSG, peer + own)],  # unsorted
-        [(nid, MSG, peer)],  # own commitment missing (and below threshold)
-        [(nid, MSG, own + own)],  # duplicate identifier
-        [(nid, MSG, good[:-1])],  # truncated
-        [(nid, MSG, own[:ss] + other_point + own[ss + es :] + peer)],  # own commitment changed
-        [(nid, MSG, own + peer[: ss + es] + bad_point)],  # peer binding point invalid
-        [(nid, MSG, own + peer[:ss] + bad_point + peer[ss + es :])],  # peer hiding point invalid
-        [(nid, MSG, good, b"\x01" * 31)],  # bad tweak
-        [(nid, MSG, good), (nid, MSG, b"")],  # one bad request fails the whole batch
+    bad_items = [
+        [("0", nid, good)],  # the index is not an int
+        [(0, nid[:16], good)],
+        [(0, other_nid, good)],  # someone else's nonce id
+        [(0, nid, peer + own)],  # unsorted
+        [(0, nid, peer)],  # own commitment missing (and below threshold)
+        [(0, nid, own + own)],  # duplicate identifier
+        [(0, nid, good[:-1])],  # truncated
+        [(0, nid, own[:ss] + other_point + own[ss + es :] + peer)],  # own commitment changed
+        [(0, nid, own + peer[: ss + es] + bad_point)],  # peer binding point invalid
+        [(0, nid, own + peer[:ss] + bad_point + peer[ss + es :])],  # peer hiding point invalid
+        [(0, nid, good, b"\x01" * 31)],  # a tweak is the request's, not the coordinator's
+        [(0, nid, good), (1, second_nid, b"")],  # one bad item fails the whole call
         "not a list",
     ]
     ledger_before = len(h.consumed_ids())
     count_before = nonce_count(h, key_id)
-    for reqs in bad_requests:
+    for items in bad_items:  # a fresh request each: an index a holder tried once is not signed again
         with pytest.raises((InvalidInput, AlreadyConsumed)):
-            h.frost_sign(key_id, reqs)
+            h.frost_sign(c.raw(key_id, [MSG, MSG]), items)
+    bad_tweak = bytes([1, 31]) + b"\x01" * 31 + (1).to_bytes(4, "big") + len(MSG).to_bytes(4, "big") + MSG
+    with pytest.raises(InvalidInput):  # a 31-byte tweak, signed by the operator: the holder decodes and refuses
+        h.frost_sign(_operator_request(c, key_id, bad_tweak), [(0, nid, good)])
     assert len(h.consumed_ids()) == ledger_before and nonce_count(h, key_id) == count_before
-    with pytest.raises(HolderNotReady):
-        h.frost_sign("no-such-key", [(nid, MSG, good)])
+    with pytest.raises(PolicyDenied):  # a key this holder has no share (and no policy) of
+        h.frost_sign(c.principals.raw("no-such-key", [MSG]), [(0, nid, good)])
     # the nonce is still good
-    shares = {p: c.holders[p].frost_sign(key_id, [(got[p][0][0], MSG, good)], True)[0] for p in (1, 2)}
+    request = c.raw(key_id, [MSG])
+    shares = {p: c.holders[p].frost_sign(request, [(0, got[p][0][0], good)])[0] for p in (1, 2)}
     sig, _ = combine(c.keys[key_id], MSG, good, {p: s[0] for p, s in shares.items()}, {p: s[1] for p, s in shares.items()})
     independent_verify(scheme, c.keys[key_id].public_key, MSG, sig)
 
@@ -258,7 +295,8 @@ def test_tampered_share_names_the_culprit(committee, scheme):
     key_id = KEY_OF[scheme]
     key = c.keys[key_id]
     got, lists = c.commit(key_id, (2, 3))
-    answers = {p: c.holders[p].frost_sign(key_id, [(got[p][0][0], MSG, lists[0])], True)[0] for p in (2, 3)}
+    request = c.raw(key_id, [MSG])
+    answers = {p: c.holders[p].frost_sign(request, [(0, got[p][0][0], lists[0])])[0] for p in (2, 3)}
     shares = {p: a[0] for p, a in answers.items()}
     rs = {p: a[1] for p, a in answers.items()}
     bad = dict(shares)
@@ -281,18 +319,18 @@ def test_workers_do_not_serve_frost(committee):
     with pytest.raises(InvalidInput):
         worker.frost_commit("ed", 1)
     with pytest.raises(InvalidInput):
-        worker.frost_sign("ed", [])
+        worker.frost_sign(committee.raw("ed", [MSG]), [(0, bytes(32), b"")])
     with pytest.raises(InvalidInput):
         worker.begin([BeginRequest("frost-dkg", new_sid("frost-dkg"), [1, 2, 3],
-                                   {"key_id": "w", "scheme": "eddsa-ed25519", "threshold": 2})])
+                                   committee.principals.keygen_params("w", 2, [1, 2, 3], "eddsa-ed25519"))])
 
 
 def test_dkg_refuses_bad_params(committee):
-    h = committee.holders[1]
-    for params in ({"key_id": "ed", "scheme": "eddsa-ed25519", "threshold": 2},  # exists
-                   {"key_id": "new", "scheme": "ecdsa-secp256k1", "threshold": 2},
-                   {"key_id": "new", "scheme": "eddsa-ed25519", "threshold": 4},
-                   {"key_id": "bad id!", "scheme": "eddsa-ed25519", "threshold": 2}):
+    h, p = committee.holders[1], committee.principals  # approved: refused for the parameters, not the approval
+    for params in (p.keygen_params("ed", 2, [1, 2, 3], "eddsa-ed25519"),  # exists
+                   {**p.keygen_params("new", 2, [1, 2, 3], "eddsa-ed25519"), "scheme": "ecdsa-secp256k1"},
+                   p.keygen_params("new", 4, [1, 2, 3], "eddsa-ed25519"),
+                   {**p.keygen_params("new", 2, [1, 2, 3], "eddsa-ed25519"), "key_id": "bad id!"}):
         with pytest.raises(InvalidInput):
             h.begin([BeginRequest("frost-dkg", new_sid("frost-dkg"), [1, 2, 3], params)])
 
@@ -381,7 +419,20 @@ def coordinator(committee, monkeypatch):
     handles = {p: _Handle(h) for p, h in committee.holders.items()}
     coord.holder = lambda p: handles[p]
     coord.handles = handles
+    coord.committee = committee  # its principals approve new keys and sign the operator's raw batches
     return coord
+
+
+def _create_key(c, key_id: str, scheme: str) -> dict:
+    """`create_key` with the admin approval a client adds, and the operator policy `sign_many` needs."""
+    approval = c.committee.principals.keygen_params(key_id, 2, [1, 2, 3], scheme)["approval"]
+    info = c.create_key(key_id, scheme, 2, approval)
+    c.committee.allow_operator(key_id)
+    return info
+
+
+def _sign_many(c, key_id: str, msgs) -> list:
+    return c.sign_many(key_id, c.committee.principals.raw(key_id, msgs))
 
 
 def _verify_all(key_info, msgs, sigs):
@@ -393,29 +444,31 @@ def _verify_all(key_info, msgs, sigs):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_coordinator_creates_keys_fills_pools_and_signs(coordinator, scheme):
     c = coordinator
-    info = c.create_key(f"coord-{scheme[:5]}", scheme, 2)
+    info = _create_key(c, f"coord-{scheme[:5]}", scheme)
     assert len(info["public_key"]) == 32 and info["scheme"] == scheme
     assert c.frost.refill_once() == 3 * 8 and c.frost.refill_once() == 0
     assert c.pool_depths() == {f"{info['key_id']}:{p}": 8 for p in (1, 2, 3)}
     c.frost.chunk = 16
     msgs = [b"coordinated %d" % i for i in range(40)]  # > pool depth (topped up on demand), three chunks
-    sigs = c.sign_many(info["key_id"], msgs)
+    sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
     assert all(s.scheme == scheme for s in sigs)
     assert c.status()["keys"][info["key_id"]]["scheme"] == scheme
     with pytest.raises(InvalidInput):
         c.create_key(info["key_id"], "ecdsa-secp256k1", 2)
+    with pytest.raises(InvalidInput):  # not an operator's request, or a request for another key
+        c.sign_many(info["key_id"], [b"text"])
     with pytest.raises(InvalidInput):
-        c.sign_many(info["key_id"], ["text"])
+        c.sign_many(info["key_id"], c.committee.principals.raw("ed", [b"text"]))
 
 
 def test_coordinator_fails_over_when_a_holder_dies_mid_batch(coordinator):
     c = coordinator
-    info = c.create_key("coord-failover", "eddsa-ed25519", 2)
+    info = _create_key(c, "coord-failover", "eddsa-ed25519")
     c.frost.refill_once()
     c.handles[1].dead = True  # the deepest-pool choice picks {1, 2}; 1 does not answer
     msgs = [b"failover %d" % i for i in range(20)]
-    sigs = c.sign_many(info["key_id"], msgs)
+    sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
     assert not c._available(1)
     c.handles[1].dead = False
@@ -423,24 +476,24 @@ def test_coordinator_fails_over_when_a_holder_dies_mid_batch(coordinator):
 
 def test_coordinator_excludes_a_party_that_sends_bad_shares(coordinator):
     c = coordinator
-    info = c.create_key("coord-culprit", "schnorr-bip340", 2)
+    info = _create_key(c, "coord-culprit", "schnorr-bip340")
     order = get_suite("schnorr-bip340").group.order
 
     def tamper(fn):
-        def bad(key_id, requests, with_r=False):
-            return [((z + 1) % order, r) for z, r in fn(key_id, requests, with_r)]
+        def bad(request, items):
+            return [((z + 1) % order, r) for z, r in fn(request, items)]
         return bad
 
     c.handles[2].hooks["frost_sign"] = tamper
     msgs = [b"culprit %d" % i for i in range(5)]
-    sigs = c.sign_many(info["key_id"], msgs)
+    sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
     assert c.excluded == {2: "frost.sign.share"}
 
 
 def test_coordinator_blames_a_party_that_hands_out_bad_commitments(coordinator):
     c = coordinator
-    info = c.create_key("coord-badcom", "eddsa-ed25519", 2)
+    info = _create_key(c, "coord-badcom", "eddsa-ed25519")
 
     def bad_points(fn):
         def commit(key_id, count):
@@ -449,7 +502,7 @@ def test_coordinator_blames_a_party_that_hands_out_bad_commitments(coordinator):
 
     c.handles[1].hooks["frost_commit"] = bad_points
     msgs = [b"bad commitment %d" % i for i in range(4)]
-    sigs = c.sign_many(info["key_id"], msgs)
+    sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
     assert c.excluded == {1: "frost.sign.commitment_point"} and c._available(2)
 

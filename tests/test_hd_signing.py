@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import pickle
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from mpc_ray.crypto.secp256k1 import Q, Point
 from mpc_ray.errors import InvalidInput, PolicyDenied, ProtocolAbort
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.frost_records import public_package_from_bytes
-from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
+from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.node.records import aux_to_bytes, key_from_bytes, presignature_from_bytes
 from mpc_ray.node.store import AlreadyConsumed
 from mpc_ray.protocols.ecdsa.presign import PresignaturePublic, PresignatureUsed
@@ -40,6 +41,7 @@ from mpc_ray.protocols.frost import SUITES, DkgParty, public_key_bytes
 from mpc_ray.protocols.frost.messages import DkgEchoMsg
 from mpc_ray.protocols.wire import decode, encode
 from mpc_ray.sim.router import run_parties
+from tests.authz_helpers import TestPrincipals
 from tests.ecdsa_helpers import tamper_message
 from tests.fixture_primes import fixture_paillier_key
 from tests.test_policy import ALICE, BASE, base_policy, usdc_transfer
@@ -123,7 +125,9 @@ def test_signer_skipping_the_rerandomisation_is_named(key):
     pres = key.presign([2, 3])
     public = next(iter(pres.values())).public
     child = rerandomize_for(public, key.public_point, key.derive("m/5").tweak, DIGEST)
-    partials = {2: partial_sign(pres[2], DIGEST, child), 3: partial_sign(pres[3], DIGEST)}  # 3: plain partial
+    k, chi = pres[3].take()
+    plain = (k * int.from_bytes(DIGEST, "big") + public.r * chi) % Q  # 3: a plain, not re-randomised, partial
+    partials = {2: partial_sign(pres[2], DIGEST, child), 3: plain}
     with pytest.raises(ProtocolAbort) as e:
         combine(public, key.public_point, DIGEST, partials, child)
     assert e.value.culprit == 3
@@ -258,6 +262,8 @@ class Committee:
         for i, h in self.holders.items():
             h.set_directory(ids)
             h.store.put("aux", aux_to_bytes(aux[i]))
+        self.principals = TestPrincipals()  # the admin and operator a client would hold
+        self.principals.bootstrap(self.holders.values())
 
     def run(self, protocol, parties, params, count=1):
         sids = [new_sid(protocol) for _ in range(count)]
@@ -275,18 +281,22 @@ class Committee:
 @pytest.fixture(scope="module")
 def committee(tmp_path_factory, aux):
     c = Committee(tmp_path_factory.mktemp("hd"), aux)
-    out = next(iter(c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2}).values()))
+    out = next(iter(c.run("keygen", [1, 2, 3], c.principals.keygen_params("k1", 2, [1, 2, 3])).values()))
     assert len({r["chain_code"] for r in out.values()}) == 1
     c.public_key = Point.from_bytes(out[1]["public_key"])
     c.chain_code = out[1]["chain_code"]
-    registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
-                                             Principal.from_signing_key("bot", "agent", AGENT)))
+    # the committee's admins add this module's admin and agent (a higher registry version, as a client would)
+    registry = PrincipalRegistry(principals=c.principals.creds.principals() + (
+        Principal.from_signing_key("root", "admin", ADMIN), Principal.from_signing_key("bot", "agent", AGENT)),
+        version=2)
+    change = c.principals.creds.admin_request(RequestKind.SET_PRINCIPALS, body=registry.to_bytes())
     policy = base_policy().model_copy(update={"derivation_paths": ("m/0/7",)})
     req = sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
                        key_id="k1", now=time.time())
     for h in c.holders.values():
-        h.bootstrap_principals(registry.to_bytes())
+        h.set_principals(change)
         h.set_policy(req)
+    c.principals.allow_operator(c.holders.values(), "k1")  # the operator's raw batches, any path
     return c
 
 
@@ -296,22 +306,24 @@ def test_holders_sign_for_a_child_and_store_the_chain_code(committee):
     assert key_from_bytes(c.holders[2].store.get("key-k1")).chain_code == c.chain_code
     pubs = c.presign([1, 3], 2)
     child = bip32.derive(c.public_key, c.chain_code, "m/0/7")
-    reqs = [(p.presignature_id, DIGEST, "m/0/7") for p in pubs]
-    partials = {i: c.holders[i].partial_sign("k1", reqs) for i in (1, 3)}
+    request = c.principals.raw("k1", [DIGEST, DIGEST], path="m/0/7")
+    items = [(n, p.presignature_id) for n, p in enumerate(pubs)]
+    partials = {i: c.holders[i].partial_sign(request, items) for i in (1, 3)}
     for n, pub in enumerate(pubs):
         rr = rerandomize_for(pub, c.public_key, child.tweak, DIGEST)
         sig = combine(pub, c.public_key, DIGEST, {i: partials[i][n] for i in (1, 3)}, rr)
         assert recovered_address(sig, DIGEST) == eth_address(child.public_key_bytes)
     # the same presignature for another path: refused, consumed for good
     with pytest.raises(AlreadyConsumed):
-        c.holders[1].partial_sign("k1", [(pubs[0].presignature_id, DIGEST, "m/0/8")])
+        c.holders[1].partial_sign(c.principals.raw("k1", [DIGEST], path="m/0/8"), [(0, pubs[0].presignature_id)])
 
 
 def test_holder_computes_rho_itself(committee):
     """A coordinator that combines for a rho (or path) other than the holders' gets no valid signature."""
     c = committee
     (pub,) = c.presign([1, 2])
-    partials = {i: c.holders[i].partial_sign("k1", [(pub.presignature_id, DIGEST, "m/0/7")])[0] for i in (1, 2)}
+    request = c.principals.raw("k1", [DIGEST], path="m/0/7")
+    partials = {i: c.holders[i].partial_sign(request, [(0, pub.presignature_id)])[0] for i in (1, 2)}
     wrong = rerandomize_for(pub, c.public_key, bip32.derive(c.public_key, c.chain_code, "m/0/8").tweak, DIGEST)
     with pytest.raises(ProtocolAbort):
         combine(pub, c.public_key, DIGEST, partials, wrong)
@@ -321,9 +333,18 @@ def test_bad_path_consumes_nothing(committee):
     c = committee
     (pub,) = c.presign([2, 3])
     before = c.holders[2].presignature_count("k1")
-    for bad in ("m/0'", "m/1/", 7):
+    for bad in ("m/0'", "m/1/", 7):  # the path is the operator's signed choice: no request names a bad one
         with pytest.raises(InvalidInput):
-            c.holders[2].partial_sign("k1", [(pub.presignature_id, DIGEST, bad)])
+            c.principals.raw("k1", [DIGEST], path=bad)
+    good = c.principals.raw("k1", [DIGEST], path="m/0/7")
+    for bad in ("m/0'", "m/1/", "m/0/8"):  # a relay rewrites the path of a signed request
+        forged = good.model_copy(update={"derivation_path": bad})
+        if bad != "m/0/8":
+            with pytest.raises(InvalidInput):  # as it reaches a holder actor (pickled): validated again
+                pickle.loads(pickle.dumps(forged))
+        with pytest.raises(PolicyDenied) as e:  # in process: the operator's signature does not cover it
+            c.holders[2].partial_sign(forged, [(0, pub.presignature_id)])
+        assert e.value.rule.startswith("auth.")
     assert c.holders[2].presignature_count("k1") == before
     rec = presignature_from_bytes(c.holders[2].store.get(f"presig-k1.{pub.presignature_id.hex()}"))
     assert rec.R == pub.R and rec.signers == [2, 3]
@@ -364,16 +385,17 @@ def test_policy_pins_the_path_and_the_path_is_signed(committee):
 
 def test_frost_holders_sign_for_a_child(committee):
     c = committee
-    out = next(iter(c.run("frost-dkg", [1, 2, 3], {"key_id": "f1", "scheme": "schnorr-bip340",
-                                                     "threshold": 2}).values()))
+    out = next(iter(c.run("frost-dkg", [1, 2, 3], c.principals.keygen_params("f1", 2, [1, 2, 3],
+                                                                          "schnorr-bip340")).values()))
+    c.principals.allow_operator(c.holders.values(), "f1")
     pub = public_package_from_bytes(out[1]["public_package"])
     assert out[1]["chain_code"] == pub.chain_code and len(pub.chain_code) == 32
     suite = SUITES["schnorr-bip340"]
     key = FrostKey("f1", "schnorr-bip340", suite, pub, out[1]["public_key"], 2, [1, 2, 3])
     commits = {i: c.holders[i].frost_commit("f1", 1)[0] for i in (1, 3)}
     clist = b"".join(commits[i][1] for i in (1, 3))
-    answers = {i: c.holders[i].frost_sign("f1", [(commits[i][0], b"spend", clist, None, "m/0/7")], True)[0]
-               for i in (1, 3)}
+    request = c.principals.raw("f1", [b"spend"], path="m/0/7")
+    answers = {i: c.holders[i].frost_sign(request, [(0, commits[i][0], clist)])[0] for i in (1, 3)}
     hd_tweak = key.hd_tweak("m/0/7")
     sig, liars = frost_combine(key, b"spend", clist, {i: a[0] for i, a in answers.items()},
                                {i: a[1] for i, a in answers.items()}, None, hd_tweak)
@@ -385,11 +407,14 @@ def test_frost_holders_sign_for_a_child(committee):
     from mpc_ray.node.frost_holder import nonce_count
 
     before = nonce_count(c.holders[1], "f1")
-    with pytest.raises(InvalidInput, match="hardened"):
-        c.holders[1].frost_sign("f1", [(commits[1][0], b"x", clist, None, "m/0'")])
+    with pytest.raises(InvalidInput, match="derivation_path"):
+        c.principals.raw("f1", [b"x"], path="m/0'")
+    request = c.principals.raw("f1", [b"x"], path="m/1")
+    with pytest.raises(PolicyDenied) as e:  # a relay's hardened path breaks the operator's signature
+        c.holders[1].frost_sign(request.model_copy(update={"derivation_path": "m/0'"}), [(0, commits[1][0], clist)])
+    assert e.value.rule.startswith("auth.")
     assert nonce_count(c.holders[1], "f1") == before
-    answers = {i: c.holders[i].frost_sign("f1", [(commits[i][0], b"x", clist, None, "m/1")], True)[0]
-               for i in (1, 3)}
+    answers = {i: c.holders[i].frost_sign(request, [(0, commits[i][0], clist)])[0] for i in (1, 3)}
     sig, _ = frost_combine(key, b"x", clist, {i: a[0] for i, a in answers.items()},
                            {i: a[1] for i, a in answers.items()}, None, key.hd_tweak("m/1"))
     assert coincurve.PublicKeyXOnly(bip32.derive_bip340(out[1]["public_key"], pub.chain_code, "m/1").xonly).verify(
@@ -414,7 +439,7 @@ def test_request_and_policy_paths_are_canonical_non_hardened():
 
 def test_records_from_before_hd_still_load(key):
     """Key shares, presignatures and FROST packages stored before HD support decode (no chain code, no R); such a
-    presignature signs for the master key only."""
+    presignature (no stored R) is refused: every signature is re-randomised, the master key's too."""
     from mpc_ray.node import frost_records as fr
     from mpc_ray.node import records as rc
     from mpc_ray.node.hd import ecdsa_partial
@@ -428,9 +453,9 @@ def test_records_from_before_hd_still_load(key):
     old_pre = rc.presignature_from_bytes(encode(rc._PresignatureRecordV1(1, pres[1].public.presignature_id,
                                                                          pres[1].public.r, k, chi)))
     assert old_pre.R is None
-    with pytest.raises(InvalidInput, match="predates"):
-        ecdsa_partial(old_pre, share, DIGEST, 5)
-    assert ecdsa_partial(old_pre, share, DIGEST, None) == (k * int.from_bytes(DIGEST, "big") + old_pre.r * chi) % Q
+    for tweak in (5, 0, None):
+        with pytest.raises(InvalidInput, match="predates"):
+            ecdsa_partial(old_pre, share, DIGEST, tweak)
     fk = sim.keygen("schnorr-bip340", parties=3, threshold=2)
     kp, g = fk.outputs[1].key_package, fk.suite.group
     old_kp = encode(fr._KeyPackageRecordV1(kp.suite_key, 1, g.serialize_scalar(kp.signing_share),

@@ -14,8 +14,9 @@ from mpc_ray.errors import InvalidInput
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.store import AlreadyConsumed
 from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
-from mpc_ray.protocols.ecdsa.sign import combine
+from mpc_ray.protocols.ecdsa.sign import combine, rerandomize_for
 from mpc_ray.protocols.wire import decode, encode
+from tests.authz_helpers import TestPrincipals
 
 DIGEST = hashlib.sha256(b"settle 10 USDT").digest()
 
@@ -27,6 +28,8 @@ class Committee:
         ids = [h.public_identity() for h in self.holders.values()]
         for h in self.holders.values():
             h.set_directory(ids)
+        self.principals = TestPrincipals()
+        self.principals.bootstrap(self.holders.values())
         self.relayed: list[bytes] = []  # every envelope the coordinator saw, serialised
 
     def run(self, protocol, parties, params, count=1):
@@ -52,8 +55,9 @@ class Committee:
 def committee(tmp_path_factory):
     c = Committee(tmp_path_factory.mktemp("holders"))
     c.run("aux", [1, 2, 3], {"level": "112"})
-    out = c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
+    out = c.run("keygen", [1, 2, 3], c.principals.keygen_params("k1", 2, [1, 2, 3]))
     c.public_key = Point.from_bytes(next(iter(out.values()))[1]["public_key"])
+    c.principals.allow_operator(c.holders.values(), "k1")
     return c
 
 
@@ -67,14 +71,16 @@ def test_sign_survives_holder_restart_and_refuses_reuse(committee):
     pubs = presign(c, [1, 3], 2)
     c.restart(3)  # the holder process dies; its shares and presignatures come back from its encrypted store
     assert c.holders[3].presignature_count("k1") >= 2
-    partials = {i: c.holders[i].partial_sign("k1", [(pubs[0].presignature_id, DIGEST)]) for i in (1, 3)}
-    sig = combine(pubs[0], c.public_key, DIGEST, {i: p[0] for i, p in partials.items()})
+    request = c.principals.raw("k1", [DIGEST, DIGEST])
+    partials = {i: c.holders[i].partial_sign(request, [(0, pubs[0].presignature_id)]) for i in (1, 3)}
+    child = rerandomize_for(pubs[0], c.public_key, 0, DIGEST)
+    sig = combine(pubs[0], c.public_key, DIGEST, {i: p[0] for i, p in partials.items()}, child)
     assert sig.s > 0
-    with pytest.raises(AlreadyConsumed):
-        c.holders[1].partial_sign("k1", [(pubs[0].presignature_id, DIGEST)])
+    with pytest.raises(AlreadyConsumed):  # the batch's second message, with the spent presignature
+        c.holders[1].partial_sign(request, [(1, pubs[0].presignature_id)])
     c.restart(1)  # consumption is durable: a restart does not revive it
     with pytest.raises(AlreadyConsumed):
-        c.holders[1].partial_sign("k1", [(pubs[0].presignature_id, DIGEST)])
+        c.holders[1].partial_sign(c.principals.raw("k1", [DIGEST]), [(0, pubs[0].presignature_id)])
     assert pubs[0].presignature_id in c.holders[1].consumed_ids()
 
 
@@ -82,11 +88,14 @@ def test_bad_digest_consumes_nothing(committee):
     c = committee
     pubs = presign(c, [1, 2], 1)
     before = c.holders[1].presignature_count("k1")
-    pid, digest = pubs[0].presignature_id, bytes(32)
-    for requests in ([(pid, b"short")], [(pid, digest), (pid,)], [(pid, digest), 5], [(str(pid), digest)],
-                     [(pid, digest, 7)], [], "not a list", None):
+    pid = pubs[0].presignature_id
+    request = c.principals.raw("k1", [bytes(32), bytes(32)])
+    for items in ([(0, b"short")], [(0, pid), (1,)], [(0, pid), 5], [(0, str(pid))], [(0, pid), (0, pid)],
+                  [(-1, pid)], [(True, pid)], [(0, pid, 7)], [], "not a list", None):
         with pytest.raises(InvalidInput):  # a good first item is never consumed for a bad second one
-            c.holders[1].partial_sign("k1", requests)
+            c.holders[1].partial_sign(request, items)
+    with pytest.raises(InvalidInput):  # an index outside the batch
+        c.holders[1].partial_sign(request, [(2, pid)])
     assert c.holders[1].presignature_count("k1") == before
 
 

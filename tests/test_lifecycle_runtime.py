@@ -10,6 +10,7 @@ import pytest
 import ray
 
 import mpc_ray
+from mpc_ray.errors import PolicyDenied, Unauthorized
 from mpc_ray.node.holder import HolderNotReady
 from mpc_ray.protocols.frost import verify_signature, get_suite
 from mpc_ray.node.frost_records import public_package_from_bytes
@@ -87,10 +88,16 @@ def test_restore_on_the_runtime_never_reuses_a_presignature(mpc):
     key_id = "treasury"  # 2-of-{1, 3, 4} after the first test
     pk = bytes.fromhex(mpc.status()["keys"][key_id]["public_key"])
     rs = [mpc.sign(key_id, DIGEST).r]
-    blob = ray.get(holder(1).backup.remote("runtime backup passphrase", "min"))  # on the node's own actor
+    with pytest.raises(Unauthorized):  # the holder's actor exports nothing without the admins' approval
+        ray.get(holder(1).backup.remote(None, "runtime backup passphrase", "min"))
+    with pytest.raises(PolicyDenied):  # an approval names the party it is for
+        ray.get(holder(1).backup.remote(mpc.backup_request(3), "runtime backup passphrase", "min"))
+    blob = ray.get(holder(1).backup.remote(mpc.backup_request(1), "runtime backup passphrase", "min"))  # on its node
     rs.append(mpc.sign(key_id, DIGEST).r)
     mpc.wait_for_pools(key_id, 1, timeout=120)
-    out = ray.get(holder(1).restore.remote(blob, "runtime backup passphrase"))
+    with pytest.raises(PolicyDenied):  # a restore approval names the blob: another one is refused
+        ray.get(holder(1).restore.remote(mpc.restore_request(1, blob + b"x"), blob, "runtime backup passphrase"))
+    out = ray.get(holder(1).restore.remote(mpc.restore_request(1, blob), blob, "runtime backup passphrase"))
     assert out["discarded"] >= 1 and ray.get(holder(1).presignature_count.remote(key_id)) == 0
     assert mpc.drop_pools(1) >= 1
     for sig in mpc.sign_many(key_id, [DIGEST] * 3):

@@ -495,7 +495,7 @@ def test_caps_hold_across_any_signer_sets():
 
 def test_configurations_whose_cap_cannot_hold_are_refused():
     capped = base_policy()
-    for bad_types in ((TxType.RAW_DIGEST,), (TxType.TYPED_DATA,)):
+    for bad_types in ((TxType.RAW_DIGEST,), (TxType.TYPED_DATA,), (TxType.PERSONAL_MESSAGE,)):
         with pytest.raises(PolicyConfigError, match="cannot hold"):
             engine(base_policy(allowed_tx_types=capped.allowed_tx_types + bad_types))
     with pytest.raises(PolicyConfigError, match="bypass"):
@@ -736,3 +736,42 @@ def test_holder_signing_path_end_to_end(tmp_path):
         assert e.value.rule == "policy.binding"
     rep = verify_chain(tmp_path / "audit.jsonl", ident.public())
     assert rep.ok and rep.records == 4
+
+
+def test_personal_messages_are_opaque_and_never_a_hash():
+    """A Safe transaction hash signed as an EIP-191 personal message approves a transaction the holders never see:
+    personal_message cannot sit beside a spending cap, and a 32-byte message (a hash) is refused outright."""
+    with pytest.raises(PolicyConfigError, match="personal_message"):
+        engine(base_policy(allowed_tx_types=(TxType.ERC20_TRANSFER, TxType.PERSONAL_MESSAGE)))
+    uncapped = base_policy(allowed_tx_types=(TxType.PERSONAL_MESSAGE,), asset_limits=(), allow_unlisted_assets=True)
+    eng = engine(uncapped)
+    safe_tx_hash = bytes.fromhex("5c8a2c1f5a4b5a1a2b7c1f1e0d9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170")
+    with pytest.raises(PolicyDenied) as e:
+        decode_personal_message(safe_tx_hash, BASE)
+    assert e.value.rule == "policy.personal_message"
+    req = sign_request(bytes(32), principal_id="bot", kind="sign", format="eip191", body=safe_tx_hash, key_id="k1",
+                       chain=BASE, now=NOW)
+    with pytest.raises(PolicyDenied) as e:
+        intent_from_request(req)
+    assert e.value.rule == "policy.personal_message"
+    for n in (31, 33):  # anything but a hash's length is a message
+        assert eng.evaluate(decode_personal_message(b"m" * n, BASE), NOW).allowed
+
+
+SOLANA_DEVNET = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"
+
+
+@pytest.mark.parametrize("chains,ok", [
+    ((SOLANA, SOLANA_DEVNET), False),
+    (("bip122:000000000019d6689c085ae165831e93", "bip122:00000000da84f2bafbbc53dee25a72ae"), False),
+    ((SOLANA, "bip122:000000000019d6689c085ae165831e93", BASE, "eip155:1"), True),  # one of each; EVM may mix
+])
+def test_one_network_per_family_whose_transactions_do_not_name_it(chains, ok):
+    """A Solana message or a PSBT does not commit to its network: a mainnet transfer labelled as the test network
+    would be judged by the test network's limits and still be valid on mainnet. One such network per policy."""
+    policy = base_policy(allowed_chains=chains)
+    if ok:
+        policy.validate_for_key(2, 3)
+    else:
+        with pytest.raises(PolicyConfigError, match="do not commit to their network"):
+            policy.validate_for_key(2, 3)

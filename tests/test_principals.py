@@ -284,3 +284,33 @@ def test_unpickling_revalidates_every_field(keys):
         forged = SignedRequest.model_construct(**{**fields, field: value})
         with pytest.raises(InvalidInput, match=field):
             pickle.loads(pickle.dumps(forged))
+
+
+def test_a_request_of_another_kind_is_refused_before_its_nonce_is_spent(keys, registry, ledger):
+    """An entry point names the kinds it serves: a set_policy relayed to the sign path (or a sign request sent to an
+    admin entry point) is auth.wrong_kind before anything else is checked, so the real one still verifies."""
+    v = RequestVerifier(registry, ledger)
+    admin = _sign(keys, who="root", kind="set_policy", fmt="json", body=b"{}")
+    with pytest.raises(PolicyDenied) as e:
+        v.verify(admin, NOW, kinds=("sign",))
+    assert e.value.rule == "auth.wrong_kind" and len(ledger) == 0
+    agent = _sign(keys)
+    with pytest.raises(PolicyDenied) as e:
+        v.verify(agent, NOW, kinds=("set_policy", "set_principals"))
+    assert e.value.rule == "auth.wrong_kind" and len(ledger) == 0
+    assert v.verify(admin, NOW, kinds=("set_policy",)).signers == ("root",)
+    assert v.verify(agent, NOW, kinds=("sign",)).principal.id == "bot"
+    assert len(ledger) == 2
+
+
+def test_registry_json_is_bounded_before_parsing(keys, registry, ledger):
+    from mpc_ray.node.principals import MAX_JSON_DEPTH, VerifiedRequest
+
+    deep = b'{"principals":' + b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1) + b"}"
+    with pytest.raises(InvalidInput, match="nested deeper"):
+        PrincipalRegistry.from_bytes(deep)
+    root = registry.get("root")
+    for body in (deep, registry.to_bytes().replace(b'{"principals"', b'{"admin_quorum":1,"principals"', 1)):
+        req = _sign(keys, who="root", kind="set_principals", fmt="json", body=body)
+        with pytest.raises(InvalidInput):  # too deep; a duplicate key (admin_quorum twice)
+            registry_from_request(VerifiedRequest(req, root, ("root",), req.digest(), bytes(32)))

@@ -15,7 +15,9 @@ import pytest
 import ray
 
 import mpc_ray
-from mpc_ray.errors import InvalidInput, MpcError
+from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
+from mpc_ray.node.principals import sign_request
+from mpc_ray.node.store import AlreadyConsumed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -63,6 +65,20 @@ def test_holders_are_pinned_to_their_party_nodes(mpc):
     for party in (1, 2, 3):
         labels = call_holder(party, "node_labels")
         assert labels.get("mpc-party") == str(party) and labels.get("region") == f"region-{party}"
+
+
+def test_holder_actors_expose_only_the_entry_points(mpc):
+    """A holder actor is the facade of node/actor.py: any driver can call its methods, so the ShareHolder methods
+    that hand out shares and Paillier keys in process are not there."""
+    from mpc_ray.node.actor import ENTRY_POINTS
+
+    holder = ray.get_actor("mpc-holder-1", namespace="mpc-ray")
+    for name in ("key", "aux", "_authorized", "_node_secret", "_machine", "vault", "store", "identity"):
+        with pytest.raises(AttributeError):
+            getattr(holder, name)
+    for name in ENTRY_POINTS:
+        getattr(holder, name)  # each is an actor method
+    assert call_holder(1, "has_aux") is True
 
 
 def _gc_settings(_actor_self):
@@ -182,7 +198,7 @@ def test_killed_holder_actor_restarts_and_reloads(mpc, key):
 
 
 def test_connect_to_the_running_committee(mpc, key):
-    client = mpc_ray.connect(address="auto")
+    client = mpc_ray.connect(address="auto", credentials=mpc.credentials)  # the principals this committee knows
     assert client.parties == 3 and client.default_threshold == 2
     sig = client.sign(key.key_id, digest(8))
     assert verify(key, digest(8), sig)
@@ -266,13 +282,63 @@ def test_one_hop_signing_with_leased_presignatures(mpc, key):
         mpc.wait_for_pools(key.key_id, 4, timeout=60)
         leases._fetch(key.key_id)
     pub = leases._leases[key.key_id][0]
-    out = leases.sign(key.key_id, digest(7001))
+    request = mpc.credentials.operator_request(key.key_id, [digest(7001)])  # what `mpc.sign` sends the signers
+    out = leases.sign(key.key_id, request)
     assert out is not None, "the one-hop path fell back to the coordinator"
     sig = mpc_ray.types.Signature.ecdsa(int.from_bytes(out[0][:32], "big"), int.from_bytes(out[0][32:], "big"), out[1])
     assert verify(key, digest(7001), sig)
-    with pytest.raises(_MpcError):
-        call_holder(pub.signers[0], "partial_sign", key.key_id, [(pub.presignature_id, digest(7002))])
+    # the leased presignature is consumed on both signers: neither a fresh operator request nor the same one can
+    # use it again
+    with pytest.raises(AlreadyConsumed):
+        call_holder(pub.signers[0], "partial_sign", mpc.credentials.operator_request(key.key_id, [digest(7002)]),
+                    [(0, pub.presignature_id)])
+    with pytest.raises(AlreadyConsumed):
+        call_holder(pub.signers[1], "partial_sign", request, [(0, pub.presignature_id)])
+    with pytest.raises(PolicyDenied) as e:  # a request for a key the operator has no policy on: default deny
+        call_holder(pub.signers[1], "partial_sign", mpc.credentials.operator_request("no-such-key", [digest(7002)]),
+                    [(0, pub.presignature_id)])
+    assert e.value.rule == "policy.none"
+    with pytest.raises(Unauthorized) as e:  # an agent's request is not an operator's raw batch
+        call_holder(pub.signers[1], "partial_sign", sign_request(AGENT_KEY, principal_id="bot", kind="sign",
+                                                                 format="raw_batch", body=request.body,
+                                                                 key_id=key.key_id, chain=request.chain,
+                                                                 now=time.time()), [(0, pub.presignature_id)])
+    assert e.value.rule.startswith("auth.")
+    with pytest.raises(InvalidInput):  # the one-hop path signs one digest per request
+        leases.sign(key.key_id, mpc.credentials.operator_request(key.key_id, [digest(7003), digest(7004)]))
     assert all(verify(key, digest(7100 + i), mpc.sign(key.key_id, digest(7100 + i))) for i in range(5))
+
+
+def test_a_refused_operator_request_keeps_the_clients_leases(mpc):
+    """The signers refuse an operator request its policy forbids before they consume anything: the one-hop path
+    raises the refusal (a fresh request through the coordinator would be refused alike) and keeps the client's other
+    leases, so a client retrying refused requests cannot drain the pools every principal signs from."""
+    from mpc_ray.client.credentials import RAW_CHAIN
+    from mpc_ray.node.policy import Policy, TxType
+    from mpc_ray.node.principals import RequestKind
+
+    k = mpc.create_key("ecdsa-secp256k1")
+    creds, leases = mpc.credentials, mpc._lease_book()
+    deadline = time.monotonic() + 120
+    while len(leases._leases.get(k.key_id, ())) < 5:
+        assert time.monotonic() < deadline, "no presignature was leased"
+        mpc.wait_for_pools(k.key_id, 2, timeout=120)
+        leases._fetch(k.key_id)
+    # from now on the operator may sign only as the child m/0/1 of this key: master-key digests are refused
+    pinned = Policy(key_id=k.key_id, principal_id=creds.operator[0], allowed_chains=(RAW_CHAIN,),
+                    allowed_tx_types=(TxType.RAW_DIGEST,), derivation_paths=("m/0/1",), version=time.time_ns() // 1000)
+    mpc.set_policy(creds.admin_request(RequestKind.SET_POLICY, key_id=k.key_id, body=pinned.to_bytes()))
+    queued = [p.presignature_id for p in leases._leases[k.key_id]]
+    for i in range(3):
+        with pytest.raises(PolicyDenied) as e:
+            mpc.sign(k.key_id, digest(9000 + i))
+        assert e.value.rule == "policy.derivation_path"
+    left = {p.presignature_id for p in leases._leases.get(k.key_id, ())}
+    assert sum(pid in left for pid in queued) >= len(queued) - 3, "a refusal dropped the client's leases"
+    sig = mpc.sign(k.key_id, digest(9100), path="m/0/1")  # what the policy allows still signs
+    recovered = coincurve.PublicKey.from_signature_and_message(sig.to_bytes() + bytes([sig.recovery_id]),
+                                                               digest(9100), hasher=None)
+    assert recovered.format() == mpc.derive(k.key_id, "m/0/1").public_key
 
 
 def test_one_hop_agent_requests(mpc, key):
@@ -347,6 +413,69 @@ def test_coordinator_restart_rebuilds_its_key_table_from_the_holders(mpc, key):
     nacl.signing.VerifyKey(ed.public_key).verify(b"after the coordinator restart", ed_sig.to_bytes())
     keys = once_back(mpc.status)["keys"]
     assert key.key_id in keys and ed.key_id in keys
+
+
+def _cheat_on_delta(actor_self, on: bool) -> int:
+    """Run inside holder 2's actor (test only): its presigning broadcasts delta_i + 1 with valid proofs (and uses it
+    itself, so it answers PresignFailed and takes part in identification), or behaves again."""
+    from mpc_ray.crypto.secp256k1 import Q
+    from mpc_ray.node.holder import ShareHolder
+    from mpc_ray.protocols.base import Outbox
+    from mpc_ray.protocols.ecdsa.presign import PresignParty, Round3
+
+    class WrongDelta(PresignParty):
+        def round3(self, inbox):
+            out = super().round3(inbox)
+            b = out.broadcast
+            self._delta_i = (b.delta + 1) % Q
+            return Outbox(broadcast=Round3(self._delta_i, b.Delta, b.S, b.echo), direct=out.direct)
+
+    holder = getattr(actor_self, "_holder", actor_self)  # the ShareHolder behind the actor facade
+    if not on:
+        holder.__dict__.pop("_machine", None)
+        return holder.party
+
+    def machine(req):
+        m = ShareHolder._machine(holder, req)
+        if req.protocol == "presign":
+            m.__class__ = WrongDelta
+        return m
+
+    holder._machine = machine
+    return holder.party
+
+
+def _kept_sessions(actor_self) -> list:
+    holder = getattr(actor_self, "_holder", actor_self)
+    return [s.protocol for s in list(holder.sessions.values()) if s.protocol in ("presign", "identify")]
+
+
+def test_a_wrong_delta_is_identified_and_its_sender_excluded(mpc, key):
+    """Holder 2 broadcasts a wrong delta_i with valid proofs: the presigning fails its sums, the coordinator runs
+    identification among the signers, names 2 (party 1's Pi-dec check), excludes it, and signing goes on with 1
+    and 3. Only the holder cheats (presign workers stay honest): `worker=None` presigns on the holders, so the
+    refill threads, which use the workers, never meet the cheat."""
+    from mpc_ray.errors import ProtocolAbort
+
+    holder2 = ray.get_actor("mpc-holder-2", namespace="mpc-ray")
+    coordinator = ray.get_actor("mpc-coordinator", namespace="mpc-ray")
+    assert ray.get(holder2.__ray_call__.remote(_cheat_on_delta, True)) == 2
+    try:
+        with pytest.raises(ProtocolAbort) as e:
+            ray.get(coordinator.presign.remote(key.key_id, (1, 2), 1, None), timeout=120)
+        assert (e.value.culprit, e.value.reporter) == (2, 1) and e.value.check.startswith("presign.identify.pi_dec")
+        status = mpc.status()
+        assert status["excluded"] == {2: e.value.check}
+        assert status["telemetry"]["aborts"].get(e.value.check, 0) >= 1  # mpc_aborts_total, by check
+        sigs = mpc.sign_many(key.key_id, [digest(7000 + i) for i in range(3)])  # signer set {1, 3}
+        assert all(verify(key, digest(7000 + i), s) for i, s in enumerate(sigs))
+        for party in (1, 2):  # identification wiped the failed run on both signers
+            actor = ray.get_actor(f"mpc-holder-{party}", namespace="mpc-ray")
+            assert ray.get(actor.__ray_call__.remote(_kept_sessions)) == []
+    finally:
+        ray.get(holder2.__ray_call__.remote(_cheat_on_delta, False))
+    assert mpc.readmit(2)["was_excluded"] == e.value.check and 2 not in mpc.status()["excluded"]
+    assert verify(key, digest(7100), mpc.sign(key.key_id, digest(7100)))
 
 
 def test_no_presignature_used_twice(mpc, key):

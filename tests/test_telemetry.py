@@ -137,7 +137,8 @@ def _secrets(mpc, key_id: str) -> list[int | bytes]:
         h = ShareHolder(party, str(mpc.state_dir(party)), kdf="min", role="worker")  # reads the store only
         aux = h.aux()
         out += [h.key(key_id).x, int(aux.paillier.p), int(aux.paillier.q), h.identity.to_secret_bytes()]
-    return out
+    creds = mpc.credentials  # the client's principal keys, which sign every request the spans describe
+    return out + [bytes(k) for _, k in creds.admins] + [bytes(creds.operator[1])]
 
 
 def _leaks(value, secret) -> bool:

@@ -302,24 +302,31 @@ def test_log_bad_statement(env, log):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# the identification bound for 3 signers, t 2^(ell'+2) (protocols/ecdsa/identify.plaintext_bound)
+DEC_B = 3 << (LV.ell_prime + 2)
+
+
 @pytest.fixture(scope="module")
 def dec(env: SimpleNamespace) -> SimpleNamespace:
-    # y as in identification: a sum of products, wider than q and signed
-    y = -(secrets.randbelow(1 << (2 * LV.ell + 10)))
+    # y as in identification: a sum of masked products, wider than q and signed, below the bound
+    y = -(secrets.randbelow(DEC_B))
     C, rho = env.pk.encrypt(y)
-    proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=C, x=y % Q, y=y, rho=rho, level=LV)
+    proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=C, x=y % Q, y=y, rho=rho,
+                         bound=DEC_B, level=LV)
     return SimpleNamespace(y=y, x=y % Q, C=int(C), rho=rho, proof=proof)
 
 
-def dec_check(env: SimpleNamespace, proof: Any, *, C: Any, x: Any, t: Transcript | None = None) -> str:
+def dec_check(env: SimpleNamespace, proof: Any, *, C: Any, x: Any, t: Transcript | None = None,
+              bound: int = DEC_B) -> str:
     return check_of(pi_dec.verify, t or transcript(), proof, prover_pk=env.pk, verifier_rp=env.rps, C=C, x=x,
-                    level=LV)
+                    bound=bound, level=LV)
 
 
 @pytest.mark.parametrize("rp_kind", ["params", "secret"])
 def test_dec_honest(env, dec, rp_kind):
     rp = env.rp if rp_kind == "params" else env.rps
-    pi_dec.verify(transcript(), dec.proof, prover_pk=env.pk, verifier_rp=rp, C=dec.C, x=dec.x, level=LV)
+    pi_dec.verify(transcript(), dec.proof, prover_pk=env.pk, verifier_rp=rp, C=dec.C, x=dec.x, bound=DEC_B,
+                  level=LV)
 
 
 def test_dec_prover_sk_wire_and_recovered_randomness(env):
@@ -328,9 +335,10 @@ def test_dec_prover_sk_wire_and_recovered_randomness(env):
     C, _ = env.pk.encrypt(y)
     rho = env.sk.recover_randomness(C, y)
     proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=int(C), x=y % Q, y=y, rho=rho,
-                         level=LV, prover_sk=env.sk)
+                         bound=DEC_B, level=LV, prover_sk=env.sk)
     decoded = wire.decode(wire.encode(proof), pi_dec.Proof)
-    pi_dec.verify(transcript(), decoded, prover_pk=env.pk, verifier_rp=env.rps, C=int(C), x=y % Q, level=LV)
+    pi_dec.verify(transcript(), decoded, prover_pk=env.pk, verifier_rp=env.rps, C=int(C), x=y % Q, bound=DEC_B,
+                  level=LV)
 
 
 def test_dec_replay_other_session(env, dec):
@@ -341,7 +349,7 @@ def test_dec_wrong_x(env, dec):
     # honest prover, false public x: the mod-q equation catches it
     x_bad = (dec.x + 1) % Q
     proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=dec.C, x=x_bad, y=dec.y,
-                         rho=dec.rho, level=LV)
+                         rho=dec.rho, bound=DEC_B, level=LV)
     assert dec_check(env, proof, C=dec.C, x=x_bad) == "pi_dec.equation_mod_q"
     # the right proof against another x
     assert dec_check(env, dec.proof, C=dec.C, x=x_bad) == "pi_dec.equation_mod_q"
@@ -351,7 +359,7 @@ def test_dec_wrong_plaintext(env, dec):
     # C hides y + q (same residue mod q) while the prover claims y: only the Paillier equation sees it
     C_bad = int(env.pk.encrypt_with(dec.y + Q, dec.rho))
     proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=C_bad, x=dec.x, y=dec.y,
-                         rho=dec.rho, level=LV)
+                         rho=dec.rho, bound=DEC_B, level=LV)
     assert dec_check(env, proof, C=C_bad, x=dec.x) == "pi_dec.equation_enc"
 
 
@@ -363,6 +371,8 @@ def test_dec_every_tamper(env, dec):
         ("gamma", -1, "pi_dec.range_gamma"),
         ("gamma", (p.gamma + 1) % Q, "pi_dec.equation_mod_q"),
         ("z1", (1 << (LEVEL_112.ell + LEVEL_112.eps + 2)) * n0, "pi_dec.range_z1"),
+        ("z1", pi_dec.z1_bound(paillier_proofs.setup("t", env.pk, env.rp, LV), DEC_B) + 1, "pi_dec.range_z1"),
+        ("z1", p.z1 + 2 * int(env.pk.n) * Q, "pi_dec.range_z1"),  # the forger's shape: y + k N0
         ("z1", p.z1 + 1, "pi_dec.equation_mod_q"),
         ("z1", p.z1 + Q, "pi_dec.equation_rp"),  # same residue mod q, different integer
         ("z2", -(int(env.rp.n) << (ELL_EPS + LV.ell + 260)), "pi_dec.range_z2"),
@@ -391,6 +401,65 @@ def test_dec_bad_statement(env, dec):
         assert dec_check(env, dec.proof, C=dec.C, x=x) == "pi_dec.range_x"
 
 
+def _forge_dec(env: SimpleNamespace, C: int, x: int, y_forged: int, rho) -> pi_dec.Proof:
+    """The honest prover's algorithm run on y' = y + k N0 instead of y (the prover's own bound check skipped)."""
+    st = paillier_proofs.prover_setup("pi_dec", env.pk, env.rp, LV, None, rho)
+    y_forged = mpz(y_forged)
+    nonces, r, S, A, T = paillier_proofs.first_message(st, y_forged, abs(y_forged) << LV.eps, None)
+    gamma = int(nonces.alpha % Q)
+    e = pi_dec._challenge(transcript(), st, DEC_B, mpz(C), x, S, T, A, gamma)
+    z1, w, z2 = paillier_proofs.responses(st, nonces, r, y_forged, rho, e, None)
+    return pi_dec.Proof(int(S), int(T), int(A), gamma, int(z1), int(z2), int(w))
+
+
+def test_dec_forged_for_any_x_refused_by_range(env, dec):
+    """Enc(y) = Enc(y + k N0): with k = (x - y) / N0 mod q the forger proves x = y' mod q for an x of its choice,
+    and every equation holds. Only the bound on z1 refuses it."""
+    n0 = int(env.pk.n)
+    x_forged = (dec.x + 1 + secrets.randbelow(Q - 1)) % Q
+    assert x_forged != dec.x
+    k = (x_forged - dec.y) * pow(n0, -1, Q) % Q
+    y_forged = dec.y + k * n0
+    assert y_forged % Q == x_forged and (y_forged - dec.y) % n0 == 0
+    forged = _forge_dec(env, dec.C, x_forged, y_forged, dec.rho)
+    # every equation of the paper's Pi-dec holds for the false x ...
+    st = paillier_proofs.setup("pi_dec", env.pk, env.rps, LV)
+    e = pi_dec._challenge(transcript(), st, DEC_B, mpz(dec.C), x_forged, mpz(forged.S), mpz(forged.T),
+                          mpz(forged.A), forged.gamma)
+    assert (forged.z1 - forged.gamma - e * x_forged) % Q == 0
+    paillier_proofs.check_equations("pi_dec", st, e, mpz(forged.z1), mpz(forged.w), mpz(forged.z2), mpz(dec.C),
+                                    mpz(forged.A), mpz(forged.S), mpz(forged.T))
+    # ... and the verifier refuses it on the range of z1
+    assert dec_check(env, forged, C=dec.C, x=x_forged) == "pi_dec.range_z1"
+    assert env.sk.decrypt(dec.C) % Q == dec.x != x_forged
+
+
+def test_dec_bound_is_part_of_the_statement(env, dec):
+    # honest plaintexts at the bound pass
+    for y in (DEC_B, -DEC_B):
+        C, rho = env.pk.encrypt(y)
+        proof = pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=int(C), x=y % Q, y=y, rho=rho,
+                             bound=DEC_B, level=LV)
+        pi_dec.verify(transcript(), proof, prover_pk=env.pk, verifier_rp=env.rps, C=int(C), x=y % Q, bound=DEC_B,
+                      level=LV)
+    # the prover refuses a plaintext over the bound
+    C, rho = env.pk.encrypt(DEC_B + 1)
+    with pytest.raises(InvalidInput):
+        pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=int(C), x=(DEC_B + 1) % Q, y=DEC_B + 1,
+                     rho=rho, bound=DEC_B, level=LV)
+    # the bound is bound into the challenge
+    assert dec_check(env, dec.proof, C=dec.C, x=dec.x, bound=2 * DEC_B) == "pi_dec.equation_mod_q"
+    # a bound that would not make the extracted plaintext unique, or no bound at all: a local error
+    too_big = int(env.pk.n) >> (LV.eps + 2)
+    for bad in (too_big, 0, -DEC_B, None, "1"):
+        with pytest.raises(InvalidInput):
+            pi_dec.verify(transcript(), dec.proof, prover_pk=env.pk, verifier_rp=env.rps, C=dec.C, x=dec.x,
+                          bound=bad, level=LV)
+        with pytest.raises(InvalidInput):
+            pi_dec.prove(transcript(), prover_pk=env.pk, verifier_rp=env.rp, C=dec.C, x=dec.x, y=dec.y,
+                         rho=dec.rho, bound=bad, level=LV)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Level 128: one happy path for each proof
 # ---------------------------------------------------------------------------------------------------------------
@@ -414,8 +483,10 @@ def test_all_three_at_level_128():
     pi_log_star.verify(transcript(), proof, prover_pk=pk, verifier_rp=rps.params, C=int(K), X=G * k, base=G,
                        level=lv)
 
-    proof = pi_dec.prove(transcript(), prover_pk=pk, verifier_rp=rps.params, C=K, x=k % Q, y=k, rho=rho, level=lv)
-    pi_dec.verify(transcript(), proof, prover_pk=pk, verifier_rp=rps, C=mpz(K), x=k % Q, level=lv)
+    bound = 3 << (lv.ell_prime + 2)
+    proof = pi_dec.prove(transcript(), prover_pk=pk, verifier_rp=rps.params, C=K, x=k % Q, y=k, rho=rho, bound=bound,
+                         level=lv)
+    pi_dec.verify(transcript(), proof, prover_pk=pk, verifier_rp=rps, C=mpz(K), x=k % Q, bound=bound, level=lv)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -432,7 +503,7 @@ def test_challenge_binds_every_input(env):
     cases = {
         pi_enc._challenge: (st, mpz(11), mpz(12), mpz(13), mpz(14)),
         pi_log_star._challenge: (st, mpz(11), G, H, mpz(12), mpz(13), G * 3, mpz(14)),
-        pi_dec._challenge: (st, mpz(11), 12, mpz(13), mpz(14), mpz(15), 16),
+        pi_dec._challenge: (st, 10, mpz(11), 12, mpz(13), mpz(14), mpz(15), 16),
     }
     for fn, args in cases.items():
         e = fn(transcript(), *args)
@@ -446,7 +517,8 @@ def test_challenge_binds_every_input(env):
             moved[i] = moved[i] + G if isinstance(moved[i], Point) else moved[i] + 1
             assert fn(transcript(), *moved) != e, (fn.__module__, i)
     # the three proofs never share a challenge on the same transcript (the proof name is bound)
-    assert len({pi_enc._challenge(transcript(), st, 1, 2, 3, 4), pi_dec._challenge(transcript(), st, 1, 0, 2, 3, 4, 0),
+    assert len({pi_enc._challenge(transcript(), st, 1, 2, 3, 4),
+                pi_dec._challenge(transcript(), st, 9, 1, 0, 2, 3, 4, 0),
                 pi_log_star._challenge(transcript(), st, 1, G, H, 2, 3, G, 4)}) == 3
 
 
@@ -480,7 +552,7 @@ def test_fuzz_only_proof_errors(env, enc, log, dec):
         (log.proof, lambda p: pi_log_star.verify(transcript(), p, prover_pk=env.pk, verifier_rp=env.rps, C=log.C,
                                                  X=log.X, base=log.base, level=LV)),
         (dec.proof, lambda p: pi_dec.verify(transcript(), p, prover_pk=env.pk, verifier_rp=env.rps, C=dec.C,
-                                            x=dec.x, level=LV)),
+                                            x=dec.x, bound=DEC_B, level=LV)),
     ]
     for proof, run in runs:
         names = [f.name for f in dataclasses.fields(proof)]

@@ -25,7 +25,7 @@ from ray.exceptions import RayError
 from ..errors import InvalidInput, MpcError
 from ..node.principals import SignedRequest
 from ..types import KeyInfo, Signature
-from .handle import RequestTimeout, SignHandle, signature_from_wire, typed_error
+from .handle import RequestTimeout, SignHandle, raw_chunks, signature_from_wire, typed_error
 from .signer import Payload, check_payload, child_key_info, key_info_from_status
 
 if TYPE_CHECKING:
@@ -110,8 +110,8 @@ class AsyncSignHandle:
     def _flush(self, slot: tuple[Any, str, bytes | None, str | None], scheme: str) -> None:
         loop, key_id, tap_tweak, path = slot
         batch = self._pending.pop(slot, [])
-        for lo in range(0, len(batch), MAX_BATCH):
-            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, path, batch[lo:lo + MAX_BATCH]))
+        for lo, hi in raw_chunks([m for m, _ in batch], MAX_BATCH):  # each fits one operator request
+            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, path, batch[lo:hi]))
 
     async def _sign_batch(self, scheme: str, key_id: str, tap_tweak: bytes | None, path: str | None,
                           batch: list[tuple[bytes, asyncio.Future]]) -> None:
@@ -154,8 +154,9 @@ class AsyncSignHandle:
     async def sign_many(self, key_id: str, messages: Sequence[bytes], *,
                         tap_tweak: bytes | None = None, path: str | None = None) -> list[Signature]:
         scheme, msgs = self._h._direct_args(key_id, messages, tap_tweak)
-        out = await self._await(self._h._direct_ref(key_id, msgs, tap_tweak, path))
-        return [signature_from_wire(scheme, s) for s in out]
+        outs = await asyncio.gather(*(self._await(self._h._direct_ref(key_id, msgs[lo:hi], tap_tweak, path))
+                                      for lo, hi in raw_chunks(msgs)))
+        return [signature_from_wire(scheme, s) for out in outs for s in out]
 
     async def sign_request(self, request: SignedRequest) -> Signature:
         """A principal-signed request; concurrent ones are coalesced into one `sign_requests` call."""

@@ -10,24 +10,49 @@ import ray
 from .. import telemetry as tm  # ops hook: a client-side span and latency for every sign, one-hop or not
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput
+from ..node.principals import RequestKind
+from .credentials import Credentials
 from ..types import SCHEMES, ChildKeyInfo, KeyInfo, Signature
 
 DEFAULT_NAMESPACE = "mpc-ray"
+RAW_BATCH_MESSAGES = 1024  # messages per operator request (one holder call signs at most this many)
+RAW_BATCH_BYTES = 192 * 1024  # and at most this much message data (a signed request's body is <= 256 KiB)
 
 
 class MpcClient:
     """A handle on a committee. Methods block until the coordinator answers; errors are `mpc_ray.errors` types."""
 
-    def __init__(self, coordinator, threshold: int, parties: int) -> None:
+    def __init__(self, coordinator, threshold: int, parties: int, credentials: Credentials | None = None) -> None:
         self._coordinator = coordinator
         self.default_threshold = threshold
         self.parties = parties
+        self.credentials = credentials  # the admin and operator keys this client signs its requests with
+
+    def _creds(self) -> Credentials:
+        if self.credentials is None:
+            raise InvalidInput("this client holds no principal keys: pass credentials= or set MPC_RAY_CREDENTIALS "
+                               "(see mpc_ray/client/credentials.py)")
+        return self.credentials
+
+    def committee(self) -> list[int]:
+        """The parties of the committee (new keys are shared among all of them)."""
+        return list(ray.get(self._coordinator.status.remote())["parties"])
 
     def create_key(self, scheme: str = "ecdsa-secp256k1", *, threshold: int | None = None, key_id: str | None = None) -> KeyInfo:
+        """A new key shared among the whole committee, approved by this client's admins (every holder checks the
+        approval names this key, scheme, threshold and committee). With dev credentials (`local_cluster`), the key
+        also gets a permissive operator policy so that `sign` works at once."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
         key_id = key_id or f"key-{secrets.token_hex(8)}"
-        info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold or self.default_threshold))
+        threshold = threshold or self.default_threshold
+        creds = self._creds()
+        approval = creds.admin_request(RequestKind.CREATE_KEY, {"key_id": key_id, "scheme": scheme,
+                                                                "threshold": threshold,
+                                                                "parties": sorted(self.committee())})
+        info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold, approval))
+        if creds.operator_policy and creds.operator is not None:
+            self.set_policy(creds.operator_policy_request(key_id))
         return KeyInfo(**info)
 
     @tm.traced_request("client.sign")
@@ -37,11 +62,37 @@ class MpcClient:
         ECDSA and BIP340: `path` ("m/0/7", non-hardened) signs for that BIP32 child (`derive(key_id, path)`).
         ECDSA without a path signs in one round to the signers with a leased presignature when one is at hand
         (client/fastpath.py); anything else goes through the coordinator."""
-        if tap_tweak is None and path is None and isinstance(message, bytes) and len(message) == 32:
-            fast = self._lease_book().sign(key_id, message)
+        if not isinstance(message, (bytes, bytearray)):
+            raise InvalidInput("message must be bytes (ECDSA: a 32-byte digest)")
+        message = bytes(message)
+        if tap_tweak is None and path is None and len(message) == 32:
+            fast = self._lease_book().sign(key_id, self._raw_requests(key_id, [message], None, None)[0])
             if fast is not None:
                 return _ecdsa_signature(*fast)
-        return self.sign_many(key_id, [message], tap_tweak=tap_tweak, path=path)[0]
+        return self._sign_raw(key_id, self._raw_requests(key_id, [message], tap_tweak, path))[0]
+
+    def _raw_requests(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None, path: str | None) -> list:
+        """The operator's raw_batch requests for `messages`, in chunks the holders take in one request."""
+        if path is not None and not isinstance(path, str):
+            raise InvalidInput("a derivation path is a string like 'm/0/7'")
+        creds = self._creds()
+        chunks, size, current = [], 0, []
+        for m in messages:
+            if current and (len(current) >= RAW_BATCH_MESSAGES or size + len(m) > RAW_BATCH_BYTES):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(m)
+            size += len(m) + 4
+        if current:
+            chunks.append(current)
+        return [creds.operator_request(key_id, c, tap_tweak=tap_tweak, path=path) for c in chunks]
+
+    def _sign_raw(self, key_id: str, requests: list) -> list[Signature]:
+        out = []
+        for request in requests:
+            got = ray.get(self._coordinator.sign_many.remote(key_id, request))
+            out.extend(s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in got)  # FROST: Signatures
+        return out
 
     def _lease_book(self):
         leases = getattr(self, "_leases", None)
@@ -56,12 +107,9 @@ class MpcClient:
         if isinstance(messages, (bytes, str)) or not all(isinstance(m, (bytes, bytearray)) for m in messages):
             raise InvalidInput("messages must be a list of bytes (ECDSA: 32-byte digests)")
         msgs = [bytes(m) for m in messages]
-        if path is not None and not isinstance(path, str):
-            raise InvalidInput("a derivation path is a string like 'm/0/7'")
-        if tap_tweak is not None:  # FROST hook
-            return ray.get(self._coordinator.frost_sign_many.remote(key_id, msgs, tap_tweak, path))
-        out = ray.get(self._coordinator.sign_many.remote(key_id, msgs, path))
-        return [s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in out]  # FROST: Signature objects
+        if not msgs:
+            return []
+        return self._sign_raw(key_id, self._raw_requests(key_id, msgs, tap_tweak, path))
 
     def derive(self, key_id: str, path: str) -> ChildKeyInfo:
         """The BIP32 child of a key at a non-hardened `path` ("m/0/7"): its public key (33-byte compressed for ECDSA,
@@ -70,8 +118,24 @@ class MpcClient:
 
     # policy-enforced signing: requests are built and signed with mpc_ray.node.principals.sign_request -------
     def bootstrap_principals(self, registry) -> None:
-        """Deployment step: the first principals (a `PrincipalRegistry`) for every holder."""
-        ray.get(self._coordinator.bootstrap_principals.remote(registry.to_bytes()))
+        """Deployment step: the first principals (a `PrincipalRegistry`) for every holder. On a committee this client
+        already registered (`local_cluster`), its admins replace the registry with `registry` plus this client's
+        own admin and operator (a ``set_principals`` request), so that it can still create keys and sign."""
+        if self.credentials is None or not getattr(self, "_registered", False):
+            ray.get(self._coordinator.bootstrap_principals.remote(registry.to_bytes()))
+            self._registry_bytes = registry.to_bytes()  # what a node this client adds later is bootstrapped with
+            self._registry_version = getattr(registry, "version", 1)
+            return
+        from ..node.principals import PrincipalRegistry
+
+        own = [p for p in self.credentials.principals() if registry.get(p.id) is None]
+        # above both the registry this client installed last and the one given: the holders refuse a stale version
+        self._registry_version = max(getattr(self, "_registry_version", 1) + 1, getattr(registry, "version", 1))
+        fields = {"principals": tuple(registry.principals) + tuple(own), "admin_quorum": registry.admin_quorum}
+        if "version" in PrincipalRegistry.model_fields:
+            fields["version"] = self._registry_version
+        merged = PrincipalRegistry(**fields)
+        self.set_principals(self.credentials.admin_request(RequestKind.SET_PRINCIPALS, body=merged.to_bytes()))
 
     def set_policy(self, request) -> None:
         """Apply an admin-signed policy request on every holder."""
@@ -81,6 +145,10 @@ class MpcClient:
         """Replace the principals on every holder: a ``set_principals`` request whose body is the new
         `PrincipalRegistry`, signed (`cosign`) by as many admins as the current registry's admin_quorum."""
         ray.get(self._coordinator.set_principals.remote(request))
+        from ..node.principals import PrincipalRegistry
+
+        self._registry_bytes = request.body  # the registry every holder now has (add_node bootstraps new ones)
+        self._registry_version = PrincipalRegistry.from_bytes(request.body).version
 
     def sign_request(self, request) -> Signature:
         """Sign an agent-signed request (an EVM transaction, EIP-712 data, ...). Every signer checks its own policy;
@@ -103,10 +171,12 @@ class MpcClient:
     # agent-facing handles and wallets (client/handle.py, aio.py, evm.py, solana.py, bitcoin.py) -------------
     def handle(self, *, agent=None, timeout: float = 60.0):
         """A `SignHandle` on this committee: timeouts, typed errors; with `agent` (client.signer.Agent) every
-        signature is a request signed by that agent, which the nodes decode and check against its policy."""
+        signature is a request signed by that agent, which the nodes decode and check against its policy; without,
+        direct signatures are requests of this client's operator."""
         from .handle import SignHandle
 
-        return SignHandle(self._coordinator, agent=agent, timeout=timeout, parties=self.parties)
+        return SignHandle(self._coordinator, agent=agent, timeout=timeout, parties=self.parties,
+                          credentials=self.credentials)
 
     def aio(self, *, agent=None, timeout: float = 60.0):
         """The asyncio twin of `handle()` (awaits Ray ObjectRefs on the running event loop)."""
@@ -127,8 +197,10 @@ class MpcClient:
     # key lifecycle -------------------------------------------------------------------------------------
     def refresh_key(self, key_id: str) -> dict:
         """Proactive refresh: new shares (ECDSA: and new aux info) for the same committee and public key; every
-        pooled presignature or nonce of the old epoch is destroyed. Needs every holder of the key up."""
-        return ray.get(self._coordinator.refresh_key.remote(key_id))
+        pooled presignature or nonce of the old epoch is destroyed. Needs every holder of the key up. Approved by
+        this client's admins."""
+        approval = self._creds().admin_request(RequestKind.REFRESH_KEY, {"key_id": key_id})
+        return ray.get(self._coordinator.refresh_key.remote(key_id, approval))
 
     def reshare_key(self, key_id: str, *, parties: Sequence[int], threshold: int,
                     dealers: Sequence[int] | None = None) -> dict:
@@ -136,13 +208,36 @@ class MpcClient:
         and addresses. Removed holders delete their shares once the new committee confirmed its own."""
         if isinstance(parties, int) or not parties:
             raise InvalidInput("parties must be a list of party indices")
-        return ray.get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
-                                                            None if dealers is None else sorted(dealers)))
+        approval = self._creds().admin_request(RequestKind.RESHARE_KEY, {"key_id": key_id, "parties": sorted(parties),
+                                                                         "threshold": threshold})
+        out = ray.get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
+                                                           None if dealers is None else sorted(dealers), approval))
+        creds = self.credentials
+        if creds.operator_policy and creds.operator is not None:  # dev credentials: new members need it too
+            self.set_policy(creds.operator_policy_request(key_id))
+        return out
+
+    def backup_request(self, party: int):
+        """An admin-approved ``backup`` request for `party`'s holder (`ShareHolder.backup(request, passphrase)`,
+        called on its node: the passphrase never travels through the coordinator)."""
+        return self._creds().admin_request(RequestKind.BACKUP, {"party": party})
+
+    def restore_request(self, party: int, blob: bytes):
+        """An admin-approved ``restore`` request for this backup blob onto `party`'s holder."""
+        from ..node.backup import restore_params
+
+        return self._creds().admin_request(RequestKind.RESTORE, restore_params(party, blob))
 
     def drop_pools(self, party: int) -> int:
         """After restoring party's holder from a backup (`ShareHolder.restore`, run on its node: the passphrase
         never travels through the coordinator), forget the pooled presignatures and nonces it discarded."""
         return ray.get(self._coordinator.drop_pools.remote(party))
+
+    def readmit(self, party: int) -> dict:
+        """Let the coordinator use `party` again after it was excluded for a bad value or lost identification
+        disputes (status()["excluded"], ["disputes"]): e.g. once its node was rebuilt. An availability setting of the
+        coordinator; the holders check every value themselves either way."""
+        return ray.get(self._coordinator.readmit.remote(party))
 
     def status(self) -> dict:
         return ray.get(self._coordinator.status.remote())
@@ -181,10 +276,15 @@ def _ecdsa_signature(raw: bytes, recovery_id: int) -> Signature:
     return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), recovery_id)
 
 
-def connect(address: str = "auto", *, namespace: str = DEFAULT_NAMESPACE) -> MpcClient:
-    """Attach to an existing Ray cluster with a deployed committee (coordinator named `mpc-coordinator`)."""
+def connect(address: str = "auto", *, namespace: str = DEFAULT_NAMESPACE,
+            credentials: Credentials | None = None) -> MpcClient:
+    """Attach to an existing Ray cluster with a deployed committee (coordinator named `mpc-coordinator`). The
+    principal keys come from `credentials`, else from the environment (`Credentials.load`)."""
     if not ray.is_initialized():
         ray.init(address=address, namespace=namespace)
     coord = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
     st = ray.get(coord.status.remote())
-    return MpcClient(coord, threshold=st["threshold"], parties=len(st["parties"]))
+    client = MpcClient(coord, threshold=st["threshold"], parties=len(st["parties"]),
+                       credentials=credentials if credentials is not None else Credentials.load())
+    client._registered = True  # a deployed committee has its principals already
+    return client

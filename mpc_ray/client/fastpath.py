@@ -8,9 +8,11 @@ before answering, so a lease can never sign twice. A leased presignature that is
 
 For a raw digest, anything unusual (no lease, a signer that does not answer, a partial that does not combine) falls
 back to the coordinator path, which handles failover, blame and exclusion; a party that failed here is skipped for a
-while. Agent requests (`sign_request`) use leases too: each signer checks the request and its policy and audits it
-exactly as through the coordinator. Only a missing lease falls back there; once a signer has seen a request, its
-nonce is spent, so a failure is raised (typed) and the agent signs a fresh request, as on the coordinator path.
+while. A refusal of the operator's request itself (PolicyDenied: its policy, a rate limit) is raised instead: the
+coordinator would refuse a fresh one alike. Agent requests (`sign_request`) use leases too: each signer checks the
+request and its policy and audits it exactly as through the coordinator. Only a missing lease falls back there; once
+a signer has seen a request, its nonce is spent, so a failure is raised (typed) and the agent signs a fresh request,
+as on the coordinator path.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any
 import ray
 
 from ..crypto.secp256k1 import Point
-from ..errors import MpcError
+from ..errors import MpcError, PolicyDenied
 from ..protocols.ecdsa.presign import PresignaturePublic
-from ..protocols.ecdsa.sign import combine
+from ..protocols.ecdsa.sign import combine, rerandomize_for
 from ..protocols.wire import decode
 
 _RAY_FAILURES = (ray.exceptions.RayError, TimeoutError)
@@ -98,17 +100,34 @@ class PresignatureLeases:
         return h
 
     # signing ------------------------------------------------------------------------------------------
-    def sign(self, key_id: str, digest: bytes) -> tuple[bytes, int] | None:
-        """(64-byte r||s, recovery id) in one round to the signers, or None: use the coordinator path."""
+    def sign(self, key_id: str, request: Any) -> tuple[bytes, int] | None:
+        """(64-byte r||s, recovery id) for the one digest of an operator's raw_batch `request`, in one round to the
+        signers, or None: use the coordinator path (with a fresh request: a signer may have seen this one)."""
+        from ..errors import InvalidInput
+        from ..node.principals import SignedRequest
+        from ..node.raw_batch import decode_raw_batch
+
+        # checked before a lease is taken: a malformed request must not waste a leased presignature
+        if not isinstance(request, SignedRequest) or request.key_id != key_id:
+            raise InvalidInput("expected the operator's signed raw_batch request for this key")
+        batch = decode_raw_batch(request.body)
+        if len(batch.messages) != 1 or batch.tap_tweak is not None or request.derivation_path:
+            raise InvalidInput("the one-hop path signs one digest by the master key per request")
+        (digest,) = batch.messages
         lease = self._take(key_id)
         if lease is None:
             return None
         pub, public_key = lease
         refs: list = []
         try:
-            refs = [self._holder(p).partial_sign.remote(key_id, [(pub.presignature_id, digest)])
-                    for p in pub.signers]
+            refs = [self._holder(p).partial_sign.remote(request, [(0, pub.presignature_id)]) for p in pub.signers]
             answers = ray.get(refs, timeout=self.TIMEOUT_S)
+        except PolicyDenied:
+            # the signers refused the operator's request itself (its policy, a rate limit, its signature), before
+            # consuming anything: a fresh request through the coordinator would be refused alike, so raise. The other
+            # leases stay (dropping them on every refusal would drain the pools); this one is not reused, since a
+            # signer that accepted the request may have consumed it
+            raise
         except MpcError:
             # a holder refused (e.g. the key was refreshed and this lease belongs to the old epoch): drop this key's
             # leases; the coordinator path knows what to do
@@ -119,7 +138,8 @@ class PresignatureLeases:
             self._mark_unresponsive(pub, refs)
             return None
         try:
-            sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)})
+            child = rerandomize_for(pub, public_key, 0, digest)  # the holders re-randomise the master key too
+            sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)}, child)
         except (MpcError, TypeError, IndexError):
             return None  # the coordinator path signs instead, and names and excludes a bad party
         return sig.to_bytes(), sig.recovery_id

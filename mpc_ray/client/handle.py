@@ -68,12 +68,30 @@ def signature_from_wire(scheme: str, out: Any) -> Signature:
     return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), int(recovery_id))
 
 
+def raw_chunks(messages: Sequence[bytes], max_count: int | None = None) -> list[tuple[int, int]]:
+    """(lo, hi) runs of `messages` that each fit one operator raw_batch request: at most `max_count` (default
+    client.RAW_BATCH_MESSAGES) messages and client.RAW_BATCH_BYTES of message data, as `MpcClient.sign_many` splits
+    them (the request's signed body has a size limit)."""
+    from .client import RAW_BATCH_BYTES, RAW_BATCH_MESSAGES
+
+    limit = RAW_BATCH_MESSAGES if max_count is None else min(max_count, RAW_BATCH_MESSAGES)
+    out, lo, size = [], 0, 0
+    for i, m in enumerate(messages):
+        if i > lo and (i - lo >= limit or size + len(m) > RAW_BATCH_BYTES):
+            out.append((lo, i))
+            lo, size = i, 0
+        size += len(m) + 4
+    if len(messages) > lo:
+        out.append((lo, len(messages)))
+    return out
+
+
 class SignHandle(WalletFactory):
     """A committee's signing calls with a timeout and typed errors; with `agent`, every signature goes through the
     policy-enforced path as a request signed by that agent."""
 
     def __init__(self, coordinator: Any, *, agent: Agent | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 parties: int = 0) -> None:
+                 parties: int = 0, credentials: Any = None) -> None:
         if not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InvalidInput("timeout must be a positive number of seconds")
         if agent is not None and not isinstance(agent, Agent):
@@ -86,6 +104,7 @@ class SignHandle(WalletFactory):
         self._lock = threading.Lock()
         self._aio: AsyncSignHandle | None = None
         self._leases: Any = None  # PresignatureLeases, made on the first agent request
+        self._credentials = credentials  # client/credentials.py: the operator that signs direct signatures
 
     # plumbing ---------------------------------------------------------------------------------------------
     def _get(self, ref: Any, timeout: float | None = None) -> Any:
@@ -146,7 +165,8 @@ class SignHandle(WalletFactory):
     def sign_many(self, key_id: str, messages: Sequence[bytes], *, tap_tweak: bytes | None = None,
                   path: str | None = None) -> list[Signature]:
         scheme, msgs = self._direct_args(key_id, messages, tap_tweak)
-        return [signature_from_wire(scheme, s) for s in self._get(self._direct_ref(key_id, msgs, tap_tweak, path))]
+        refs = [self._direct_ref(key_id, msgs[lo:hi], tap_tweak, path) for lo, hi in raw_chunks(msgs)]
+        return [signature_from_wire(scheme, s) for ref in refs for s in self._get(ref)]
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit a principal-signed request as is; every signer verifies it and applies its own policy."""
@@ -174,11 +194,15 @@ class SignHandle(WalletFactory):
         return (info.scheme if info else ""), [bytes(m) for m in messages]
 
     def _direct_ref(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None, path: str | None = None) -> Any:
+        """One `sign_many` call: `messages` must fit one operator request (`raw_chunks`)."""
         if path is not None and not isinstance(path, str):
             raise InvalidInput("a derivation path is a string like 'm/0/7'")
-        if tap_tweak is not None:
-            return self._coordinator.frost_sign_many.remote(key_id, messages, bytes(tap_tweak), path)
-        return self._coordinator.sign_many.remote(key_id, messages, path)
+        if self._credentials is None:
+            raise InvalidInput("direct signing needs an operator key: a handle from a client with credentials "
+                               "(mpc_ray/client/credentials.py)")
+        request = self._credentials.operator_request(key_id, messages, path=path,
+                                                     tap_tweak=None if tap_tweak is None else bytes(tap_tweak))
+        return self._coordinator.sign_many.remote(key_id, request)
 
     def _policed(self, request: SignedRequest, scheme: str, digest: bytes | None = None) -> Signature:
         """One hop to the signers when a leased presignature is at hand (client/fastpath.py), else the coordinator.

@@ -20,9 +20,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME, Coordinator, CoordinatorConfig
-from ..errors import InvalidInput
-from ..node.holder import ShareHolder
+from ..errors import InvalidInput, Unauthorized
+from ..node.actor import HolderActor
+from ..node.lifecycle import directory_params
+from ..node.principals import RequestKind
 from .client import DEFAULT_NAMESPACE, MpcClient
+from .credentials import Credentials
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
@@ -30,7 +33,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loo
 def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive",
                  worker: int | None = None):
     """The party's share holder, or (with `worker`) one of its presign workers; both pinned to the party's node."""
-    cls = ray.remote(ShareHolder)
+    cls = ray.remote(HolderActor)  # the holder's entry points only (node/actor.py)
     name = HOLDER_NAME.format(party=party) if worker is None else WORKER_NAME.format(party=party, worker=worker)
     return cls.options(
         name=name,
@@ -47,8 +50,9 @@ def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, k
 class LocalCluster(MpcClient):
     """A client on an embedded cluster, with fault drills for tests and notebooks."""
 
-    def __init__(self, cluster, nodes: dict, coordinator, threshold: int, parties: int, state_root: Path) -> None:
-        super().__init__(coordinator, threshold, parties)
+    def __init__(self, cluster, nodes: dict, coordinator, threshold: int, parties: int, state_root: Path,
+                 credentials: Credentials | None = None) -> None:
+        super().__init__(coordinator, threshold, parties, credentials)
         self._cluster, self._nodes, self.state_root = cluster, nodes, state_root
 
     def kill_node(self, party: int) -> None:
@@ -74,13 +78,20 @@ class LocalCluster(MpcClient):
         if not parties or any(p in self._nodes or p < 1 for p in parties) or len(set(parties)) != len(parties):
             raise InvalidInput(f"parties {parties} exist or are not distinct positive indices")
         opts = getattr(self, "_deploy", {})
+        identities, holders = [], []
         for party in parties:
             self._nodes[party] = _add_party_node(self._cluster, party)
             holder = holder_actor(party, str(self.state_dir(party)), **opts)
-            ray.get(holder.ping.remote())  # its identity exists before its workers read it
+            holders.append(holder)
+            identities.append(ray.get(holder.public_identity.remote()))  # before its workers read it
             for w in range(getattr(self, "_workers", 0)):
                 holder_actor(party, str(self.state_dir(party)), worker=w, **opts)
-        ray.get(self._coordinator.add_parties.remote(list(parties)))
+        registry = getattr(self, "_registry_bytes", None)
+        if registry is not None:  # the committee's principals, trust on first use as at deployment (local_cluster)
+            ray.get([h.bootstrap_principals.remote(registry) for h in holders])
+        # the admins approve each new member with the identity they read from its own holder
+        approval = self._creds().admin_request(RequestKind.EXTEND_DIRECTORY, directory_params(identities))
+        ray.get(self._coordinator.add_parties.remote(list(parties), approval))
 
 
 def _add_party_node(cluster, party: int):
@@ -101,8 +112,11 @@ def local_cluster(
     workers_per_node: int = 1,
     pool_low_water: int | None = None,
     on_empty_pool: str = "presign",
+    credentials: Credentials | None = None,
 ) -> Iterator[LocalCluster]:
-    """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info."""
+    """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info.
+    `credentials`: the admin and operator of a committee kept in `state_dir` (`mpc-ray up` saves them beside it);
+    by default fresh ones, registered on the new committee."""
     from ray.cluster_utils import Cluster
 
     if not 1 <= threshold <= parties:
@@ -133,7 +147,20 @@ def local_cluster(
             .remote(cfg, namespace)
         )
         ray.get(coordinator.setup.remote())
-        local = LocalCluster(cluster, nodes, coordinator, threshold, parties, root)
+        reuse = credentials is not None
+        if not reuse:
+            credentials = Credentials.generate()  # a dev committee's admin and operator, held by this client only
+        local = LocalCluster(cluster, nodes, coordinator, threshold, parties, root, credentials)
+        try:
+            local.bootstrap_principals(credentials.registry())
+        except Unauthorized as exc:  # the kept stores have principals already
+            if not reuse:
+                raise InvalidInput(f"{root} holds a committee with its own principals: pass its credentials= "
+                                   "(`mpc-ray up` keeps them in credentials.json)") from None
+            if not getattr(exc, "rule", "").startswith("auth."):
+                raise
+            # these credentials' admins replaced the first registry since (set_principals): the holders' stands
+        local._registered = True
         local._deploy, local._workers = {"kdf": kdf}, workers_per_node  # key lifecycle hook: add_node
         yield local
     finally:

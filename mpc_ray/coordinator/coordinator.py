@@ -2,7 +2,8 @@
 
 It holds only public data (identities, public keys, presignature public parts). Signing picks a signer set
 whose members answer and whose pool is not empty; if a member fails mid-signature the presignature is dropped
-and another set is tried. A party that sent a bad value (ProtocolAbort) is excluded for this coordinator's life.
+and another set is tried. A party that sent a bad value (ProtocolAbort) is excluded until `readmit` (or for this
+coordinator's life); a presigning whose sums fail runs identification first (coordinator/identify.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.actor_runtime import in_ray_actor, settle_gc_for_latency
 from ..node.holder import check_key_id
 from ..node.principals import SignedRequest
+from ..node.raw_batch import decode_raw_batch
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode, encode
@@ -78,6 +80,7 @@ class Coordinator:
         self.down_until: dict[int, float] = {}  # holders that did not answer: skipped for signing
         self.workers_down_until: dict[int, float] = {}  # presign workers that did not answer: skipped for refills
         self.excluded: dict[int, str] = {}
+        self.disputes: set[frozenset[int]] = set()  # pairs that accused each other in identification (identify.py)
         self.ready = False
         self._handles: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -188,10 +191,12 @@ class Coordinator:
 
     # keys ---------------------------------------------------------------------------------------------
     @tm.traced_request("keygen")
-    def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
+    def create_key(self, key_id: str, scheme: str, threshold: int, approval: SignedRequest | None = None) -> dict:
+        """A new key among the whole committee. `approval`: the admin-quorum ``create_key`` request naming it, which
+        every holder checks before it takes part."""
         check_key_id(key_id)
         if scheme in FROST_SCHEMES or key_id in self.frost.keys:  # FROST hook
-            return self.frost.create_key(key_id, scheme, threshold)
+            return self.frost.create_key(key_id, scheme, threshold, approval)
         if scheme != "ecdsa-secp256k1":
             raise InvalidInput(f"scheme {scheme!r} is not served by this runtime yet")
         if not 1 <= threshold <= len(self.cfg.parties):
@@ -200,7 +205,8 @@ class Coordinator:
             if key_id in self.keys:
                 raise InvalidInput(f"key {key_id!r} exists")
         parties = self.cfg.parties
-        out = run_sessions(self.holders(parties), SessionSpec("keygen", parties, {"key_id": key_id, "threshold": threshold}),
+        out = run_sessions(self.holders(parties), SessionSpec("keygen", parties, {"key_id": key_id, "threshold": threshold,
+                                                                      "approval": approval}),
                            timeout=self.cfg.round_timeout_s)
         results = next(iter(out.values()))
         pks = {r["public_key"] for r in results.values()}
@@ -217,15 +223,20 @@ class Coordinator:
                 "threshold": threshold, "parties": len(parties), "chain_code": key.chain_code}
 
     def signer_sets(self, key: _Key) -> list[tuple[int, ...]]:
-        return list(itertools.combinations(key.parties, key.threshold))
+        # a disputed pair holds a cheater (coordinator/identify.py): never again in one set, until readmit
+        return [s for s in itertools.combinations(key.parties, key.threshold)
+                if not any(frozenset(pair) in self.disputes for pair in itertools.combinations(s, 2))]
 
     # presignature pools -------------------------------------------------------------------------------
     def presign(self, key_id: str, signers: tuple[int, ...], count: int, worker: int | None = 0) -> int:
         """Run `count` presignatures among `signers` and add them to the pool; returns how many were added."""
         spec = SessionSpec("presign", list(signers), {"key_id": key_id})
         use_workers = worker is not None and self.cfg.workers_per_node > 0
+        from .identify import BroadcastLog, settle_presign  # identification hook: coordinator/identify.py
+        relayed = BroadcastLog()
         try:
-            out = run_sessions(self.presigners(signers, worker), spec, count=count, timeout=self.cfg.round_timeout_s)
+            out = run_sessions(self.presigners(signers, worker), spec, count=count, timeout=self.cfg.round_timeout_s,
+                               observe=relayed)
         except PartyUnavailable as exc:
             # a dead presign worker only pauses refills through that party; its holder may still sign
             if use_workers:
@@ -236,6 +247,8 @@ class Coordinator:
         except ProtocolAbort as exc:
             self._exclude(exc)
             raise
+        # identification hook: sessions that failed their sums are judged (the culprit excluded), the rest kept
+        out, abort = settle_presign(self, key_id, signers, worker, out, relayed)
         added = []
         for results in out.values():
             blobs = set(results.values())
@@ -245,7 +258,18 @@ class Coordinator:
         with self.lock:
             self.pools.setdefault((key_id, tuple(signers)), deque()).extend(added)
             tm.record_pool(key_id, signers, len(self.pools[(key_id, tuple(signers))]))  # ops hook
+        if abort is not None:
+            raise abort
         return len(added)
+
+    def readmit(self, party: int) -> dict:
+        """End `party`'s exclusion and its disputes (identification hook, coordinator/identify.py). Exclusion only
+        protects this coordinator's availability, and any Ray caller could call this, so it takes no admin approval."""
+        with self.lock:
+            check = self.excluded.pop(party, None)
+            dropped = {d for d in self.disputes if party in d}
+            self.disputes -= dropped
+        return {"party": party, "was_excluded": check, "disputes_dropped": sorted(sorted(d) for d in dropped)}
 
     def pool_depths(self) -> dict[str, int]:
         with self.lock:
@@ -377,9 +401,6 @@ class Coordinator:
         return {"namespace": self.namespace, "public_key": key.public_key.to_bytes(),
                 "presignatures": [encode(p) for p in taken]}
 
-    def sign(self, key_id: str, digest: bytes, path: str | None = None) -> tuple[bytes, int]:
-        return self.sign_many(key_id, [digest], path)[0]
-
     def derive(self, key_id: str, path: str) -> dict:
         """HD hook: the BIP32 child of a key at a non-hardened `path`, public values only (coordinator/hd.py)."""
         from .hd import derive_info
@@ -387,18 +408,28 @@ class Coordinator:
         return derive_info(self, key_id, path)
 
     @tm.traced_request("sign")
-    def sign_many(self, key_id: str, digests: list[bytes], path: str | None = None) -> list[tuple[bytes, int]]:
-        """Signatures (64-byte r||s, recovery id) for the digests, in order. With `path` ("m/0/7"): by that BIP32
-        child of the key, each from a re-randomised presignature (protocols/ecdsa/sign.py)."""
+    def sign_many(self, key_id: str, request: SignedRequest) -> list:
+        """Signatures of the messages of an operator's ``raw_batch`` request, in order: ECDSA (64-byte r||s,
+        recovery id) for 32-byte digests, FROST `Signature` objects for message bytes. The request travels to every
+        signer, which checks it and its policy itself and signs each message a bounded number of times; the request's
+        derivation path (and, BIP340, tap_tweak) apply to every message, each signature from a re-randomised
+        presignature (protocols/ecdsa/sign.py)."""
+        if not isinstance(request, SignedRequest) or request.key_id != key_id:
+            raise InvalidInput("expected the operator's signed raw_batch request for this key")
+        raw = decode_raw_batch(request.body)
+        digests, path = list(raw.messages), request.derivation_path or None
+        tm.annotate(messages=len(digests))  # ops hook: the count is in the request's body, not an argument
         self._known(key_id)  # restart hook: after a restart, the key table is rebuilt from the holders
         if key_id in self.frost.keys:  # FROST hook: Signature objects for the message bytes
             tm.annotate(scheme=self.frost.keys[key_id].scheme)  # ops hook
-            return self.frost.sign_many(key_id, digests, path=path)
+            return self.frost.sign_many(key_id, request, digests, raw.tap_tweak, path=path)
         with self.lock:
             key = self.keys.get(key_id)
         if key is None:
             raise InvalidInput(f"unknown key {key_id!r}")
         tm.annotate(scheme=key.scheme)  # ops hook
+        if raw.tap_tweak is not None:
+            raise InvalidInput("tap_tweak applies to BIP340 keys only")
         for d in digests:
             digest_to_int(d)
         tweak = None
@@ -422,7 +453,7 @@ class Coordinator:
                 continue  # presign() excluded the culprit
             batch = todo[: len(presigs)]
             try:
-                partials = self._partials(key, signers, presigs, [digests[i] for i in batch], path)
+                partials = self._partials(key, signers, presigs, batch, request)
             except PartyUnavailable as exc:
                 self._mark_down(exc.party)
                 failures += 1
@@ -430,7 +461,8 @@ class Coordinator:
             for n, idx in enumerate(batch):
                 per_party = {p: partials[p][n] for p in signers}
                 try:
-                    child = None if tweak is None else rerandomize_for(presigs[n], key.public_key, tweak, digests[idx])
+                    # always re-randomised, the master key too (tweak 0): the holders derive the same rho
+                    child = rerandomize_for(presigs[n], key.public_key, 0 if tweak is None else tweak, digests[idx])
                     sig = combine(presigs[n], key.public_key, digests[idx], per_party, child)
                 except ProtocolAbort as exc:
                     self._exclude(exc)
@@ -454,10 +486,11 @@ class Coordinator:
                 raise PartyUnavailable(p, type(exc).__name__) from None
         return out
 
-    def _on_every_holder(self, method: str, *args) -> None:
-        """Administrative calls reach every holder: wait (up to aux_timeout_s) for one that is restarting."""
+    def _on_every_holder(self, method: str, *args, parties: list[int] | None = None) -> None:
+        """Administrative calls reach every holder (or `parties`): wait (up to aux_timeout_s) for one that is
+        restarting."""
         deadline = time.monotonic() + self.cfg.aux_timeout_s
-        for p in self.cfg.parties:
+        for p in self.cfg.parties if parties is None else parties:
             while True:
                 try:
                     ray.get(getattr(self.holder(p), method).remote(*args), timeout=self.cfg.round_timeout_s)
@@ -472,8 +505,15 @@ class Coordinator:
         self._on_every_holder("bootstrap_principals", registry)
 
     def set_policy(self, request) -> None:
-        """Relay an admin-signed policy to every holder; each verifies and stores it itself."""
-        self._on_every_holder("set_policy", request)
+        """Relay an admin-signed policy to the holders of its key (a holder without a share cannot check a policy
+        against the key's committee, and refuses it); each verifies and stores it itself."""
+        key_id = getattr(request, "key_id", "")
+        parties = None
+        if isinstance(key_id, str) and self._known(key_id):
+            with self.lock:
+                key = self.keys.get(key_id) or self.frost.keys.get(key_id)
+            parties = None if key is None else list(key.parties)
+        self._on_every_holder("set_policy", request, parties=parties)
 
     def set_principals(self, request) -> None:
         """Relay an admin-quorum-signed principal registry to every holder; each checks the quorum itself."""
@@ -499,18 +539,12 @@ class Coordinator:
         (r||s, recovery id) or a Signature (FROST keys), or the error that refused it (coordinator/requests.py)."""
         return agent_requests.sign_requests(self, requests)
 
-    @tm.traced_request("sign")
-    def frost_sign_many(self, key_id: str, messages: list[bytes], tap_tweak: bytes | None = None,
-                        path: str | None = None) -> list:
-        """FROST hook: BIP340 signatures under the BIP341 output key for `tap_tweak` (b"" or a merkle root); with
-        `path`, by that BIP32 child (its BIP341 output key if `tap_tweak` is given too)."""
-        return self.frost.sign_many(key_id, messages, tap_tweak, path=path)
-
     @tm.traced_round("sign")
-    def _partials(self, key: _Key, signers, presigs, digests, path: str | None = None) -> dict[int, list[int]]:
-        reqs = [(p.presignature_id, d) if path is None else (p.presignature_id, d, path)  # HD hook: path
-                for p, d in zip(presigs, digests)]
-        refs = {p: self.holder(p).partial_sign.remote(key.key_id, reqs) for p in signers}
+    def _partials(self, key: _Key, signers, presigs, messages: list[int],
+                  request: SignedRequest) -> dict[int, list[int]]:
+        """Each signer's partials for the request's `messages` (their indices in it), one presignature each."""
+        items = [(i, p.presignature_id) for i, p in zip(messages, presigs)]  # `messages`: counted by the round span
+        refs = {p: self.holder(p).partial_sign.remote(request, items) for p in signers}
         out = {}
         for p, ref in refs.items():
             try:
@@ -520,20 +554,24 @@ class Coordinator:
         return out
 
     # key lifecycle hooks: the logic lives in lifecycle.py ------------------------------------------------
-    def refresh_key(self, key_id: str) -> dict:
-        """New shares (ECDSA: and aux info) for the key's committee, same public key; old epoch destroyed."""
+    def refresh_key(self, key_id: str, approval: SignedRequest | None = None) -> dict:
+        """New shares (ECDSA: and aux info) for the key's committee, same public key; old epoch destroyed.
+        `approval`: the admin-quorum ``refresh_key`` request, checked by every holder."""
         from .lifecycle import refresh_key
-        return refresh_key(self, check_key_id(key_id))
+        return refresh_key(self, check_key_id(key_id), approval)
 
-    def reshare_key(self, key_id: str, parties: list[int], threshold: int, dealers: list[int] | None = None) -> dict:
-        """Move the key to committee `parties` with `threshold` signers, same public key."""
+    def reshare_key(self, key_id: str, parties: list[int], threshold: int, dealers: list[int] | None = None,
+                    approval: SignedRequest | None = None) -> dict:
+        """Move the key to committee `parties` with `threshold` signers, same public key. `approval`: the
+        admin-quorum ``reshare_key`` request naming that committee and threshold, checked by every holder."""
         from .lifecycle import reshare_key
-        return reshare_key(self, check_key_id(key_id), parties, threshold, dealers)
+        return reshare_key(self, check_key_id(key_id), parties, threshold, dealers, approval)
 
-    def add_parties(self, parties: list[int]) -> list[int]:
-        """Let new holders (already running) join: identities exchanged, directories extended."""
+    def add_parties(self, parties: list[int], approval: SignedRequest | None = None) -> list[int]:
+        """Let new holders (already running) join: identities exchanged, directories extended as the admin-quorum
+        ``extend_directory`` request `approval` names them."""
         from .lifecycle import add_parties
-        return add_parties(self, parties)
+        return add_parties(self, parties, approval)
 
     def drop_pools(self, party: int) -> int:
         """Forget the pooled presignatures and nonces involving `party` (after its holder was restored)."""
@@ -552,6 +590,7 @@ class Coordinator:
             "pools": self.pool_depths(),
             "down": [p for p, t in self.down_until.items() if t > now],
             "excluded": dict(self.excluded),
+            "disputes": sorted(sorted(d) for d in list(self.disputes)),  # identification hook: never in one set
             "telemetry": tm.snapshot(),  # ops hook: latency, pool gauges, denials/aborts by reason, last errors
         }
 

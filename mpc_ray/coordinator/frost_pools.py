@@ -169,7 +169,7 @@ class FrostPools:
         return self.c.cfg.pool_depth
 
     # keys ---------------------------------------------------------------------------------------------
-    def create_key(self, key_id: str, scheme: str, threshold: int) -> dict:
+    def create_key(self, key_id: str, scheme: str, threshold: int, approval: Any = None) -> dict:
         c = self.c
         check_key_id(key_id)
         if scheme not in FROST_SCHEMES:
@@ -180,7 +180,8 @@ class FrostPools:
             if key_id in c.keys or key_id in self.keys:
                 raise InvalidInput(f"key {key_id!r} exists")
         parties = list(c.cfg.parties)
-        spec = SessionSpec("frost-dkg", parties, {"key_id": key_id, "scheme": scheme, "threshold": threshold})
+        spec = SessionSpec("frost-dkg", parties, {"key_id": key_id, "scheme": scheme, "threshold": threshold,
+                                                  "approval": approval})
         out = run_sessions(c.holders(parties), spec, timeout=c.cfg.round_timeout_s)
         results = next(iter(out.values()))
         packages = [results[p]["public_package"] for p in parties]
@@ -370,8 +371,7 @@ class FrostPools:
                     break
         return found
 
-    def _submit(self, key: FrostKey, signers: list[int], messages: list[bytes], todo: list[int],
-                tap_tweak: bytes | None, path: str | None = None):
+    def _submit(self, key: FrostKey, signers: list[int], request: Any, todo: list[int]):
         """Pop (or commit) one commitment per signer per message and submit the frost_sign calls: per signer one
         call per chunk of `chunk` messages, all submitted at once (a holder runs them in order), so the
         coordinator combines chunk k while the holders compute chunk k + 1. Returns (chunks, taken, lists)."""
@@ -388,12 +388,9 @@ class FrostPools:
             for lo in range(0, len(todo), self.chunk):
                 hi = min(len(todo), lo + self.chunk)
                 refs = {}
-                for p in signers:
-                    reqs = [(taken[p][n][0], messages[todo[n]], lists[n]) if tap_tweak is None and path is None
-                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak) if path is None
-                            else (taken[p][n][0], messages[todo[n]], lists[n], tap_tweak, path)  # HD hook
-                            for n in range(lo, hi)]
-                    refs[p] = handles[p].frost_sign.remote(key.key_id, reqs, True)
+                for p in signers:  # the request carries the messages, the tweak and the path
+                    items = [(todo[n], taken[p][n][0], lists[n]) for n in range(lo, hi)]
+                    refs[p] = handles[p].frost_sign.remote(request, items)
                 chunks.append((lo, hi, refs))
         except PartyUnavailable as exc:
             exc.taken = taken  # type: ignore[attr-defined]
@@ -407,10 +404,11 @@ class FrostPools:
                 raise HolderRefused(p, "frost_sign returned the wrong number of shares")
         return answers
 
-    def sign_many(self, key_id: str, messages: Sequence[bytes], tap_tweak: bytes | None = None,
+    def sign_many(self, key_id: str, request: Any, messages: Sequence[bytes], tap_tweak: bytes | None = None,
                   path: str | None = None) -> list[Signature]:
-        """Signatures of `messages` (the bytes themselves), in order, each verified under the key (with `path`:
-        under that BIP32 child of a BIP340 key; the holders derive its tweak themselves)."""
+        """Signatures of `messages` (the bytes themselves, those of the operator's raw_batch `request` with its
+        `tap_tweak` and `path`), in order, each verified under the key (with `path`: under that BIP32 child of a
+        BIP340 key; the holders derive its tweak themselves)."""
         c = self.c
         key = self.keys.get(key_id)
         if key is None:
@@ -437,7 +435,7 @@ class FrostPools:
             tm.annotate(signer_set=signers, pool_depth=depth)  # ops hook
             taken = None
             try:
-                chunks, taken, lists = self._submit(key, signers, messages, todo, tap_tweak, path)
+                chunks, taken, lists = self._submit(key, signers, request, todo)
                 for lo, hi, refs in chunks:
                     with tm.round_span("frost-sign", 2, signers, hi - lo):  # ops hook: round 1 was pooled
                         answers = self._answers(refs, hi - lo)

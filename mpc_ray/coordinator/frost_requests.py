@@ -2,8 +2,11 @@
 
 One commitment per signer is taken from the pools, and each signer gets the request itself with its nonce id and
 the commitment list; every holder decodes the request, checks its policy, and signs the message it decoded. The
-coordinator decodes the request too, only to aggregate and verify. Not retried on another signer set: the request's
-nonce is spent where it was seen, so the agent signs a fresh request.
+coordinator decodes the request too, only to aggregate and verify. It checks no principal's signature (the holders
+do), so it decodes only what a FROST key can sign (`_FROST_FORMATS`: raw 32-byte messages, Solana messages, PSBTs;
+never JSON), with the holders' own decoders, which refuse anything they cannot read as InvalidInput (a native panic
+included) and see no more than a request's body limit. Not retried on another signer set: the request's nonce is
+spent where it was seen, so the agent signs a fresh request.
 
 A ``btc_psbt`` request (a Taproot key-path PSBT, node/bitcoin_policy.py) needs one signature per input: one
 commitment per signer *per input* is taken, every signer gets the request with its lists of nonce ids and commitment
@@ -19,9 +22,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput, MpcError, ProtocolAbort
+from ..errors import InvalidInput, MpcError, ProtocolAbort, Unauthorized
 from ..node.policy import intent_from_request
-from ..node.principals import RequestFormat
+from ..node.principals import RequestFormat, RequestKind
 from ..types import Signature
 from .frost_pools import combine, fast_verify
 
@@ -29,11 +32,24 @@ if TYPE_CHECKING:
     from .frost_pools import FrostKey, FrostPools
 
 
+# what each FROST suite signs for a principal (as node/authorized.py `_frost_intent` has it); checked before decoding
+_FROST_FORMATS = {
+    "eddsa-ed25519": (RequestFormat.RAW_DIGEST, RequestFormat.SOLANA_TX),
+    "schnorr-bip340": (RequestFormat.RAW_DIGEST, RequestFormat.BTC_PSBT),
+}
+
+
 def frost_sign_request(pools: FrostPools, request) -> Signature:
     c = pools.c
     key = pools.keys.get(request.key_id)
     if key is None:
         raise InvalidInput(f"unknown key {request.key_id!r}")
+    if request.kind is not RequestKind.SIGN:  # as the holders answer it, and nothing is spent
+        raise Unauthorized("auth.wrong_kind", f"a {request.kind.value} request does not go to the sign path")
+    if request.format not in _FROST_FORMATS.get(key.scheme, ()):
+        fits = " or ".join(s for s, formats in _FROST_FORMATS.items() if request.format in formats)
+        raise InvalidInput(f"format {request.format.value} cannot be signed with a {key.scheme} key"
+                           + (f" (it needs a {fits} key)" if fits else ""))
     if request.format is RequestFormat.BTC_PSBT:
         return _sign_psbt(pools, key, request)
     msg = intent_from_request(request).digest  # the message bytes (Solana message, or a raw 32-byte message)

@@ -86,16 +86,19 @@ class KeyLifecycle:
         return majority
 
     def refresh(self, key_id: str, scheme: str, parties: Sequence[int], *, old_public: bytes = b"",
-                threshold: int | None = None) -> LifecycleResult:
-        """New shares (ECDSA: and aux info) for the same committee. FROST: `old_public` is the public package."""
+                threshold: int | None = None, approval: Any = None) -> LifecycleResult:
+        """New shares (ECDSA: and aux info) for the same committee. FROST: `old_public` is the public package.
+        `approval`: the admin-quorum ``refresh_key`` request every holder checks before it takes part."""
         parties = sorted(parties)
         if scheme != ECDSA:
             if threshold is None:
                 raise InvalidInput("a FROST refresh needs the key's threshold")
-            return self.reshare(key_id, scheme, parties, parties, threshold, dealers=parties, old_public=old_public)
+            return self.reshare(key_id, scheme, parties, parties, threshold, dealers=parties, old_public=old_public,
+                                approval=approval)
         epoch = self._epoch(key_id, parties) + 1
         try:
-            results = self.run(SessionSpec("refresh", parties, {"key_id": key_id, "epoch": epoch}))
+            results = self.run(SessionSpec("refresh", parties, {"key_id": key_id, "epoch": epoch,
+                                                                "approval": approval}))
             digest = self._agree(results, "digest", "lifecycle.digest")
             first = results[parties[0]]
             return self._confirm_and_commit(key_id, scheme, epoch, parties, parties, digest, first)
@@ -106,7 +109,10 @@ class KeyLifecycle:
             raise
 
     def reshare(self, key_id: str, scheme: str, old_parties: Sequence[int], new_parties: Sequence[int],
-                new_threshold: int, *, dealers: Sequence[int] | None = None, old_public: bytes = b"") -> LifecycleResult:
+                new_threshold: int, *, dealers: Sequence[int] | None = None, old_public: bytes = b"",
+                approval: Any = None) -> LifecycleResult:
+        """Move the key to `new_parties`; `approval`: the admin-quorum ``reshare_key`` request naming them and the
+        threshold (or, for a FROST refresh, the ``refresh_key`` request), checked by every participant."""
         dealers = sorted(dealers if dealers is not None else old_parties)
         new_parties = sorted(new_parties)
         if not set(dealers) <= set(old_parties):
@@ -121,7 +127,8 @@ class KeyLifecycle:
             raise InvalidInput("a FROST resharing needs the key's public key package")
         participants = sorted(set(dealers) | set(new_parties))
         params = {"key_id": key_id, "epoch": epoch, "scheme": scheme, "dealers": dealers,
-                  "new_parties": new_parties, "new_threshold": new_threshold, "old_public": old_public}
+                  "new_parties": new_parties, "new_threshold": new_threshold, "old_public": old_public,
+                  "approval": approval}
         try:
             results = self.run(SessionSpec("reshare", participants, params))
             digest = self._agree(results, "digest", "lifecycle.digest")
@@ -250,7 +257,7 @@ def _frost_public(key: Any) -> bytes:
     return public_package_to_bytes(key.public_package)
 
 
-def refresh_key(c: "Coordinator", key_id: str) -> dict:
+def refresh_key(c: "Coordinator", key_id: str, approval: Any = None) -> dict:
     """Coordinator.refresh_key: new shares (and aux info) for the key's committee, same public key."""
     kind, key = _pause(c, key_id)
     result = None
@@ -259,14 +266,15 @@ def refresh_key(c: "Coordinator", key_id: str) -> dict:
         if down:
             raise QuorumUnavailable(f"a refresh needs every holder of the key; down: {down}")
         old_public = b"" if kind == "ecdsa" else _frost_public(key)
-        result = _driver(c).refresh(key_id, key.scheme, key.parties, old_public=old_public, threshold=key.threshold)
+        result = _driver(c).refresh(key_id, key.scheme, key.parties, old_public=old_public, threshold=key.threshold,
+                                    approval=approval)
         return result.as_dict()
     finally:
         _resume(c, kind, key, result)
 
 
 def reshare_key(c: "Coordinator", key_id: str, parties: Sequence[int], threshold: int,
-                dealers: Sequence[int] | None = None) -> dict:
+                dealers: Sequence[int] | None = None, approval: Any = None) -> dict:
     """Coordinator.reshare_key: move the key to committee `parties` with `threshold` signers (new parties must
     have holders and be in every holder's directory: `add_parties`)."""
     kind, key = _pause(c, key_id)
@@ -277,13 +285,13 @@ def reshare_key(c: "Coordinator", key_id: str, parties: Sequence[int], threshold
             raise QuorumUnavailable(f"need {key.threshold} dealers among {key.parties}")
         old_public = b"" if kind == "ecdsa" else _frost_public(key)
         result = _driver(c).reshare(key_id, key.scheme, key.parties, parties, threshold, dealers=chosen,
-                                    old_public=old_public)
+                                    old_public=old_public, approval=approval)
         return result.as_dict()
     finally:
         _resume(c, kind, key, result)
 
 
-def add_parties(c: "Coordinator", parties: Sequence[int]) -> list[int]:
+def add_parties(c: "Coordinator", parties: Sequence[int], approval: Any = None) -> list[int]:
     """New committee members: exchange identities (new holders get the whole directory, existing holders add the
     newcomers; entries never change), then set up the committee's aux info again among everyone, so new keys
     can use the new members. Existing keys keep their committees until `reshare_key` moves them. Returns the
@@ -299,8 +307,9 @@ def add_parties(c: "Coordinator", parties: Sequence[int]) -> list[int]:
     hs = c.holders(everyone)
     idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=c.cfg.round_timeout_s)
     ray.get([hs[p].set_directory.remote(idents) for p in new], timeout=c.cfg.round_timeout_s)
-    ray.get([hs[p].extend_directory.remote(idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
-    run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security}), timeout=c.cfg.aux_timeout_s)
+    ray.get([hs[p].extend_directory.remote(approval, idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
+    run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security, "approval": approval}),
+                 timeout=c.cfg.aux_timeout_s)
     c.cfg.parties = everyone
     return everyone
 

@@ -19,7 +19,7 @@ from .. import telemetry as tm
 from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..node.authorized import MAX_BATCH
 from ..node.policy import intent_from_request
-from ..node.principals import SignedRequest
+from ..node.principals import NOT_REFUSALS, SignedRequest
 from ..protocols.ecdsa.sign import combine, rerandomize_for
 from ..types import Signature
 
@@ -74,6 +74,12 @@ def _sign_chunk(coord: Any, key: Any, signers: tuple[int, ...], items: list, whe
         for i in where:
             out[i] = exc
         return
+    except NOT_REFUSALS:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a signer failed untyped: these requests fail, typed, others go on
+        for i in where:
+            out[i] = MpcError(f"a signer failed ({type(exc).__name__})")
+        return
     for p, answer in answers.items():
         if not isinstance(answer, list) or len(answer) != len(items):
             abort = ProtocolAbort(p, "sign_requests.answer_shape", "not one answer per request")
@@ -122,13 +128,14 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
     partials, agreed = split_answers(answers)
 
     def attempt(d: bytes) -> Signature:
-        child = None
+        tweak = 0  # always re-randomised, the master key with tweak 0 (protocols/ecdsa/sign.py)
         if request.derivation_path:  # HD hook: the signed path; every holder derives the same tweak
             from .hd import ecdsa_tweak
 
             if key is None:
                 raise InvalidInput("an HD request needs the key record to combine")
-            child = rerandomize_for(presig, public_key, ecdsa_tweak(key, request.derivation_path)[1], d)
+            tweak = ecdsa_tweak(key, request.derivation_path)[1]
+        child = rerandomize_for(presig, public_key, tweak, d)
         return combine(presig, public_key, d, partials, child)
 
     claimed = digest if isinstance(digest, bytes) and len(digest) == 32 else agreed
@@ -141,7 +148,12 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
 
 
 def _outcome(fn, *args) -> Any:
+    """fn(*args), or the typed error that refused this one request: the rest of the batch goes on."""
     try:
         return fn(*args)
     except MpcError as exc:
         return exc
+    except NOT_REFUSALS:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - e.g. a native panic relayed from a holder: untyped, this one only
+        return MpcError(f"request failed ({type(exc).__name__})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -62,11 +62,14 @@ def _gather(calls: Mapping[int, Any], timeout: float) -> dict[int, Any]:
 
 
 def route(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]) -> dict[int, list]:
-    """Each party's step input: for every session, the envelopes of the other parties addressed to it."""
+    """Each party's step input: for every session, the envelopes of the other parties addressed to it. Only those
+    a party's own answer carries in its own name: a holder cannot hand in an envelope under another party's name
+    (a bad signature there would name that party)."""
     by_sid = {i: {r.sid: r for r in results[i]} for i in parties}
     return {
         i: [
-            (sid, [env for j in parties if j != i for env in by_sid[j][sid].envelopes if env.recipient in (0, i)])
+            (sid, [env for j in parties if j != i for env in by_sid[j][sid].envelopes
+                   if env.recipient in (0, i) and env.sender == j])
             for sid in sids
         ]
         for i in parties
@@ -82,9 +85,13 @@ def finished(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int
 
 
 def run_sessions(
-    holders: Mapping[int, Any], spec: SessionSpec, count: int = 1, timeout: float = 30.0, sids: Sequence[bytes] | None = None
+    holders: Mapping[int, Any], spec: SessionSpec, count: int = 1, timeout: float = 30.0,
+    sids: Sequence[bytes] | None = None,
+    observe: Callable[[int, dict[int, list[StepResult]]], None] | None = None,
 ) -> dict[bytes, dict[int, Any]]:
-    """Run `count` sessions of one protocol among `spec.parties` on holder actors; {sid: {party: result}}."""
+    """Run `count` sessions of one protocol among `spec.parties` on holder actors; {sid: {party: result}}.
+    `observe(round, answers)` sees every round's answers (presigning keeps its round-3 broadcasts for
+    identification, coordinator/identify.py)."""
     sids = list(sids) if sids is not None else [new_sid(spec.protocol) for _ in range(count)]
     parties = sorted(spec.parties)
     reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
@@ -92,11 +99,15 @@ def run_sessions(
         with tm.round_span(spec.protocol, 1, parties, len(sids)):
             results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
         rnd = 1
+        if observe is not None:
+            observe(rnd, results)
         while (done := finished(parties, sids, results)) is None:
             inputs = route(parties, sids, results)
             rnd += 1
             with tm.round_span(spec.protocol, rnd, parties, len(sids)):
                 results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
+            if observe is not None:
+                observe(rnd, results)
         return done
     except BaseException:
         for i in parties:  # best effort: let the other holders wipe the secrets of the failed sessions now

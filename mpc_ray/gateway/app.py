@@ -20,6 +20,7 @@ Deploy on a running cluster with `deploy_gateway` (or ``serve run`` on `Gateway`
 # no `from __future__ import annotations`: FastAPI reads the route annotations (Request) at runtime, and Serve's
 # ingress re-binds the methods outside this module's namespace
 
+import asyncio
 import logging
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..client.handle import SignHandle
 from ..client.signer import POLICY_SCHEMES
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
-from ..node.principals import RequestFormat, RequestKind, SignedRequest
+from ..node.principals import NOT_REFUSALS, RequestFormat, RequestKind, SignedRequest
 from .models import (
     MAX_REQUEST_BYTES,
     KeyOut,
@@ -47,6 +48,8 @@ __all__ = ["APP_NAME", "Gateway", "app", "deploy_gateway", "shutdown_gateway"]
 
 log = logging.getLogger(__name__)
 APP_NAME = "mpc-gateway"
+# not a request's failure: a cancelled request (client gone, shutdown) must stay cancelled
+_PASS_THROUGH = (*NOT_REFUSALS, asyncio.CancelledError)
 
 app = FastAPI(title="mpc-ray gateway", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -106,7 +109,9 @@ class Gateway:
                                    "(BIP340 keys: btc_psbt requests only)")
             sig = await self._h.sign_request(envelope.request)
             return JSONResponse(SignatureOut.of(sig).model_dump(exclude_none=True))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed error body
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a typed error body, native panics too
             return _error(exc)
 
     @app.get("/v1/keys/{key_id}")
@@ -117,7 +122,9 @@ class Gateway:
             if path is not None and len(path) > 256:
                 raise InvalidInput("derivation path too long")
             return JSONResponse(KeyOut.of(await self._h.key_info(key_id, path)).model_dump())
-        except Exception as exc:  # noqa: BLE001
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:  # noqa: BLE001
             return _error(exc)
 
     @app.get("/healthz")

@@ -6,7 +6,8 @@ Error body, for every non-2xx answer: ``{"error": "<type in mpc_ray.errors>", "m
 "culprit": ..., "check": ...}`` (rule for PolicyDenied, culprit / check for ProtocolAbort). Status codes:
 
 =====  ===============================================================================================
-400    ``InvalidInput``: malformed JSON, an envelope that does not validate, a body the nodes cannot decode
+400    ``InvalidInput``: malformed JSON (or nested deeper than an envelope is), an envelope that does not
+       validate, a body the nodes cannot decode
 401    ``PolicyDenied`` with an authentication rule: unsigned, unknown principal, bad signature, expired
 403    ``PolicyDenied`` otherwise: the nodes' policy (``policy.*``), an admin-only kind, ``gateway.kind``
 404    ``InvalidInput``: unknown key (key lookup)
@@ -32,7 +33,7 @@ from ..errors import (
     ProtocolAbort,
     QuorumUnavailable,
 )
-from ..node.principals import MAX_BODY_BYTES, SignedRequest
+from ..node.principals import MAX_BODY_BYTES, SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
 
 # base64 of the largest body, plus every other field: a sign request never needs more
 MAX_REQUEST_BYTES = MAX_BODY_BYTES * 4 // 3 + 16 * 1024
+ENVELOPE_DEPTH = 8  # {"request": {"signatures": [[id, sig]]}} nests 4 deep; checked before any parser runs
 
 _AUTH_401 = {"auth.unsigned", "auth.unknown_principal", "auth.bad_signature", "auth.expired", "auth.expiry_too_far"}
 ErrorName = Literal["InvalidInput", "PolicyDenied", "QuorumUnavailable", "ProtocolAbort", "RequestTimeout",
@@ -67,6 +69,7 @@ class SignEnvelope(_Model):
         """From the raw HTTP body; InvalidInput (never the body's content) when it is not one."""
         if len(raw) > MAX_REQUEST_BYTES:
             raise InvalidInput("request too large")
+        check_json_bounds(raw, max_bytes=MAX_REQUEST_BYTES, max_depth=ENVELOPE_DEPTH)
         try:
             return cls.model_validate_json(raw)
         except ValidationError as e:

@@ -1,14 +1,24 @@
-"""The policy-enforced ECDSA signing path of a share holder.
+"""Everything a share holder does on a principal's word: signing under policy, operator batches, admin approvals.
+
+Three kinds of request reach it, each signed by principals of the holder's own registry:
+- an agent's ``sign`` request (a transaction, typed data, a PSBT, ...): decoded, decided and audited here (below);
+- an operator's ``raw_batch`` (`sign_raw`, `frost_raw`): opaque messages the operator's policy allows as
+  ``raw_digest``; each message is signed at most 3 times per holder under one request (retries after a
+  co-signer failed), each with a fresh one-time secret, each call audited;
+- an admin-quorum request naming one action and its parameters (`approve`): key creation, refresh, resharing, new
+  members, backup, restore; policies and registries have their own entry points (`set_policy`, `set_principals`).
 
 Every request is signed by a principal; this holder verifies it, decodes the transaction itself, computes the digest
 itself, evaluates the policy of (key, principal) on its own spend state, and only then consumes a presignature and
 returns sigma_i over the digest it computed — so a compromised agent or coordinator cannot get a partial signature
 outside policy. Order: verify -> binding -> decode -> evaluate -> consume -> count the spend -> sign -> audit.
 
-One durable write per decision. The audit record (fsync'd before sigma_i leaves) is the journal of the decision: it
-carries the request nonce's ledger id, the presignature id and the intent with its spends. The nonce and the
-presignature are consumed in memory at once (a duplicate fails immediately) and reach their ledgers' files, with the
-audit checkpoint and a snapshot of the spend state, in a background flush right after. When the holder opens, it
+Two durable writes per decision (or per batch). The request nonce reaches its ledger's file once the request is
+verified and before its body is decoded, so a body that crashes the process cannot crash it again when resent (it is
+a replay then). The audit record (fsync'd before sigma_i leaves) is the journal of the decision: it carries the
+request nonce's ledger id, the presignature id and the intent with its spends. The presignature is consumed in memory
+at once (a duplicate fails immediately) and reaches its ledger's file, with the audit checkpoint and a snapshot of
+the spend state, in a background flush right after. When the holder opens, it
 replays the audit records after the last snapshot into the ledgers and the spend state, so a crash between the
 audit fsync and that flush loses nothing: a replayed request is still refused, a consumed presignature stays
 consumed and a cap still counts what was signed. A denial is journaled the same way (its nonce is spent).
@@ -17,20 +27,26 @@ consumed and a cap still counts what was signed. A denial is journaled the same 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn
 
-from ..errors import InvalidInput, MpcError, PolicyDenied
+from ..errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
 from .audit import AuditEntry, AuditLog
 from .hd import ecdsa_partial, ecdsa_tweak
 from .policy import (
+    Intent,
     Policy,
+    TxType,
     PolicyEngine,
     SpendState,
     check_binding,
+    check_chain_families,
     check_derivation_path,
     intent_from_request,
     policy_from_request,
@@ -38,12 +54,16 @@ from .policy import (
     spend_store_name,
 )
 from .principals import (
+    NOT_REFUSALS,
     PrincipalRegistry,
+    RequestFormat,
     RequestKind,
     RequestVerifier,
+    Role,
     SignedRequest,
     registry_from_request,
 )
+from .raw_batch import decode_raw_batch
 from .records import presignature_from_bytes
 
 log = logging.getLogger(__name__)
@@ -116,12 +136,19 @@ class AuthorizedSigning:
 
         self.holder = holder
         self.nonces = ConsumedLedger(holder.dir / "request-nonces.ledger")
-        self.audit = AuditLog(holder.dir / "audit.jsonl", holder.identity)
+        try:
+            self.audit = AuditLog(holder.dir / "audit.jsonl", holder.identity)
+        except BaseException:
+            self.nonces.close()  # a log that does not open must not leave the ledger locked for the next attempt
+            raise
         self.lock = threading.Lock()  # one decision at a time: spend state must not race
         raw = holder.store.get("principals")
         self.verifier = RequestVerifier.from_registry(PrincipalRegistry.from_bytes(raw), self.nonces) if raw else None
         self.spend: dict[str, SpendState] = {}
         self.policies: dict[str, Policy | None] = {}  # parsed policies by store name; set_policy replaces them
+        # admin approvals (digest -> (expiry, params)) and operator batches verified here, kept until they expire
+        self._approved: OrderedDict[bytes, tuple[float, Any]] = OrderedDict()
+        self._batches: OrderedDict[bytes, _Batch] = OrderedDict()
         self._replay_journal()
         self.flusher = JournalFlusher(self)
 
@@ -140,15 +167,17 @@ class AuthorizedSigning:
                 nid = bytes.fromhex(rec["nonce_id"])
                 if nid not in self.nonces:
                     nonce_ids.append(nid)
-            if rec.get("presignature_id"):
-                pid = bytes.fromhex(rec["presignature_id"])
+            intent = rec.get("intent")
+            listed = intent.get("presignature_ids", []) if isinstance(intent, dict) else []
+            for pid in [bytes.fromhex(x) for x in listed] or (
+                    [bytes.fromhex(rec["presignature_id"])] if rec.get("presignature_id") else []):
                 if pid not in self.holder.ledger:
                     presig_ids.append(pid)
-            intent = rec.get("intent")
             if rec["decision"] == "allow" and rec["kind"] == "sign" and intent:
                 name = spend_store_name(rec["key_id"], rec["principal"])
                 spends = [(asset, int(amount)) for asset, amount in intent["spends"]]
-                self.spend.setdefault(name, SpendState()).record(spends, rec["time"])
+                for _ in range(intent.get("requests_counted", 1)):  # a raw batch counts its messages once
+                    self.spend.setdefault(name, SpendState()).record(spends, rec["time"])
         if nonce_ids:
             self.nonces.consume_many(nonce_ids)
         if presig_ids:
@@ -178,55 +207,82 @@ class AuthorizedSigning:
         existing = self.holder.store.get("principals")
         if existing is not None:
             if existing != reg.to_bytes():
-                raise InvalidInput("principals are already set; change them with an admin-signed request")
+                raise Unauthorized("auth.bootstrapped", "principals are already set; change them with an "
+                                   "admin-quorum set_principals request")
             return
         self.holder.store.put("principals", reg.to_bytes())
         self.verifier = RequestVerifier.from_registry(reg, self.nonces)
 
     def _verifier(self) -> RequestVerifier:
         if self.verifier is None:
-            raise PolicyDenied("auth.unknown_principal", "no principals are configured on this node")
+            raise Unauthorized("auth.unknown_principal", "no principals are configured on this node")
         return self.verifier
 
     def set_policy(self, request: SignedRequest, now: float | None = None) -> None:
+        """Store an admin-signed policy of (key, principal). Refused, and audited: another kind of request
+        (``auth.wrong_kind``, nothing spent), a version not above the stored policy's (``admin.stale_version``: a
+        held-back older policy cannot undo a newer one), a policy the key cannot enforce, or one that allows another
+        Solana / Bitcoin network than a policy of another principal on the same key (`check_chain_families`)."""
         now = time.time() if now is None else now
         with self.lock:
             nonce_id = None
             try:
-                verified = self._verifier().verify(request, now)
+                verified = self._verifier().verify(request, now, kinds=(RequestKind.SET_POLICY,))
                 nonce_id = verified.nonce_id
                 policy = policy_from_request(verified)
                 threshold, parties = self._committee(policy.key_id)
                 policy.validate_for_key(threshold, parties)
                 name = policy_store_name(policy.key_id, policy.principal_id)
+                current = self._policy(name)
+                if current is not None and policy.version <= current.version:
+                    raise PolicyDenied("admin.stale_version", f"policy version {policy.version} is not above the "
+                                                              f"version {current.version} this node has")
+                others = [self._policy(n) for n in self.holder.store.names(f"policy.{policy.key_id}.") if n != name]
+                check_chain_families([policy, *(o for o in others if o is not None)])
                 self.holder.store.put(name, policy.to_bytes())
                 self.policies[name] = policy
-            except PolicyDenied as exc:
-                self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
-                raise
+            except BaseException as exc:
+                self._refuse_admin(request, exc, nonce_id, now)
             self.audit.append(self._admin_entry(verified, f"policy of ({policy.key_id}, {policy.principal_id}) set",
                                                 {"policy_sha256": _sha256_hex(policy.to_bytes())}), now=now)
 
     def set_principals(self, request: SignedRequest, now: float | None = None) -> None:
-        """Replace the principal registry: an admin request meeting the *current* registry's admin quorum."""
+        """Replace the principal registry: an admin request meeting the *current* registry's admin quorum, whose
+        registry has a higher `PrincipalRegistry.version` than the current one (else ``admin.stale_version``)."""
         now = time.time() if now is None else now
         with self.lock:
             nonce_id = None
             try:
-                if request.kind is not RequestKind.SET_PRINCIPALS:
-                    raise InvalidInput("not a set_principals request")
                 verifier = self._verifier()
-                verified = verifier.verify(request, now)
+                verified = verifier.verify(request, now, kinds=(RequestKind.SET_PRINCIPALS,))
                 nonce_id = verified.nonce_id
                 registry = registry_from_request(verified)
+                if registry.version <= verifier.registry.version:  # a held-back older registry: no revoked comeback
+                    raise PolicyDenied("admin.stale_version", f"registry version {registry.version} is not above the "
+                                                              f"version {verifier.registry.version} this node has")
                 self.holder.store.put("principals", registry.to_bytes())
                 verifier.update_registry(registry)
-            except PolicyDenied as exc:
-                self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
-                raise
+            except BaseException as exc:
+                self._refuse_admin(request, exc, nonce_id, now)
             summary = {"principals": sorted(f"{p.id}:{p.role.value}" for p in registry.principals),
                        "admin_quorum": registry.admin_quorum, "registry_sha256": _sha256_hex(registry.to_bytes())}
             self.audit.append(self._admin_entry(verified, "principal registry replaced", summary), now=now)
+
+    def _refuse_admin(self, request: Any, exc: BaseException, nonce_id: bytes | None, now: float) -> NoReturn:
+        """Raise the refusal of an admin request, audited: a denial always (the principal is the claimed one before
+        verification), any other error once the nonce is spent. Anything untyped (the body's decoders raise
+        InvalidInput themselves: a disk error, a bug) is refused as MpcError."""
+        if isinstance(exc, NOT_REFUSALS):
+            raise exc
+        err = exc if isinstance(exc, MpcError) else MpcError(f"the request failed ({type(exc).__name__})")
+        if isinstance(request, SignedRequest):
+            if isinstance(err, PolicyDenied):
+                self.audit.append(AuditEntry.for_denial(request, err, nonce_id=nonce_id), now=now)
+            elif nonce_id is not None:
+                self.audit.append(self._error_entry(request, err, nonce_id), now=now)
+        if err is exc:
+            raise exc
+        raise err from None
 
     @staticmethod
     def _admin_entry(verified, reason: str, summary: dict) -> AuditEntry:
@@ -258,7 +314,7 @@ class AuthorizedSigning:
                    for it in items):  # the coordinator's part, checked before any request's nonce is spent
             raise InvalidInput("each batch item is (signed request, 32-byte presignature id)")
         with self.lock:
-            decided = [self._decide(request, now, *self._ecdsa_steps(pid)) for request, pid in items]
+            decided = self._decide_many([(request, *self._ecdsa_steps(pid)) for request, pid in items], now)
             # the durable point: no sigma_i leaves before these records are fsync'd
             self._journal([entry for entry, _ in decided if entry is not None], now)
         spent: dict[str, list[bytes]] = {}
@@ -269,34 +325,80 @@ class AuthorizedSigning:
             self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, ids)
         return [outcome for _, outcome in decided]
 
-    def _decide(self, request: SignedRequest, now: float, prepare: Callable, consume_and_sign: Callable
-                ) -> tuple[AuditEntry | None, Any]:
-        """One decision, with the lock held: (the audit record to journal, the answer or the refusal). The skeleton
-        every scheme shares: verify the principal's signature and nonce -> policy binding -> derivation path ->
-        `prepare(request)` (decode, scheme checks: (intent, threshold, parties, context)) -> evaluate the policy
-        on this node's spend state -> `consume_and_sign(request, intent, context)` (consume the one-time secrets,
-        compute the partials: (answer, consumed id, signature bytes for the record, intent for the record)) ->
-        count the spend. Nothing is released here; the caller journals the record before the answer leaves."""
+    def _decide_many(self, jobs: list[tuple[Any, Callable, Callable]],
+                     now: float) -> list[tuple[AuditEntry | None, Any]]:
+        """`_decide` for each (request, prepare, consume_and_sign), in order, with the lock held. Every request is
+        admitted first (`_admit`) and the nonces they spend are written to the ledger with one fsync before any body
+        is decoded, so a body that kills the process in a decoder is refused as replayed after the restart instead
+        of killing it again; the decisions' records follow in one more write (the caller's journal)."""
+        admitted = [self._admit(request, now) for request, _, _ in jobs]
+        self.nonces.flush()
+        return [self._decide(request, now, prepare, consume_and_sign, admitted=a)
+                for (request, prepare, consume_and_sign), a in zip(jobs, admitted)]
+
+    def _admit(self, request: Any, now: float) -> tuple[Any, Policy] | tuple[AuditEntry | None, MpcError]:
+        """The checks before a sign request's body is read: its kind, the principal's signatures, expiry and nonce
+        (consumed in memory; the caller writes it before decoding), the policy binding and the derivation path.
+        (verified request, policy), or the refusal: (its audit record, or None where nothing was spent, the error)."""
         nonce_id = None
-        intent = None
         try:
             if not isinstance(request, SignedRequest):
-                raise InvalidInput("expected a SignedRequest")
-            verified = self._verifier().verify(request, now, durable=False)  # journaled by the audit record
+                raise Unauthorized("auth.unsigned", "signing needs a principal's signed request")
+            # sign requests only: an admin request relayed here is refused before its nonce is spent
+            verified = self._verifier().verify(request, now, durable=False, kinds=(RequestKind.SIGN,))
             nonce_id = verified.nonce_id
             policy = check_binding(self._policy(policy_store_name(request.key_id, verified.principal.id)), verified)
             check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
+            return verified, policy
+        except PolicyDenied as exc:
+            return AuditEntry.for_denial(request, exc, nonce_id=nonce_id), exc
+        except NOT_REFUSALS:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a typed refusal of this request alone, whatever went wrong
+            err = exc if isinstance(exc, MpcError) else InvalidInput(f"the request could not be checked "
+                                                                     f"({type(exc).__name__})")
+            return (None if nonce_id is None else self._error_entry(request, err, nonce_id)), err
+
+    def _decide(self, request: SignedRequest, now: float, prepare: Callable, consume_and_sign: Callable,
+                admitted: Any = None) -> tuple[AuditEntry | None, Any]:
+        """One decision, with the lock held: (the audit record to journal, the answer or the refusal). The skeleton
+        every scheme shares: verify the principal's signature and nonce -> policy binding -> derivation path
+        (`_admit`; `admitted` is its answer when `_decide_many` admitted a whole batch first, else it runs here and
+        the nonce is written to the ledger before the body is read) -> `prepare(request)` (decode, scheme checks:
+        (intent, threshold, parties, context)) -> evaluate the policy on this node's spend state ->
+        `consume_and_sign(request, intent, context)` (consume the one-time secrets, compute the partials: (answer,
+        consumed id, signature bytes for the record, intent for the record)) -> count the spend. Nothing is released
+        here; the caller journals the record before the answer leaves. Nothing raised in here escapes but
+        KeyboardInterrupt, SystemExit and GeneratorExit: a decoder's native panic (a BaseException) is this request's
+        InvalidInput, and the rest of a batch is decided on its own."""
+        if admitted is None:
+            admitted = self._admit(request, now)
+            self.nonces.flush()  # durable before the body is decoded (see `_decide_many`)
+        if not isinstance(admitted[1], Policy):
+            return admitted  # refused before the body was read
+        verified, policy = admitted
+        nonce_id = verified.nonce_id
+        intent = None
+        signing = False
+        try:
             intent, threshold, parties, context = prepare(request)
             name = spend_store_name(request.key_id, verified.principal.id)
             state = self.spend.get(name) or SpendState()
             decision = PolicyEngine(policy, state, threshold=threshold, parties=parties).evaluate(intent, now)
             decision.raise_if_denied()
+            signing = True
             answer, consumed_id, signature, logged_intent = consume_and_sign(request, intent, context)
         except PolicyDenied as exc:
             return AuditEntry.for_denial(request, exc, intent, nonce_id=nonce_id), exc
         except MpcError as exc:
-            # a spent nonce is journaled, with what went wrong (no secrets); before that, nothing happened
-            return (None if nonce_id is None else self._error_entry(request, exc, nonce_id)), exc
+            # the spent nonce is journaled, with what went wrong (no secrets)
+            return self._error_entry(request, exc, nonce_id), exc
+        except NOT_REFUSALS:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - e.g. pyo3's PanicException from solders: refuse this one
+            err = (MpcError(f"internal error while signing ({type(exc).__name__})") if signing else
+                   InvalidInput(f"the request body could not be decoded or checked ({type(exc).__name__})"))
+            return self._error_entry(request, err, nonce_id), err
         state.record(intent.spends, now)
         self.spend[name] = state
         entry = AuditEntry.for_decision(verified, decision, presignature_id=consumed_id, signature=signature)
@@ -425,6 +527,179 @@ class AuthorizedSigning:
             raise InvalidInput(f"the PSBT has {len(sighashes)} inputs but {calls} nonces and commitment lists came")
         return intent, sighashes, b""
 
+    # admin approvals -------------------------------------------------------------------------------------
+    def approve(self, request: Any, kind: RequestKind, params: dict[str, Any], now: float | None = None, *,
+                registry: PrincipalRegistry | None = None) -> None:
+        """Check that `request` is an admin request of `kind`, meeting the registry's admin quorum, whose JSON body
+        is exactly `params`: the action and its parameters as this holder is about to carry them out (committee,
+        threshold, key id, ...). Audited. The first showing verifies it in full and spends its nonce; one action may
+        take several calls on a holder (a resharing's sessions), so the same approval is accepted again for the
+        same action until it expires. Unauthorized (missing, wrong kind, signatures, quorum, replay),
+        PolicyDenied ``admin.params`` (the body names another action); nothing is changed by a refusal.
+        `registry`: check against it instead of this node's (a fresh node restoring a backup)."""
+        now = time.time() if now is None else now
+        if not isinstance(request, SignedRequest):
+            raise Unauthorized("auth.unsigned", f"{kind.value} needs a request signed by the admin quorum")
+        if request.kind is not kind:  # before verify: a request relayed to the wrong entry point burns nothing
+            raise Unauthorized("auth.wrong_kind", f"expected a {kind.value} request, got {request.kind.value}")
+        expected = json.loads(json.dumps(params, sort_keys=True))
+        digest = request.digest()
+        with self.lock:
+            self._prune_approvals(now)
+            seen = self._approved.get(digest)
+            if seen is not None:
+                if seen[1] != expected:
+                    raise PolicyDenied("admin.params", f"this {kind.value} approval is for another action")
+                return
+            nonce_id = None
+            try:
+                verifier = self._verifier() if registry is None else RequestVerifier.from_registry(registry,
+                                                                                                   self.nonces)
+                verified = verifier.verify(request, now)
+                nonce_id = verified.nonce_id
+                if request.format is not RequestFormat.JSON or request.body_json() != expected:
+                    raise PolicyDenied("admin.params", f"the approved {kind.value} names other parameters")
+            except PolicyDenied as exc:
+                self.audit.append(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now=now)
+                raise
+            except InvalidInput as exc:
+                self.audit.append(self._error_entry(request, exc, nonce_id), now=now)
+                raise
+            self._approved[digest] = (float(request.expiry), expected)
+            self.audit.append(self._admin_entry(verified, f"{kind.value} approved", {"params": expected}), now=now)
+
+    def check_approved(self, request: Any, kind: RequestKind, covers: Callable[[Any], bool]) -> None:
+        """A follow-up step of an action this holder approved already (`approve`): the same request, not expired,
+        whose approved parameters `covers` the step. Unauthorized otherwise."""
+        with self.lock:
+            self._prune_approvals(time.time())
+            seen = self._approved.get(request.digest()) if isinstance(request, SignedRequest) else None
+        if seen is None or request.kind is not kind or not covers(seen[1]):
+            raise Unauthorized("auth.unsigned", f"this step needs a {kind.value} approval this node accepted")
+
+    def _prune_approvals(self, now: float) -> None:
+        for digest in [d for d, (expiry, *_) in self._approved.items() if expiry <= now]:
+            del self._approved[digest]
+        for digest in [d for d, book in self._batches.items() if book.expiry <= now]:
+            del self._batches[digest]
+
+    # operator batches (raw_batch) ----------------------------------------------------------------------------
+    def sign_raw(self, request: Any, items: Any, now: float | None = None) -> list[int]:
+        """sigma_i for each (message index, presignature id) of an operator's ``raw_batch`` request on an ECDSA key:
+        each message of the request is signed at most MAX_SIGNINGS_PER_MESSAGE times on this holder (`_raw_batch`)."""
+        items = _raw_items(items, 2)
+
+        def consume_and_sign(book: _Batch, chosen: list[tuple[int, bytes, tuple]]) -> tuple[list, list[bytes], bytes]:
+            key = self.holder.key(book.key_id)
+            tweak = ecdsa_tweak(key, book.path) if book.path else None  # HD: node/hd.py
+            pids = [item[1] for _, _, item in chosen]
+            raw = self.holder.vault.take_many(f"presig-{book.key_id}", pids, delete=False, durable=False)
+            sigmas = [ecdsa_partial(presignature_from_bytes(data), key, msg, tweak)
+                      for data, (_, msg, _) in zip(raw, chosen)]
+            self.holder._deleter.submit(self.holder.vault.delete_consumed, f"presig-{book.key_id}", pids)
+            return sigmas, pids, b"".join(x.to_bytes(32, "big") for x in sigmas)
+
+        def committee(key_id: str) -> tuple[int, int]:
+            key = self.holder.key(key_id)
+            return key.threshold, len(key.parties)
+
+        return self._raw_batch(request, items, now, committee, consume_and_sign, ecdsa=True)
+
+    def frost_raw(self, request: Any, items: Any, now: float | None = None) -> list[tuple[int, bytes]]:
+        """(z_i, R) for each (message index, nonce id, commitment list) of an operator's ``raw_batch`` request on a
+        FROST key (the request's tap_tweak and derivation path apply to every message); nonce pairs are consumed
+        durably before any share is computed."""
+        from .frost_holder import sign as frost_share
+
+        items = _raw_items(items, 3)
+
+        def consume_and_sign(book: _Batch, chosen: list[tuple[int, bytes, tuple]]) -> tuple[list, list[bytes], bytes]:
+            pub = self._frost_public(book.key_id)
+            shares = frost_share(self.holder, book.key_id, [(item[1], msg, item[2], book.tap_tweak, book.path)
+                                                            for _, msg, item in chosen], with_group_commitment=True)
+            size = pub.suite.group.scalar_size
+            return shares, [item[1] for _, _, item in chosen], b"".join(int(z).to_bytes(size, "big")
+                                                                         for z, _ in shares)
+
+        def committee(key_id: str) -> tuple[int, int]:
+            pub = self._frost_public(key_id)
+            return pub.threshold, len(pub.parties)
+
+        return self._raw_batch(request, items, now, committee, consume_and_sign, ecdsa=False)
+
+    def _raw_batch(self, request: Any, items: list[tuple], now: float | None, committee: Callable,
+                   consume_and_sign: Callable, *, ecdsa: bool) -> list:
+        """The skeleton of an operator batch. First showing on this holder: verify the operator's signature and nonce,
+        the policy binding and derivation path, decode the batch and let the policy decide every message (opaque:
+        ``raw_digest``), counting each as one request; a refusal refuses the whole request (audited). Every call,
+        the first included: the indices asked for must be messages of the request not signed here too often, the
+        principal and its policy still the ones that approved it; then the one-time secrets are consumed and the
+        call's audit record (each index, message hash and consumed id) is fsync'd before the partials leave."""
+        now = time.time() if now is None else now
+        if not isinstance(request, SignedRequest):
+            raise Unauthorized("auth.unsigned", "signing needs a request signed by an operator")
+        if request.kind is not RequestKind.SIGN or request.format is not RequestFormat.RAW_BATCH:
+            raise Unauthorized("auth.wrong_kind", "this entry point signs raw_batch requests only")
+        digest = request.digest()
+        with self.lock:
+            self._prune_approvals(now)
+            book = self._batches.get(digest)
+            first = book is None
+            if first:
+                book = self._open_batch(request, now, committee, ecdsa)  # audits and raises a refusal
+            entry = None
+            try:
+                chosen = book.take(items, self._verifier().registry, self._policy(book.policy_name))
+                answers, consumed, signature = consume_and_sign(book, chosen)
+            except MpcError as exc:
+                if first:  # the nonce is spent: journal it with what went wrong
+                    self._journal(self._error_entry(request, exc, book.nonce_id), now)
+                raise
+            entry = AuditEntry(
+                decision="allow", request_digest=digest, principal=request.principal_id, kind="sign",
+                key_id=request.key_id, reason=f"{len(chosen)} of {len(book.messages)} messages",
+                intent={"type": "raw_batch", "chain": request.chain or None, "spends": [],
+                        "path": book.path, "count": len(chosen),
+                        "requests_counted": len(book.messages) if first else 0,
+                        "signed": [[i, hashlib.sha256(m).hexdigest()] for i, m, _ in chosen],
+                        "presignature_ids" if ecdsa else "nonce_ids": [c.hex() for c in consumed]},
+                nonce_id=book.nonce_id if first else None, presignature_id=consumed[0] if ecdsa else None,
+                signature=signature)
+            self._journal(entry, now)  # before any partial leaves
+        return answers
+
+    def _open_batch(self, request: SignedRequest, now: float, committee: Callable, ecdsa: bool) -> _Batch:
+        nonce_id = None
+        try:
+            verified = self._verifier().verify(request, now, durable=False)  # journaled by the first call's record
+            nonce_id = verified.nonce_id
+            if verified.principal.role is not Role.OPERATOR:
+                raise Unauthorized("auth.not_operator", "raw_batch requests are for operators")
+            name = policy_store_name(request.key_id, verified.principal.id)
+            policy = check_binding(self._policy(name), verified)
+            check_derivation_path(policy, request)
+            batch = decode_raw_batch(request.body)
+            if ecdsa and (batch.tap_tweak is not None or not all(len(m) == 32 for m in batch.messages)):
+                raise InvalidInput("ECDSA signs 32-byte digests (and takes no tap_tweak)")
+            threshold, parties = committee(request.key_id)
+            spend_name = spend_store_name(request.key_id, verified.principal.id)
+            state = self.spend.get(spend_name) or SpendState()
+            engine = PolicyEngine(policy, state, threshold=threshold, parties=parties)
+            for message in batch.messages:  # each message counts as one request (rate limits)
+                engine.authorize(Intent(TxType.RAW_DIGEST, request.chain or None, message), now)
+        except PolicyDenied as exc:
+            self._journal(AuditEntry.for_denial(request, exc, nonce_id=nonce_id), now)
+            raise
+        except MpcError as exc:
+            if nonce_id is not None:
+                self._journal(self._error_entry(request, exc, nonce_id), now)
+            raise
+        self.spend[spend_name] = state
+        book = _Batch(request.key_id, float(request.expiry), batch.messages, batch.tap_tweak,
+                      request.derivation_path or None, verified.principal, name, policy, nonce_id)
+        self._batches[request.digest()] = book
+        return book
+
     def _policy(self, name: str) -> Policy | None:
         if name not in self.policies:
             raw = self.holder.store.get(name)
@@ -454,6 +729,62 @@ class AuthorizedSigning:
     def status(self) -> dict[str, Any]:
         count, _ = self.audit.position()
         return {"audit_records": count, "spend_states": len(self.spend)}
+
+
+# How often one holder signs one message of an operator's batch, each time with a fresh presignature or nonce:
+# once, plus retries after a co-signer failed or was excluded (each audited). Signing a message again with a fresh
+# one-time secret reveals nothing; the cap only bounds what one request can be made to yield.
+MAX_SIGNINGS_PER_MESSAGE = 3
+
+
+@dataclass
+class _Batch:
+    """An operator's raw_batch request this holder accepted: what it may still sign, until it expires."""
+
+    key_id: str
+    expiry: float
+    messages: tuple[bytes, ...]
+    tap_tweak: bytes | None
+    path: str | None
+    principal: Any  # the Principal that signed it, as the registry had it
+    policy_name: str
+    policy: Policy  # the policy that approved it: a replaced policy stops the rest of the batch
+    nonce_id: bytes
+    signed: dict[int, int] = dataclasses.field(default_factory=dict)  # message index -> signings on this holder
+
+    def take(self, items: list[tuple], registry: Any, policy: Policy | None) -> list[tuple[int, bytes, tuple]]:
+        """(index, message, item) for each item; refuses indices outside the batch or signed here before, and a
+        batch whose principal or policy changed since it was approved. Marks them signed."""
+        if registry.get(self.principal.id) != self.principal:
+            raise Unauthorized("auth.unknown_principal", "the operator of this batch is no longer registered")
+        if policy is not self.policy:
+            raise PolicyDenied("policy.changed", "the policy changed since this batch was approved: sign it again")
+        indices = [item[0] for item in items]
+        if any(i >= len(self.messages) for i in indices):
+            raise InvalidInput("a message index is outside the batch")
+        if any(self.signed.get(i, 0) >= MAX_SIGNINGS_PER_MESSAGE for i in indices):
+            raise Unauthorized("auth.replayed", "a message of this batch was signed on this node "
+                                                f"{MAX_SIGNINGS_PER_MESSAGE} times already")
+        for i in indices:
+            self.signed[i] = self.signed.get(i, 0) + 1
+        return [(item[0], self.messages[item[0]], item) for item in items]
+
+
+def _raw_items(items: Any, width: int) -> list[tuple]:
+    """Shape checks of the coordinator's part of a raw_batch call, before anything is verified or consumed:
+    (index, 32-byte id[, commitment list bytes]) with distinct indices and ids."""
+    if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidInput(f"a call signs 1 to {MAX_BATCH} messages of a batch")
+    out = []
+    for it in items:
+        if (not isinstance(it, (list, tuple)) or len(it) != width or type(it[0]) is not int or it[0] < 0
+                or not isinstance(it[1], bytes) or len(it[1]) != 32
+                or (width == 3 and not isinstance(it[2], (bytes, bytearray)))):
+            raise InvalidInput("each item is (message index, 32-byte id" + (", commitment list)" if width == 3 else ")"))
+        out.append(tuple(it))
+    if len({it[0] for it in out}) != len(out) or len({it[1] for it in out}) != len(out):
+        raise InvalidInput("message indices and ids within a call are distinct")
+    return out
 
 
 def _frost_call(nonce_id: Any, commitment_list: Any, per_input: bool) -> tuple[list[bytes], list[bytes]]:

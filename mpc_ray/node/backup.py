@@ -15,14 +15,19 @@ Restore (onto the same node after a loss, or onto a fresh store of the same part
   since the coordinator's pools and this node's may no longer agree, and a restored secret must never sign twice;
 - merges the backup's consumed ids into the ledger: the ledger only ever grows, so nothing consumed before the
   backup or since can be revived;
+- never lowers the version of the principal registry or of a policy (keep-current): where the holder has the entry
+  at the backup's version or a higher one, its own is kept (a holder accepts only ever higher versions, so its
+  entries are the highest it has seen), so an older backup cannot bring back a revoked principal or undo a stricter
+  policy; the count of entries kept is returned as ``kept_current``;
 - then writes the entries and reloads the holder's caches (identity, directory, keys, aux info).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import struct
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,10 +36,11 @@ import nacl.secret
 import nacl.utils
 from nacl.pwhash import argon2id
 
-from ..errors import InvalidInput, MpcError
+from ..errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
 from ..protocols.wire import WireError, decode, encode
 from .identity import NodeIdentity
 from .lifecycle import _lifecycle_lock, _state, consume_and_delete, current_epoch, epoch_entry
+from .principals import parse_strict_json
 from .store import ConsumedLedger
 
 if TYPE_CHECKING:
@@ -156,12 +162,44 @@ def _epochs(entries: dict[str, bytes]) -> dict[str, int]:
     out = {}
     for name, data in entries.items():
         if name.startswith("epoch-"):
-            out[name[len("epoch-"):]] = int(json.loads(data)["epoch"])
+            out[name[len("epoch-"):]] = int(parse_strict_json(data, max_bytes=None)["epoch"])  # bounded depth
     return out
 
 
+def _admin_version(name: str, data: bytes | None) -> int | None:
+    """The version of a stored principal registry or policy (None: not one, absent or unreadable)."""
+    from .policy import Policy
+    from .principals import PrincipalRegistry
+
+    if data is None:
+        return None
+    try:
+        if name == "principals":
+            return PrincipalRegistry.from_bytes(data).version
+        if name.startswith("policy."):
+            return Policy.from_bytes(data).version
+    except InvalidInput:
+        return None
+    return None
+
+
+def _keep_current(holder: "ShareHolder", entries: dict[str, bytes]) -> list[str]:
+    """Drop from `entries` the registry and policies the holder has at the same or a higher version; their names."""
+    kept = []
+    for name in [n for n in entries if n == "principals" or n.startswith("policy.")]:
+        mine = _admin_version(name, holder.store.get(name))
+        if mine is None:
+            continue  # none here (a new disk) or an unreadable one: the backup's is restored
+        theirs = _admin_version(name, entries[name])
+        if theirs is None or theirs <= mine:
+            kept.append(name)
+            del entries[name]
+    return kept
+
+
 def restore_backup(holder: "ShareHolder", blob: bytes, passphrase: str) -> dict:
-    """Restore `blob` into `holder` (see the module docstring). Returns counts: entries, discarded, merged ids."""
+    """Restore `blob` into `holder` (see the module docstring). Returns counts: entries written, discarded, merged
+    ids, and kept_current (registry and policies the holder had at the backup's version or a newer one)."""
     if holder.role != "holder":
         raise InvalidInput("restore into the holder, not a presign worker")
     payload = open_backup(blob, passphrase)
@@ -181,15 +219,18 @@ def restore_backup(holder: "ShareHolder", blob: bytes, passphrase: str) -> dict:
         if key_id not in _epochs(entries) and current_epoch(holder, key_id) > 0 and (
                 f"key-{key_id}" in entries or f"frost-{key_id}" in entries):
             raise BackupError(f"the backup holds key {key_id!r} from before its current epoch")
-    with _lifecycle_lock(holder, exclusive=True):
+    auth = holder.__dict__.get("_auth")
+    # the authorization lock too: no set_policy / set_principals between the version comparison and the write
+    with _lifecycle_lock(holder, exclusive=True), (auth.lock if auth is not None else nullcontext()):
         discarded = consume_and_delete(holder, [n for n in holder.store.names() if _VAULT_ENTRY.fullmatch(n)])
         fresh = [i for i in dict.fromkeys(payload.consumed) if len(i) == 32 and not holder.ledger.contains(i)]
         holder.ledger.consume_many(fresh)
         _merge_request_nonces(holder, payload.request_nonces)
+        kept = _keep_current(holder, entries)
         for name, data in entries.items():
             holder.store.put(name, data)
     _reload(holder)
-    return {"entries": len(entries), "discarded": discarded, "merged_ids": len(fresh)}
+    return {"entries": len(entries), "discarded": discarded, "merged_ids": len(fresh), "kept_current": len(kept)}
 
 
 def _reload(holder: "ShareHolder") -> None:
@@ -209,3 +250,54 @@ def _reload(holder: "ShareHolder") -> None:
         if close is not None:
             close()
         holder._auth = None
+
+
+def restore_params(party: int, blob: object) -> dict:
+    """What an admin approves to restore a backup onto `party`: the party and the blob's SHA-256."""
+    if not isinstance(blob, (bytes, bytearray)):
+        raise InvalidInput("a backup is bytes")
+    return {"party": party, "backup_sha256": hashlib.sha256(bytes(blob)).hexdigest()}
+
+
+def approve_fresh_restore(holder: "ShareHolder", request: object, blob: bytes, passphrase: str, params: dict) -> None:
+    """A node with no principals yet (a fresh store) checks the restore request against the admins of the registry
+    inside the backup: only someone holding the passphrase and that registry's admin quorum restores it. Nothing is
+    audited here: the node's identity is about to change, and its audit log with it (`audit_fresh_restore`)."""
+    import time
+
+    from .principals import PrincipalRegistry, RequestFormat, RequestKind, RequestVerifier, SignedRequest
+    from .store import ConsumedLedger
+
+    if not isinstance(request, SignedRequest):
+        raise Unauthorized("auth.unsigned", "restore needs a request signed by the admin quorum")
+    raw = {e.name: e.data for e in open_backup(blob, passphrase).entries}.get("principals")
+    if raw is None:
+        raise Unauthorized("auth.unknown_principal", "no principals on this node or in the backup")
+    auth = holder.__dict__.get("_auth")
+    ledger = auth.nonces if auth is not None else ConsumedLedger(holder.dir / "request-nonces.ledger")
+    try:
+        RequestVerifier.from_registry(PrincipalRegistry.from_bytes(raw), ledger).verify(
+            request, time.time(), kinds=(RequestKind.RESTORE,))
+    finally:
+        if auth is None:
+            ledger.close()
+    if request.format is not RequestFormat.JSON or request.body_json() != params:
+        raise PolicyDenied("admin.params", "the approved restore names another party or backup")
+
+
+def audit_fresh_restore(holder: "ShareHolder", request: object, had_audit_log: bool) -> None:
+    """After a fresh node took its restored identity: set aside an audit log signed by the identity it replaced,
+    and record the restore and its approval in the log of the restored one."""
+    import time
+
+    from .audit import AuditEntry
+
+    log = holder.dir / "audit.jsonl"
+    if had_audit_log:
+        stamp = int(time.time())
+        for path in (log, log.with_name(log.name + ".head")):
+            if path.exists():
+                path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
+    holder._authorized().audit.append(AuditEntry(
+        decision="allow", request_digest=request.digest(), principal=request.principal_id, kind="restore",
+        reason="backup restored onto a fresh node, approved by the backup's admins"), now=time.time())

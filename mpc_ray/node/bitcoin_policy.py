@@ -18,7 +18,9 @@ Chains (CAIP-2, ``bip122:`` + the first 32 hex digits of the genesis block hash,
 ``bip122:0f9188f13cb7b2c71f2a335e3a4fc328``                 regtest     ``bcrt1...``, ``m/n...``, ``2...``
 ========================================================= =========== ==========================================
 
-The native asset is ``<chain>/native`` (`native_asset`), counted in satoshis.
+The native asset is ``<chain>/native`` (`native_asset`), counted in satoshis. A PSBT does not commit to its
+network (a testnet-labelled PSBT that spends a mainnet output signs for mainnet), so the policies of one key allow at
+most one of these chains (`check_chain_families`, node/policy.py).
 
 Checks, each a `PolicyDenied` naming its rule (the engine's own rules follow them):
 

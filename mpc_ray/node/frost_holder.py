@@ -118,6 +118,10 @@ def dkg_machine(holder: "ShareHolder", req: "BeginRequest") -> DkgParty:
     threshold = req.params.get("threshold")
     if not isinstance(threshold, int) or isinstance(threshold, bool):
         raise InvalidInput("threshold must be an integer")
+    from .principals import RequestKind
+
+    holder._authorized().approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
+        "key_id": key_id, "scheme": scheme, "threshold": threshold, "parties": sorted(req.parties)})
     return DkgParty(get_suite(scheme), req.sid, holder.party, req.parties, threshold)
 
 
@@ -182,6 +186,9 @@ def _hd_tweak(kp: KeyPackage, path: Any) -> int | None:
 
 
 # nonces -----------------------------------------------------------------------------------------------------
+MAX_STORED_NONCES = 20_000  # per key: far above any pool depth
+
+
 def commit(holder: "ShareHolder", key_id: str, count: int) -> list[tuple[bytes, bytes]]:
     """`count` fresh nonce pairs: [(nonce id, commitment entry)]. Each secret pair is in the vault first."""
     _require_holder(holder)
@@ -189,6 +196,8 @@ def commit(holder: "ShareHolder", key_id: str, count: int) -> list[tuple[bytes, 
         raise InvalidInput(f"count must be an integer in 1..{MAX_COMMIT}")
     kp = key_package(holder, key_id)
     suite, kind = kp.suite, nonce_kind(key_id)
+    if holder.vault.count(kind) + count > MAX_STORED_NONCES:  # an unauthenticated caller cannot fill the disk
+        raise InvalidInput(f"{MAX_STORED_NONCES} nonce pairs of this key are stored already")
     out = []
     for _ in range(count):
         nid, entry, record = new_nonce_record(suite, key_id, kp)

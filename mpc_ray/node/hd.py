@@ -67,12 +67,14 @@ def split_request(req: Any) -> tuple[bytes, bytes, str | None]:
 
 
 def ecdsa_partial(rec: PresignatureRecord, key: KeyShare, digest: bytes, tweak: int | None) -> int:
-    """sigma_i for a consumed presignature record: plain, or (with `tweak`) re-randomised for the child key."""
+    """sigma_i' for a consumed presignature record, always re-randomised: for the child key with `tweak`, for the
+    master key (tweak 0) with None. There is no plain partial: a pooled R is known before the digest, and a plain
+    master-key signature on m* + r t is one on m* under the child Y + t G (protocols/ecdsa/sign.py)."""
     m = digest_to_int(digest)
     if tweak is None:
-        return (rec.k * m + rec.r * rec.chi) % Q
+        tweak = 0
     if rec.R is None or rec.signers is None:
-        raise InvalidInput("this presignature predates HD support and signs for the master key only")
+        raise InvalidInput("this presignature predates re-randomised signing (no stored R): presign again")
     if rec.R.x() % Q != rec.r:
         raise InvalidInput("stored presignature is inconsistent (R does not match r)")
     child = rerandomize(rec.presignature_id, rec.R, rec.signers, key.public_key, tweak, digest)

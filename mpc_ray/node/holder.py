@@ -25,14 +25,12 @@ from ..errors import InvalidInput, MpcError
 from ..protocols.base import RoundParty
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
-from ..protocols.ecdsa.presign import PresignParty
-from ..crypto.secp256k1 import Q
-from ..protocols.ecdsa.sign import digest_to_int
+from ..protocols.ecdsa.presign import MessageAttestor, PresignParty
 from ..protocols.wire import encode
 from .actor_runtime import settle_gc_for_latency
-from .envelope import SealedEnvelope, open_envelope, seal
-from .hd import split_request
+from .envelope import SealedEnvelope, SessionKeys, open_envelope, seal
 from .identity import NodeIdentity, NodeIdentityPublic
+from .principals import RequestKind
 from .records import (
     aux_from_bytes,
     aux_to_bytes,
@@ -103,13 +101,14 @@ class SpentFileDeleter:
 class BeginRequest:
     """Start one protocol session on this holder. `params` holds only public values."""
 
-    protocol: str  # "aux" | "keygen" | "presign"
+    protocol: str  # "aux" | "keygen" | "presign" | "identify" | ...
     sid: bytes
     parties: list[int]
     params: dict[str, Any] = field(default_factory=dict)
 
 
 MAX_SID_BYTES = 128
+MAX_OPEN_SESSIONS = 1024
 MAX_SESSION_PARTIES = 256
 
 
@@ -149,6 +148,13 @@ class _Session:
     protocol: str
     machine: RoundParty
     params: dict[str, Any]
+    keys: SessionKeys | None = None  # ephemeral keys of a FORWARD_SECURE session; erased by _drop
+
+
+# Sessions whose direct messages carry shares or sub-shares: sealed under per-session ephemeral keys, so that a
+# later break-in cannot open their recorded transcript and undo a refresh (node/envelope.py, "Forward secrecy").
+# Each has a broadcast-only round 1, which announces the keys.
+FORWARD_SECURE = frozenset({"keygen", "frost-dkg", "refresh", "reshare", "reshare-aux"})
 
 
 class HolderNotReady(MpcError):
@@ -249,29 +255,42 @@ class ShareHolder:
             self._load_directory()  # the holder may have set it, or added members, after this worker started
         if not self.directory:
             raise HolderNotReady("committee directory not set")
-        if self.role == "worker" and req.protocol != "presign":
-            raise InvalidInput("presign workers run presigning only")
+        if self.role == "worker" and req.protocol not in ("presign", "identify"):
+            raise InvalidInput("presign workers run presigning (and identify their failed runs) only")
         if req.sid in self.sessions:
             raise InvalidInput("session id already in use")
+        if len(self.sessions) >= MAX_OPEN_SESSIONS:  # whoever can call the actor cannot exhaust this node's memory
+            raise InvalidInput(f"{MAX_OPEN_SESSIONS} sessions are open on this holder: finish or drop some first")
         if not set(req.parties) <= set(self.directory) or self.party not in req.parties:
             raise InvalidInput("session parties must be committee members including this holder")
         machine = self._machine(req)
-        self.sessions[req.sid] = _Session(req.protocol, machine, dict(req.params))
-        return StepResult(req.sid, self._seal(req.protocol, machine.start()))
+        keys = SessionKeys() if req.protocol in FORWARD_SECURE else None
+        self.sessions[req.sid] = _Session(req.protocol, machine, dict(req.params), keys)
+        return StepResult(req.sid, self._seal(req.protocol, machine.start(), keys))
 
     def _machine(self, req: BeginRequest) -> RoundParty:
         if req.protocol == "aux":
+            if self.has_aux():  # set up once per committee; again only for members an admin quorum added
+                self._authorized().check_approved(req.params.get("approval"), RequestKind.EXTEND_DIRECTORY,
+                                                  lambda params: {m[0] for m in params["members"]} <= set(req.parties))
             return AuxInfoParty(req.sid, self.party, req.parties, as_level(req.params.get("level", "128")),
                                 allow_test_keys=self.allow_test_keys)
         if req.protocol == "keygen":
-            check_key_id(req.params["key_id"])
-            if self.store.get(f"key-{req.params['key_id']}") is not None:
+            key_id, threshold = check_key_id(req.params.get("key_id")), req.params.get("threshold")
+            if type(threshold) is not int:
+                raise InvalidInput("threshold must be an integer")
+            self._authorized().approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
+                "key_id": key_id, "scheme": "ecdsa-secp256k1", "threshold": threshold, "parties": sorted(req.parties)})
+            if self.store.get(f"key-{key_id}") is not None:
                 raise InvalidInput("key id exists")
-            return KeygenParty(req.sid, self.party, req.parties, int(req.params["threshold"]))
+            return KeygenParty(req.sid, self.party, req.parties, threshold)
         if req.protocol == "presign":
             from .lifecycle import presign_inputs  # key lifecycle hook: the current epoch's share and aux info
             key, aux = presign_inputs(self, req.params["key_id"])
-            return PresignParty(req.sid, key, aux, req.parties)
+            return PresignParty(req.sid, key, aux, req.parties, attestor=self._attestor())
+        if req.protocol == "identify":  # identification hook: node/identify.py
+            from .identify import identify_machine
+            return identify_machine(self, req)
         if req.protocol == "frost-dkg":  # FROST hook: frost_holder.py
             from .frost_holder import dkg_machine
             return dkg_machine(self, req)
@@ -280,9 +299,18 @@ class ShareHolder:
             return lifecycle_machine(self, req)
         raise InvalidInput(f"unknown protocol {req.protocol!r}")
 
-    def _seal(self, protocol: str, envelopes) -> list[SealedEnvelope]:
+    def _attestor(self) -> MessageAttestor:
+        """Signs this party's MtA messages with its node identity and checks peers' against the directory, so that
+        identification can tell who sent what (protocols/ecdsa/presign.py)."""
+        def verify(party: int, data: bytes, signature: bytes) -> bool:
+            peer = self.directory.get(party)
+            return peer is not None and peer.verify(data, signature)
+
+        return MessageAttestor(self.identity.sign, verify)
+
+    def _seal(self, protocol: str, envelopes, keys: SessionKeys | None = None) -> list[SealedEnvelope]:
         return [
-            seal(self.identity, e, protocol, None if e.recipient is None else self.directory[e.recipient])
+            seal(self.identity, e, protocol, None if e.recipient is None else self.directory[e.recipient], keys)
             for e in envelopes
         ]
 
@@ -293,15 +321,19 @@ class ShareHolder:
         if session is None:
             raise HolderNotReady("unknown or expired session (the holder may have restarted)")
         try:
-            envs = [open_envelope(s, me=self.identity, directory=self.directory, expected_protocol=session.protocol)
-                    for s in sealed]
+            envs = [open_envelope(s, me=self.identity, directory=self.directory, expected_protocol=session.protocol,
+                                  session=session.keys) for s in sealed]
             out = session.machine.receive(envs)
             if not session.machine.done:
-                return StepResult(sid, self._seal(session.protocol, out))
+                return StepResult(sid, self._seal(session.protocol, out, session.keys))
             result = self._finish(session)
-        except BaseException:
-            self._drop(sid)
-            raise
+        except BaseException as exc:
+            from .identify import after_failure  # identification hook: keeps a failed presigning (node/identify.py)
+            answer = after_failure(self, sid, session, exc)
+            if answer is None:
+                self._drop(sid)
+                raise
+            return answer
         self._drop(sid)
         return StepResult(sid, [], done=True, result=result)
 
@@ -312,8 +344,10 @@ class ShareHolder:
 
     def _drop(self, sid: bytes) -> None:
         session = self.sessions.pop(sid, None)
-        if session is not None and isinstance(session.machine, PresignParty):
+        if session is not None and hasattr(session.machine, "wipe"):  # presigning, and identification's kept runs
             session.machine.wipe()
+        if session is not None and session.keys is not None:
+            session.keys.erase()  # forward secrecy: nothing left here opens the session's direct messages
 
     def _finish(self, session: _Session) -> Any:
         out = session.machine.output
@@ -336,6 +370,9 @@ class ShareHolder:
                 else:  # a fresh random id: never consumed, so no ledger check is needed
                     self.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
             return encode(out.public)
+        if session.protocol == "identify":  # identification hook: node/identify.py
+            from .identify import finish_identify
+            return finish_identify(self, session)
         if session.protocol == "frost-dkg":  # FROST hook: frost_holder.py
             from .frost_holder import finish_dkg
             return finish_dkg(self, session)
@@ -411,36 +448,11 @@ class ShareHolder:
         return self.vault.count(f"presig-{check_key_id(key_id)}")
 
     # signing ------------------------------------------------------------------------------------------
-    def partial_sign(self, key_id: str, requests: list[tuple[bytes, bytes]]) -> list[int]:
-        """sigma_i for each (presignature id, 32-byte digest[, derivation path]). Every presignature is consumed (one
-        fsync for the batch) before any partial is computed or returned; a consumed id raises AlreadyConsumed.
-        With a path ("m/0/7") the partial is for that BIP32 child, the presignature re-randomised (node/hd.py)."""
-        check_key_id(key_id)
-        if not isinstance(requests, (list, tuple)) or not requests:
-            raise InvalidInput("expected a non-empty list of (presignature id, digest[, derivation path])")
-        parsed = [split_request(r) for r in requests]  # every shape checked before anything is consumed
-        tweaks = None
-        if any(path is not None for _, _, path in parsed):  # HD hook: every path is checked before anything too
-            from .hd import ecdsa_partial, ecdsa_tweak
-            key = self.key(key_id)
-            tweaks = [None if path is None else ecdsa_tweak(key, path) for _, _, path in parsed]
-        requests = [(pid, digest) for pid, digest, _ in parsed]
-        kind = f"presig-{key_id}"
-        ids = [pid for pid, _ in requests]
-        raw = self.vault.take_many(kind, ids, delete=False)  # consumed durably here, before anything is computed
-        try:
-            partials = []
-            for n, (data, (pid, digest)) in enumerate(zip(raw, requests)):
-                rec = presignature_from_bytes(data)
-                if rec.presignature_id != pid:
-                    raise InvalidInput("presignature id mismatch")
-                if tweaks is not None and tweaks[n] is not None:
-                    partials.append(ecdsa_partial(rec, key, digest, tweaks[n]))
-                    continue
-                partials.append((rec.k * digest_to_int(digest) + rec.r * rec.chi) % Q)
-            return partials
-        finally:
-            self._deleter.submit(self.vault.delete_consumed, kind, ids)  # unlink the spent files off the hot path
+    def partial_sign(self, request: Any, items: list[tuple[int, bytes]]) -> list[int]:
+        """sigma_i for each (message index, presignature id) of an operator-signed ``raw_batch`` request, after this
+        node's own checks (principal, policy, each message once) and audit record (node/authorized.py `sign_raw`).
+        Every partial is re-randomised (node/hd.py); presignatures are consumed before any partial is computed."""
+        return self._authorized().sign_raw(request, items)
 
     # key lifecycle hooks: the logic lives in lifecycle.py and backup.py ---------------------------------
     def key_epoch(self, key_id: str) -> int:
@@ -466,20 +478,31 @@ class ShareHolder:
         from .lifecycle import discard
         return discard(self, key_id, epoch)
 
-    def extend_directory(self, entries: list[NodeIdentityPublic]) -> None:
-        """Add new committee members (existing entries never change)."""
+    def extend_directory(self, request: Any, entries: list[NodeIdentityPublic]) -> None:
+        """Add new committee members (existing entries never change), as an admin-quorum request approves."""
         from .lifecycle import extend_directory
-        extend_directory(self, entries)
+        extend_directory(self, request, entries)
 
-    def backup(self, passphrase: str, kdf: str = "moderate") -> bytes:
-        """Encrypted export of this holder's shares and state (no pooled presignatures or nonces)."""
+    def backup(self, request: Any, passphrase: str, kdf: str = "moderate") -> bytes:
+        """Encrypted export of this holder's shares and state (no pooled presignatures or nonces), for an
+        admin-quorum ``backup`` request naming this party."""
         from .backup import export_backup
+        self._authorized().approve(request, RequestKind.BACKUP, {"party": self.party})
         return export_backup(self, passphrase, kdf=kdf)
 
-    def restore(self, blob: bytes, passphrase: str) -> dict:
-        """Restore a backup; every pooled presignature and nonce is discarded, the consumed ledger only grows."""
-        from .backup import restore_backup
-        return restore_backup(self, blob, passphrase)
+    def restore(self, request: Any, blob: bytes, passphrase: str) -> dict:
+        """Restore a backup, for an admin-quorum ``restore`` request naming this party and the blob's SHA-256;
+        every pooled presignature and nonce is discarded, the consumed ledger only grows."""
+        from .backup import approve_fresh_restore, audit_fresh_restore, restore_backup, restore_params
+        params = restore_params(self.party, blob)
+        if self.store.get("principals") is not None:
+            self._authorized().approve(request, RequestKind.RESTORE, params)
+            return restore_backup(self, blob, passphrase)
+        approve_fresh_restore(self, request, blob, passphrase, params)  # the backup's own admins decide
+        had_log = (self.dir / "audit.jsonl").exists()  # signed by the identity the restore replaces
+        out = restore_backup(self, blob, passphrase)
+        audit_fresh_restore(self, request, had_log)
+        return out
 
     # FROST hooks: the logic lives in frost_holder.py ---------------------------------------------------
     def frost_commit(self, key_id: str, count: int) -> list[tuple[bytes, bytes]]:
@@ -487,11 +510,10 @@ class ShareHolder:
         from .frost_holder import commit
         return commit(self, key_id, count)
 
-    def frost_sign(self, key_id: str, requests: list, with_group_commitment: bool = False) -> list:
-        """FROST signature shares for [(nonce id, message, commitment list[, tap_tweak[, derivation path]])]; nonces
-        consumed durably first."""
-        from .frost_holder import sign
-        return sign(self, key_id, requests, with_group_commitment=with_group_commitment)
+    def frost_sign(self, request: Any, items: list[tuple[int, bytes, bytes]]) -> list[tuple[int, bytes]]:
+        """(z_i, R) for each (message index, nonce id, commitment list) of an operator-signed ``raw_batch`` request on
+        a FROST key, after this node's own checks and audit record (node/authorized.py `frost_raw`)."""
+        return self._authorized().frost_raw(request, items)
 
 
 def _encode_directory(entries: list[NodeIdentityPublic]) -> bytes:

@@ -3,20 +3,26 @@
 The public half (`NodeIdentityPublic`) is what the committee directory holds and what the coordinator may see.
 The secret half never leaves the share holder except encrypted, through `to_secret_bytes()` into the node's
 `EncryptedStore`; `NodeIdentity` refuses to be pickled so that it cannot slip into Ray's object store by accident.
+
+`SessionKey` is the other kind of X25519 key a node has: an ephemeral one, made for one protocol session, held in
+memory only and erased when the session ends (see envelope.py for why and how it is used). Its public half is
+authenticated by the node identity's signature on the envelope that announces it.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.public
 import nacl.signing
 
 from ..errors import InvalidInput
 
-__all__ = ["KEY_BYTES", "SIGNATURE_BYTES", "NodeIdentity", "NodeIdentityPublic"]
+__all__ = ["KEY_BYTES", "SIGNATURE_BYTES", "NodeIdentity", "NodeIdentityPublic", "SessionKey"]
 
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -149,4 +155,82 @@ class NodeIdentity:
         return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NodeIdentity:
+        return self
+
+
+_NONCE_BYTES = nacl.bindings.crypto_box_NONCEBYTES
+
+
+class SessionKey:
+    """An ephemeral X25519 key of one protocol session: memory only, never stored, never pickled.
+
+    `encrypt_to` / `decrypt_from` are nacl Box (X25519, XSalsa20-Poly1305; random nonce from `secrets` prepended)
+    between this key and a peer's session public key. `erase()` drops the secret and every derived shared key; the
+    key is useless afterwards. Python cannot scrub memory it has freed, so erasure means that nothing reachable
+    (and nothing on disk: the key is never written) can open what was sealed with it.
+    """
+
+    __slots__ = ("_public", "_secret", "_shared")
+
+    def __init__(self) -> None:
+        self._secret: bytes | None = secrets.token_bytes(KEY_BYTES)
+        self._public = nacl.bindings.crypto_scalarmult_base(self._secret)
+        self._shared: dict[bytes, bytes] = {}  # peer public key -> Box shared key (one X25519 per peer)
+
+    @property
+    def public(self) -> bytes:
+        return self._public
+
+    @property
+    def erased(self) -> bool:
+        return self._secret is None
+
+    def agree(self, peer_public: bytes) -> bytes:
+        """The Box shared key with `peer_public` (cached). InvalidInput for a key that is not a usable X25519 point
+        (wrong length, or of small order: libsodium refuses the all-zero shared secret)."""
+        if self._secret is None:
+            raise InvalidInput("this session key has been erased")
+        if not isinstance(peer_public, bytes) or len(peer_public) != KEY_BYTES:
+            raise InvalidInput(f"a session public key is {KEY_BYTES} bytes")
+        shared = self._shared.get(peer_public)
+        if shared is None:
+            try:
+                shared = nacl.bindings.crypto_box_beforenm(peer_public, self._secret)
+            except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError):
+                raise InvalidInput("the session public key is of small order") from None
+            self._shared[peer_public] = shared
+        return shared
+
+    def encrypt_to(self, peer_public: bytes, plaintext: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return nonce + nacl.bindings.crypto_box_easy_afternm(bytes(plaintext), nonce, self.agree(peer_public))
+
+    def decrypt_from(self, peer_public: bytes, ciphertext: bytes) -> bytes:
+        """Inverse of the peer's `encrypt_to(self.public, ...)`; nacl.exceptions.CryptoError if it does not open."""
+        if len(ciphertext) < _NONCE_BYTES:
+            raise nacl.exceptions.CryptoError("ciphertext too short")
+        nonce, ct = ciphertext[:_NONCE_BYTES], ciphertext[_NONCE_BYTES:]
+        return nacl.bindings.crypto_box_open_easy_afternm(bytes(ct), nonce, self.agree(peer_public))
+
+    def erase(self) -> None:
+        self._secret = None
+        self._shared.clear()
+
+    def __repr__(self) -> str:
+        state = "erased" if self._secret is None else "<secret redacted>"
+        return f"SessionKey(public={self._public.hex()[:16]}.., {state})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a SessionKey is ephemeral and never leaves its process")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        self.__reduce__()
+        raise AssertionError("unreachable")
+
+    def __copy__(self) -> SessionKey:
+        return self  # a copy would outlive erase()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SessionKey:
         return self

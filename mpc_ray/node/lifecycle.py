@@ -27,6 +27,11 @@ own - and then, under the node's exclusive lifecycle lock:
 3. records the epoch and drops the pending entry. `commit` is idempotent, so a coordinator retries it freely.
 Presign workers (other processes on the node) take a shared lock to store a presignature and refuse to store
 one made with a share that is no longer the stored one, so no presignature of an old epoch survives a commit.
+
+Forward secrecy: the direct messages of these sessions (zero-shares, sub-shares) are sealed under per-session
+ephemeral X25519 keys, announced in each party's signed round-1 broadcast and erased when the session ends
+(node/envelope.py); `commit` and `discard` also drop any abandoned session of the key (`end_sessions`). A later
+break-in finds nothing that opens a recorded refresh, so it learns the new share and no old one.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from ..crypto.frost_suites import SECP256K1, get_suite
 from ..crypto.params import level as as_level
 from ..crypto.secp256k1 import Point
-from ..errors import InvalidInput, MpcError, ProtocolAbort
+from ..errors import InvalidInput, MpcError, PolicyDenied, ProtocolAbort
 from ..protocols.base import RoundParty
 from ..protocols.common import same_bytes
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
@@ -53,6 +58,7 @@ from ..protocols.reshare import OldCommittee, ReshareParty, ecdsa_key_share, fro
 from ..protocols.wire import WireError, decode, encode
 from .frost_records import key_package_to_bytes, public_package_from_bytes, public_package_to_bytes
 from .identity import NodeIdentityPublic
+from .principals import RequestKind
 from .records import aux_from_bytes, aux_to_bytes, key_from_bytes, key_to_bytes
 
 if TYPE_CHECKING:
@@ -316,6 +322,7 @@ def lifecycle_machine(holder: "ShareHolder", req: "BeginRequest") -> RoundParty:
     p = req.params
     key_id = _check_key_id(p.get("key_id"))
     epoch = _int(p.get("epoch"), "epoch", 1)
+    approval = _approve(holder, req, key_id)  # the admin quorum approved exactly this action: before anything else
     if holder.store.exists(pending_entry(key_id)) and req.protocol != "reshare-aux":
         raise InvalidInput(f"key {key_id!r} has a pending epoch: commit or discard it first")
     if req.protocol == "refresh":
@@ -345,6 +352,10 @@ def lifecycle_machine(holder: "ShareHolder", req: "BeginRequest") -> RoundParty:
             raise InvalidInput("epochs only move forward")
         # every holder of the key (dealing or not) checks the relayed package against its own view
         old, _, share = _old_committee(holder, key_id, scheme, old_public, have is not None)
+        if approval is RequestKind.REFRESH_KEY and (  # a FROST refresh is a resharing onto the same committee
+                sorted(new_parties) != sorted(old.parties) or _int(p.get("new_threshold"), "new_threshold", 1)
+                != old.threshold):
+            raise PolicyDenied("admin.params", "a refresh keeps the key's committee and threshold")
         share = share if is_dealer else None
         context = hashlib.sha256(b"mpc-ray/lifecycle/reshare-context/v1" + len(key_id).to_bytes(2, "big")
                                  + key_id.encode() + scheme.encode() + b"\x00" + old_public).digest()
@@ -362,6 +373,22 @@ def lifecycle_machine(holder: "ShareHolder", req: "BeginRequest") -> RoundParty:
         return AuxInfoParty(_bound_sid(req.sid, key_id, epoch), holder.party, req.parties, level,
                             allow_test_keys=holder.allow_test_keys)
     raise InvalidInput(f"unknown lifecycle protocol {req.protocol!r}")
+
+
+def _approve(holder: "ShareHolder", req: "BeginRequest", key_id: str) -> RequestKind | None:
+    """Check the admin approval a refresh or resharing session carries (node/authorized.py `approve`); returns
+    its kind. A resharing's aux-info session needs none: it runs only for an approved, pending resharing."""
+    if req.protocol == "reshare-aux":
+        return None
+    approval = req.params.get("approval")
+    kind = getattr(approval, "kind", None)
+    if req.protocol == "refresh" or kind is RequestKind.REFRESH_KEY:
+        holder._authorized().approve(approval, RequestKind.REFRESH_KEY, {"key_id": key_id})
+        return RequestKind.REFRESH_KEY
+    params = {"key_id": key_id, "parties": sorted(_int_list(req.params.get("new_parties"), "new_parties")),
+              "threshold": _int(req.params.get("new_threshold"), "new_threshold", 1)}
+    holder._authorized().approve(approval, RequestKind.RESHARE_KEY, params)
+    return RequestKind.RESHARE_KEY
 
 
 def load_pending(holder: "ShareHolder", key_id: str) -> PendingRecord | None:
@@ -428,10 +455,20 @@ def _public_only(out: Any) -> Any:
 def discard(holder: "ShareHolder", key_id: str, epoch: int) -> bool:
     """Drop a pending epoch the coordinator abandoned (the current epoch stays in use). True if one was dropped."""
     _check_key_id(key_id)
+    end_sessions(holder, key_id, epoch)
     pending = load_pending(holder, key_id)
     if pending is None or pending.epoch != epoch:
         return False
     return holder.store.delete(pending_entry(key_id))
+
+
+def end_sessions(holder: "ShareHolder", key_id: str, epoch: int) -> None:
+    """Drop every lifecycle session of the key to `epoch` or earlier still open here (one the coordinator abandoned
+    mid-way), which erases its ephemeral session keys: none outlives the commit or discard of its epoch."""
+    stale = [sid for sid, s in list(holder.sessions.items())
+             if s.protocol in LIFECYCLE_PROTOCOLS and s.params.get("key_id") == key_id
+             and isinstance(s.params.get("epoch"), int) and s.params["epoch"] <= epoch]
+    holder.drop_sessions(stale)
 
 
 # phase two: confirm and commit ------------------------------------------------------------------------------
@@ -469,6 +506,7 @@ def commit(holder: "ShareHolder", key_id: str, epoch: int, digest: bytes, confir
     if pending is None:
         if current_epoch(holder, key_id) == epoch and same_bytes(_epoch_record(holder, key_id).get("digest", "")
                                                                  .encode(), digest.hex().encode()):
+            end_sessions(holder, key_id, epoch)
             return {"epoch": epoch, "destroyed": 0, "member": scheme_of(holder, key_id) is not None}
         raise InvalidInput("no pending epoch to commit")
     if pending.epoch != epoch or not same_bytes(pending.digest, digest):
@@ -480,6 +518,7 @@ def commit(holder: "ShareHolder", key_id: str, epoch: int, digest: bytes, confir
         holder.store.put(epoch_entry(key_id), json.dumps(
             {"epoch": epoch, "scheme": pending.scheme, "digest": digest.hex(), "member": bool(pending.share)}).encode())
         holder.store.delete(pending_entry(key_id))
+    end_sessions(holder, key_id, epoch)
     return {"epoch": epoch, "destroyed": destroyed, "member": bool(pending.share)}
 
 
@@ -552,13 +591,21 @@ def public_view(holder: "ShareHolder", key_id: str) -> dict:
     return {"scheme": scheme, "epoch": current_epoch(holder, key_id), "public": public}
 
 
-def extend_directory(holder: "ShareHolder", entries: Sequence[NodeIdentityPublic]) -> None:
-    """Add new committee members' identities. Existing entries never change (trust on first use, as
+def directory_params(entries: Sequence[NodeIdentityPublic]) -> dict:
+    """What an admin approves to add members: each new party with its node identity's public keys."""
+    return {"members": [[e.party, e.verify_key.hex(), e.box_key.hex()] for e in sorted(entries, key=lambda e: e.party)]}
+
+
+def extend_directory(holder: "ShareHolder", request: Any, entries: Sequence[NodeIdentityPublic]) -> None:
+    """Add new committee members' identities, as approved by the admin quorum (an ``extend_directory`` request
+    naming each new member and its identity keys). Existing entries never change (trust on first use, as
     `set_directory`); an entry that contradicts one is refused and nothing is added."""
+    if not isinstance(entries, (list, tuple)) or not all(isinstance(e, NodeIdentityPublic) for e in entries):
+        raise InvalidInput("directory entries must be NodeIdentityPublic")
+    added = [e for e in entries if e.party not in holder.directory]
+    holder._authorized().approve(request, RequestKind.EXTEND_DIRECTORY, directory_params(added))
     new = dict(holder.directory)
     for e in entries:
-        if not isinstance(e, NodeIdentityPublic):
-            raise InvalidInput("directory entries must be NodeIdentityPublic")
         if e.party in new and new[e.party] != e:
             raise InvalidInput(f"party {e.party} is already in the directory with another identity")
         new[e.party] = e

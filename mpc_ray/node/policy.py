@@ -43,8 +43,11 @@ node signs 1.5 C through signer sets {1,2}, {2,3}, {1,3}.) The price: one fixed 
 it. `Policy.validate_for_key(threshold, parties)` refuses, with `PolicyConfigError` (an `InvalidInput`), any
 configuration whose promise cannot hold or that contradicts itself:
 
-- a spending cap together with ``raw_digest`` or generic ``typed_data`` allowed (an opaque digest or an EIP-2612
-  permit can move any asset uncounted);
+- a spending cap together with ``raw_digest``, generic ``typed_data`` or ``personal_message`` allowed (an opaque
+  digest, an EIP-2612 permit or a Safe transaction hash signed as a personal message can move any asset uncounted);
+- two networks of a family whose transactions do not commit to the network (``solana:*``, ``bip122:*``): a
+  transfer signed under the test network's label is valid on mainnet (`check_chain_families`; the holder also
+  checks all the policies of one key together);
 - a contract-call rule that targets the contract of a capped ERC-20 asset (``transferFrom``, ``increaseAllowance``
   and friends would bypass the count);
 - a window cap whose per-node budget is 0, or below the per-transaction cap (that transaction could never be
@@ -57,9 +60,10 @@ overlaps the window, so it over-counts by at most one bucket, never under-counts
 changes. Size stays bounded (about 8,700 buckets per asset at most).
 
 Integration (the holder, later): on ``set_policy``: `RequestVerifier.verify` -> `policy_from_request` ->
-``policy.validate_for_key(key.threshold, key.parties)`` -> store ``policy.to_bytes()`` under
-`policy_store_name`. On ``sign``: verify -> ``check_binding(stored policy of (key_id, principal) or None, verified)``
--> ``intent = intent_from_request(verified.request)`` -> load `SpendState` from `spend_store_name` -> ``decision =
+``policy.validate_for_key(key.threshold, key.parties)`` -> the version above the stored one's (``Policy.version``;
+else PolicyDenied ``admin.stale_version``) -> store ``policy.to_bytes()`` under `policy_store_name`. On
+``sign``: verify -> ``check_binding(stored policy of (key_id, principal) or None, verified)`` -> ``intent =
+intent_from_request(verified.request)`` -> load `SpendState` from `spend_store_name` -> ``decision =
 PolicyEngine(policy, state, threshold=t, parties=n).authorize(intent, now)`` (raises PolicyDenied; records spend
 only if allowed) -> ``store.put(spend_store_name(...), state.to_bytes())`` BEFORE any presignature is consumed ->
 sign ``intent.digest`` (never a digest from the coordinator) -> audit. Hold one lock per (key, agent) from loading
@@ -103,12 +107,14 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import InvalidInput, PolicyDenied
+from ..errors import InvalidInput, MpcError, PolicyDenied
 from .principals import (
+    NOT_REFUSALS,
     RequestFormat,
     RequestKind,
     SignedRequest,
     VerifiedRequest,
+    check_json_bounds,
     parse_strict_json,
 )
 
@@ -127,6 +133,7 @@ __all__ = [
     "TxType",
     "WindowCap",
     "check_binding",
+    "check_chain_families",
     "decode_evm_transaction",
     "decode_personal_message",
     "decode_solana_message",
@@ -161,7 +168,12 @@ class TxType(StrEnum):
     RAW_DIGEST = "raw_digest"  # a caller-given digest: opaque; off unless a policy allows it
 
 
-_OPAQUE_TYPES = frozenset({TxType.RAW_DIGEST, TxType.TYPED_DATA})
+# signed without the holders seeing an amount: never together with a spending cap. A personal message is opaque too:
+# its bytes can be a Safe transaction hash or any protocol's off-chain order (and a 32-byte one is refused outright).
+_OPAQUE_TYPES = frozenset({TxType.RAW_DIGEST, TxType.TYPED_DATA, TxType.PERSONAL_MESSAGE})
+# chain families whose transactions do not commit to their network: a Solana message or a Bitcoin PSBT signed for a
+# test network is just as valid on mainnet, so the request's chain label is all that tells them apart
+_UNBOUND_FAMILIES = ("solana:", "bip122:")
 _EVM_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _CHAIN_RE = re.compile(r"[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}")
 _SELECTOR_RE = re.compile(r"0x[0-9a-f]{8}")
@@ -505,8 +517,13 @@ def decode_typed_data(data: bytes | str | Mapping[str, Any]) -> Intent:
 
 
 def decode_personal_message(message: bytes, chain: str | None = None) -> Intent:
-    """An EIP-191 personal_sign message; the digest is computed here with eth-account's `encode_defunct`."""
+    """An EIP-191 personal_sign message; the digest is computed here with eth-account's `encode_defunct`.
+
+    A message of exactly 32 bytes is refused (PolicyDenied ``policy.personal_message``): that is a hash (a Safe
+    transaction hash is approved by signing it as a personal message), which only a ``raw_digest`` policy signs."""
     message = _as_bytes(message, "message")
+    if len(message) == 32:
+        raise PolicyDenied("policy.personal_message", "a 32-byte personal message is a hash: sign it as raw_digest")
     digest = bytes(_hash_eip191_message(encode_defunct(primitive=message)))
     return Intent(TxType.PERSONAL_MESSAGE, chain or None, digest, details=(("length", str(len(message))),))
 
@@ -620,7 +637,21 @@ def intent_from_request(request: SignedRequest) -> Intent:
     The chain decoded from a transaction / typed-data domain must equal the request's ``chain`` when both are set
     (else PolicyDenied ``policy.chain``); formats that carry no chain (raw digest, personal message, Solana) take the
     request's ``chain``.
+
+    Whatever a decoder raises is a typed refusal of this request: an `MpcError` as it is, anything else InvalidInput,
+    native panics included (solders' pyo3 ``PanicException`` derives from BaseException and passes ``except
+    Exception``); only KeyboardInterrupt, SystemExit and GeneratorExit pass through.
     """
+    try:
+        return _intent_from_request(request)
+    except (MpcError, *NOT_REFUSALS):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - see the docstring: a decoder's failure is the request's refusal
+        fmt = getattr(getattr(request, "format", None), "value", "?")
+        raise InvalidInput(f"the {fmt} body could not be decoded ({type(exc).__name__})") from None
+
+
+def _intent_from_request(request: SignedRequest) -> Intent:
     if not isinstance(request, SignedRequest):
         raise InvalidInput("expected a SignedRequest")
     if request.kind is not RequestKind.SIGN:
@@ -776,6 +807,11 @@ class Policy(_Model):
     # HD: None = this agent signs only with the key itself (requests without a derivation path); a tuple = only
     # for exactly these BIP32 child paths ("m/0/7"; "m" = the key itself, re-randomised), never without a path.
     derivation_paths: tuple[str, ...] | None = None
+    # True: any path, and the key itself (a back-office operator of a dev cluster); derivation_paths must be None
+    any_derivation_path: bool = False
+    # a holder accepts a set_policy for (key, agent) only with a version above the one it has (admin.stale_version):
+    # an older signed policy held back and delivered late cannot undo a stricter one. 1: the first one.
+    version: Annotated[int, Field(ge=1, le=2**64 - 1)] = 1
 
     @field_validator("derivation_paths")
     @classmethod
@@ -814,6 +850,7 @@ class Policy(_Model):
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Policy:
+        check_json_bounds(data.encode() if isinstance(data, str) else data)
         try:
             return cls.model_validate_json(data)
         except ValidationError as e:
@@ -840,6 +877,7 @@ class Policy(_Model):
                 f"compromised_holders={c} >= threshold={threshold}: that many holders could sign alone, "
                 "no holder-side cap can hold"
             )
+        check_chain_families([self])
         capped = [lim for lim in self.asset_limits if lim.capped]
         opaque = sorted(t.value for t in _OPAQUE_TYPES if t in self.allowed_tx_types)
         if capped and opaque:
@@ -879,6 +917,22 @@ class Policy(_Model):
                 )
 
 
+def check_chain_families(policies: Iterable[Policy]) -> None:
+    """PolicyConfigError if `policies` (one, or all those of one key) allow two networks of a family whose
+    transactions do not commit to the network (``solana:*``, ``bip122:*``). A Solana message or a PSBT carries no
+    chain id: what is signed for a test network is valid on mainnet too, so an agent allowed an uncapped test network
+    could spend mainnet funds of the key by labelling them so. One network per family and key makes the label moot.
+    EVM chains may be mixed: EIP-155 and typed transactions commit to their chain id."""
+    chains = {c for p in policies for c in p.allowed_chains}
+    for family in _UNBOUND_FAMILIES:
+        mine = sorted(c for c in chains if c.startswith(family))
+        if len(mine) > 1:
+            raise PolicyConfigError(
+                f"{family}* transactions do not commit to their network, so {', '.join(mine)} cannot be told apart "
+                "on one key: allow one of them (use another key for another network)"
+            )
+
+
 def node_budget(cap: int, threshold: int, parties: int, compromised: int = 0) -> int:
     """What one holder may approve so that the committee total stays <= `cap` for any signer sets:
     floor(cap * (t - c) / (n - c))."""
@@ -913,6 +967,8 @@ def check_derivation_path(policy: Policy, request: SignedRequest) -> None:
     (key, agent) pins: none at all when `Policy.derivation_paths` is None, else one of those paths exactly."""
     path = request.derivation_path or None
     allowed = policy.derivation_paths
+    if policy.any_derivation_path and allowed is None:
+        return
     if (path is None and allowed is None) or (path is not None and allowed is not None and path in allowed):
         return
     raise PolicyDenied("policy.derivation_path", "this agent may not sign for that derivation path of the key")
@@ -1000,7 +1056,7 @@ class SpendState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SpendState:
-        obj: Any = parse_strict_json(_as_bytes(data, "spend state"))
+        obj: Any = parse_strict_json(_as_bytes(data, "spend state"), max_bytes=None)  # the node's own, any size
         state = cls()
         try:
             if obj["v"] != cls._VERSION or obj["levels"] != [g for g, _ in _LEVELS]:

@@ -7,9 +7,10 @@ or number ambiguity), including a fresh 32-byte nonce and an expiry. Admin reque
 distinct admin signatures over the same bytes (k of m).
 
 Each holder checks every request itself with `RequestVerifier.verify(request, now)`; the coordinator only relays the
-request unchanged. The checks, in order, each a `PolicyDenied` whose ``rule`` names it:
+request unchanged. The checks, in order, each an `Unauthorized` (a `PolicyDenied`) whose ``rule`` names it:
 
 ======================== ===========================================================================================
+``auth.wrong_kind``      the request's kind is not one the entry point serves (checked first: nothing is spent)
 ``auth.unsigned``        no signatures, or none by the submitting principal
 ``auth.unknown_principal`` the submitter or a co-signer is not in the registry
 ``auth.expired``         ``now >= expiry``
@@ -30,11 +31,14 @@ ever (the ledger never prunes), 32 bytes and a checksum each on disk.
 
 Integration (the holder, later): keep a `PrincipalRegistry` in the node's `EncryptedStore` (``to_bytes`` /
 ``from_bytes``; bootstrap admins come from the deploy step), build ``RequestVerifier.from_registry(registry,
-ledger)``, and call ``verify(request, time.time())`` first thing on every sign / create_key / set_policy /
-set_principals entry point, before decoding the body. Use ``VerifiedRequest.request_digest`` as the request id in
+ledger)``, and call ``verify(request, time.time(), kinds=...)`` first thing on every sign / create_key / set_policy
+/ set_principals entry point, before decoding the body. Use ``VerifiedRequest.request_digest`` as the request id in
 the audit log: every holder computes the same one. A ``set_principals`` request carries a `PrincipalRegistry` as
-its body (`registry_from_request`); it is checked against the *current* registry's quorum, then swapped in with
-`RequestVerifier.update_registry`.
+its body (`registry_from_request`); it is checked against the *current* registry's quorum and must carry a higher
+`PrincipalRegistry.version` than the current one, then swapped in with `RequestVerifier.update_registry`.
+
+JSON from outside (request bodies, the gateway's envelopes) goes through `check_json_bounds` (size, and nesting depth
+counted by a linear scan of the bytes) before any parser sees it; `parse_strict_json` does so itself.
 
 Client side: `sign_request` builds and signs a request, `cosign` adds another admin's signature. No Ray imports.
 """
@@ -42,7 +46,9 @@ Client side: `sign_request` builds and signs a request, `cosign` adds another ad
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import re
 import secrets
 import struct
 import threading
@@ -64,12 +70,14 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import InvalidInput, PolicyDenied
+from ..errors import InvalidInput, PolicyDenied, Unauthorized
 from .store import AlreadyConsumed, ConsumedLedger
 
 __all__ = [
     "ADMIN_KINDS",
     "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "NOT_REFUSALS",
     "NONCE_BYTES",
     "Principal",
     "PrincipalRegistry",
@@ -79,6 +87,7 @@ __all__ = [
     "Role",
     "SignedRequest",
     "VerifiedRequest",
+    "check_json_bounds",
     "cosign",
     "parse_strict_json",
     "registry_from_request",
@@ -89,6 +98,13 @@ NONCE_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_BODY_BYTES = 256 * 1024  # a transaction, typed data or a policy; far more than any of them needs
 MAX_SIGNATURES = 32
+# JSON from outside (request bodies, gateway envelopes) is scanned for its nesting depth before any parser sees it:
+# json.loads recurses in C once per level, and py_ecc (imported by eth-account) lifts the recursion limit to 100,000,
+# so 70,000 nested "[" (140 KB) overflow the C stack and kill the process. No document here nests beyond a dozen.
+MAX_JSON_DEPTH = 64
+# exceptions that are not a request's fault and must never be turned into its refusal (a decoder's native panic,
+# pyo3's PanicException, is a BaseException too: everything else is caught and refused as InvalidInput)
+NOT_REFUSALS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GeneratorExit)
 DEFAULT_MAX_TTL_S = 3600.0
 DEFAULT_TTL_S = 300
 _DOMAIN = b"mpc-ray/request/v1"  # separates request signatures from anything else a principal key signs
@@ -101,8 +117,9 @@ _U64_MAX = 2**64 - 1
 
 
 class Role(StrEnum):
-    ADMIN = "admin"
-    AGENT = "agent"
+    ADMIN = "admin"  # committee changes, keys, policies, principals: needs the registry's admin quorum
+    OPERATOR = "operator"  # back-office signing of digests / messages its policy allows (mpc.sign, sign_many)
+    AGENT = "agent"  # transactions under its policy
 
 
 class RequestKind(StrEnum):
@@ -110,9 +127,19 @@ class RequestKind(StrEnum):
     CREATE_KEY = "create_key"
     SET_POLICY = "set_policy"
     SET_PRINCIPALS = "set_principals"
+    REFRESH_KEY = "refresh_key"
+    RESHARE_KEY = "reshare_key"
+    EXTEND_DIRECTORY = "extend_directory"  # add parties to the committee directory
+    BACKUP = "backup"
+    RESTORE = "restore"
+    DROP_POOLS = "drop_pools"
 
 
-ADMIN_KINDS = frozenset({RequestKind.CREATE_KEY, RequestKind.SET_POLICY, RequestKind.SET_PRINCIPALS})
+ADMIN_KINDS = frozenset({
+    RequestKind.CREATE_KEY, RequestKind.SET_POLICY, RequestKind.SET_PRINCIPALS, RequestKind.REFRESH_KEY,
+    RequestKind.RESHARE_KEY, RequestKind.EXTEND_DIRECTORY, RequestKind.BACKUP, RequestKind.RESTORE,
+    RequestKind.DROP_POOLS,
+})
 
 
 class RequestFormat(StrEnum):
@@ -122,6 +149,7 @@ class RequestFormat(StrEnum):
     EIP712 = "eip712"  # UTF-8 JSON of EIP-712 typed data {types, primaryType, domain, message}
     EIP191 = "eip191"  # message bytes for personal_sign ("\x19Ethereum Signed Message:\n" + len + message)
     RAW_DIGEST = "raw_digest"  # 32 bytes signed as is (only if a policy allows raw_digest)
+    RAW_BATCH = "raw_batch"  # several opaque messages (4-byte length || bytes each): an operator's sign_many
     SOLANA_TX = "solana_tx"  # a serialized Solana message (legacy or v0)
     BTC_PSBT = "btc_psbt"  # a BIP174 v0 PSBT spending key-path inputs of the key's own Taproot output (bip122 chains)
     JSON = "json"  # UTF-8 JSON: create_key parameters, a Policy, a PrincipalRegistry
@@ -182,6 +210,9 @@ class PrincipalRegistry(BaseModel):
 
     principals: tuple[Principal, ...]
     admin_quorum: Annotated[int, Field(ge=1, le=MAX_SIGNATURES)] = 1
+    # a holder accepts a set_principals registry only with a version above the one it has (admin.stale_version): an
+    # older signed registry held back and delivered late cannot bring a revoked principal back. 1: the first one.
+    version: Annotated[int, Field(ge=1, le=_U64_MAX)] = 1
 
     @model_validator(mode="after")
     def _consistent(self) -> PrincipalRegistry:
@@ -202,6 +233,7 @@ class PrincipalRegistry(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PrincipalRegistry:
+        check_json_bounds(data)  # pydantic's parser has a depth limit of its own; this one is ours
         try:
             return cls.model_validate_json(data)
         except ValidationError as e:
@@ -306,9 +338,37 @@ def _request_from_wire(fields: dict[str, Any]) -> SignedRequest:
         raise InvalidInput(f"malformed signed request: {where}: {e.errors()[0]['msg']}") from None
 
 
-def parse_strict_json(data: bytes) -> object:
-    """json.loads that refuses duplicate keys, NaN/Infinity and invalid UTF-8 (InvalidInput)."""
+_JSON_ESCAPE = re.compile(rb"\\.", re.S)  # a backslash and the byte after it
+_JSON_STRING = re.compile(rb'"[^"]*+"')  # a string, once no escaped quote is left in it
+_JSON_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
+
+
+def check_json_bounds(data: bytes, *, max_bytes: int | None = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """InvalidInput unless `data` is at most `max_bytes` long (None: any length) and nests arrays and objects at most
+    `max_depth` deep. A scan of the bytes in linear time, without recursion, for before any JSON parser sees them.
+
+    Depth counts ``[`` and ``{`` outside strings, as a parser meets them. Escapes (a backslash and the next byte) are
+    dropped first: inside a string every backslash starts one, and outside a string a backslash is a syntax error at
+    which every parser stops, so nothing after it is ever parsed. Then strings are dropped (no escaped quote is
+    left in them). An unterminated string leaves its brackets counted: that over-counts only a document that does not
+    parse anyway; a stray closing bracket under-counts only what follows it, where parsers stop too."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidInput("JSON must be bytes")
+    raw = bytes(data)
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise InvalidInput(f"JSON document larger than {max_bytes} bytes")
+    brackets = _JSON_STRING.sub(b"", _JSON_ESCAPE.sub(b"", raw)).translate(None, _JSON_NOT_BRACKET)
+    if max(itertools.accumulate(map(_JSON_STEP.__getitem__, brackets)), default=0) > max_depth:
+        raise InvalidInput(f"JSON nested deeper than {max_depth} levels")
+
+
+def parse_strict_json(data: bytes, *, max_bytes: int | None = MAX_BODY_BYTES) -> object:
+    """json.loads that refuses duplicate keys, NaN/Infinity and invalid UTF-8 (InvalidInput), after
+    `check_json_bounds` (size and nesting depth, checked before the parser sees a byte)."""
     import json
+
+    check_json_bounds(data, max_bytes=max_bytes)
 
     def no_dupes(pairs: list[tuple[str, object]]) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -324,7 +384,9 @@ def parse_strict_json(data: bytes) -> object:
     try:
         text = bytes(data).decode("utf-8")
         return json.loads(text, object_pairs_hook=no_dupes, parse_constant=no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except InvalidInput:
+        raise
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8, an integer of over 4,300 digits
         raise InvalidInput(f"body is not valid JSON: {type(e).__name__}") from None
 
 
@@ -406,47 +468,54 @@ class RequestVerifier:
         with self._lock:
             self._registry = registry
 
-    def verify(self, request: SignedRequest, now: float, *, durable: bool = True) -> VerifiedRequest:
-        """Check `request` at time `now` (unix seconds); consume its nonce last. PolicyDenied(rule=auth.*).
+    def verify(self, request: SignedRequest, now: float, *, durable: bool = True,
+               kinds: Iterable[RequestKind] | None = None) -> VerifiedRequest:
+        """Check `request` at time `now` (unix seconds); consume its nonce last. Unauthorized(rule=auth.*).
+
+        `kinds`: the request kinds the calling entry point serves (every entry point should pass them). Another kind
+        is ``auth.wrong_kind`` before anything else, so a relay that sends an admin's set_policy to the sign path
+        (or any request to another entry point) burns no nonce: the real one is still accepted where it belongs.
 
         durable=False consumes the nonce in memory only (see `ConsumedLedger.consume_many`): for a holder that
         journals ``VerifiedRequest.nonce_id`` in its audit record before answering and replays it after a crash."""
         if not isinstance(request, SignedRequest):
-            raise InvalidInput("expected a SignedRequest")
+            raise Unauthorized("auth.unsigned", "expected a principal's signed request")
         if not isinstance(now, (int, float)) or isinstance(now, bool) or not math.isfinite(now):
             raise InvalidInput("now must be a number of unix seconds")
+        if kinds is not None and request.kind not in set(kinds):
+            raise Unauthorized("auth.wrong_kind", f"a {request.kind.value} request does not go to this entry point")
         with self._lock:
             registry = self._registry
         if not request.signatures:
-            raise PolicyDenied("auth.unsigned", "the request carries no signature")
+            raise Unauthorized("auth.unsigned", "the request carries no signature")
         principal = registry.get(request.principal_id)
         if principal is None:
-            raise PolicyDenied("auth.unknown_principal", "the requesting principal is not registered on this node")
+            raise Unauthorized("auth.unknown_principal", "the requesting principal is not registered on this node")
         if not any(pid == request.principal_id for pid, _ in request.signatures):
-            raise PolicyDenied("auth.unsigned", "the requesting principal did not sign the request")
+            raise Unauthorized("auth.unsigned", "the requesting principal did not sign the request")
         cosigners: list[Principal] = []
         for pid, _ in request.signatures:
             p = registry.get(pid)
             if p is None:
-                raise PolicyDenied("auth.unknown_principal", "a co-signer is not registered on this node")
+                raise Unauthorized("auth.unknown_principal", "a co-signer is not registered on this node")
             cosigners.append(p)
         if now >= request.expiry:
-            raise PolicyDenied("auth.expired", "the request has expired")
+            raise Unauthorized("auth.expired", "the request has expired")
         if request.expiry - now > self._max_ttl_s:
-            raise PolicyDenied("auth.expiry_too_far", f"expiry may be at most {int(self._max_ttl_s)} s ahead")
+            raise Unauthorized("auth.expiry_too_far", f"expiry may be at most {int(self._max_ttl_s)} s ahead")
         data = request.signing_bytes()
         signers: list[str] = []
         for p, (_, sig) in zip(cosigners, request.signatures):
             if not p.verify(data, sig):
-                raise PolicyDenied("auth.bad_signature", "a request signature does not verify")
+                raise Unauthorized("auth.bad_signature", "a request signature does not verify")
             if p.id not in signers:
                 signers.append(p.id)
         signers.sort(key=lambda s: s != principal.id)  # submitter first
         if request.kind in ADMIN_KINDS:
             if not principal.is_admin or not all(p.is_admin for p in cosigners):
-                raise PolicyDenied("auth.not_admin", f"{request.kind.value} requests are for admins only")
+                raise Unauthorized("auth.not_admin", f"{request.kind.value} requests are for admins only")
             if len(signers) < registry.admin_quorum:
-                raise PolicyDenied(
+                raise Unauthorized(
                     "auth.admin_quorum",
                     f"{request.kind.value} needs {registry.admin_quorum} admin signatures, got {len(signers)}",
                 )
@@ -455,7 +524,7 @@ class RequestVerifier:
         try:
             self._ledger.consume_many([nonce_id], durable=durable)
         except AlreadyConsumed:
-            raise PolicyDenied("auth.replayed", "this request nonce was used before") from None
+            raise Unauthorized("auth.replayed", "this request nonce was used before") from None
         return VerifiedRequest(request, principal, tuple(signers), hashlib.sha256(data).digest(), nonce_id)
 
 
@@ -464,6 +533,7 @@ def registry_from_request(verified: VerifiedRequest) -> PrincipalRegistry:
     req = verified.request
     if req.kind is not RequestKind.SET_PRINCIPALS or req.format is not RequestFormat.JSON:
         raise InvalidInput("not a set_principals request with a JSON body")
+    parse_strict_json(req.body)  # bounded, and duplicate keys refused before pydantic sees the text
     return PrincipalRegistry.from_bytes(req.body)
 
 

@@ -11,7 +11,8 @@ dealer set D, w_j = lambda_j x_j and sum_j w_j = x. Rounds:
 1. dealers broadcast V_j = H(ssid, j, C_j, u_j) (hash commitment; others broadcast an empty commitment), where
    C_j = (g_j0 G, .., g_j(t'-1) G) commits to a fresh polynomial g_j of degree t'-1 with g_j(0) = w_j.
 2. dealers broadcast the decommitment and everyone an echo of round 1 (no dealer can show two committees two
-   different polynomials); dealers send g_j(k) to each receiver k (the node layer encrypts direct messages).
+   different polynomials); dealers send g_j(k) to each receiver k (the node layer seals them under the session
+   ephemeral keys announced in round 1, which is broadcast-only for that reason: node/envelope.py).
 3. everyone checks the echo and every decommitment, |C_j| = t', each point, and
    `check_dealer_commitment`: C_j0 == lambda_j X_j, against the *old* public share X_j (the CVE-2025-66017 class
    of bugs: a dealer whose constant term is not its own weighted share could shift or replace the key);

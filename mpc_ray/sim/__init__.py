@@ -10,12 +10,17 @@ For tests, notebooks and benchmarks::
     sig = key.sign(digest, path="m/0/7")        # verifies under child.public_key_bytes (re-randomised presignature)
 
 Every message still travels as bytes through `run_parties`, so decoding and validation are exercised as on Ray.
+Presigning's MtA messages are signed with in-process Ed25519 keys per party (`attestors`, standing in for the node
+identities), so a failed presigning's identification checks the same evidence as on a node.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Mapping, Sequence
+
+import nacl.exceptions
+import nacl.signing
 
 from ..crypto import bip32
 from ..crypto.paillier import PaillierSecretKey
@@ -24,12 +29,18 @@ from ..errors import InvalidInput
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
 from ..protocols.ecdsa.identify import IdentifyParty
-from ..protocols.ecdsa.presign import PresignaturePublic, PresignatureShare, PresignInconsistent, PresignParty
+from ..protocols.ecdsa.presign import (
+    MessageAttestor,
+    PresignaturePublic,
+    PresignatureShare,
+    PresignInconsistent,
+    PresignParty,
+)
 from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign, rerandomize_for
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
 
-__all__ = ["aux_info", "keygen", "refresh", "reshare", "run_parties", "SimEcdsaKey", "SimFrostKey"]
+__all__ = ["attestors", "aux_info", "keygen", "refresh", "reshare", "run_parties", "SimEcdsaKey", "SimFrostKey"]
 
 
 def _sid(tag: str) -> bytes:
@@ -53,6 +64,25 @@ def aux_info(
     return run_parties(machines, tamper)  # type: ignore[return-value]
 
 
+def attestors(parties: Sequence[int]) -> dict[int, MessageAttestor]:
+    """Fresh in-process Ed25519 keys, one per party, standing in for the node identities that sign MtA messages on
+    a node: party i's attestor signs with i's key and checks every party's signature against its verify key."""
+    keys = {i: nacl.signing.SigningKey.generate() for i in parties}
+    verify_keys = {i: k.verify_key for i, k in keys.items()}
+
+    def verify(party: int, data: bytes, signature: bytes) -> bool:
+        vk = verify_keys.get(party)
+        if vk is None or not isinstance(signature, bytes) or len(signature) != 64:
+            return False
+        try:
+            vk.verify(data, signature)
+        except nacl.exceptions.BadSignatureError:
+            return False
+        return True
+
+    return {i: MessageAttestor(lambda data, k=k: k.sign(data).signature, verify) for i, k in keys.items()}
+
+
 def run_keygen(parties: Sequence[int], threshold: int, tamper: Tamper | None = None) -> dict[int, KeyShare]:
     sid = _sid("keygen")
     return run_parties({i: KeygenParty(sid, i, parties, threshold) for i in parties}, tamper)  # type: ignore
@@ -69,6 +99,7 @@ class SimEcdsaKey:
         self.threshold, self.parties = any_share.threshold, any_share.parties
         self.public_point = any_share.public_key
         self.chain_code = any_share.chain_code
+        self.attestors = attestors(self.parties)  # the parties' message-signing keys (node identities on Ray)
 
     @property
     def public_key(self) -> bytes:
@@ -97,7 +128,8 @@ class SimEcdsaKey:
     def presign(self, signers: Sequence[int] | None = None, tamper: Tamper | None = None) -> dict[int, PresignatureShare]:
         chosen = self._signers(signers)
         sid = _sid("presign")
-        machines = {i: PresignParty(sid, self.shares[i], self.aux[i], chosen) for i in chosen}
+        machines = {i: PresignParty(sid, self.shares[i], self.aux[i], chosen, attestor=self.attestors[i])
+                    for i in chosen}
         try:
             out = run_parties(machines, tamper)
         except PresignInconsistent:
@@ -112,9 +144,8 @@ class SimEcdsaKey:
     def sign_with(self, presignatures: Mapping[int, PresignatureShare], digest: bytes,
                   path: str | None = None) -> Signature:
         public: PresignaturePublic = next(iter(presignatures.values())).public
-        child = None
-        if path is not None:
-            child = rerandomize_for(public, self.public_point, self.derive(path).tweak, digest)
+        # always re-randomised: tweak 0 for the master key (protocols/ecdsa/sign.py)
+        child = rerandomize_for(public, self.public_point, 0 if path is None else self.derive(path).tweak, digest)
         partials = {i: partial_sign(p, digest, child) for i, p in presignatures.items()}
         return combine(public, self.public_point, digest, partials, child)
 

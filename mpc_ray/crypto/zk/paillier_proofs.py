@@ -8,8 +8,9 @@ verifier's ring-Pedersen parameters (N-hat, s, t), with the same three moves:
     response: z1 = alpha + e x, z_enc = r rho^e mod N0, z_rp = gamma + e mu      (`responses`)
     verifier: (1 + N0)^z1 z_enc^N0 = A C^e mod N0^2, s^z1 t^z_rp = D S^e mod N-hat (`check_equations`)
 
-Pi-enc and Pi-log* take alpha_bound = 2^(ell+eps); Pi-dec takes 2^(ell+eps) N0 (see pi_dec). The setup, the input
-checks and the membership checks are here too, so the three proofs check their inputs identically.
+Pi-enc and Pi-log* take alpha_bound = 2^(ell+eps); Pi-dec takes 2^eps B for its plaintext bound B (see pi_dec).
+The setup, the input checks and the membership checks are here too, so the three proofs check their inputs
+identically.
 """
 
 from __future__ import annotations

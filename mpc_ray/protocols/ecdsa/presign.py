@@ -5,8 +5,11 @@ Shamir shares become additive shares w_i = lambda_i x_i over S. For party i:
    ring-Pedersen parameters.
 2. Check every ciphertext and pi_enc. Gamma_i = gamma_i G. For each j the MtA pairs
    D_{j,i} = K_j^gamma_i Enc_j(y), F_{j,i} = Enc_i(y) and D-hat/F-hat with w_i, each with a pi_aff_g, and a
-   pi_log_star that Gamma_i matches G_i. Broadcast Gamma_i and an echo of round 1.
-3. Verify everything; Gamma = sum Gamma_j; Delta_i = k_i Gamma; delta_i = k_i gamma_i + sum (alpha - y);
+   pi_log_star that Gamma_i matches G_i. Broadcast Gamma_i and an echo of round 1. The sender signs each pair's
+   four ciphertexts (`MessageAttestor`, `mta_message`): evidence identification shows to third parties.
+3. Verify everything, the signatures too, and that each decrypted alpha, alpha-hat lies in +-2^(ell'+1) (what an
+   honest sender produces; identification's plaintext bound depends on it, see crypto/zk/pi_dec.py);
+   Gamma = sum Gamma_j; Delta_i = k_i Gamma; delta_i = k_i gamma_i + sum (alpha - y);
    chi_i = w_i k_i + sum (alpha-hat - y-hat); S_i = chi_i Gamma. Broadcast delta_i, Delta_i, S_i and an echo of
    round 2; send each j a pi_log_star that Delta_i matches K_i (base Gamma).
 4. Verify; delta = sum delta_j != 0; delta G == sum Delta_j; sum S_j == delta Y. R = delta^-1 Gamma.
@@ -19,18 +22,52 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 
 from ...crypto.paillier import sample_unit
+from ...crypto.params import SecurityLevel
 from ...crypto.secp256k1 import Q, Point, random_scalar, sum_points
+from ...crypto.transcript import Transcript
 from ...crypto.vss import lagrange_coefficient
 from ...crypto.zk import pi_aff_g, pi_enc, pi_log_star
-from ...errors import MpcError
+from ...errors import InvalidInput, MpcError
 from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, proof_transcript, same_bytes
 from .aux_info import AuxInfo
 from .keygen import KeyShare
 
 TAG = "cggmp21/presign"
+
+
+_MTA_DOMAIN = b"mpc-ray/cggmp21/presign/mta-signature/v1"
+
+
+@dataclass(frozen=True)
+class MessageAttestor:
+    """How a party signs its MtA messages and checks its peers' signatures, injected so that this layer needs no key
+    handling: on a node, `sign` is the node identity's Ed25519 signing and `verify(party, data, signature)` checks
+    against the committee directory; `mpc_ray.sim` uses in-process keys. `verify` returns a bool, never raises.
+
+    Why: identification rebuilds every party's Enc_j(delta_j) from MtA ciphertexts sent to j. A party's word about
+    a message between two others proves nothing (a liar makes honest parties blame each other); the sender's
+    signature over the message does, and the direct envelopes of the node layer cannot serve, being encrypted to
+    their recipient."""
+
+    sign: Callable[[bytes], bytes]
+    verify: Callable[[int, bytes, bytes], bool]
+
+
+def mta_message(sid: bytes, sender: int, recipient: int, D: int, F: int, D_hat: int, F_hat: int) -> bytes:
+    """The bytes a sender signs for one MtA pair: a domain tag (length-prefixed, unlike anything else a node signs)
+    and a digest of the session, both parties and the four ciphertexts."""
+    t = Transcript(f"{TAG}/mta").append_bytes("sid", sid).append_int("sender", sender)
+    t.append_int("recipient", recipient).append_ints("ciphertexts", [D, F, D_hat, F_hat])
+    return len(_MTA_DOMAIN).to_bytes(8, "big") + _MTA_DOMAIN + t.challenge_bytes("digest", 64)
+
+
+def mta_alpha_bound(level: SecurityLevel) -> int:
+    """|alpha| <= 2^(ell'+1) for alpha = Dec(D) = k gamma + y, k, gamma in [0, q), y in +-2^ell' (honest sender)."""
+    return 1 << (level.ell_prime + 1)
 
 
 class PresignatureUsed(MpcError):
@@ -63,6 +100,7 @@ class Round2Direct:
     psi: pi_aff_g.Proof
     psi_hat: pi_aff_g.Proof
     psi_log: pi_log_star.Proof
+    signature: bytes  # the sender's, over mta_message(sid, sender, recipient, D, F, D_hat, F_hat)
 
 
 @dataclass(frozen=True)
@@ -133,19 +171,25 @@ class PresignParty(RoundParty):
     NAME = "presign"
     ROUNDS = ((Round1, EncProof), (Round2, Round2Direct), (Round3, LogProof))
 
-    def __init__(self, sid: bytes, key: KeyShare, aux: AuxInfo, signers) -> None:
+    def __init__(self, sid: bytes, key: KeyShare, aux: AuxInfo, signers, *, attestor: MessageAttestor) -> None:
         signers = tuple(sorted(signers))
         super().__init__(sid, key.party, signers)
         if len(signers) != key.threshold or not set(signers) <= set(key.parties):
             raise ValueError(f"a presignature needs exactly {key.threshold} signers among the key's parties")
         if not set(signers) <= set(aux.parties) or aux.party != key.party:
             raise ValueError("aux info does not cover the signer set")
-        self.key, self.aux, self.level = key, aux, aux.level
+        if not isinstance(attestor, MessageAttestor):
+            raise InvalidInput("presigning needs a MessageAttestor (identification relies on signed MtA messages)")
+        self.key, self.aux, self.level, self.attestor = key, aux, aux.level, attestor
         self._w = lagrange_coefficient(key.party, signers) * key.x % Q
         self._W = {j: key.public_shares[j] * lagrange_coefficient(j, signers) for j in signers}
 
     def _tr(self, proof: str, prover: int, verifier: int | None = None):
         return proof_transcript(f"{TAG}/{proof}", self.sid, prover, verifier)
+
+    def _mask(self) -> int:
+        """A fresh MtA mask y in +-2^ell' (a method so that a test can play a sender with oversized masks)."""
+        return _sample_y(self.level.ell_prime)
 
     # round 1 ------------------------------------------------------------------------------------------
     def round1(self) -> Outbox:
@@ -193,13 +237,14 @@ class PresignParty(RoundParty):
         sk = self.aux.paillier
         self._Gamma_i = Point.base_mul(self._gamma)
         self._y, self._y_hat = {}, {}
+        self._mta_rand: dict[int, tuple] = {}  # (s, r, s_hat, r_hat) per peer: identification re-proves pi_aff_g
         self._sent: dict[int, Round2Direct] = {}
         direct = {}
         for j in self.others:
             pk_j = self.aux.paillier_pk(j)
             rp_j = self.aux.rp(j).params
             K_j = self._r1[j].K
-            y, y_hat = _sample_y(self.level.ell_prime), _sample_y(self.level.ell_prime)
+            y, y_hat = self._mask(), self._mask()
             self._y[j], self._y_hat[j] = y, y_hat
             s, s_hat = sample_unit(pk_j.n), sample_unit(pk_j.n)
             D = pk_j.add(pk_j.mul(K_j, self._gamma), pk_j.encrypt_with(y, s))
@@ -223,8 +268,10 @@ class PresignParty(RoundParty):
                 C=self._G, X=self._Gamma_i, base=Point.generator(), x=self._gamma, rho=self._nu, level=self.level,
                 prover_sk=sk,
             )
-            direct[j] = Round2Direct(int(D), int(F), int(D_hat), int(F_hat), psi, psi_hat, psi_log)
+            sig = self.attestor.sign(mta_message(self.sid, self.party, j, int(D), int(F), int(D_hat), int(F_hat)))
+            direct[j] = Round2Direct(int(D), int(F), int(D_hat), int(F_hat), psi, psi_hat, psi_log, bytes(sig))
             self._sent[j] = direct[j]
+            self._mta_rand[j] = (s, r, s_hat, r_hat)
         return Outbox(broadcast=Round2(self._Gamma_i, self._echo1), direct=direct)
 
     # round 3 ------------------------------------------------------------------------------------------
@@ -246,6 +293,9 @@ class PresignParty(RoundParty):
             for name, c, pk in (("D", d.D, own_pk), ("D_hat", d.D_hat, own_pk), ("F", d.F, pk_j), ("F_hat", d.F_hat, pk_j)):
                 if not pk.is_valid_ciphertext(c):
                     raise self.abort(j, f"ciphertext_{name}")
+            if not self.attestor.verify(j, mta_message(self.sid, j, self.party, d.D, d.F, d.D_hat, d.F_hat),
+                                        d.signature):
+                raise self.abort(j, "mta_signature", "MtA ciphertexts not signed by their sender")
             with self.blame(j):
                 pi_aff_g.verify(
                     self._tr("pi_aff_g/gamma", j, self.party), d.psi,
@@ -263,10 +313,17 @@ class PresignParty(RoundParty):
                 )
             alpha = sk.decrypt(d.D)
             alpha_hat = sk.decrypt(d.D_hat)
+            # pi_aff_g allows ~2^(ell'+eps); an honest sender stays within 2^(ell'+1). Identification's pi_dec bound
+            # counts on it, so a larger share (a peer framing this party) stops the run here, naming the sender.
+            if abs(alpha) > mta_alpha_bound(self.level):
+                raise self.abort(j, "range_alpha", "MtA share outside what an honest sender produces")
+            if abs(alpha_hat) > mta_alpha_bound(self.level):
+                raise self.abort(j, "range_alpha_hat", "MtA share outside what an honest sender produces")
             delta += alpha - self._y[j]
             chi += alpha_hat - self._y_hat[j]
             gammas[j] = b.Gamma
             self._received[j] = d
+        self._Gammas = gammas
         self._echo2 = echo_digest(f"{TAG}/2", self.sid, gammas)
         self._Gamma = sum_points(gammas[j] for j in self.parties)
         if self._Gamma.is_identity:
@@ -329,6 +386,7 @@ class PresignParty(RoundParty):
         """Drop every secret of the run. The driver calls it once every signer reported success (a party whose
         own view succeeded may still be needed for identification), or after identification."""
         self._k = self._chi = self._gamma = self._y = self._y_hat = self._rho = self._nu = self._w = None
+        self._mta_rand = None
 
 
 class PresignInconsistent(MpcError):

@@ -22,6 +22,10 @@ x_i^j with sum_j x_i^j = 0): each party i deals a random polynomial f_i of degre
 The session context (`refresh_context`: sid, epoch, level, public key, threshold and every public share) goes
 into every hash commitment and proof transcript, so a message from another key, epoch or session never verifies.
 With threshold 1 every party holds the key itself and only the aux info changes.
+
+Round 1 is broadcast-only on purpose: the node layer announces each party's ephemeral session key there and seals
+the round-3 f_i(j) between session keys, which it erases when the session ends; under long-term keys a later
+break-in would open a recorded refresh and give back x_i(old) = x_i(new) - sum_j f_j(i).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class Proofs:
 @dataclass(frozen=True)
 class Direct:
     fac: aux_info.FacProof
-    share: int  # f_i(j); the node layer encrypts direct messages to j
+    share: int  # f_i(j); the node layer seals it under session ephemeral keys (forward secrecy, node/envelope.py)
 
 
 class RefreshOutput:

@@ -1,10 +1,11 @@
-"""One-round signing with a presignature: sigma_i = k_i m + r chi_i, combined, normalised to low-s, verified.
+"""One-round signing with a presignature, always re-randomised: sigma_i' = rho^-1 (k_i m + r' (chi_i + k_i t)),
+combined, normalised to low-s, verified.
 
 A combiner (the coordinator) holds only `PresignaturePublic`; if the combined signature does not verify it checks
-each partial sigma_i R == m (k_i R) + r (chi_i R) and names the party whose partial fails.
+each partial with public values (below) and names the party whose partial fails.
 
-Child keys (BIP32, `crypto/bip32.py`) with re-randomised presignatures
------------------------------------------------------------------------
+Re-randomised presignatures, for the master key (t = 0) and BIP32 child keys (`crypto/bip32.py`)
+-------------------------------------------------------------------------------------------------
 A presignature gives additive shares over the signer set of k (sum k_i) and chi = k x (sum chi_i), with
 R = k^-1 G, so the ECDSA nonce is k^-1 and s = k (m + r x). A child key at a non-hardened path has the secret
 x' = x + t for the public tweak t (`bip32.derive(...).tweak`) and the public key Y' = Y + t G.
@@ -30,9 +31,16 @@ presignature is still single-use, consumed before its partial leaves the holder;
 therefore never serve two paths or two messages.
 
 The combiner verifies the result under Y' and, if it fails, checks each partial with public values only:
-sigma_i' R' == (m + r' t) (k_i R) + r' (chi_i R), naming the party whose partial is wrong. A request with a
-derivation path is always re-randomised (the path "m" signs for the master key itself, re-randomised); only a
-request without any path uses the presignature as it is (what Groth and Shoup prove secure without derivation).
+sigma_i' R' == (m + r' t) (k_i R) + r' (chi_i R), naming the party whose partial is wrong.
+
+EVERY signature is re-randomised, the master key's too (t = 0; CVE-2025-66017 class). The plain presignature
+(s = k (m + r x) with R as presigned) is only safe when R is unknown until the digest is fixed, and here it is
+not: the coordinator pools and leases presignatures, so R is public first. A master-key signature (r, s) on
+m = m* + r t is then, unchanged, a valid signature on m* under the child key Y + t G, since
+k (m* + r t + r x) = k (m* + r (x + t)): an agent allowed raw digests on the master key would sign for every child,
+around any derivation-path rule. With rho bound to the digest, r' is unknown until m is chosen, so no m can be
+aimed at r' t. A request without a path and one with the path "m" are the same request (key Y, tweak 0) and get
+the same rho, deliberately: both sign under Y, and a presignature serves only one of them.
 """
 
 from __future__ import annotations
@@ -58,14 +66,15 @@ def digest_to_int(digest: bytes) -> int:
     return int.from_bytes(digest, "big") % Q
 
 
-def partial_sign(share: PresignatureShare, digest: bytes, child: "Rerandomized | None" = None) -> int:
-    """sigma_i (with `child`: the re-randomised child-key partial). Consumes the presignature share (a second
-    call raises)."""
+def partial_sign(share: PresignatureShare, digest: bytes, child: "Rerandomized") -> int:
+    """sigma_i', re-randomised: `child` is `rerandomize_for(share.public, master key, tweak, digest)`, tweak 0 for
+    the master key. There is no plain partial (module docstring). Consumes the presignature share (a second call
+    raises)."""
     m = digest_to_int(digest)
+    if not isinstance(child, Rerandomized):  # checked before the share is consumed
+        raise InvalidInput("partial_sign needs the re-randomised public values (rerandomize_for, tweak 0 for the master)")
     k, chi = share.take()
-    if child is not None:
-        return child_sigma(k, chi, m, child)
-    return (k * m + share.public.r * chi) % Q
+    return child_sigma(k, chi, m, child)
 
 
 _RERANDOMIZE_TAG = b"mpc-ray/ecdsa/rerandomize/v1"
@@ -138,11 +147,12 @@ def verify_ecdsa(public_key: Point, digest: bytes, r: int, s: int) -> bool:
 
 def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partials: Mapping[int, int],
             child: Rerandomized | None = None) -> Signature:
-    """Sum the partial signatures, normalise, verify; on failure name the party whose partial is wrong.
-
-    With `child` (from `rerandomize_for(public, public_key, tweak, digest)`) the partials are child-key partials:
-    the signature uses R' and verifies under the child key."""
+    """Sum the re-randomised partial signatures, normalise, verify; on failure name the party whose partial is
+    wrong. `child` is `rerandomize_for(public, public_key, tweak, digest)`; without it, the master key's (tweak 0)
+    is computed here. The signature uses R' and verifies under `child.public_key`."""
     m = digest_to_int(digest)
+    if child is None:
+        child = rerandomize_for(public, public_key, 0, digest)
     signers = list(public.signers)
     for j in signers:
         if j not in partials:
@@ -150,14 +160,13 @@ def combine(public: PresignaturePublic, public_key: Point, digest: bytes, partia
         v = partials[j]
         if not isinstance(v, int) or not 0 <= v < Q:
             raise ProtocolAbort(j, "sign.partial_range")
-    R, verify_key = (public.R, public_key) if child is None else (child.R, child.public_key)
+    R, verify_key = child.R, child.public_key
     r = R.x() % Q
     s = sum(partials[j] for j in signers) % Q
     ok = s != 0 and verify_ecdsa(verify_key, digest, r, s if s <= Q // 2 else Q - s)
     if not ok:
-        # public check of each partial: sigma_j R' == (m + r' t) (k_j R) + r' (chi_j R); without a child,
-        # R' = R and t = 0, the plain sigma_j R == m (k_j R) + r (chi_j R)
-        m_eff = m if child is None else (m + r * child.tweak) % Q
+        # public check of each partial: sigma_j R' == (m + r' t) (k_j R) + r' (chi_j R)
+        m_eff = (m + r * child.tweak) % Q
         for idx, j in enumerate(signers):
             if R * partials[j] != public.k_points[idx] * m_eff + public.chi_points[idx] * r:
                 raise ProtocolAbort(j, "sign.partial_signature")
@@ -183,12 +192,12 @@ class SignParty(RoundParty):
 
     def __init__(self, sid: bytes, share: PresignatureShare, public_key: Point, digest: bytes,
                  tweak: int | None = None) -> None:
-        """`public_key` is the master key; with `tweak` (a BIP32 child's, `bip32.derive(...).tweak`) the
-        signature is a re-randomised one under public_key + tweak G."""
+        """`public_key` is the master key; the signature is re-randomised under public_key + tweak G (`tweak`: a
+        BIP32 child's, `bip32.derive(...).tweak`; None is the master key, tweak 0)."""
         super().__init__(sid, share.party, share.public.signers)
         digest_to_int(digest)
         self._share, self._public_key, self._digest = share, public_key, bytes(digest)
-        self._child = None if tweak is None else rerandomize_for(share.public, public_key, tweak, digest)
+        self._child = rerandomize_for(share.public, public_key, 0 if tweak is None else tweak, digest)
 
     def round1(self) -> Outbox:
         self._sigma = partial_sign(self._share, self._digest, self._child)
