@@ -81,6 +81,47 @@ def test_holder_actors_expose_only_the_entry_points(mpc):
     assert call_holder(1, "has_aux") is True
 
 
+def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
+    """Issue 14: a driver with Ray access calls every holder entry point that uses a secret or changes state, with
+    what it can make up but no principal's signature: each refuses with Unauthorized and nothing is consumed."""
+    from mpc_ray.node.holder import BeginRequest
+    from mpc_ray.node.principals import Principal, PrincipalRegistry
+
+    mpc.wait_for_pools(key.key_id, 2, timeout=300)
+    lease = ray.get(mpc._coordinator.lease_presignatures.remote(key.key_id, 1))
+    from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
+    from mpc_ray.protocols.wire import decode
+
+    pid = decode(lease["presignatures"][0], PresignaturePublic).presignature_id
+    holder = ray.get_actor("mpc-holder-1", namespace="mpc-ray")
+    identity = ray.get(holder.public_identity.remote())
+    consumed = ray.get(holder.consumed_ids.remote())
+    stranger = PrincipalRegistry(principals=(Principal.from_signing_key("me", "admin",
+                                                                        nacl.signing.SigningKey.generate()),))
+    begin = [BeginRequest(p, f"{p}:attacker".encode(), [1, 2, 3], params) for p, params in (
+        ("keygen", {"key_id": "mine", "threshold": 1}),
+        ("frost-dkg", {"key_id": "mine", "scheme": "eddsa-ed25519", "threshold": 1}),
+        ("refresh", {"key_id": key.key_id, "epoch": 1}),
+        ("reshare", {"key_id": key.key_id, "epoch": 1, "scheme": "ecdsa-secp256k1", "dealers": [1, 2],
+                     "new_parties": [1, 2, 3], "new_threshold": 1, "old_public": b""}),
+        ("aux", {"level": "112"}))]
+    calls = [("partial_sign", None, [(0, pid)]), ("partial_sign", key.key_id, [(0, pid)]),
+             ("frost_sign", None, [(0, pid, b"")]), ("sign_request", None, pid), ("sign_requests", [(None, pid)]),
+             ("frost_sign_request", None, pid, b""), ("set_policy", None), ("set_principals", None),
+             ("bootstrap_principals", stranger.to_bytes()), ("extend_directory", None, [identity]),
+             ("backup", None, "a long enough passphrase", "min"), ("restore", None, b"blob", "passphrase!!"),
+             *[("begin", [b]) for b in begin]]
+    for method, *args in calls:
+        try:
+            out = ray.get(getattr(holder, method).remote(*args), timeout=60)
+        except Unauthorized:
+            continue
+        # a batch answers each item on its own: its refusal is in the answer
+        assert method == "sign_requests" and isinstance(out[0], Unauthorized), (method, out)
+    assert ray.get(holder.consumed_ids.remote()) == consumed  # nothing consumed
+    assert ray.get(holder.key_views.remote()).keys() == {key.key_id}  # no key made
+
+
 def _gc_settings(_actor_self):
     import gc
 

@@ -340,10 +340,10 @@ class AuthorizedSigning:
         """The checks before a sign request's body is read: its kind, the principal's signatures, expiry and nonce
         (consumed in memory; the caller writes it before decoding), the policy binding and the derivation path.
         (verified request, policy), or the refusal: (its audit record, or None where nothing was spent, the error)."""
+        if not isinstance(request, SignedRequest):  # nobody to name in an audit record
+            return None, Unauthorized("auth.unsigned", "signing needs a principal's signed request")
         nonce_id = None
         try:
-            if not isinstance(request, SignedRequest):
-                raise Unauthorized("auth.unsigned", "signing needs a principal's signed request")
             # sign requests only: an admin request relayed here is refused before its nonce is spent
             verified = self._verifier().verify(request, now, durable=False, kinds=(RequestKind.SIGN,))
             nonce_id = verified.nonce_id
