@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInput, MpcError
 from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
-from ..node.principals import SignedRequest
+from ..node.principals import SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload
 
@@ -82,8 +82,9 @@ class RemoteSigner(WalletFactory):
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
         try:
+            check_json_bounds(response.content, max_bytes=None)  # json.loads recurses in C: bound the depth first
             payload = response.json()
-        except ValueError:
+        except ValueError:  # InvalidInput (too deep) included
             payload = None
         if response.is_success and payload is not None:
             return payload

@@ -118,8 +118,12 @@ class KeyOut(_Model):
                    threshold=info.threshold, parties=info.parties, chain_code=info.chain_code.hex())
 
     def to_key_info(self) -> KeyInfo:
-        return KeyInfo(key_id=self.key_id, scheme=self.scheme, public_key=bytes.fromhex(self.public_key),
-                       threshold=self.threshold, parties=self.parties, chain_code=bytes.fromhex(self.chain_code))
+        try:
+            return KeyInfo(key_id=self.key_id, scheme=self.scheme, public_key=bytes.fromhex(self.public_key),
+                           threshold=self.threshold, parties=self.parties, chain_code=bytes.fromhex(self.chain_code))
+        except ValidationError as e:  # a scheme, threshold or party count no key has: a malformed answer, typed
+            where = ".".join(str(x) for x in e.errors()[0]["loc"]) or "key"
+            raise InvalidInput(f"malformed key description: {where}") from None
 
 
 class ErrorBody(_Model):

@@ -162,7 +162,10 @@ def _epochs(entries: dict[str, bytes]) -> dict[str, int]:
     out = {}
     for name, data in entries.items():
         if name.startswith("epoch-"):
-            out[name[len("epoch-"):]] = int(parse_strict_json(data, max_bytes=None)["epoch"])  # bounded depth
+            try:
+                out[name[len("epoch-"):]] = int(parse_strict_json(data, max_bytes=None)["epoch"])  # bounded depth
+            except (KeyError, IndexError, TypeError, ValueError, OverflowError):  # InvalidInput is a ValueError
+                raise BackupError(f"backup entry {name[:80]!r} is not an epoch record") from None
     return out
 
 

@@ -61,6 +61,7 @@ _PROTOCOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 # separates envelope signatures from anything else a node signs; v2 signs `ephemeral` too
 _DOMAIN = b"mpc-ray/sealed-envelope/v2"
 _HEADER_DIGEST_BYTES = 32
+_FIELDS = ("sid", "round", "sender", "recipient", "protocol", "body", "signature", "ephemeral")
 
 
 @dataclass(frozen=True, repr=False)
@@ -254,6 +255,8 @@ def open_envelope(
 
     if not isinstance(sealed, SealedEnvelope):
         raise abort("malformed", "not a SealedEnvelope")
+    if not all(hasattr(sealed, f) for f in _FIELDS):  # unpickled state may leave a field out altogether
+        raise abort("malformed", "malformed envelope fields (sender or relay)")
     if session is not None and session.erased:
         raise InvalidInput("this session's keys are erased: the session is over")  # our state, not the sender's
     if not (

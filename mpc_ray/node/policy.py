@@ -801,8 +801,9 @@ class Policy(_Model):
     allow_unlisted_assets: bool = False
     rate_limits: tuple[RateLimit, ...] = ()
     time_windows: tuple[TimeWindow, ...] | None = None  # None: any time
-    not_before: float | None = None
-    not_after: float | None = None
+    # finite: JSON writes inf and NaN as null, so a stored not_before=1e400 ("never") would read back as "always"
+    not_before: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    not_after: Annotated[float, Field(allow_inf_nan=False)] | None = None
     compromised_holders: Annotated[int, Field(ge=0, le=255)] = 0
     # HD: None = this agent signs only with the key itself (requests without a derivation path); a tuple = only
     # for exactly these BIP32 child paths ("m/0/7"; "m" = the key itself, re-randomised), never without a path.
@@ -850,7 +851,11 @@ class Policy(_Model):
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Policy:
-        check_json_bounds(data.encode() if isinstance(data, str) else data)
+        try:
+            data = data.encode() if isinstance(data, str) else data
+        except UnicodeEncodeError:  # lone surrogates: not text a JSON document can be
+            raise PolicyConfigError("invalid policy: not valid UTF-8 text") from None
+        check_json_bounds(data)
         try:
             return cls.model_validate_json(data)
         except ValidationError as e:
