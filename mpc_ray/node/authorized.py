@@ -580,8 +580,13 @@ class AuthorizedSigning:
     def _prune_approvals(self, now: float) -> None:
         for digest in [d for d, (expiry, *_) in self._approved.items() if expiry <= now]:
             del self._approved[digest]
-        for digest in [d for d, book in self._batches.items() if book.expiry <= now]:
-            del self._batches[digest]
+        # batches arrive on every signature: drop expired ones from the oldest end only (O(1) per call); one that
+        # outlives its neighbours holds the rest back a while, and `_raw_batch` never uses an expired one
+        while self._batches:
+            oldest = next(iter(self._batches.values()))
+            if oldest.expiry > now:
+                break
+            self._batches.popitem(last=False)
 
     # operator batches (raw_batch) ----------------------------------------------------------------------------
     def sign_raw(self, request: Any, items: Any, now: float | None = None) -> list[int]:
@@ -644,10 +649,9 @@ class AuthorizedSigning:
         with self.lock:
             self._prune_approvals(now)
             book = self._batches.get(digest)
-            first = book is None
-            if first:
+            first = book is None or book.expiry <= now
+            if first:  # an expired one is verified again, and refused as expired
                 book = self._open_batch(request, now, committee, ecdsa)  # audits and raises a refusal
-            entry = None
             try:
                 chosen = book.take(items, self._verifier().registry, self._policy(book.policy_name))
                 answers, consumed, signature = consume_and_sign(book, chosen)
