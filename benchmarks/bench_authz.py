@@ -89,9 +89,19 @@ def bench_holder(n: int) -> dict:
         for h in holders.values():
             h.bootstrap_principals(creds.registry().to_bytes())
 
+    grants = None  # the coordinator's session grants, where the holders need them (requests/grants.py)
+    if "grant" in inspect.signature(ShareHolder.begin).parameters:
+        from mpc_ray.requests.grants import GrantSigner
+
+        grants = GrantSigner.generate()
+        for h in holders.values():
+            h.set_directory(ids, grants.verify_key)
+
     def run(protocol, parties, params, count=1):
         sids = [new_sid(protocol) for _ in range(count)]
-        res = {i: holders[i].begin([BeginRequest(protocol, s, parties, params) for s in sids]) for i in parties}
+        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+        extra = () if grants is None else (grants.for_begin(reqs, time.time()),)
+        res = {i: holders[i].begin(reqs, *extra) for i in parties}
         while (done := finished(parties, sids, res)) is None:
             inputs = route(parties, sids, res)
             res = {i: holders[i].step(inputs[i]) for i in parties}

@@ -6,9 +6,10 @@
     mpc-ray audit verify|export       a holder's signed audit log (export-audit is the same as audit export)
 
 Every command prints prose for a person, or one JSON object with --json (progress bars go to stderr and are
-off with --json or --quiet;
-without a terminal each step is one plain line instead). Exit status: 0 ok, 1 a failure the command reports (bad audit chain, signing
-refused, no cluster), 2 a usage error.
+off with --json or --quiet; without a terminal each step is one plain line instead). Arguments are checked before
+Ray is started or connected. A failure is one line on stderr (`error: InvalidInput: threshold must be between 2 and
+3`), or {"error": type, "message": text} with --json; -v adds the traceback. Exit status: 0 ok, 1 a failure the
+command reports (bad arguments, bad audit chain, signing refused, no cluster), 2 a usage error (argparse).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 SCHEMES = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
+ALLOW_SINGLE_HELP = ("permit threshold 1 (tests only): any one node then holds a usable key and signs alone, so one "
+                     "compromised node is enough to sign")
 
 
 # output helpers --------------------------------------------------------------------------------------------------
@@ -74,6 +79,28 @@ def _spinner(args: argparse.Namespace, desc: str) -> Iterator[Any]:
         bar.close()
 
 
+def _at_least(low: float, **options: float | None) -> None:
+    """InvalidInput naming the first option below `low` (None: not given)."""
+    from .errors import InvalidInput
+
+    for name, value in options.items():
+        if value is not None and value < low:
+            raise InvalidInput(f"--{name.replace('_', '-')} must be at least {low}")
+
+
+def _hex(value: str, option: str) -> bytes:
+    """Hex from the command line: an optional 0x prefix, whitespace around it ignored."""
+    from .errors import InvalidInput
+
+    text = value.strip()
+    text = text[2:] if text[:2].lower() == "0x" else text
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        shown = value if len(value) <= 24 else value[:24] + "..."
+        raise InvalidInput(f"{option} must be hex (an optional 0x, then pairs of 0-9a-f), got {shown!r}") from None
+
+
 def _home(args: argparse.Namespace) -> Path:
     from .devcluster import default_home
 
@@ -90,12 +117,44 @@ def _evm_address(public_key: bytes) -> str:
 # demo ------------------------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
     import contextlib
+    import tempfile
 
-    out = sys.stdout  # Ray prints the killed node's last raylet log lines to stdout: they go to stderr instead
+    from .devcluster import check_committee
+    from .errors import InvalidInput
+
+    check_committee(args.parties, args.threshold, allow_single=args.allow_single)
+    if args.parties <= args.threshold:
+        raise InvalidInput(f"the demo kills a party's node and signs without it: --parties must be above "
+                           f"--threshold ({args.threshold})")
+    # Ray's own driver messages (the killed node's raylet log tail, cluster addresses) belong in a log file, not in
+    # the story. Its "ray" logger starts at INFO on import and ray.init sets it again from RAY_LOGGER_LEVEL, read at
+    # import; its error listener prints to whatever sys.stdout is, so stdout goes to a log file while the demo runs
+    # and the story to the real stdout.
+    if "ray" not in sys.modules:
+        import logging
+
+        saved = os.environ.get("RAY_LOGGER_LEVEL")
+        os.environ["RAY_LOGGER_LEVEL"] = "warning"
+        import ray  # noqa: F401
+
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        if saved is None:  # the Ray processes the demo starts keep their own default
+            os.environ.pop("RAY_LOGGER_LEVEL")
+        else:
+            os.environ["RAY_LOGGER_LEVEL"] = saved
+    out = sys.stdout
     say = (lambda *a, **k: None) if args.json else (lambda *a, **k: print(*a, **k, file=out, flush=True))
     report: dict = {}
-    with contextlib.redirect_stdout(sys.stderr):
-        _demo_steps(args, say, report)
+    fd, log_path = tempfile.mkstemp(prefix="mpc-ray-demo-", suffix=".log")
+    try:
+        with os.fdopen(fd, "w") as log, contextlib.redirect_stdout(log):
+            _demo_steps(args, say, report)
+    finally:
+        if os.path.getsize(log_path):
+            report["ray_log"] = log_path
+            say(f"Ray's own messages (such as the killed node's last raylet log lines) are in {log_path}")
+        else:
+            os.unlink(log_path)
     if args.json:
         print(json.dumps(report), file=out)
     return 0
@@ -141,7 +200,7 @@ def _demo_steps(args: argparse.Namespace, say, report: dict) -> None:
         assert all(pub.verify(s.der(), d, hasher=None) for s, d in zip(sigs, digests))
         report["sign_many_16_s"] = round(dt, 3)
         say(f"  sign_many: {len(sigs)} signatures in {dt * 1e3:.0f} ms, all verified")
-        say(f"fault drill: killing party {args.parties}'s node (Ray logs the lost raylet on stderr: expected) ...")
+        say(f"fault drill: killing party {args.parties}'s node ...")
         mpc.kill_node(args.parties)
         s0 = time.perf_counter()
         digest = hashlib.sha256(b"after the outage").digest()
@@ -163,8 +222,10 @@ def _demo_steps(args: argparse.Namespace, say, report: dict) -> None:
 def _up(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .devcluster import PHASES, start
+    from .devcluster import PHASES, check_committee, start
 
+    check_committee(args.parties, args.threshold, allow_single=args.allow_single)
+    _at_least(1, pool_depth=args.pool_depth, workers_per_node=args.workers_per_node, timeout=args.timeout)
     home = _home(args)
     labels = {"launching": "launching the supervisor", "starting": "starting Ray nodes (head + one per party)",
               "aux-info": "aux-info: safe primes, Paillier and ring-Pedersen proofs", "ready": "ready"}
@@ -182,7 +243,8 @@ def _up(args: argparse.Namespace) -> int:
     try:
         state = start(home, parties=args.parties, threshold=args.threshold, security=args.security,
                       pool_depth=args.pool_depth, workers_per_node=args.workers_per_node, kdf=args.kdf,
-                      auth=args.auth, tracing=args.tracing, timeout=args.timeout, on_phase=on_phase)
+                      auth=args.auth, tracing=args.tracing, timeout=args.timeout, on_phase=on_phase,
+                      allow_single=args.allow_single)
     finally:
         bar.close()
     took = round(time.perf_counter() - t0, 1)
@@ -238,7 +300,8 @@ def _holder_report(namespace: str, parties: list[int]) -> dict[int, dict[str, An
             ray.get(ping, timeout=3)
             out[p] = {"ok": True, "node_labels": ray.get(labels, timeout=3)}
         except Exception as exc:  # noqa: BLE001 - a status line, not a failure of `status`
-            out[p] = {"ok": False, "error": type(exc).__name__}
+            err = _unwrap(exc)
+            out[p] = {"ok": False, "error": type(err).__name__, "message": _clean_message(err)}
     return dict(sorted(out.items()))
 
 
@@ -268,6 +331,9 @@ def _status(args: argparse.Namespace) -> int:
         lines.append(f"          {n['node_id']}  {'alive' if n['alive'] else 'DEAD '}  {role}")
     lines.append("holders   " + "   ".join(
         f"{p}: {'ok' if h['ok'] else 'DOWN (' + h.get('error', '?') + ')'}" for p, h in holders.items()))
+    for p, h in holders.items():
+        if not h["ok"] and h.get("message"):
+            lines.append(f"          {p}: {h['message']}")
     if st["down"] or st["excluded"] or st.get("disputes"):
         lines.append(f"          coordinator skips {st['down']} (no answer), excludes {st['excluded']} (bad values)"
                      + (f", never pairs {st['disputes']} (identification disputes)" if st.get("disputes") else ""))
@@ -282,14 +348,20 @@ def _status(args: argparse.Namespace) -> int:
         lines.append(f"signing   {scheme}: {lat['count']} requests, p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms")
     lines.append(f"denials   {tel.get('denials') or 'none'}")
     lines.append(f"aborts    {tel.get('aborts') or 'none'}")
-    errors = tel.get("last_errors", [])
-    lines.append("errors    " + ("none" if not errors else f"last {min(5, len(errors))}:"))
-    for e in errors[-5:]:
-        when = time.strftime("%H:%M:%S", time.localtime(e["time"]))
-        rest = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "error"))
-        lines.append(f"          {when} {e['error']} {rest}")
+    lines += _last_error_lines(tel.get("last_errors", []))
     _emit(args, data, lines)
     return 0
+
+
+def _last_error_lines(errors: list[dict[str, Any]], last: int = 5) -> list[str]:
+    """The coordinator's last errors: time, type and message (typed errors carry one), then the public facts."""
+    lines = ["errors    " + ("none" if not errors else f"last {min(last, len(errors))}:")]
+    for e in errors[-last:]:
+        when = time.strftime("%H:%M:%S", time.localtime(e["time"]))
+        rest = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "error", "message"))
+        lines.append(f"          {when} {e['error']}" + (f": {e['message']}" if e.get("message") else "")
+                     + (f"  ({rest})" if rest else ""))
+    return lines
 
 
 # keygen / sign / bench -------------------------------------------------------------------------------------------
@@ -328,9 +400,12 @@ def _wait_pools(args: argparse.Namespace, mpc, key_id: str, depth: int, timeout:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from .devcluster import connect, read_state
+    from .devcluster import check_committee, connect, read_state, running_state
 
+    _at_least(0, wait_depth=args.wait_depth)
     home = _home(args)
+    if args.threshold is not None:  # 0 is a bad threshold, not "the cluster's default"
+        check_committee(int(running_state(home)["parties"]), args.threshold, allow_single=args.allow_single)
     mpc = connect(home)
     t0 = time.perf_counter()
     with _spinner(args, f"distributed key generation ({args.scheme})"):
@@ -355,21 +430,34 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _message_bytes(args: argparse.Namespace, scheme: str) -> tuple[bytes, str]:
-    """The bytes to sign and how they were obtained. ECDSA signs a 32-byte digest; FROST the message itself."""
+def _sign_input(args: argparse.Namespace) -> tuple[bytes, bool]:
+    """What the command line gives to sign, checked before Ray is connected: (bytes, is a digest)."""
     from .errors import InvalidInput
 
     given = [x is not None for x in (args.digest, args.message, args.message_hex)]
     if sum(given) != 1:
         raise InvalidInput("give exactly one of --digest, --message, --message-hex")
     if args.digest is not None:
-        raw = bytes.fromhex(args.digest)
-        if scheme == "ecdsa-secp256k1" and len(raw) != 32:
-            raise InvalidInput("--digest must be 32 bytes (64 hex characters)")
-        return raw, "digest"
-    raw = args.message.encode() if args.message is not None else bytes.fromhex(args.message_hex)
+        if args.hash is not None:
+            raise InvalidInput("--hash applies to --message / --message-hex; a --digest is signed as given")
+        return _hex(args.digest, "--digest"), True
+    if args.message is not None:
+        return args.message.encode(), False
+    return _hex(args.message_hex, "--message-hex"), False
+
+
+def _message_bytes(args: argparse.Namespace, scheme: str, raw: bytes, is_digest: bool) -> tuple[bytes, str]:
+    """The bytes to sign and how they were obtained. ECDSA signs a 32-byte digest; FROST the message itself."""
+    from .errors import InvalidInput
+
     if scheme != "ecdsa-secp256k1":
-        return raw, "message"
+        if args.hash is not None:
+            raise InvalidInput(f"--hash applies to ECDSA keys only; {scheme} signs the message bytes themselves")
+        return raw, "digest" if is_digest else "message"
+    if is_digest:
+        if len(raw) != 32:
+            raise InvalidInput(f"--digest must be 32 bytes (64 hex characters) for ECDSA, got {len(raw)} bytes")
+        return raw, "digest"
     if args.hash == "keccak256":
         from eth_utils import keccak
 
@@ -398,12 +486,13 @@ def _sign(args: argparse.Namespace) -> int:
     from .devcluster import connect
     from .errors import InvalidInput
 
+    raw, is_digest = _sign_input(args)
     mpc = connect(_home(args))
     keys = mpc.status()["keys"]
     if args.key_id not in keys:
         raise InvalidInput(f"unknown key {args.key_id!r}; keys: {sorted(keys)}")
     scheme = keys[args.key_id].get("scheme", "ecdsa-secp256k1")
-    signed, how = _message_bytes(args, scheme)
+    signed, how = _message_bytes(args, scheme, raw, is_digest)
     t0 = time.perf_counter()
     sig = mpc.sign(args.key_id, signed)
     ms = round((time.perf_counter() - t0) * 1e3, 2)
@@ -421,11 +510,15 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import collections
+
     from tqdm import tqdm
 
     from .devcluster import connect, read_state
-    from .loadtest import run_load, summary
+    from .loadtest import PoolSampler, run_load, summary
 
+    _at_least(1, n=args.n, concurrency=args.concurrency)
+    _at_least(0, warm=args.warm)
     mpc = connect(_home(args))
     key_id = args.key
     depth = int((read_state(_home(args)) or {}).get("pool_depth", 16))
@@ -436,27 +529,67 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.warm:
         # the refill tops a pool up only once it falls to a quarter of its depth: wait for no more than that
         _wait_pools(args, mpc, key_id, min(args.warm, depth // 4 + 1), timeout=120.0)
-    scheme = mpc.status()["keys"].get(key_id, {}).get("scheme", "ecdsa-secp256k1")
+    before = mpc.status()
+    scheme = before["keys"].get(key_id, {}).get("scheme", "ecdsa-secp256k1")
     _note(args, f"signing {args.n} digests at concurrency {args.concurrency}")
     bar = tqdm(total=args.n, desc=f"signing at concurrency {args.concurrency}", disable=_no_bars(args),
                file=sys.stderr, leave=False)
     t0 = time.perf_counter()
-    samples = run_load(mpc, key_id, concurrency=args.concurrency, n=args.n, on_sample=lambda s: bar.update(1))
+    with PoolSampler(mpc, key_id, every_s=0.2, t0=t0) as pools:
+        samples = run_load(mpc, key_id, concurrency=args.concurrency, n=args.n, on_sample=lambda s: bar.update(1))
     wall = time.perf_counter() - t0
     bar.close()
+    after = mpc.status()
     data = {"key_id": key_id, "scheme": scheme, "concurrency": args.concurrency, "wall_s": round(wall, 2),
             **summary(samples, wall)}
-    first_errors = sorted({s.error for s in samples if not s.ok})
-    if first_errors:
-        data["error_types"] = first_errors
-    _emit(args, data, [
+    errors = collections.Counter(s.error for s in samples if not s.ok)
+    data["errors_by_type"] = dict(errors.most_common())
+    data["pools"] = _pool_report(key_id, before, after, pools.points)
+    lines = [
         f"{data['requests']} signatures ({scheme}, key {key_id}) at concurrency {args.concurrency} in {data['wall_s']} s",
         f"  throughput  {data['throughput_per_s']} signatures/s",
         f"  latency     p50 {data['p50_ms']} ms   p95 {data['p95_ms']} ms   p99 {data['p99_ms']} ms   "
         f"max {data['max_ms']} ms",
-        f"  errors      {data['errors']}" + (f" ({', '.join(first_errors)})" if first_errors else ""),
-    ])
+        *_pool_lines(data["pools"], data["requests"], scheme),
+        f"  errors      {data['errors']}" + (" (" + ", ".join(f"{n} {t}" for t, n in errors.most_common()) + ")"
+                                             if errors else ""),
+    ]
+    _emit(args, data, lines)
     return 0 if data["errors"] == 0 else 1
+
+
+def _pool_report(key_id: str, before: dict, after: dict, points: list) -> dict[str, Any]:
+    """The key's pools at the start, their lowest point while sampled and at the end, and how many requests the
+    coordinator made wait for a fresh presignature (nonce commitments: FROST) because their pool was empty."""
+    def mine(depths: dict[str, int]) -> dict[str, int]:
+        return {k.split(":", 1)[1]: v for k, v in depths.items() if k.startswith(key_id + ":")}
+
+    def waits(st: dict) -> int:
+        return int(st["telemetry"]["waited_for_presigning"].get(key_id, 0))
+
+    start, end = mine(before["pools"]), mine(after["pools"])
+    lows = [min(d.values()) for _, d in points if d]
+    waited = None  # a coordinator without the counter: unknown, not zero
+    if all("waited_for_presigning" in st.get("telemetry", {}) for st in (before, after)):
+        waited = waits(after) - waits(before)
+    return {"start": start, "end": end, "lowest": min(lows + list(start.values()) + list(end.values()), default=0),
+            "waited_for_presigning": waited}
+
+
+def _pool_lines(pools: dict[str, Any], requests: int, scheme: str) -> list[str]:
+    what = "presignatures" if scheme == "ecdsa-secp256k1" else "nonce commitments"
+    start, end = pools["start"], pools["end"]
+    lines = [f"  pools       {len(start)} pools of {what}: {sum(start.values())} ready at the start, "
+             f"lowest pool {pools['lowest']} during the run, {sum(end.values())} at the end"]
+    waited = pools["waited_for_presigning"]
+    if waited is None:
+        lines.append("  presigning  (this coordinator does not count requests that waited for presigning)")
+    elif waited:
+        lines.append(f"  presigning  pools ran dry: {waited} of {requests} requests waited for {what} made on "
+                     f"demand (the slow tail of the latencies; `mpc-ray up --pool-depth` sets how many are kept)")
+    else:
+        lines.append(f"  presigning  none on demand: every request found {what} ready")
+    return lines
 
 
 # audit -----------------------------------------------------------------------------------------------------------
@@ -465,13 +598,17 @@ def _audit_target(args: argparse.Namespace) -> tuple[Path, bytes]:
     from .errors import InvalidInput
 
     if args.party is not None:
+        _at_least(1, party=args.party)
         import ray
 
         from .coordinator.coordinator import HOLDER_NAME
         from .devcluster import connect, read_state
 
         home = _home(args)
-        connect(home)
+        parties = connect(home).status()["parties"]
+        if args.party not in parties:
+            raise InvalidInput(f"no party {args.party} in the cluster of {home}; its parties are "
+                               + ", ".join(map(str, parties)))
         state = read_state(home) or {}
         holder = ray.get_actor(HOLDER_NAME.format(party=args.party), namespace=state.get("namespace", "mpc-ray"))
         verify_key = ray.get(holder.public_identity.remote(), timeout=30).verify_key
@@ -479,16 +616,20 @@ def _audit_target(args: argparse.Namespace) -> tuple[Path, bytes]:
         return log, bytes(verify_key)
     if not args.log or not args.verify_key:
         raise InvalidInput("give LOG and --verify-key, or --party N for a cluster started with `mpc-ray up`")
-    return Path(args.log), bytes.fromhex(args.verify_key)
+    key = _hex(args.verify_key, "--verify-key")
+    if len(key) != 32:
+        raise InvalidInput(f"--verify-key must be 32 bytes (64 hex characters), got {len(key)} bytes")
+    return Path(args.log), key
 
 
 def _audit(args: argparse.Namespace) -> int:
     from .errors import InvalidInput
-    from .node.audit import export_jsonl, verify_chain
 
-    log, key = _audit_target(args)
     if args.action == "export" and not args.out:
         raise InvalidInput("export needs --out FILE")
+    log, key = _audit_target(args)
+    from .node.audit import export_jsonl, verify_chain  # after the argument checks: it takes a while to import
+
     if not log.exists():
         raise InvalidInput(f"no audit log at {log} (a holder writes it once it has decided a policy request)")
     report = export_jsonl(log, args.out, key) if args.action == "export" else verify_chain(log, key)
@@ -518,13 +659,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted threshold signing (CGGMP21 ECDSA, FROST) on Ray.",
         epilog="Quick start: `mpc-ray demo` (everything in one go), or `mpc-ray up`, `mpc-ray keygen`, "
                "`mpc-ray sign KEY --message hi`, `mpc-ray status`, `mpc-ray down`. "
-               "Add --json to any command for machine-readable output.",
+               "Add --json to any command for machine-readable output, -v for the traceback of an error.",
     )
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"mpc-ray {__version__}")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print the traceback of an error")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of prose")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    # SUPPRESS: a -v before the command is not reset by the subcommand's default
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an error")
     cluster = argparse.ArgumentParser(add_help=False, parents=[common])
     cluster.add_argument("--state-dir", metavar="DIR",
                          help="where `up` keeps cluster.json, the auth token and the parties' stores "
@@ -535,7 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "key, sign, sign a batch, kill a party's node and sign again, then tear it all "
                                       "down. About two minutes on 2 cores.")
     demo.add_argument("--parties", type=int, default=3, help="share holders, one Ray node each (default 3)")
-    demo.add_argument("--threshold", type=int, default=2, help="how many must sign (default 2: 2-of-3)")
+    demo.add_argument("--threshold", type=int, default=2,
+                      help="how many must sign (default 2: 2-of-3); below --parties, as the drill signs without one")
+    demo.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
     demo.add_argument("--security", choices=["112", "128"], default="112",
                       help="Paillier security level (128 takes about a minute longer for aux-info on 2 cores)")
     demo.set_defaults(func=_demo)
@@ -547,6 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "other commands find it through <state dir>/cluster.json.")
     up.add_argument("--parties", type=int, default=3, help="share holders, one Ray node each (default 3)")
     up.add_argument("--threshold", type=int, default=2, help="default signers per key (default 2: 2-of-3)")
+    up.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
     up.add_argument("--security", choices=["112", "128"], default="128",
                     help="Paillier security level (default 128; 112 starts faster)")
     up.add_argument("--pool-depth", type=int, default=16, help="presignatures kept ready per signer set (default 16)")
@@ -578,7 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run distributed key generation among the holders, print the public key "
                                         "(and the EVM address for ECDSA), then wait until the pools are filled.")
     keygen.add_argument("--scheme", choices=SCHEMES, default="ecdsa-secp256k1", help="default ecdsa-secp256k1")
-    keygen.add_argument("--threshold", type=int, default=None, help="signers needed (default: the cluster's)")
+    keygen.add_argument("--threshold", type=int, default=None,
+                        help="signers needed, 2 up to the cluster's parties (default: the cluster's threshold)")
+    keygen.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
     keygen.add_argument("--key-id", default=None, help="1-64 characters of [A-Za-z0-9_-] (default: random)")
     keygen.add_argument("--wait-depth", type=int, default=None,
                         help="wait until every pool holds this many (default min(8, pool depth); 0: do not wait)")
@@ -589,23 +742,25 @@ def build_parser() -> argparse.ArgumentParser:
                                       "ECDSA signs a 32-byte digest: give --digest, or --message / --message-hex "
                                       "with --hash (sha256 or keccak256). Ed25519 and BIP340 sign the message bytes.")
     sign.add_argument("key_id", metavar="KEY_ID", help="a key of the cluster (see `mpc-ray status`)")
-    sign.add_argument("--digest", metavar="HEX", help="the 32-byte digest to sign (ECDSA), hex")
+    sign.add_argument("--digest", metavar="HEX", help="the 32-byte digest to sign (ECDSA), hex (0x prefix optional)")
     sign.add_argument("--message", metavar="TEXT", help="a UTF-8 message")
-    sign.add_argument("--message-hex", metavar="HEX", help="message bytes, hex")
-    sign.add_argument("--hash", choices=["sha256", "keccak256"], default="sha256",
-                      help="ECDSA: how --message is hashed to the digest (default sha256)")
+    sign.add_argument("--message-hex", metavar="HEX", help="message bytes, hex (0x prefix optional)")
+    sign.add_argument("--hash", choices=["sha256", "keccak256"], default=None,
+                      help="ECDSA keys only: how --message / --message-hex is hashed to the digest (default sha256); "
+                           "an error with --digest or an Ed25519 / BIP340 key, which sign the bytes themselves")
     sign.set_defaults(func=_sign)
 
     bench = sub.add_parser("bench", parents=[cluster], help="measure signing latency and throughput on the cluster",
                            description="Sign N digests with C requests in flight against the running cluster and "
-                                       "report throughput and latency percentiles (benchmarks/run_all.py runs the "
-                                       "full suite from a checkout).")
+                                       "report throughput and latency percentiles, the key's pool depths, how many "
+                                       "requests waited for presigning on demand, and errors by type "
+                                       "(benchmarks/run_all.py runs the full suite from a checkout).")
     bench.add_argument("--key", default=None,
                        help="an existing key (default: make a new one and wait until its pools are full). Once "
                             "the pools run dry, each signature waits for a fresh presignature: N larger than the "
                             "pools measures the sustained rate")
     bench.add_argument("--scheme", choices=SCHEMES, default="ecdsa-secp256k1", help="for a new key")
-    bench.add_argument("--n", type=int, default=200, help="signatures (default 200)")
+    bench.add_argument("--n", "-n", type=int, default=200, help="signatures (default 200)")
     bench.add_argument("--concurrency", "-c", type=int, default=4, help="requests in flight (default 4)")
     bench.add_argument("--warm", type=int, default=0,
                        help="with --key: first wait until every pool holds this many (capped at a quarter of the pool depth, "
@@ -627,28 +782,73 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Verify a holder's audit log and write its records as JSON Lines (--out).")
     export.add_argument("log", nargs="?", help="the node's audit.jsonl (beside its store); or use --party")
     export.set_defaults(func=_export_audit)
+
+    mcp = sub.add_parser("mcp", add_help=False, help="serve one agent's wallet tools over MCP (stdio or streamable "
+                         "HTTP); `mpc-ray mcp --help` for its options")
+    mcp.add_argument("rest", nargs=argparse.REMAINDER)  # main() hands `mcp ...` to mpc_ray.tools.mcp
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error inside Ray's wrapper: ray.get raises RayTaskError(X), an X whose text is the remote traceback."""
+    ray_exceptions = sys.modules.get("ray.exceptions")  # not imported: no Ray error can have reached here
+    if ray_exceptions is not None:
+        while isinstance(exc, ray_exceptions.RayTaskError) and isinstance(getattr(exc, "cause", None), BaseException):
+            exc = exc.cause
+    return exc
+
+
+def _reported(exc: BaseException) -> bool:
+    """Failures the command reports in one line: typed errors, timeouts, bad values, the OS, and whatever came
+    through Ray (a remote bug included: -v shows its remote traceback). A local bug keeps its traceback."""
     from .errors import MpcError
 
+    ray_exceptions = sys.modules.get("ray.exceptions")
+    return isinstance(exc, (MpcError, TimeoutError, ValueError, OSError)) or (
+        ray_exceptions is not None and isinstance(exc, ray_exceptions.RayError))
+
+
+def _clean_message(exc: BaseException) -> str:
+    """The error's own text without colour codes; one line for an error that is not ours (Ray's run on)."""
+    from .errors import MpcError
+
+    text = _ANSI.sub("", str(exc)).strip()
+    if not isinstance(exc, MpcError):
+        text = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return text or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["mcp"]:  # its own parser (argparse's REMAINDER would not take a leading --option)
+        from .tools.mcp import main as mcp_main  # needs the [mcp] extra
+
+        return mcp_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MpcError, TimeoutError, ValueError) as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-        else:
-            print(f"mpc-ray {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `mpc-ray status | head`: the reader left; say nothing more
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # noqa: BLE001 - reported below, or re-raised as the bug it is
+        err = _unwrap(exc)
+        if not _reported(exc):
+            raise
+        if getattr(args, "verbose", False):
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        name, message = type(err).__name__, _clean_message(err)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": name, "message": message}))
+        else:
+            print(f"error: {name}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,20 @@ class ClusterNotRunning(MpcError):
     """No cluster started by `mpc-ray up` is running for this state directory."""
 
 
+def check_committee(parties: int, threshold: int, *, allow_single: bool = False) -> None:
+    """A committee the CLI may start or a key it may make: 2 <= threshold <= parties, or 1-of-n with
+    `allow_single` (a test setup: one compromised node is then enough to sign)."""
+    low = 1 if allow_single else 2
+    if parties < low:
+        raise InvalidInput(f"parties must be at least {low}"
+                           + ("" if allow_single else " (one node alone would hold a usable key; --allow-single "
+                                                      "permits it, for tests)"))
+    if not low <= threshold <= parties:
+        raise InvalidInput(f"threshold must be between {low} and {parties}"
+                           + (" (with threshold 1 any one node signs alone: each share is then the whole key; "
+                              "--allow-single permits it, for tests)" if threshold == 1 else ""))
+
+
 def default_home() -> Path:
     return Path(os.environ.get("MPC_RAY_HOME") or Path.home() / ".mpc-ray").expanduser()
 
@@ -116,10 +130,11 @@ def connect(home: Path):
 
 def start(home: Path, *, parties: int = 3, threshold: int = 2, security: str = "128", pool_depth: int = 32,
           workers_per_node: int = 1, kdf: str = "interactive", auth: str = "token", tracing: str | None = None,
-          timeout: float = 900.0, on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Launch the supervisor and wait until the committee is ready (or failed); returns cluster.json."""
-    if not 1 <= threshold <= parties:
-        raise InvalidInput("need 1 <= threshold <= parties")
+          timeout: float = 900.0, on_phase: Callable[[str], None] | None = None,
+          allow_single: bool = False) -> dict[str, Any]:
+    """Launch the supervisor and wait until the committee is ready (or failed); returns cluster.json.
+    Threshold 1 only with `allow_single` (see `check_committee`)."""
+    check_committee(parties, threshold, allow_single=allow_single)
     if auth not in ("token", "disabled"):
         raise InvalidInput("auth is 'token' or 'disabled'")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -14,7 +14,8 @@ left alone. OTLP uses the standard ``OTEL_EXPORTER_OTLP_*`` variables or the `en
 
 Metrics go through `ray.util.metrics` (exported by Ray's metrics agent, Prometheus format) and are no-ops outside
 a Ray worker or driver; every process also keeps a small in-memory mirror (`snapshot`) that `mpc-ray status`
-shows: sign latency (count, p50, p99), pool depths, denials and aborts by reason, and the last errors.
+shows: sign latency (count, p50, p99), pool depths, requests that waited for presigning, denials and aborts by
+reason, and the last errors (typed ones with their message).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ _ATTRS: dict[str, type] = {
     "error": str,  # the exception's type name
     "threshold": int,
     "attempts": int,
+    "presigned_on_demand": int,  # 1: the request found its pool empty and waited for a fresh presignature / nonce
 }
 _PARAM_ATTRS = {"key_id": "key_id", "scheme": "scheme", "signers": "signer_set", "threshold": "threshold"}
 _COUNT_PARAMS = {"digests": "messages", "messages": "messages", "reqs": "messages", "requests": "messages"}
@@ -357,6 +359,7 @@ class Metrics:
         self.denials: collections.Counter[str] = collections.Counter()
         self.aborts: collections.Counter[str] = collections.Counter()
         self.last_errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
+        self.waited_for_presigning: collections.Counter[str] = collections.Counter()  # requests, by key id
 
     def _ray_metrics(self) -> dict[str, Any] | None:
         """Created on first use inside Ray (ray.util.metrics needs a connected worker); None outside, including
@@ -393,6 +396,7 @@ class Metrics:
     def request_done(self, operation: str, attrs: dict[str, Any], seconds: float) -> None:
         if operation not in self.SIGN_OPERATIONS:
             return
+        self._count_on_demand(attrs)
         scheme = str(attrs.get("scheme", "unknown"))
         series = scheme if operation != "client.sign" else f"client ({scheme})" if "scheme" in attrs else "client"
         with self._lock:
@@ -403,17 +407,29 @@ class Metrics:
             m["latency"].observe(seconds, tags={"scheme": scheme, "operation": operation})
 
     def request_failed(self, operation: str, attrs: dict[str, Any], facts: dict[str, Any], exc: BaseException) -> None:
-        from .errors import QuorumUnavailable
+        from .errors import MpcError, QuorumUnavailable
 
+        if operation in self.SIGN_OPERATIONS:
+            self._count_on_demand(attrs)
         entry = {"time": round(time.time(), 3), "operation": operation, "error": facts["error"],
                  **{k: attrs[k] for k in ("key_id", "scheme") if k in attrs},
                  **{k: facts[k] for k in ("party_at_fault", "check", "denied_rule", "party_unavailable") if k in facts}}
+        cause = exc
+        while isinstance(getattr(cause, "cause", None), BaseException):  # Ray's RayTaskError wraps the typed error
+            cause = cause.cause
+        if isinstance(cause, MpcError):  # typed errors carry no secret material (errors.py); others stay type-only
+            entry["message"] = str(cause)[:300]
         with self._lock:
             self.last_errors.append(entry)
         if "denied_rule" in facts:
             self.denial(facts["denied_rule"])
         elif isinstance(exc, QuorumUnavailable):  # aborts naming a culprit are counted where it is excluded
             self.abort("quorum_unavailable")
+
+    def _count_on_demand(self, attrs: dict[str, Any]) -> None:
+        if attrs.get("presigned_on_demand"):
+            with self._lock:
+                self.waited_for_presigning[str(attrs.get("key_id", "unknown"))] += 1
 
     def denial(self, rule: str) -> None:
         with self._lock:
@@ -454,6 +470,7 @@ class Metrics:
                 "denials": dict(self.denials),
                 "aborts": dict(self.aborts),
                 "last_errors": list(self.last_errors),
+                "waited_for_presigning": dict(self.waited_for_presigning),
             }
 
 

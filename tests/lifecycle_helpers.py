@@ -81,7 +81,8 @@ class Committee:
         sids = [new_sid(protocol) for _ in range(count)]
         parties = sorted(parties)
         params = self._approved(protocol, parties, params)
-        res = {i: self.holders[i].begin([BeginRequest(protocol, s, parties, params) for s in sids]) for i in parties}
+        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+        res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
         while (done := finished(parties, sids, res)) is None:
             inputs = route(parties, sids, res)
             res = {i: self.holders[i].step(inputs[i]) for i in parties}
@@ -141,7 +142,7 @@ class Committee:
     def frost_sign(self, key_id, public_package: bytes, signers, message=b"lifecycle"):
         pub = public_package_from_bytes(public_package)
         suite = pub.suite
-        entries = {p: self.holders[p].frost_commit(key_id, 1)[0] for p in signers}
+        entries = {p: self.principals.commit(self.holders[p], key_id, 1)[0] for p in signers}
         clist = b"".join(entries[p][1] for p in sorted(signers))
         self._operator_policy(key_id, signers)
         request = self.principals.raw(key_id, [message])

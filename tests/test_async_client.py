@@ -99,10 +99,10 @@ def test_agent_evm_wallet_through_the_nodes_policy(mpc, keys):
               ("validBefore", "uint256"), ("nonce", "bytes32")]
     message = {"from": wallet.address, "to": ALICE, "value": 10_000, "validAfter": 0,
                "validBefore": int(time.time()) + 600, "nonce": b"\x11" * 32}
-    sig = wallet.sign_typed_data(TypedDataDomain(name="USD Coin", version="2", chain_id=8453,
-                                                 verifying_contract=USDC),
-                                 {"TransferWithAuthorization": [TypedDataField(name=n, type=t) for n, t in fields]},
-                                 "TransferWithAuthorization", message)
+    sig = wallet.x402_signer().sign_typed_data(
+        TypedDataDomain(name="USD Coin", version="2", chain_id=8453, verifying_contract=USDC),
+        {"TransferWithAuthorization": [TypedDataField(name=n, type=t) for n, t in fields]},
+        "TransferWithAuthorization", message)
     typed = encode_typed_data({"name": "USD Coin", "version": "2", "chainId": 8453, "verifyingContract": USDC},
                               {"TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields]}, message)
     assert Account.recover_message(typed, signature=sig) == wallet.address

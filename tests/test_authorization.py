@@ -47,7 +47,7 @@ def test_raw_signing_needs_an_operator_request(c):
     for bogus in ("k1", None, b"raw", {"key_id": "k1"}):
         with pytest.raises(Unauthorized):
             c.holders[1].partial_sign(bogus, [(0, presig.presignature_id)])
-    (nid, _), = c.holders[1].frost_commit("f1", 1)
+    (nid, _), = c.principals.commit(c.holders[1], "f1", 1)
     with pytest.raises(Unauthorized):
         c.holders[1].frost_sign("f1", [(0, nid, b"")])
     assert c.holders[1].presignature_count("k1") == before  # nothing consumed
@@ -164,8 +164,8 @@ def test_directory_changes_and_aux_info_need_the_admin_quorum(c, tmp_path):
     with pytest.raises(PolicyDenied):  # approved another member
         c.holders[1].extend_directory(wrong, [newcomer])
     assert c.holders[1].directory == before
-    with pytest.raises(Unauthorized):  # aux info is set up once; a caller cannot replace it
-        c.holders[1].begin([BeginRequest("aux", b"aux:" + bytes(8), [1, 2, 3], {"level": "112"})])
+    with pytest.raises(Unauthorized):  # aux info is set up once; even the coordinator cannot replace it
+        c.principals.begin(c.holders[1], [BeginRequest("aux", b"aux:" + bytes(8), [1, 2, 3], {"level": "112"})])
 
 
 def test_backup_and_restore_need_the_admin_quorum(c):

@@ -61,8 +61,8 @@ def verify(c, sig) -> None:
 def test_restore_after_signing_never_reuses_a_presignature(c):
     pool = c.presign("k1", [1, 2], count=3)
     verify(c, c.sign("k1", c.public_key, [1, 2], presig=pool[0]))  # spent before the backup
-    nonces = c.holders[1].frost_commit("f1", 2)
-    peer = c.holders[2].frost_commit("f1", 1)[0]
+    nonces = c.principals.commit(c.holders[1], "f1", 2)
+    peer = c.principals.commit(c.holders[2], "f1", 1)[0]
     blob = backup(c, 1)
     verify(c, c.sign("k1", c.public_key, [1, 2], presig=pool[1]))  # spent after the backup
     out = restore(c, 1, blob)

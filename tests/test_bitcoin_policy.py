@@ -99,7 +99,7 @@ def agent_request(body: bytes, chain: str = BTC_MAINNET, key=AGENT, principal="b
 
 def commit(c, signers, count):
     """{party: [nonce ids]} and one commitment list per input."""
-    got = {p: c.holders[p].frost_commit("tr", count) for p in signers}
+    got = {p: c.principals.commit(c.holders[p], "tr", count) for p in signers}
     lists = [b"".join(got[p][k][1] for p in sorted(signers)) for k in range(count)]
     return {p: [nid for nid, _ in v] for p, v in got.items()}, lists
 
@@ -118,7 +118,7 @@ class InProcessPools:
         return self.signers
 
     def _take(self, key, signers, count):
-        return {p: self.committee.holders[p].frost_commit(key.key_id, count) for p in signers}
+        return {p: self.committee.principals.commit(self.committee.holders[p], key.key_id, count) for p in signers}
 
     def holder(self, p):
         return SimpleNamespace(frost_sign_request=SimpleNamespace(remote=self.committee.holders[p].frost_sign_request))

@@ -55,8 +55,8 @@ class _RecordingHolder:
     def __init__(self, h, recorded) -> None:
         self._h, self._recorded = h, recorded
 
-    def begin(self, requests):
-        out = self._h.begin(requests)
+    def begin(self, requests, grant=None):
+        out = self._h.begin(requests, grant)
         self._recorded.extend(e for r in out for e in r.envelopes)
         return out
 
@@ -267,14 +267,14 @@ def _begin_twice(c: Committee, party: int, abandoned: list[bytes]):
     h = c.holders[party]
     real = h.begin
 
-    def begin(requests):
+    def begin(requests, grant=None):  # refresh sessions: admin-approved, no coordinator grant
         import dataclasses
 
         for req in requests:
             extra = dataclasses.replace(req, sid=req.sid + b"/abandoned")
             real([extra])
             abandoned.append(extra.sid)
-        return real(requests)
+        return real(requests, grant)
 
     h.begin = begin  # instance attribute: undone in `finally` by the caller
     return h

@@ -52,7 +52,8 @@ class Committee:
 
     def run(self, protocol, parties, params):
         sids = [new_sid(protocol)]
-        res = {i: self.holders[i].begin([BeginRequest(protocol, s, parties, params) for s in sids]) for i in parties}
+        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+        res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
         while (done := finished(parties, sids, res)) is None:
             for results in res.values():
                 for r in results:
@@ -79,7 +80,7 @@ class Committee:
 
     def commit(self, key_id: str, signers, count: int = 1):
         """{party: [(nonce id, entry)]} and the commitment lists, one per index."""
-        got = {p: self.holders[p].frost_commit(key_id, count) for p in signers}
+        got = {p: self.principals.commit(self.holders[p], key_id, count) for p in signers}
         lists = [b"".join(got[p][n][1] for p in sorted(signers)) for n in range(count)]
         return got, lists
 
@@ -140,7 +141,7 @@ def test_records_round_trip_and_nonces_are_not_picklable(committee, scheme):
     assert key_package_from_bytes(key_package_to_bytes(kp)) == kp
     pub = committee.keys[key_id].public_package
     assert public_package_from_bytes(public_package_to_bytes(pub)) == pub
-    ((nid, entry),) = h.frost_commit(key_id, 1)
+    ((nid, entry),) = committee.principals.commit(h, key_id, 1)
     rec = nonce_record_from_bytes(h.store.get(SecretVault.entry_name(nonce_kind(key_id), nid)))
     assert "redacted" in repr(rec) and rec.commitment == entry
     nonces = restore_nonces(rec, trusted_points=False)  # the documented way back from bytes
@@ -415,7 +416,8 @@ def coordinator(committee, monkeypatch):
         return ref.value
 
     monkeypatch.setattr(ray, "get", fake_get)
-    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0), "test")
+    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0,
+                                          coordinator_seed=committee.principals.creds.coordinator_seed), "test")
     handles = {p: _Handle(h) for p, h in committee.holders.items()}
     coord.holder = lambda p: handles[p]
     coord.handles = handles
@@ -496,8 +498,8 @@ def test_coordinator_blames_a_party_that_hands_out_bad_commitments(coordinator):
     info = _create_key(c, "coord-badcom", "eddsa-ed25519")
 
     def bad_points(fn):
-        def commit(key_id, count):
-            return [(nid, entry[:64] + _torsioned(entry[64:])) for nid, entry in fn(key_id, count)]
+        def commit(key_id, count, grant=None):
+            return [(nid, entry[:64] + _torsioned(entry[64:])) for nid, entry in fn(key_id, count, grant)]
         return commit
 
     c.handles[1].hooks["frost_commit"] = bad_points

@@ -267,7 +267,8 @@ class Committee:
 
     def run(self, protocol, parties, params, count=1):
         sids = [new_sid(protocol) for _ in range(count)]
-        res = {i: self.holders[i].begin([BeginRequest(protocol, s, parties, params) for s in sids]) for i in parties}
+        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+        res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
         while (done := finished(parties, sids, res)) is None:
             inputs = route(parties, sids, res)
             res = {i: self.holders[i].step(inputs[i]) for i in parties}
@@ -392,7 +393,7 @@ def test_frost_holders_sign_for_a_child(committee):
     assert out[1]["chain_code"] == pub.chain_code and len(pub.chain_code) == 32
     suite = SUITES["schnorr-bip340"]
     key = FrostKey("f1", "schnorr-bip340", suite, pub, out[1]["public_key"], 2, [1, 2, 3])
-    commits = {i: c.holders[i].frost_commit("f1", 1)[0] for i in (1, 3)}
+    commits = {i: c.principals.commit(c.holders[i], "f1", 1)[0] for i in (1, 3)}
     clist = b"".join(commits[i][1] for i in (1, 3))
     request = c.principals.raw("f1", [b"spend"], path="m/0/7")
     answers = {i: c.holders[i].frost_sign(request, [(0, commits[i][0], clist)])[0] for i in (1, 3)}
@@ -402,7 +403,7 @@ def test_frost_holders_sign_for_a_child(committee):
     child = bip32.derive_bip340(out[1]["public_key"], pub.chain_code, "m/0/7").xonly
     assert not liars and coincurve.PublicKeyXOnly(child).verify(sig, b"spend")
     # a hardened path is refused before the nonce is spent: the same nonce then signs for a valid path
-    commits = {i: c.holders[i].frost_commit("f1", 1)[0] for i in (1, 3)}
+    commits = {i: c.principals.commit(c.holders[i], "f1", 1)[0] for i in (1, 3)}
     clist = b"".join(commits[i][1] for i in (1, 3))
     from mpc_ray.node.frost_holder import nonce_count
 

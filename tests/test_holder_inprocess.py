@@ -34,7 +34,9 @@ class Committee:
 
     def run(self, protocol, parties, params, count=1):
         sids = [new_sid(protocol) for _ in range(count)]
-        res = {i: self.holders[i].begin([BeginRequest(protocol, s, parties, params) for s in sids]) for i in parties}
+        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+        grant = self.principals.grant(reqs)  # the coordinator's (presign, aux)
+        res = {i: self.holders[i].begin(reqs, grant) for i in parties}
         while (done := finished(parties, sids, res)) is None:
             for results in res.values():
                 for r in results:

@@ -67,10 +67,10 @@ class CheatingHolder(ShareHolder):
             m.__class__ = _WrongDeltaQuiet
         return m
 
-    def begin(self, requests):
+    def begin(self, requests, grant=None):
         if self.cheat == "refuse" and any(r.protocol == "identify" for r in requests):
             raise HolderNotReady("not today")
-        return super().begin(requests)
+        return super().begin(requests, grant)
 
     def step(self, batches):
         parties = {sid: s.machine.parties for sid, s in self.sessions.items() if hasattr(s.machine, "parties")}
@@ -119,7 +119,8 @@ def coordinator(holders):
     mp = pytest.MonkeyPatch()
     mp.setattr(ray, "get", fake_get)
     c = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, presign_batch=2,
-                                      quorum_wait_s=0.0, security="112"), "test")
+                                      quorum_wait_s=0.0, security="112",
+                                      coordinator_seed=principals.creds.coordinator_seed), "test")
     handles = {p: _Handle(h) for p, h in hs.items()}
     c.holder = lambda p: handles[p]
     c.create_key("k1", "ecdsa-secp256k1", 2, principals.keygen_params("k1", 2, [1, 2, 3])["approval"])
@@ -221,10 +222,11 @@ def test_honest_runs_keep_nothing_and_fill_pools(coordinator, cheat):
 
 
 # the kept run on a holder ---------------------------------------------------------------------------------------
-def _run_presign(hs, parties, count=1):
+def _run_presign(hs, parties, count=1, principals=None):
     """Presigning driven as the coordinator does; {sid: {party: result}}."""
     sids = [new_sid("presign") for _ in range(count)]
-    res = {i: hs[i].begin([BeginRequest("presign", s, parties, {"key_id": "k1"}) for s in sids]) for i in parties}
+    reqs = [BeginRequest("presign", s, parties, {"key_id": "k1"}) for s in sids]
+    res = {i: hs[i].begin(reqs, principals.grant(reqs)) for i in parties}
     while (done := finished(parties, sids, res)) is None:
         inputs = route(parties, sids, res)
         res = {i: hs[i].step(inputs[i]) for i in parties}
@@ -235,7 +237,7 @@ def test_a_kept_run_is_used_once_refused_otherwise_and_expires(coordinator, chea
     hs = coordinator.hs
     cheat("wrong_delta")
     monkeypatch.setattr(nid, "MAX_KEPT", 2)
-    out = _run_presign(hs, [1, 2], count=3)
+    out = _run_presign(hs, [1, 2], count=3, principals=coordinator.principals)
     assert all(isinstance(r, nid.PresignFailed) and r.check == "presign.delta_mismatch"
                for res in out.values() for r in res.values())
     kept = {sid: s.machine for sid, s in hs[1].sessions.items() if isinstance(s.machine, nid.KeptPresign)}
@@ -244,10 +246,11 @@ def test_a_kept_run_is_used_once_refused_otherwise_and_expires(coordinator, chea
     with pytest.raises(InvalidInput):  # a kept run takes no more messages; trying wipes it
         hs[1].step([(second, [])])
     assert second not in hs[1].sessions and kept[second].failed._k is None
+    grant = coordinator.principals.begin  # the coordinator's grant: refused for what it asks, not who asks
     with pytest.raises(HolderNotReady):
-        hs[1].begin([BeginRequest("identify", new_sid("identify"), [1, 2], {"presign_sid": second})])
+        grant(hs[1], [BeginRequest("identify", new_sid("identify"), [1, 2], {"presign_sid": second})])
     with pytest.raises(InvalidInput):  # among other parties than the failed run's: refused, the run stays kept
-        hs[1].begin([BeginRequest("identify", new_sid("identify"), [1, 3], {"presign_sid": third})])
+        grant(hs[1], [BeginRequest("identify", new_sid("identify"), [1, 3], {"presign_sid": third})])
     assert third in hs[1].sessions and kept[third].failed._k is not None
     nid._expire(hs[1], third, kept[third])  # what the KEEP_S timer does
     assert third not in hs[1].sessions and kept[third].failed._k is None
@@ -259,7 +262,7 @@ def test_the_kept_run_is_wiped_after_its_timeout(coordinator, cheat, monkeypatch
     hs = coordinator.hs
     cheat("wrong_delta")
     monkeypatch.setattr(nid, "KEEP_S", 0.2)
-    (sid,) = _run_presign(hs, [1, 2])
+    (sid,) = _run_presign(hs, [1, 2], principals=coordinator.principals)
     machine = hs[1].sessions[sid].machine
     deadline = time.monotonic() + 10
     while sid in hs[1].sessions and time.monotonic() < deadline:
@@ -272,7 +275,7 @@ def test_presign_workers_identify_their_own_failed_runs(coordinator, cheat):
     hs = coordinator.hs
     worker = CheatingHolder(2, str(hs[2].dir), kdf="min", role="worker")
     worker.cheat = "wrong_delta"
-    (sid,) = _run_presign({1: hs[1], 2: worker}, [1, 2])
+    (sid,) = _run_presign({1: hs[1], 2: worker}, [1, 2], principals=coordinator.principals)
     reports = cid.run_identify(coordinator, {1: _Handle(hs[1]), 2: _Handle(worker)}, [1, 2], sid)
     assert reports[1].culprit == 2 and reports[1].check.startswith("presign.identify.pi_dec")
     assert reports[2] == nid.IdentifyReport(None) and not worker.sessions and not hs[1].sessions

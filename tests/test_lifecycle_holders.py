@@ -66,7 +66,8 @@ def test_presignature_in_flight_across_an_epoch_switch_is_not_stored(ecdsa, tmp_
     from mpc_ray.coordinator.sessions import finished, new_sid, route
 
     sid, parties = new_sid("presign"), [1, 2]
-    res = {i: c.holders[i].begin([BeginRequest("presign", sid, parties, {"key_id": "k1"})]) for i in parties}
+    res = {i: c.principals.begin(c.holders[i], [BeginRequest("presign", sid, parties, {"key_id": "k1"})])
+           for i in parties}
     epoch = c.holders[1].key_epoch("k1")
     c.lifecycle.refresh("k1", "ecdsa-secp256k1", [1, 2, 3])
     assert c.holders[1].key_epoch("k1") == epoch + 1
@@ -163,7 +164,7 @@ def test_reshare_2_of_3_to_3_of_5_then_remove_two(ecdsa):
         with pytest.raises(HolderNotReady):
             h.key("k1")
         with pytest.raises(HolderNotReady):
-            h.begin([BeginRequest("presign", b"presign:gone", [gone, 3], {"key_id": "k1"})])
+            c.principals.begin(h, [BeginRequest("presign", b"presign:gone", [gone, 3], {"key_id": "k1"})])
     verify(c.public_key, c.sign("k1", c.public_key, [1, 4]))
     verify(c.public_key, c.sign("k1", c.public_key, [3, 4]))
 
@@ -181,7 +182,7 @@ def test_frost_refresh_and_reshare(frost):
     c = frost
     group_key = public_package_from_bytes(c.public).group_key
     c.frost_sign("f1", c.public, [1, 2])
-    pooled = {p: c.holders[p].frost_commit("f1", 3) for p in (1, 2, 3)}
+    pooled = {p: c.principals.commit(c.holders[p], "f1", 3) for p in (1, 2, 3)}
     old_share = c.holders[1]._frost_state.keys["f1"].signing_share
     r = c.lifecycle.refresh("f1", c.scheme, [1, 2, 3], old_public=c.public, threshold=2)
     assert r.destroyed == {1: 3, 2: 3, 3: 3} and r.epoch == 1
@@ -200,7 +201,7 @@ def test_frost_refresh_and_reshare(frost):
     c.frost_sign("f1", moved.public, [3, 4, 5])
     assert c.holders[2].store.get("frost-f1") is None  # removed after the new committee confirmed
     with pytest.raises(HolderNotReady):
-        c.holders[2].frost_commit("f1", 1)
+        c.principals.commit(c.holders[2], "f1", 1)
 
 
 def test_directory_extension_never_changes_a_member(tmp_path):

@@ -27,6 +27,7 @@ def small_sizes(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow  # about a minute on 2 cores
 def test_load_test_notebook_runs_with_small_sizes(small_sizes):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
@@ -38,6 +39,11 @@ def test_load_test_notebook_runs_with_small_sizes(small_sizes):
     assert result["after_kill_ok"] > 0  # the remaining parties kept signing after the node went down
     assert result["pool_points"] > 0
     assert [r["concurrency"] for r in result["levels"]] == [1, 2]
+    # the error tables: by type against concurrency level and against the kill (empty when nothing failed)
+    assert "errors by type and concurrency level" in text and "errors by type and phase" in text
+    assert all(set(by_level) == {"c=1", "c=2"} for by_level in result["errors_by_type"].values())
+    assert sum(map(sum, (t.values() for t in result["errors_by_type"].values()))) == result["errors"]
+    assert sum(map(sum, (t.values() for t in result["errors_by_phase"].values()))) == result["errors"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plot was drawn
     assert (small_sizes / "load_test.png").stat().st_size > 10_000
     assert os.path.exists(small_sizes / "load_test.json")

@@ -104,12 +104,15 @@ def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
         ("refresh", {"key_id": key.key_id, "epoch": 1}),
         ("reshare", {"key_id": key.key_id, "epoch": 1, "scheme": "ecdsa-secp256k1", "dealers": [1, 2],
                      "new_parties": [1, 2, 3], "new_threshold": 1, "old_public": b""}),
-        ("aux", {"level": "112"}))]
+        ("aux", {"level": "112"}),
+        # only the coordinator's grant starts these (requests/grants.py)
+        ("presign", {"key_id": key.key_id}), ("identify", {"presign_sid": b"presign:x"}))]
     calls = [("partial_sign", None, [(0, pid)]), ("partial_sign", key.key_id, [(0, pid)]),
              ("frost_sign", None, [(0, pid, b"")]), ("sign_request", None, pid), ("sign_requests", [(None, pid)]),
              ("frost_sign_request", None, pid, b""), ("set_policy", None), ("set_principals", None),
              ("bootstrap_principals", stranger.to_bytes()), ("extend_directory", None, [identity]),
              ("backup", None, "a long enough passphrase", "min"), ("restore", None, b"blob", "passphrase!!"),
+             ("set_coordinator", None, bytes(range(32))), ("frost_commit", key.key_id, 1),
              *[("begin", [b]) for b in begin]]
     for method, *args in calls:
         try:
@@ -120,6 +123,10 @@ def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
         assert method == "sign_requests" and isinstance(out[0], Unauthorized), (method, out)
     assert ray.get(holder.consumed_ids.remote()) == consumed  # nothing consumed
     assert ray.get(holder.key_views.remote()).keys() == {key.key_id}  # no key made
+    worker = ray.get_actor("mpc-worker-1-0", namespace="mpc-ray")  # a presign worker starts nothing either
+    for b in begin[-2:]:
+        with pytest.raises(Unauthorized):
+            ray.get(worker.begin.remote([b]), timeout=60)
 
 
 def _gc_settings(_actor_self):

@@ -141,7 +141,7 @@ def test_sign_typed_data_like_x402_signer(wallet):
     types = {"TransferWithAuthorization": [TypedDataField(name=n, type=t) for n, t in fields]}
     message = {"from": wallet.address, "to": ALICE, "value": 10_000, "validAfter": 0, "validBefore": 2**40,
                "nonce": b"\x42" * 32}
-    sig = wallet.sign_typed_data(domain, types, "TransferWithAuthorization", message)
+    sig = wallet.x402_signer().sign_typed_data(domain, types, "TransferWithAuthorization", message)
     assert isinstance(sig, bytes) and len(sig) == 65 and sig[64] in (27, 28)
     expected = encode_typed_data({"name": "USD Coin", "version": "2", "chainId": 8453, "verifyingContract": USDC},
                                  {"TransferWithAuthorization": [{"name": n, "type": t} for n, t in fields]}, message)

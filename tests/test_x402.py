@@ -27,7 +27,7 @@ from x402.mechanisms.evm.signer import ClientEvmSigner
 from x402.schemas import PaymentRequired, PaymentRequirements
 
 from mpc_ray import sim
-from mpc_ray.client.evm import EvmWallet
+from mpc_ray.client.evm import EvmWallet, X402Signer
 from mpc_ray.client.simsigner import SimSigner
 from tests.fixture_primes import fixture_paillier_key
 
@@ -56,9 +56,11 @@ class OfflineChain:
 
 
 @pytest.fixture(scope="module")
-def wallet() -> EvmWallet:
+def wallet() -> X402Signer:
+    """The SDK's signer: the wallet's x402 adapter (sign_typed_data with a primary type, 65 bytes back)."""
     aux = sim.aux_info(3, "112", paillier_keys={i: fixture_paillier_key("112", i) for i in (1, 2, 3)})
-    return EvmWallet(SimSigner({"pay": sim.keygen("ecdsa-secp256k1", parties=3, threshold=2, aux=aux)}), "pay")
+    return EvmWallet(SimSigner({"pay": sim.keygen("ecdsa-secp256k1", parties=3, threshold=2, aux=aux)}),
+                     "pay").x402_signer()
 
 
 def requirements(amount: str = "10000") -> PaymentRequirements:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ray.exceptions import RayError
 
 from ..errors import InvalidInput, MpcError
-from ..node.principals import SignedRequest
+from ..requests import SignedRequest
 from ..types import KeyInfo, Signature
 from .handle import RequestTimeout, SignHandle, raw_chunks, signature_from_wire, typed_error
 from .signer import Payload, check_payload, child_key_info, key_info_from_status
@@ -47,6 +47,22 @@ class AsyncSignHandle:
         self._pending: dict[tuple[Any, str, bytes | None, str | None], list[tuple[bytes, asyncio.Future]]] = {}
         # loop -> agent requests waiting for this turn's flush, each with its key's scheme and the future it resolves
         self._pending_requests: dict[Any, list[tuple[SignedRequest, str, asyncio.Future]]] = {}
+        # flushed batches still running: held here (the loop keeps only weak references to tasks), awaited by __aexit__
+        self._tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> AsyncSignHandle:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Waits for the coalesced batches this handle flushed on this loop, so that none is left running (and
+        unfetched) when the block ends; it holds no connection of its own (Ray's belong to the driver)."""
+        loop = asyncio.get_running_loop()
+        while tasks := [t for t in list(self._tasks) if t.get_loop() is loop and not t.done()]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def agent(self):
@@ -111,7 +127,7 @@ class AsyncSignHandle:
         loop, key_id, tap_tweak, path = slot
         batch = self._pending.pop(slot, [])
         for lo, hi in raw_chunks([m for m, _ in batch], MAX_BATCH):  # each fits one operator request
-            loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, path, batch[lo:hi]))
+            self._track(loop.create_task(self._sign_batch(scheme, key_id, tap_tweak, path, batch[lo:hi])))
 
     async def _sign_batch(self, scheme: str, key_id: str, tap_tweak: bytes | None, path: str | None,
                           batch: list[tuple[bytes, asyncio.Future]]) -> None:
@@ -140,7 +156,7 @@ class AsyncSignHandle:
     def _flush_requests(self, loop: Any) -> None:
         batch = self._pending_requests.pop(loop, [])
         for lo in range(0, len(batch), MAX_BATCH):
-            loop.create_task(self._sign_request_batch(batch[lo:lo + MAX_BATCH]))
+            self._track(loop.create_task(self._sign_request_batch(batch[lo:lo + MAX_BATCH])))
 
     async def _sign_request_batch(self, batch: list[tuple[SignedRequest, str, asyncio.Future]]) -> None:
         try:
@@ -154,8 +170,12 @@ class AsyncSignHandle:
     async def sign_many(self, key_id: str, messages: Sequence[bytes], *,
                         tap_tweak: bytes | None = None, path: str | None = None) -> list[Signature]:
         scheme, msgs = self._h._direct_args(key_id, messages, tap_tweak)
+        # every chunk is awaited before the first failure is raised: a dropped failed ref is logged as unhandled
         outs = await asyncio.gather(*(self._await(self._h._direct_ref(key_id, msgs[lo:hi], tap_tweak, path))
-                                      for lo, hi in raw_chunks(msgs)))
+                                      for lo, hi in raw_chunks(msgs)), return_exceptions=True)
+        for out in outs:
+            if isinstance(out, BaseException):
+                raise out
         return [signature_from_wire(scheme, s) for out in outs for s in out]
 
     async def sign_request(self, request: SignedRequest) -> Signature:

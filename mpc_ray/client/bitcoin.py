@@ -40,7 +40,7 @@ from bip_utils import SegwitBech32Encoder
 
 from ..crypto.secp256k1 import Q as CURVE_ORDER
 from ..errors import InvalidInput
-from ..node.bitcoin_policy import (
+from ..intents.bitcoin import (
     BTC_MAINNET,
     BTC_REGTEST,
     BTC_SIGNET,
@@ -48,7 +48,7 @@ from ..node.bitcoin_policy import (
     BTC_TESTNET4,
     split_sighashes,
 )
-from ..node.principals import RequestFormat, SignedRequest
+from ..requests import RequestFormat, SignedRequest
 from ..types import Signature
 from .signer import BadSignature, Payload, Signer
 
@@ -245,7 +245,7 @@ class TaprootWallet:
 
     def _simulate(self, request: SignedRequest) -> Signature:
         """The simulator's stand-in for the committee: the nodes' decoder must arrive at the wallet's hashes."""
-        from ..node.policy import intent_from_request
+        from ..intents import intent_from_request
 
         sighashes = split_sighashes(intent_from_request(request).digest)
         sim: Any = self._signer

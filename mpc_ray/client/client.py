@@ -9,9 +9,10 @@ import ray
 
 from .. import telemetry as tm  # ops hook: a client-side span and latency for every sign, one-hop or not
 from ..coordinator.coordinator import COORDINATOR_NAME
-from ..errors import InvalidInput
-from ..node.principals import RequestKind
+from ..errors import InvalidInput, QuorumUnavailable
+from ..requests import RequestKind
 from .credentials import Credentials
+from .raycall import get
 from ..types import SCHEMES, ChildKeyInfo, KeyInfo, Signature
 
 DEFAULT_NAMESPACE = "mpc-ray"
@@ -36,7 +37,7 @@ class MpcClient:
 
     def committee(self) -> list[int]:
         """The parties of the committee (new keys are shared among all of them)."""
-        return list(ray.get(self._coordinator.status.remote())["parties"])
+        return list(get(self._coordinator.status.remote())["parties"])
 
     def create_key(self, scheme: str = "ecdsa-secp256k1", *, threshold: int | None = None, key_id: str | None = None) -> KeyInfo:
         """A new key shared among the whole committee, approved by this client's admins (every holder checks the
@@ -45,12 +46,15 @@ class MpcClient:
         if scheme not in SCHEMES:
             raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
         key_id = key_id or f"key-{secrets.token_hex(8)}"
-        threshold = threshold or self.default_threshold
+        threshold = self.default_threshold if threshold is None else threshold  # 0 is an error, not "default"
         creds = self._creds()
+        committee = sorted(self.committee())
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= len(committee):
+            raise InvalidInput(f"threshold must be between 1 and {len(committee)} (the committee's size), "
+                               f"not {threshold!r}")
         approval = creds.admin_request(RequestKind.CREATE_KEY, {"key_id": key_id, "scheme": scheme,
-                                                                "threshold": threshold,
-                                                                "parties": sorted(self.committee())})
-        info = ray.get(self._coordinator.create_key.remote(key_id, scheme, threshold, approval))
+                                                                "threshold": threshold, "parties": committee})
+        info = get(self._coordinator.create_key.remote(key_id, scheme, threshold, approval))
         if creds.operator_policy and creds.operator is not None:
             self.set_policy(creds.operator_policy_request(key_id))
         return KeyInfo(**info)
@@ -90,7 +94,7 @@ class MpcClient:
     def _sign_raw(self, key_id: str, requests: list) -> list[Signature]:
         out = []
         for request in requests:
-            got = ray.get(self._coordinator.sign_many.remote(key_id, request))
+            got = get(self._coordinator.sign_many.remote(key_id, request))
             out.extend(s if isinstance(s, Signature) else _ecdsa_signature(*s) for s in got)  # FROST: Signatures
         return out
 
@@ -114,7 +118,7 @@ class MpcClient:
     def derive(self, key_id: str, path: str) -> ChildKeyInfo:
         """The BIP32 child of a key at a non-hardened `path` ("m/0/7"): its public key (33-byte compressed for ECDSA,
         32-byte x-only for BIP340), chain code and xpub. Sign for it with `sign(key_id, msg, path=path)`."""
-        return ChildKeyInfo(**ray.get(self._coordinator.derive.remote(key_id, path)))
+        return ChildKeyInfo(**get(self._coordinator.derive.remote(key_id, path)))
 
     # policy-enforced signing: requests are built and signed with mpc_ray.node.principals.sign_request -------
     def bootstrap_principals(self, registry) -> None:
@@ -122,11 +126,11 @@ class MpcClient:
         already registered (`local_cluster`), its admins replace the registry with `registry` plus this client's
         own admin and operator (a ``set_principals`` request), so that it can still create keys and sign."""
         if self.credentials is None or not getattr(self, "_registered", False):
-            ray.get(self._coordinator.bootstrap_principals.remote(registry.to_bytes()))
+            get(self._coordinator.bootstrap_principals.remote(registry.to_bytes()))
             self._registry_bytes = registry.to_bytes()  # what a node this client adds later is bootstrapped with
             self._registry_version = getattr(registry, "version", 1)
             return
-        from ..node.principals import PrincipalRegistry
+        from ..requests import PrincipalRegistry
 
         own = [p for p in self.credentials.principals() if registry.get(p.id) is None]
         # above both the registry this client installed last and the one given: the holders refuse a stale version
@@ -139,13 +143,13 @@ class MpcClient:
 
     def set_policy(self, request) -> None:
         """Apply an admin-signed policy request on every holder."""
-        ray.get(self._coordinator.set_policy.remote(request))
+        get(self._coordinator.set_policy.remote(request))
 
     def set_principals(self, request) -> None:
         """Replace the principals on every holder: a ``set_principals`` request whose body is the new
         `PrincipalRegistry`, signed (`cosign`) by as many admins as the current registry's admin_quorum."""
-        ray.get(self._coordinator.set_principals.remote(request))
-        from ..node.principals import PrincipalRegistry
+        get(self._coordinator.set_principals.remote(request))
+        from ..requests import PrincipalRegistry
 
         self._registry_bytes = request.body  # the registry every holder now has (add_node bootstraps new ones)
         self._registry_version = PrincipalRegistry.from_bytes(request.body).version
@@ -156,7 +160,7 @@ class MpcClient:
         fast = self._lease_book().sign_request(request)  # one hop when a leased presignature is at hand
         if fast is not None:
             return _ecdsa_signature(*fast)
-        out = ray.get(self._coordinator.sign_request.remote(request))
+        out = get(self._coordinator.sign_request.remote(request))
         return out if isinstance(out, Signature) else _ecdsa_signature(*out)  # FROST keys: a Signature already
 
     def sign_requests(self, requests: Sequence) -> list:
@@ -165,7 +169,7 @@ class MpcClient:
         or the error that refused it (e.g. `PolicyDenied`), returned in its place rather than raised."""
         if isinstance(requests, (bytes, str)) or not isinstance(requests, Sequence):
             raise InvalidInput("requests must be a list of signed requests")
-        out = ray.get(self._coordinator.sign_requests.remote(list(requests)))
+        out = get(self._coordinator.sign_requests.remote(list(requests)))
         return [o if isinstance(o, (Signature, BaseException)) else _ecdsa_signature(*o) for o in out]
 
     # agent-facing handles and wallets (client/handle.py, aio.py, evm.py, solana.py, bitcoin.py) -------------
@@ -200,7 +204,7 @@ class MpcClient:
         pooled presignature or nonce of the old epoch is destroyed. Needs every holder of the key up. Approved by
         this client's admins."""
         approval = self._creds().admin_request(RequestKind.REFRESH_KEY, {"key_id": key_id})
-        return ray.get(self._coordinator.refresh_key.remote(key_id, approval))
+        return get(self._coordinator.refresh_key.remote(key_id, approval))
 
     def reshare_key(self, key_id: str, *, parties: Sequence[int], threshold: int,
                     dealers: Sequence[int] | None = None) -> dict:
@@ -210,7 +214,7 @@ class MpcClient:
             raise InvalidInput("parties must be a list of party indices")
         approval = self._creds().admin_request(RequestKind.RESHARE_KEY, {"key_id": key_id, "parties": sorted(parties),
                                                                          "threshold": threshold})
-        out = ray.get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
+        out = get(self._coordinator.reshare_key.remote(key_id, sorted(parties), threshold,
                                                            None if dealers is None else sorted(dealers), approval))
         creds = self.credentials
         if creds.operator_policy and creds.operator is not None:  # dev credentials: new members need it too
@@ -224,26 +228,36 @@ class MpcClient:
 
     def restore_request(self, party: int, blob: bytes):
         """An admin-approved ``restore`` request for this backup blob onto `party`'s holder."""
-        from ..node.backup import restore_params
+        from ..requests import restore_params
 
         return self._creds().admin_request(RequestKind.RESTORE, restore_params(party, blob))
+
+    def set_coordinator(self, verify_key: bytes) -> None:
+        """Make `verify_key` the coordinator's identity on every holder (an admin-quorum ``set_coordinator`` request,
+        audited by each): from then on only grants it signs start presigning, aux-info and identification sessions
+        and FROST nonce commitments. Then restart the coordinator with that key's seed
+        (CoordinatorConfig.coordinator_seed; `Credentials.coordinator_seed` for `local_cluster` and `mpc-ray up`)."""
+        if not isinstance(verify_key, (bytes, bytearray)) or len(verify_key) != 32:
+            raise InvalidInput("a coordinator verify key is 32 bytes")
+        approval = self._creds().admin_request(RequestKind.SET_COORDINATOR, {"verify_key": bytes(verify_key).hex()})
+        get(self._coordinator.set_coordinator.remote(approval, bytes(verify_key)))
 
     def drop_pools(self, party: int) -> int:
         """After restoring party's holder from a backup (`ShareHolder.restore`, run on its node: the passphrase
         never travels through the coordinator), forget the pooled presignatures and nonces it discarded."""
-        return ray.get(self._coordinator.drop_pools.remote(party))
+        return get(self._coordinator.drop_pools.remote(party))
 
     def readmit(self, party: int) -> dict:
         """Let the coordinator use `party` again after it was excluded for a bad value or lost identification
         disputes (status()["excluded"], ["disputes"]): e.g. once its node was rebuilt. An availability setting of the
         coordinator; the holders check every value themselves either way."""
-        return ray.get(self._coordinator.readmit.remote(party))
+        return get(self._coordinator.readmit.remote(party))
 
     def status(self) -> dict:
-        return ray.get(self._coordinator.status.remote())
+        return get(self._coordinator.status.remote())
 
     def pool_depths(self) -> dict[str, int]:
-        return ray.get(self._coordinator.pool_depths.remote())
+        return get(self._coordinator.pool_depths.remote())
 
     def wait_for_pools(self, key_id: str, depth: int, timeout: float = 300.0) -> dict[str, int]:
         """Block until every signer set's pool of `key_id` holds `depth` presignatures (the refill works meanwhile)."""
@@ -281,9 +295,17 @@ def connect(address: str = "auto", *, namespace: str = DEFAULT_NAMESPACE,
     """Attach to an existing Ray cluster with a deployed committee (coordinator named `mpc-coordinator`). The
     principal keys come from `credentials`, else from the environment (`Credentials.load`)."""
     if not ray.is_initialized():
-        ray.init(address=address, namespace=namespace)
-    coord = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
-    st = ray.get(coord.status.remote())
+        try:
+            ray.init(address=address, namespace=namespace)
+        except ConnectionError as exc:  # Ray's message names files and env variables, not what to do
+            raise QuorumUnavailable(f"no Ray cluster at {address!r} ({type(exc).__name__}): start one "
+                                    "(`mpc-ray up`) or pass its address") from None
+    try:
+        coord = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
+    except ValueError:  # Ray: "Failed to look up actor ..."
+        raise QuorumUnavailable(f"no committee on this cluster: no {COORDINATOR_NAME!r} actor in namespace "
+                                f"{namespace!r}") from None
+    st = get(coord.status.remote())
     client = MpcClient(coord, threshold=st["threshold"], parties=len(st["parties"]),
                        credentials=credentials if credentials is not None else Credentials.load())
     client._registered = True  # a deployed committee has its principals already

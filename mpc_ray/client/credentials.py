@@ -19,25 +19,29 @@ Where they come from:
   Rotate a key by registering its successor with a ``set_principals`` request, then dropping the old one.
 
 The JSON form: ``{"admins": [{"id": "alice", "seed": "<64 hex>"}], "operator": {"id": "ops", "seed": "..."},
-"operator_policy": false}``. Seeds are Ed25519 private keys: `repr` never shows them.
+"operator_policy": false, "coordinator_seed": "<64 hex>"}``. Seeds are Ed25519 private keys: `repr` never shows
+them. ``coordinator_seed`` is the coordinator's identity, whose grants alone start presigning and aux-info sessions
+(requests/grants.py); a file without one gets a fresh one. Replace it with `MpcClient.set_coordinator` (an
+admin-quorum ``set_coordinator`` request), then restart the coordinator with the new seed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import nacl.signing
 
 from ..errors import InvalidInput
-from ..node.principals import Principal, PrincipalRegistry, RequestFormat, RequestKind, Role, cosign, sign_request
-from ..node.raw_batch import encode_raw_batch
+from ..requests import (Principal, PrincipalRegistry, RequestFormat, RequestKind, Role, cosign, encode_raw_batch,
+                        sign_request)
 
 __all__ = ["Credentials", "RAW_CHAIN"]
 
@@ -50,6 +54,9 @@ class Credentials:
     admins: tuple[tuple[str, nacl.signing.SigningKey], ...] = ()
     operator: tuple[str, nacl.signing.SigningKey] | None = None
     operator_policy: bool = False  # give every key this client creates a permissive operator policy (dev clusters)
+    # the coordinator's Ed25519 seed (requests/grants.py): a committee this client deploys starts its coordinator
+    # with it (local_cluster, `mpc-ray up`), so a restart keeps the key the holders took
+    coordinator_seed: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def __repr__(self) -> str:
         ops = self.operator[0] if self.operator else None
@@ -70,7 +77,9 @@ class Credentials:
             admins = tuple((a["id"], _key(a["seed"])) for a in doc.get("admins", ()))
             op = doc.get("operator")
             operator = (op["id"], _key(op["seed"])) if op else None
-            return cls(admins, operator, bool(doc.get("operator_policy", False)))
+            coordinator = doc.get("coordinator_seed")  # absent from older files: a fresh one
+            extra = {} if coordinator is None else {"coordinator_seed": bytes(_key(coordinator))}
+            return cls(admins, operator, bool(doc.get("operator_policy", False)), **extra)
         except (KeyError, TypeError, AttributeError):
             raise InvalidInput("credentials: expected {admins: [{id, seed}], operator: {id, seed}}") from None
 
@@ -78,7 +87,7 @@ class Credentials:
         return {"admins": [{"id": i, "seed": bytes(k).hex()} for i, k in self.admins],
                 "operator": None if self.operator is None else {"id": self.operator[0],
                                                                 "seed": bytes(self.operator[1]).hex()},
-                "operator_policy": self.operator_policy}
+                "operator_policy": self.operator_policy, "coordinator_seed": self.coordinator_seed.hex()}
 
     @classmethod
     def from_file(cls, path: str | Path) -> Credentials:
@@ -152,7 +161,8 @@ class Credentials:
 
     def operator_policy_request(self, key_id: str):
         """The permissive operator policy of a dev cluster: raw signing of `key_id`, any derivation path."""
-        from ..node.policy import Policy, TxType
+        from ..intents import TxType
+        from ..node.policy import Policy  # the policy model is node/'s (tests/test_layers.py lists this)
 
         policy = Policy(key_id=key_id, principal_id=self.operator[0], allowed_chains=(RAW_CHAIN,),
                         allowed_tx_types=(TxType.RAW_DIGEST,), any_derivation_path=True,

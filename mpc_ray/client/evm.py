@@ -5,7 +5,8 @@
     wallet.sign_transaction(tx)                   # eth-account SignedTransaction (raw_transaction, hash, r, s, v)
     wallet.sign_message(encode_defunct(text=...)) # eth-account SignedMessage (EIP-191)
     wallet.sign_typed_data(domain, types, data)   # eth-account SignedMessage (EIP-712), as LocalAccount takes it
-    wallet.sign_typed_data(domain, types, "Primary", message)  # x402's ClientEvmSigner call: 65 signature bytes
+    wallet.x402_signer()                          # x402's ClientEvmSigner: sign_typed_data(..., primary_type, ...)
+                                                  # returns the 65 signature bytes
     mpc.evm_wallet(key.key_id, path="m/0/7")      # the BIP32 child's account (one key, an address per agent)
 
 Every method has an ``*_async`` twin. Encoding is eth-account's own: the unsigned transaction comes from its
@@ -40,12 +41,12 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
 from ..errors import InvalidInput
-from ..node.policy import decode_evm_transaction, decode_typed_data
-from ..node.principals import RequestFormat
+from ..intents.evm import decode_evm_transaction, decode_typed_data
+from ..requests import RequestFormat
 from ..types import Signature
 from .signer import BadSignature, Payload, Signer
 
-__all__ = ["EvmWallet", "evm_address"]
+__all__ = ["EvmWallet", "X402Signer", "evm_address"]
 
 _DOMAIN_FIELDS = (  # EIP-712 domain fields in the order the standard lists them
     ("name", "string"), ("version", "string"), ("chainId", "uint256"), ("verifyingContract", "address"),
@@ -232,45 +233,86 @@ class EvmWallet:
         return await self._run_async(*self._prepare_message(signable_message))
 
     # EIP-712 ----------------------------------------------------------------------------------------------
-    def _prepare_typed_data(self, args: tuple, kwargs: dict) -> tuple[Payload, Callable]:
-        # Two callers, one name: x402's ClientEvmSigner calls (domain, types, primary_type: str, message) and wants
-        # 65 bytes; eth-account's LocalAccount takes (domain_data, message_types, message_data) or full_message=
-        # and returns a SignedMessage. The third argument's type tells them apart.
-        names = ("domain", "types", "primary_type", "message")
-        x402_call = (len(args) >= 3 and isinstance(args[2], str)) or "primary_type" in kwargs
-        if x402_call:
-            bound = dict(zip(names, args)) | kwargs
-            if set(bound) != set(names):
-                raise InvalidInput("sign_typed_data(domain, types, primary_type, message)")
-            body = typed_data_json(bound["domain"], bound["types"], bound["message"], bound["primary_type"])
-        else:
-            bound = dict(zip(("domain_data", "message_types", "message_data", "full_message"), args)) | kwargs
-            full = bound.pop("full_message", None)
-            if full is not None:
-                if any(v is not None for v in bound.values()) or not isinstance(full, Mapping):
-                    raise InvalidInput("pass full_message alone, or domain_data, message_types and message_data")
-                body = typed_data_json(full.get("domain", {}), full.get("types", {}), full.get("message", {}),
-                                       full.get("primaryType"))
-            else:
-                if set(bound) - {"domain_data", "message_types", "message_data"} or any(
-                        bound.get(k) is None for k in ("domain_data", "message_types", "message_data")):
-                    raise InvalidInput("sign_typed_data(domain_data, message_types, message_data) or full_message=")
-                body = typed_data_json(bound["domain_data"], bound["message_types"], bound["message_data"])
+    def _typed_data_payload(self, body: bytes) -> tuple[Payload, bytes]:
         intent = decode_typed_data(body)  # eth-account's digest, as every node computes it
-        payload = Payload(self.key_id, intent.digest, RequestFormat.EIP712, body, intent.chain or "",
-                          path=self.path)
-        if x402_call:
-            return payload, lambda sig: sig.to_bytes() + bytes([27 + sig.recovery_id])  # type: ignore[operator]
-        return payload, lambda sig: _signed_message(intent.digest, sig)
+        return Payload(self.key_id, intent.digest, RequestFormat.EIP712, body, intent.chain or "",
+                       path=self.path), intent.digest
 
-    def sign_typed_data(self, *args: Any, **kwargs: Any) -> SignedMessage | bytes:
-        """EIP-712. ``(domain_data, message_types, message_data)`` or ``full_message=`` as eth-account's
-        `LocalAccount.sign_typed_data` (returns `SignedMessage`); ``(domain, types, primary_type, message)`` as x402's
-        `ClientEvmSigner` (returns the 65-byte r || s || v signature)."""
-        return self._run(*self._prepare_typed_data(args, kwargs))
+    def _prepare_typed_data(self, domain_data: Any, message_types: Any, message_data: Any, full_message: Any,
+                            extra: tuple, unexpected: dict) -> tuple[Payload, Callable]:
+        if extra or isinstance(message_data, str) or {"domain", "types", "primary_type", "message"} & set(unexpected):
+            raise InvalidInput("sign_typed_data(domain, types, primary_type, message) is x402's signer call: pass "
+                               "wallet.x402_signer() to the x402 SDK (it returns the 65 signature bytes)")
+        if full_message is not None:
+            if any(v is not None for v in (domain_data, message_types, message_data)) or \
+                    not isinstance(full_message, Mapping):
+                raise InvalidInput("pass full_message alone, or domain_data, message_types and message_data")
+            body = typed_data_json(full_message.get("domain", {}), full_message.get("types", {}),
+                                   full_message.get("message", {}), full_message.get("primaryType"))
+        elif unexpected or any(v is None for v in (domain_data, message_types, message_data)):
+            raise InvalidInput("sign_typed_data(domain_data, message_types, message_data) or full_message=")
+        else:
+            body = typed_data_json(domain_data, message_types, message_data)
+        payload, digest = self._typed_data_payload(body)
+        return payload, lambda sig: _signed_message(digest, sig)
 
-    async def sign_typed_data_async(self, *args: Any, **kwargs: Any) -> SignedMessage | bytes:
-        return await self._run_async(*self._prepare_typed_data(args, kwargs))
+    def sign_typed_data(self, domain_data: Mapping[str, Any] | None = None,
+                        message_types: Mapping[str, Any] | None = None,
+                        message_data: Mapping[str, Any] | None = None,
+                        full_message: Mapping[str, Any] | None = None, *extra: Any,
+                        **unexpected: Any) -> SignedMessage:
+        """EIP-712, as eth-account's `LocalAccount.sign_typed_data`: ``(domain_data, message_types, message_data)``
+        or ``full_message=``; returns eth-account's `SignedMessage`. x402's signer call shape is `x402_signer()`'s."""
+        return self._run(*self._prepare_typed_data(domain_data, message_types, message_data, full_message, extra,
+                                                   unexpected))
+
+    async def sign_typed_data_async(self, domain_data: Mapping[str, Any] | None = None,
+                                    message_types: Mapping[str, Any] | None = None,
+                                    message_data: Mapping[str, Any] | None = None,
+                                    full_message: Mapping[str, Any] | None = None, *extra: Any,
+                                    **unexpected: Any) -> SignedMessage:
+        return await self._run_async(*self._prepare_typed_data(domain_data, message_types, message_data,
+                                                               full_message, extra, unexpected))
+
+    def x402_signer(self) -> X402Signer:
+        """This account as x402's `ClientEvmSigner`:
+        ``register_exact_evm_client(x402Client(), wallet.x402_signer())``."""
+        return X402Signer(self)
+
+
+class X402Signer:
+    """x402's `ClientEvmSigner` on an `EvmWallet`: `address` and ``sign_typed_data(domain, types, primary_type,
+    message)`` returning the 65-byte r || s || v signature, as the x402 SDK calls it (its `TypedDataDomain` and
+    `TypedDataField` dataclasses or plain mappings). The wallet builds, sends and checks the request as for any
+    EIP-712 signature: with an agent the nodes decode the typed data and apply the policy (EIP-3009 authorizations)."""
+
+    def __init__(self, wallet: EvmWallet) -> None:
+        if not isinstance(wallet, EvmWallet):
+            raise InvalidInput("X402Signer wraps an EvmWallet")
+        self.wallet = wallet
+
+    @property
+    def address(self) -> str:
+        return self.wallet.address
+
+    def __repr__(self) -> str:
+        return f"X402Signer({self.wallet!r})"
+
+    def _prepare(self, domain: Any, types: Mapping[str, Any], primary_type: str,
+                 message: Mapping[str, Any]) -> tuple[Payload, Callable]:
+        if not isinstance(primary_type, str):
+            raise InvalidInput("sign_typed_data(domain, types, primary_type: str, message)")
+        payload, _ = self.wallet._typed_data_payload(typed_data_json(domain, types, message, primary_type))
+        return payload, lambda sig: sig.to_bytes() + bytes([27 + sig.recovery_id])  # type: ignore[operator]
+
+    def sign_typed_data(self, domain: Any, types: Mapping[str, Any], primary_type: str,
+                        message: Mapping[str, Any]) -> bytes:
+        """The 65-byte EIP-712 signature (v = 27 or 28) of `message` under `domain`."""
+        return self.wallet._run(*self._prepare(domain, types, primary_type, message))
+
+    async def sign_typed_data_async(self, domain: Any, types: Mapping[str, Any], primary_type: str,
+                                    message: Mapping[str, Any]) -> bytes:
+        return await self.wallet._run_async(*self._prepare(domain, types, primary_type, message))
 
 
 def _signed_message(digest: bytes, sig: Signature) -> SignedMessage:

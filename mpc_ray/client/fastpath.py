@@ -29,6 +29,7 @@ from ..errors import MpcError, PolicyDenied
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, rerandomize_for
 from ..protocols.wire import decode
+from .raycall import gather, typed_error
 
 _RAY_FAILURES = (ray.exceptions.RayError, TimeoutError)
 
@@ -104,8 +105,7 @@ class PresignatureLeases:
         """(64-byte r||s, recovery id) for the one digest of an operator's raw_batch `request`, in one round to the
         signers, or None: use the coordinator path (with a fresh request: a signer may have seen this one)."""
         from ..errors import InvalidInput
-        from ..node.principals import SignedRequest
-        from ..node.raw_batch import decode_raw_batch
+        from ..requests import SignedRequest, decode_raw_batch
 
         # checked before a lease is taken: a malformed request must not waste a leased presignature
         if not isinstance(request, SignedRequest) or request.key_id != key_id:
@@ -121,13 +121,13 @@ class PresignatureLeases:
         refs: list = []
         try:
             refs = [self._holder(p).partial_sign.remote(request, [(0, pub.presignature_id)]) for p in pub.signers]
-            answers = ray.get(refs, timeout=self.TIMEOUT_S)
-        except PolicyDenied:
+            answers = gather(refs, timeout=self.TIMEOUT_S)  # every signer's answer fetched: none logged unhandled
+        except PolicyDenied as exc:
             # the signers refused the operator's request itself (its policy, a rate limit, its signature), before
             # consuming anything: a fresh request through the coordinator would be refused alike, so raise. The other
             # leases stay (dropping them on every refusal would drain the pools); this one is not reused, since a
             # signer that accepted the request may have consumed it
-            raise
+            raise typed_error(exc) from None
         except MpcError:
             # a holder refused (e.g. the key was refreshed and this lease belongs to the old epoch): drop this key's
             # leases; the coordinator path knows what to do
@@ -153,7 +153,7 @@ class PresignatureLeases:
         nonce is spent, so from then on every failure is raised (typed), never retried: the agent signs a fresh
         request, exactly as on the coordinator path."""
         from ..coordinator.requests import combine_request
-        from ..node.principals import SignedRequest
+        from ..requests import SignedRequest
 
         if not isinstance(request, SignedRequest) or request.derivation_path:
             return None  # HD children need the coordinator's chain code; anything odd gets its typed error there
@@ -161,12 +161,13 @@ class PresignatureLeases:
         if lease is None:
             return None
         pub, public_key = lease
-        refs = [self._holder(p).sign_request.remote(request, pub.presignature_id) for p in pub.signers]
+        refs: list = []
         try:
-            answers = ray.get(refs, timeout=self.TIMEOUT_S)
-        except MpcError:
-            raise  # a signer's refusal (PolicyDenied naming the rule, ...), audited on that node
-        except _RAY_FAILURES as exc:
+            refs = [self._holder(p).sign_request.remote(request, pub.presignature_id) for p in pub.signers]
+            answers = gather(refs, timeout=self.TIMEOUT_S)  # every signer's answer fetched: none logged unhandled
+        except MpcError as exc:
+            raise typed_error(exc) from None  # a signer's refusal (PolicyDenied naming the rule, ...), audited there
+        except (ValueError, *_RAY_FAILURES) as exc:  # ValueError: a holder actor Ray cannot look up
             self._mark_unresponsive(pub, refs)
             from ..coordinator.sessions import PartyUnavailable
 

@@ -12,18 +12,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import ray
-from ray.exceptions import (
-    ActorUnavailableError,
-    GetTimeoutError,
-    RayActorError,
-    RayError,
-    RayTaskError,
-)
+from ray.exceptions import RayError
 
-from ..errors import InvalidInput, MpcError, QuorumUnavailable
-from ..node.principals import SignedRequest
+from ..errors import InvalidInput, MpcError
+from ..requests import SignedRequest
 from ..types import KeyInfo, Signature
+from .raycall import get, typed_error
 from .signer import (
     POLICY_SCHEMES,
     Agent,
@@ -41,23 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["RequestTimeout", "SignHandle", "typed_error"]
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def typed_error(exc: BaseException) -> MpcError:
-    """The `mpc_ray.errors` type for an exception that came back from Ray."""
-    if isinstance(exc, RayTaskError):
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, MpcError):
-            return cause
-        if cause is not None and not isinstance(cause, RayError):
-            return MpcError(f"the coordinator failed: {type(cause).__name__}")
-    if isinstance(exc, MpcError):
-        return exc
-    if isinstance(exc, GetTimeoutError):
-        return RequestTimeout("the committee did not answer in time")
-    if isinstance(exc, (RayActorError, ActorUnavailableError)):
-        return QuorumUnavailable("the coordinator is unavailable")
-    return MpcError(f"signing failed: {type(exc).__name__}")
 
 
 def signature_from_wire(scheme: str, out: Any) -> Signature:
@@ -108,10 +85,7 @@ class SignHandle(WalletFactory):
 
     # plumbing ---------------------------------------------------------------------------------------------
     def _get(self, ref: Any, timeout: float | None = None) -> Any:
-        try:
-            return ray.get(ref, timeout=self.timeout if timeout is None else timeout)
-        except (RayError, MpcError) as exc:
-            raise typed_error(exc) from None
+        return get(ref, self.timeout if timeout is None else timeout)
 
     def _remember(self, info: KeyInfo, path: str | None = None) -> KeyInfo:
         with self._lock:
@@ -166,7 +140,15 @@ class SignHandle(WalletFactory):
                   path: str | None = None) -> list[Signature]:
         scheme, msgs = self._direct_args(key_id, messages, tap_tweak)
         refs = [self._direct_ref(key_id, msgs[lo:hi], tap_tweak, path) for lo, hi in raw_chunks(msgs)]
-        return [signature_from_wire(scheme, s) for ref in refs for s in self._get(ref)]
+        outs, first = [], None
+        for ref in refs:  # every chunk's answer is fetched before a failure is raised (none is logged unhandled)
+            try:
+                outs.append(self._get(ref))
+            except MpcError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+        return [signature_from_wire(scheme, s) for out in outs for s in out]
 
     def sign_request(self, request: SignedRequest) -> Signature:
         """Submit a principal-signed request as is; every signer verifies it and applies its own policy."""

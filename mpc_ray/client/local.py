@@ -23,9 +23,10 @@ from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME
 from ..errors import InvalidInput, Unauthorized
 from ..node.actor import HolderActor
 from ..node.lifecycle import directory_params
-from ..node.principals import RequestKind
+from ..requests import RequestKind
 from .client import DEFAULT_NAMESPACE, MpcClient
 from .credentials import Credentials
+from .raycall import get
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
@@ -83,15 +84,16 @@ class LocalCluster(MpcClient):
             self._nodes[party] = _add_party_node(self._cluster, party)
             holder = holder_actor(party, str(self.state_dir(party)), **opts)
             holders.append(holder)
-            identities.append(ray.get(holder.public_identity.remote()))  # before its workers read it
+            # before its workers read it
+            identities.append(get(holder.public_identity.remote(), actor=f"party {party}'s holder"))
             for w in range(getattr(self, "_workers", 0)):
                 holder_actor(party, str(self.state_dir(party)), worker=w, **opts)
         registry = getattr(self, "_registry_bytes", None)
         if registry is not None:  # the committee's principals, trust on first use as at deployment (local_cluster)
-            ray.get([h.bootstrap_principals.remote(registry) for h in holders])
+            get([h.bootstrap_principals.remote(registry) for h in holders], actor="the new holders")
         # the admins approve each new member with the identity they read from its own holder
         approval = self._creds().admin_request(RequestKind.EXTEND_DIRECTORY, directory_params(identities))
-        ray.get(self._coordinator.add_parties.remote(list(parties), approval))
+        get(self._coordinator.add_parties.remote(list(parties), approval))
 
 
 def _add_party_node(cluster, party: int):
@@ -131,14 +133,17 @@ def local_cluster(
         nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}
         ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
         holders = [holder_actor(i, str(root / f"party-{i}"), kdf=kdf) for i in nodes]
-        ray.get([h.ping.remote() for h in holders])  # identities exist before the workers read them
+        get([h.ping.remote() for h in holders], actor="the holders")  # identities exist before the workers read them
         for i in nodes:
             for w in range(workers_per_node):
                 holder_actor(i, str(root / f"party-{i}"), kdf=kdf, worker=w)
+        reuse = credentials is not None
+        if not reuse:
+            credentials = Credentials.generate()  # a dev committee's admin and operator, held by this client only
         cfg = CoordinatorConfig(parties=list(nodes), threshold=threshold, security=security,
                                 pool_depth=pool_depth, refill=refill, workers_per_node=workers_per_node,
                                 pool_low_water=pool_depth // 4 if pool_low_water is None else pool_low_water,
-                                on_empty_pool=on_empty_pool)
+                                on_empty_pool=on_empty_pool, coordinator_seed=credentials.coordinator_seed)
         coordinator = (
             ray.remote(Coordinator)
             .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,
@@ -146,10 +151,7 @@ def local_cluster(
                      scheduling_strategy=NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False))
             .remote(cfg, namespace)
         )
-        ray.get(coordinator.setup.remote())
-        reuse = credentials is not None
-        if not reuse:
-            credentials = Credentials.generate()  # a dev committee's admin and operator, held by this client only
+        get(coordinator.setup.remote())
         local = LocalCluster(cluster, nodes, coordinator, threshold, parties, root, credentials)
         try:
             local.bootstrap_principals(credentials.registry())

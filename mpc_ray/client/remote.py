@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInput, MpcError
 from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
-from ..node.principals import SignedRequest, check_json_bounds
+from ..requests import SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload
 
@@ -213,6 +213,14 @@ class RemoteSigner(WalletFactory):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Closes this loop's async pool and the sync one."""
+        await self.aclose()
         self.close()
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import nacl.signing
 
 from ..errors import InvalidInput, MpcError
-from ..node.principals import RequestFormat, SignedRequest, sign_request
+from ..requests import RequestFormat, SignedRequest, sign_request
 from ..types import KeyInfo, Signature
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 
 from ..errors import InvalidInput
-from ..node.policy import intent_from_request
+from ..intents import intent_from_request
 from ..types import KeyInfo, Signature
 from .signer import Agent, Payload, WalletFactory, check_payload, child_key_info
 

@@ -24,7 +24,7 @@ from solders.signature import Signature as SolSignature
 from solders.transaction import Transaction, VersionedTransaction
 
 from ..errors import InvalidInput
-from ..node.principals import RequestFormat
+from ..requests import RequestFormat
 from ..types import Signature
 from .signer import BadSignature, Payload, Signer
 

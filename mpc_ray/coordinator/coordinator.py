@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -23,11 +23,11 @@ from ..crypto.secp256k1 import Point
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.actor_runtime import in_ray_actor, settle_gc_for_latency
 from ..node.holder import check_key_id
-from ..node.principals import SignedRequest
-from ..node.raw_batch import decode_raw_batch
 from ..protocols.ecdsa.presign import PresignaturePublic
 from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
 from ..protocols.wire import decode, encode
+from ..requests import SignedRequest, decode_raw_batch
+from ..requests.grants import GrantSigner
 # the agent-request modules are imported with the coordinator, not on the first agent request: they pull in
 # eth-account, eth-abi and solders, which cost that request about half a second
 from . import requests as agent_requests
@@ -58,6 +58,10 @@ class CoordinatorConfig:
     quorum_wait_s: float = 5.0  # how long a request waits for a quorum to come back before QuorumUnavailable
     refill: bool = True
     workers_per_node: int = 0  # presign workers beside each holder (0: the holders presign themselves)
+    # the coordinator's Ed25519 identity (32-byte seed): it signs the grants that start presigning, aux-info and
+    # identification sessions and FROST nonce commitments (requests/grants.py). Ray restarts the actor with the same
+    # config, so with the same key; None: a fresh key for this object's life. Never in repr.
+    coordinator_seed: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Coordinator:
     def __init__(self, config: CoordinatorConfig, namespace: str) -> None:
         self.cfg = config
         self.namespace = namespace
+        self.grants = GrantSigner(config.coordinator_seed) if config.coordinator_seed else GrantSigner.generate()
         self.keys: dict[str, _Key] = {}
         self.pools: dict[tuple[str, tuple[int, ...]], deque[PresignaturePublic]] = {}
         self.lock = threading.RLock()
@@ -182,10 +187,12 @@ class Coordinator:
         parties = self.cfg.parties
         hs = self.holders(parties)
         idents = ray.get([hs[i].public_identity.remote() for i in parties], timeout=self.cfg.round_timeout_s)
-        ray.get([hs[i].set_directory.remote(idents) for i in parties], timeout=self.cfg.round_timeout_s)
+        key = self.grants.verify_key  # announced with the directory: the holders take it on first use
+        ray.get([hs[i].set_directory.remote(idents, key) for i in parties], timeout=self.cfg.round_timeout_s)
         have = ray.get([hs[i].has_aux.remote() for i in parties], timeout=self.cfg.round_timeout_s)
         if not all(have):
-            run_sessions(hs, SessionSpec("aux", parties, {"level": self.cfg.security}), timeout=self.cfg.aux_timeout_s)
+            run_sessions(hs, SessionSpec("aux", parties, {"level": self.cfg.security}), timeout=self.cfg.aux_timeout_s,
+                         grants=self.grants)
         self.ready = True
         return {"parties": parties, "security": self.cfg.security}
 
@@ -236,7 +243,7 @@ class Coordinator:
         relayed = BroadcastLog()
         try:
             out = run_sessions(self.presigners(signers, worker), spec, count=count, timeout=self.cfg.round_timeout_s,
-                               observe=relayed)
+                               observe=relayed, grants=self.grants)
         except PartyUnavailable as exc:
             # a dead presign worker only pauses refills through that party; its holder may still sign
             if use_workers:
@@ -325,8 +332,13 @@ class Coordinator:
         key, signers, depth = claim
         try:
             self.presign(key.key_id, signers, min(self.cfg.presign_batch, self.cfg.pool_depth - depth), worker)
-        except Exception:  # noqa: BLE001 - a failed refill is retried; presign() marked the party down
-            self._stop.wait(0.2)
+        except Exception as exc:  # noqa: BLE001 - a failed refill is retried; presign() marked the party down
+            if getattr(exc, "rule", None) == "auth.rate_limited":  # a holder's limit: as if the pool were full
+                with self.lock:
+                    self._topping_up.discard((key.key_id, signers))
+                self._stop.wait(1.0)
+            else:
+                self._stop.wait(0.2)
         finally:
             with self.lock:
                 self._refilling.discard((key.key_id, signers))
@@ -376,6 +388,7 @@ class Coordinator:
         if not taken:
             if self.cfg.on_empty_pool != "presign":
                 raise QuorumUnavailable("presignature pool empty")
+            tm.annotate(key_id=key.key_id, presigned_on_demand=1)  # ops hook: `mpc-ray bench` counts these
             self.presign(key.key_id, signers, min(count, self.cfg.presign_batch), worker=None)
             return self._take_presignatures(key, count)
         return signers, taken
@@ -518,6 +531,16 @@ class Coordinator:
     def set_principals(self, request) -> None:
         """Relay an admin-quorum-signed principal registry to every holder; each checks the quorum itself."""
         self._on_every_holder("set_principals", request)
+
+    def coordinator_key(self) -> bytes:
+        """This coordinator's verify key (public): the holders accept the session grants it signs."""
+        return self.grants.verify_key
+
+    def set_coordinator(self, request, verify_key: bytes) -> None:
+        """Relay an admin-quorum ``set_coordinator`` request to every holder; each checks it and takes `verify_key`
+        as the coordinator's from then on. This coordinator's own grants stop working unless `verify_key` is its
+        own: restart the coordinator with the new key's seed (CoordinatorConfig.coordinator_seed)."""
+        self._on_every_holder("set_coordinator", request, verify_key)
 
     @tm.traced_request("sign_request")
     def sign_request(self, request) -> tuple[bytes, int]:

@@ -43,6 +43,7 @@ from ..node.frost_records import (
 )
 from ..node.holder import check_key_id
 from ..protocols.frost import PublicKeyPackage, aggregate, prepare, public_key_bytes
+from ..requests.grants import commit_item
 from ..types import Signature
 from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 
@@ -163,6 +164,7 @@ class FrostPools:
         self._thread: threading.Thread | None = None
         self._topping_up: set[tuple[str, int]] = set()  # below low water once, filling to full depth
         self._signing: dict[int, int] = {}  # party -> sign batches in flight: refills wait (holders serve one call)
+        self._limited: dict[tuple[str, int], float] = {}  # (key, party) -> until when its holder's rate limit holds
 
     @property
     def depth(self) -> int:
@@ -231,11 +233,11 @@ class FrostPools:
 
     def _commit(self, key: FrostKey, counts: dict[int, int]) -> dict[int, list[tuple[bytes, bytes]]]:
         """frost_commit on several holders in parallel; PartyUnavailable / HolderRefused name the first failure."""
+        calls = [(p, min(MAX_COMMIT, n - off)) for p, n in counts.items() for off in range(0, n, MAX_COMMIT)]
+        grant = self.c.grants.sign([commit_item(p, key.key_id, m) for p, m in calls], time.time())  # one for all
         refs: dict[int, list[tuple[Any, int]]] = {}
-        for p, n in counts.items():
-            h = self.c.holder(p)
-            refs[p] = [(h.frost_commit.remote(key.key_id, min(MAX_COMMIT, n - off)), min(MAX_COMMIT, n - off))
-                       for off in range(0, n, MAX_COMMIT)]
+        for p, m in calls:
+            refs.setdefault(p, []).append((self.c.holder(p).frost_commit.remote(key.key_id, m, grant), m))
         out: dict[int, list[tuple[bytes, bytes]]] = {}
         for p, calls in refs.items():
             got: list[tuple[bytes, bytes]] = []
@@ -250,7 +252,9 @@ class FrostPools:
         except UNAVAILABLE as exc:
             raise PartyUnavailable(party, type(exc).__name__) from None
         except Exception as exc:  # noqa: BLE001 - the holder raised: typed or not, it refused this call
-            raise HolderRefused(party, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+            refused = HolderRefused(party, f"{type(exc).__name__}: {str(exc)[:200]}")
+            refused.rule = getattr(exc, "rule", None)  # type: ignore[attr-defined] - auth.rate_limited: not a fault
+            raise refused from None
 
     def _fail(self, key: FrostKey, exc: Exception) -> None:
         """A party failed a call: skip it for a while; a refusing holder's pool is suspect, so drop it."""
@@ -258,7 +262,7 @@ class FrostPools:
         if party is None:
             return
         self.c._mark_down(party)
-        if isinstance(exc, HolderRefused):
+        if isinstance(exc, HolderRefused) and getattr(exc, "rule", None) != "auth.rate_limited":
             with self.c.lock:
                 self.pools.get((key.key_id, party), deque()).clear()
 
@@ -278,14 +282,16 @@ class FrostPools:
                         self._topping_up.add(slot)
                     elif have >= self.depth:
                         self._topping_up.discard(slot)
-                    if slot in self._topping_up and c._available(p) and not self._signing.get(p):
+                    if (slot in self._topping_up and c._available(p) and not self._signing.get(p)
+                            and self._limited.get(slot, 0.0) <= time.monotonic()):
                         plan.append((key, p, min(self.commit_batch, self.depth - have)))
         if not plan:
             return 0
+        grant = c.grants.sign([commit_item(p, key.key_id, n) for key, p, n in plan], time.time())  # one per round
         calls = []
         for key, p, n in plan:
             try:
-                calls.append((key, p, n, c.holder(p).frost_commit.remote(key.key_id, n)))
+                calls.append((key, p, n, c.holder(p).frost_commit.remote(key.key_id, n, grant)))
             except ValueError:  # the actor name is not registered right now
                 c._mark_down(p)
         added = 0
@@ -293,6 +299,11 @@ class FrostPools:
             try:
                 got = self._accept(key, p, self._get(p, ref), n)
             except (PartyUnavailable, HolderRefused) as exc:
+                if getattr(exc, "rule", None) == "auth.rate_limited":  # as if the pool were full, for a second
+                    with c.lock:
+                        self._topping_up.discard((key.key_id, p))
+                        self._limited[(key.key_id, p)] = time.monotonic() + 1.0
+                    continue
                 self._fail(key, exc)
                 continue
             with c.lock:
@@ -344,6 +355,7 @@ class FrostPools:
                 taken[p] = [pool.popleft() for _ in range(min(count, len(pool)))]
         short = {p: count - len(v) for p, v in taken.items() if len(v) < count}
         if short:
+            tm.annotate(key_id=key.key_id, presigned_on_demand=1)  # ops hook: `mpc-ray bench` counts these
             try:
                 fresh = self._commit(key, short)
             except BaseException:

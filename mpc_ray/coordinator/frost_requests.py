@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput, MpcError, ProtocolAbort, Unauthorized
-from ..node.policy import intent_from_request
-from ..node.principals import RequestFormat, RequestKind
+from ..intents import intent_from_request
+from ..requests import RequestFormat, RequestKind
 from ..types import Signature
 from .frost_pools import combine, fast_verify
 
@@ -70,7 +70,7 @@ def frost_sign_request(pools: FrostPools, request) -> Signature:
 
 
 def _sign_psbt(pools: FrostPools, key: FrostKey, request) -> Signature:
-    from ..node.bitcoin_policy import check_sender, split_sighashes
+    from ..intents.bitcoin import check_sender, split_sighashes
 
     c = pools.c
     if key.scheme != "schnorr-bip340":

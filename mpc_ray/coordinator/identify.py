@@ -28,6 +28,7 @@ could readmit anyway, so readmission takes no admin signature.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -184,9 +185,10 @@ def run_identify(coord: "Coordinator", actors: Mapping[int, Any], signers: list[
     that does not take part (no answer, an error, not done after its one round) is marked down: PartyUnavailable."""
     sid = new_sid("identify")
     req = BeginRequest("identify", sid, signers, {"presign_sid": presign_sid})
+    grant = coord.grants.for_begin([req], time.time())  # only the coordinator starts identification (grants.py)
     try:
         with tm.round_span("identify", 1, signers, 1):
-            results = _answers(coord, sid, {p: actors[p].begin.remote([req]) for p in signers})
+            results = _answers(coord, sid, {p: actors[p].begin.remote([req], grant) for p in signers})
         inputs = route(signers, [sid], results)
         with tm.round_span("identify", 2, signers, 1):
             results = _answers(coord, sid, {p: actors[p].step.remote(inputs[p]) for p in signers})

@@ -306,10 +306,10 @@ def add_parties(c: "Coordinator", parties: Sequence[int], approval: Any = None) 
     everyone = sorted(set(c.cfg.parties) | set(new))
     hs = c.holders(everyone)
     idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=c.cfg.round_timeout_s)
-    ray.get([hs[p].set_directory.remote(idents) for p in new], timeout=c.cfg.round_timeout_s)
+    ray.get([hs[p].set_directory.remote(idents, c.grants.verify_key) for p in new], timeout=c.cfg.round_timeout_s)
     ray.get([hs[p].extend_directory.remote(approval, idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
     run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security, "approval": approval}),
-                 timeout=c.cfg.aux_timeout_s)
+                 timeout=c.cfg.aux_timeout_s, grants=c.grants)
     c.cfg.parties = everyone
     return everyone
 

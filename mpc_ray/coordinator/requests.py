@@ -17,10 +17,10 @@ from typing import Any
 
 from .. import telemetry as tm
 from ..errors import InvalidInput, MpcError, ProtocolAbort
+from ..intents import intent_from_request
 from ..node.authorized import MAX_BATCH
-from ..node.policy import intent_from_request
-from ..node.principals import NOT_REFUSALS, SignedRequest
 from ..protocols.ecdsa.sign import combine, rerandomize_for
+from ..requests import NOT_REFUSALS, SignedRequest
 from ..types import Signature
 
 MAX_REQUESTS = MAX_BATCH  # per call: a chunk sent to the holders is never larger than a holder's batch
@@ -36,7 +36,7 @@ def sign_requests(coord: Any, requests: list[SignedRequest]) -> list[tuple[bytes
         if isinstance(request, SignedRequest):
             by_key.setdefault(request.key_id, []).append(i)
         else:
-            out[i] = InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+            out[i] = InvalidInput("expected a SignedRequest (mpc_ray.requests.sign_request)")
     for key_id, idx in by_key.items():
         coord._known(key_id)  # restart hook
         if key_id in coord.frost.keys:  # FROST: each request runs its own nonce round (frost_requests.py)

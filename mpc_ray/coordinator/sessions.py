@@ -8,6 +8,7 @@ the Ray round trips per presignature low).
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from .. import telemetry as tm  # ops hook: a span per protocol round
 from ..errors import ProtocolAbort, QuorumUnavailable
 from ..node.holder import BeginRequest, StepResult
+from ..requests.grants import GRANTED_PROTOCOLS, GrantSigner
 
 try:  # Ray >= 2.44
     from ray.exceptions import ActorUnavailableError
@@ -88,16 +90,22 @@ def run_sessions(
     holders: Mapping[int, Any], spec: SessionSpec, count: int = 1, timeout: float = 30.0,
     sids: Sequence[bytes] | None = None,
     observe: Callable[[int, dict[int, list[StepResult]]], None] | None = None,
+    grants: GrantSigner | None = None,
 ) -> dict[bytes, dict[int, Any]]:
     """Run `count` sessions of one protocol among `spec.parties` on holder actors; {sid: {party: result}}.
     `observe(round, answers)` sees every round's answers (presigning keeps its round-3 broadcasts for
-    identification, coordinator/identify.py)."""
+    identification, coordinator/identify.py). `grants`: the coordinator's key, which signs one grant for the
+    whole batch where the protocol needs one (presign, aux, identify: requests/grants.py)."""
     sids = list(sids) if sids is not None else [new_sid(spec.protocol) for _ in range(count)]
     parties = sorted(spec.parties)
     reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
+    args: tuple = (reqs,)
+    if grants is not None and spec.protocol in GRANTED_PROTOCOLS:
+        args = (reqs, grants.for_begin(reqs, time.time()))
     try:
         with tm.round_span(spec.protocol, 1, parties, len(sids)):
-            results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(reqs) for i in parties}, timeout)
+            results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(*args) for i in parties},
+                                                           timeout)
         rnd = 1
         if observe is not None:
             observe(rnd, results)

@@ -13,6 +13,8 @@ Routes:
     GET  /v1/keys/{key_id}   -> KeyOut (public key and threshold: public information, served without a request);
                                 ?path=m/0/7 for a BIP32 child's public key and chain code
     GET  /healthz            -> {"ok": true}
+    GET  /openapi.json       the OpenAPI document of these routes (bodies and errors from gateway/models.py)
+    GET  /docs               Swagger UI on it (for agents not written in Python)
 
 Deploy on a running cluster with `deploy_gateway` (or ``serve run`` on `Gateway`); `shutdown_gateway` removes it.
 """
@@ -27,6 +29,7 @@ from typing import Any
 import ray
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from ray import serve
 
@@ -35,9 +38,11 @@ from ..client.handle import SignHandle
 from ..client.signer import POLICY_SCHEMES
 from ..coordinator.coordinator import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
-from ..node.principals import NOT_REFUSALS, RequestFormat, RequestKind, SignedRequest
+from ..requests import NOT_REFUSALS, RequestFormat, RequestKind, SignedRequest
 from .models import (
+    ERROR_STATUSES,
     MAX_REQUEST_BYTES,
+    ErrorBody,
     KeyOut,
     SignatureOut,
     SignEnvelope,
@@ -51,7 +56,52 @@ APP_NAME = "mpc-gateway"
 # not a request's failure: a cancelled request (client gone, shutdown) must stay cancelled
 _PASS_THROUGH = (*NOT_REFUSALS, asyncio.CancelledError)
 
-app = FastAPI(title="mpc-ray gateway", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(title="mpc-ray gateway", version="1", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+              description="Relays principal-signed requests to an mpc-ray committee; every node verifies each "
+                          "request and applies its own policy. Errors carry a typed body (ErrorBody).")
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": ERROR_STATUSES[s]} for s in statuses}
+
+
+def _openapi() -> dict[str, Any]:
+    """FastAPI's document plus the sign envelope: the route reads its body itself (bounded before any parser
+    runs), so FastAPI cannot see the model; its schema comes from gateway/models.py like every other one."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        envelope = SignEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(envelope.pop("$defs", {}))
+        schemas["SignEnvelope"] = envelope
+        _base64_lengths(schemas)
+        for path in doc["paths"].values():  # a malformed parameter is a 400 InvalidInput here, never FastAPI's 422
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def _base64_lengths(node: Any) -> None:
+    """Pydantic states a bytes field's length bounds as the bounds of its base64 text, which is longer (a 32-byte
+    nonce is 44 characters): restate them for the text a client sends."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") in ("base64", "base64url"):
+            for bound in ("minLength", "maxLength"):
+                if bound in node:
+                    node[bound] = 4 * -(-node[bound] // 3)  # padded base64 of that many bytes
+        for value in node.values():
+            _base64_lengths(value)
+    elif isinstance(node, list):
+        for value in node:
+            _base64_lengths(value)
+
+
+app.openapi = _openapi  # type: ignore[method-assign]
+_SIGN_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/SignEnvelope"}}}}}
 
 
 def _error(exc: BaseException) -> JSONResponse:
@@ -97,7 +147,9 @@ class Gateway:
         coordinator = ray.get_actor(COORDINATOR_NAME, namespace=namespace)
         self._h = SignHandle(coordinator, timeout=timeout_s).aio
 
-    @app.post("/v1/sign")
+    @app.post("/v1/sign", summary="Sign a principal-signed request", openapi_extra=_SIGN_BODY,
+              responses={200: {"model": SignatureOut, "description": "the threshold signature"},
+                         **_errors(400, 401, 403, 404, 409, 413, 500, 502, 503, 504)})
     async def sign(self, request: Request) -> Any:
         try:
             envelope = SignEnvelope.parse(await _bounded_body(request))
@@ -114,7 +166,9 @@ class Gateway:
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a typed error body, native panics too
             return _error(exc)
 
-    @app.get("/v1/keys/{key_id}")
+    @app.get("/v1/keys/{key_id}", summary="A key's public description (?path=m/0/7: its BIP32 child's)",
+             responses={200: {"model": KeyOut, "description": "public key, threshold, chain code"},
+                        **_errors(400, 404, 500, 503, 504)})
     async def key(self, key_id: str, path: str | None = None) -> Any:
         try:
             if not key_id or len(key_id) > 64:

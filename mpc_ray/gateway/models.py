@@ -33,11 +33,12 @@ from ..errors import (
     ProtocolAbort,
     QuorumUnavailable,
 )
-from ..node.principals import MAX_BODY_BYTES, SignedRequest, check_json_bounds
+from ..requests import MAX_BODY_BYTES, SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "ERROR_STATUSES",
     "ErrorBody",
     "KeyOut",
     "SignEnvelope",
@@ -124,6 +125,22 @@ class KeyOut(_Model):
         except ValidationError as e:  # a scheme, threshold or party count no key has: a malformed answer, typed
             where = ".".join(str(x) for x in e.errors()[0]["loc"]) or "key"
             raise InvalidInput(f"malformed key description: {where}") from None
+
+
+# what each error status means, for the OpenAPI document (gateway/app.py); the table above, in words
+ERROR_STATUSES = {
+    400: "InvalidInput: malformed JSON, an envelope that does not validate, a body the nodes cannot decode",
+    401: "PolicyDenied with an authentication rule (auth.unsigned, auth.unknown_principal, auth.bad_signature, "
+         "auth.expired, auth.expiry_too_far)",
+    403: "PolicyDenied: the nodes' policy (policy.*), an admin-only kind, gateway.kind",
+    404: "InvalidInput: unknown key",
+    409: "PolicyDenied auth.replayed: the request nonce was used before",
+    413: "InvalidInput: larger than any sign request can be",
+    500: "MpcError: anything else (no detail leaves the gateway)",
+    502: "ProtocolAbort (culprit names the party that sent a bad value) or BadSignature",
+    503: "QuorumUnavailable: fewer than threshold parties could take part",
+    504: "RequestTimeout: the committee did not answer within the gateway's timeout",
+}
 
 
 class ErrorBody(_Model):

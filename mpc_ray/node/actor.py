@@ -22,13 +22,15 @@ ENTRY_POINTS = (
     # public or read-only
     "ping", "public_identity", "node_labels", "has_aux", "key_views", "consumed_ids", "presignature_count",
     "key_epoch", "lifecycle_public",
-    # committee setup (trust on first use) and protocol sessions (each protocol checks its own approval)
+    # committee setup (trust on first use) and protocol sessions (each protocol checks its own approval; presigning,
+    # aux-info, identification and frost_commit the coordinator's grant)
     "set_directory", "begin", "step", "drop_sessions",
     # principals, policies and signing: each checks a principal's signed request
     "bootstrap_principals", "set_policy", "set_principals", "sign_request", "sign_requests", "frost_sign_request",
     "partial_sign", "frost_sign", "frost_commit",
     # committee changes: each checks an admin-quorum request, or confirmations signed by node identities
     "extend_directory", "backup", "restore", "lifecycle_confirm", "lifecycle_commit", "lifecycle_discard",
+    "set_coordinator",
 )
 
 

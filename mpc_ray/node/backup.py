@@ -24,7 +24,6 @@ Restore (onto the same node after a loss, or onto a fresh store of the same part
 
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 from contextlib import nullcontext
@@ -38,6 +37,7 @@ from nacl.pwhash import argon2id
 
 from ..errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
 from ..protocols.wire import WireError, decode, encode
+from ..requests.admin import restore_params  # noqa: F401 - moved there; holder.py and tests import it from here
 from .identity import NodeIdentity
 from .lifecycle import _lifecycle_lock, _state, consume_and_delete, current_epoch, epoch_entry
 from .principals import parse_strict_json
@@ -253,13 +253,6 @@ def _reload(holder: "ShareHolder") -> None:
         if close is not None:
             close()
         holder._auth = None
-
-
-def restore_params(party: int, blob: object) -> dict:
-    """What an admin approves to restore a backup onto `party`: the party and the blob's SHA-256."""
-    if not isinstance(blob, (bytes, bytearray)):
-        raise InvalidInput("a backup is bytes")
-    return {"party": party, "backup_sha256": hashlib.sha256(bytes(blob)).hexdigest()}
 
 
 def approve_fresh_restore(holder: "ShareHolder", request: object, blob: bytes, passphrase: str, params: dict) -> None:

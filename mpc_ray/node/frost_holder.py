@@ -189,15 +189,19 @@ def _hd_tweak(kp: KeyPackage, path: Any) -> int | None:
 MAX_STORED_NONCES = 20_000  # per key: far above any pool depth
 
 
-def commit(holder: "ShareHolder", key_id: str, count: int) -> list[tuple[bytes, bytes]]:
-    """`count` fresh nonce pairs: [(nonce id, commitment entry)]. Each secret pair is in the vault first."""
+def commit(holder: "ShareHolder", key_id: str, count: int, grant: Any = None) -> list[tuple[bytes, bytes]]:
+    """`count` fresh nonce pairs: [(nonce id, commitment entry)]. Each secret pair is in the vault first. Only on
+    the coordinator's grant for this party, key and count, within the key's rate (node/session_gate.py)."""
     _require_holder(holder)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COMMIT:
         raise InvalidInput(f"count must be an integer in 1..{MAX_COMMIT}")
+    gate = holder._gate()
+    checked = gate.check_commit(_check_key_id(key_id), count, grant)  # before anything is read
     kp = key_package(holder, key_id)
     suite, kind = kp.suite, nonce_kind(key_id)
-    if holder.vault.count(kind) + count > MAX_STORED_NONCES:  # an unauthenticated caller cannot fill the disk
+    if holder.vault.count(kind) + count > MAX_STORED_NONCES:  # a runaway coordinator cannot fill the disk
         raise InvalidInput(f"{MAX_STORED_NONCES} nonce pairs of this key are stored already")
+    gate.admit_commit(key_id, count, checked)  # the grant's id remembered, the key's rate counted
     out = []
     for _ in range(count):
         nid, entry, record = new_nonce_record(suite, key_id, kp)

@@ -75,10 +75,12 @@ class SpentFileDeleter:
     def submit(self, fn, kind: str, ids: list[bytes]) -> None:
         """Same shape as Executor.submit(vault.delete_consumed, kind, ids); `fn` is always that method."""
         with self._cv:
+            idle = not self._pending
             self._pending.setdefault(kind, []).extend(ids)
             self._count += len(ids)
             self._last = time.monotonic()
-            self._cv.notify()
+            if idle or self._count >= self.MAX_PENDING:  # otherwise the thread is in a timed wait already: waking it
+                self._cv.notify()                      # on every signature would take the GIL from the signing path
 
     def _run(self) -> None:
         while True:
@@ -155,6 +157,7 @@ class _Session:
 # later break-in cannot open their recorded transcript and undo a refresh (node/envelope.py, "Forward secrecy").
 # Each has a broadcast-only round 1, which announces the keys.
 FORWARD_SECURE = frozenset({"keygen", "frost-dkg", "refresh", "reshare", "reshare-aux"})
+COORDINATOR_ENTRY = "coordinator"  # store entry: the coordinator's verify key (beside the directory; backed up)
 
 
 class HolderNotReady(MpcError):
@@ -188,6 +191,7 @@ class ShareHolder:
         else:
             self.identity = NodeIdentity.from_secret_bytes(party, raw)
         self.directory: dict[int, NodeIdentityPublic] = {}
+        self.coordinator_key: bytes | None = None  # the coordinator's verify key: its grants start sessions
         self._load_directory()
         self.allow_test_keys = allow_test_keys
         self.sessions: dict[bytes, _Session] = {}
@@ -213,21 +217,54 @@ class ShareHolder:
     def public_identity(self) -> NodeIdentityPublic:
         return self.identity.public()
 
-    def set_directory(self, entries: list[NodeIdentityPublic]) -> None:
-        """Trust on first use: the committee directory is fixed once set; a different one is refused."""
+    def set_directory(self, entries: list[NodeIdentityPublic], coordinator: bytes | None = None) -> None:
+        """Trust on first use: the committee directory is fixed once set; a different one is refused. `coordinator`:
+        the coordinator's verify key, announced with it (its grants start presigning, aux-info and identification
+        sessions and FROST nonce commitments: node/session_gate.py); also taken on first use, and replaced only by
+        an admin-quorum ``set_coordinator`` request."""
+        from ..requests.grants import check_verify_key
+
         new = {p.party: p for p in entries}
         if self.party not in new or new[self.party] != self.identity.public():
             raise InvalidInput("directory does not contain this holder's identity")
         if self.directory and self.directory != new:
             raise InvalidInput("a different committee directory is already set")
+        if coordinator is not None:
+            coordinator = check_verify_key(coordinator)
+            if self.role != "holder":
+                raise InvalidInput("the holder of this node takes the coordinator key")
+            if self.coordinator_key not in (None, coordinator):
+                raise InvalidInput("a different coordinator key is set: replacing it takes an admin-quorum "
+                                   "set_coordinator request")
         if not self.directory:
             self.store.put("directory", _encode_directory(list(new.values())))
             self.directory = new
+        if coordinator is not None and self.coordinator_key is None:
+            self.store.put(COORDINATOR_ENTRY, coordinator)
+            self.coordinator_key = coordinator
+
+    def set_coordinator(self, request: Any, verify_key: bytes) -> None:
+        """Replace the coordinator's verify key, as an admin-quorum ``set_coordinator`` request naming it approves
+        (audited); grants of the old key are refused from then on."""
+        from ..requests.grants import check_verify_key
+
+        verify_key = check_verify_key(verify_key)
+        self._authorized().approve(request, RequestKind.SET_COORDINATOR, {"verify_key": verify_key.hex()})
+        self.store.put(COORDINATOR_ENTRY, verify_key)
+        self.coordinator_key = verify_key
+
+    def reload_coordinator_key(self) -> bool:
+        """Read the coordinator key again from the store (a worker: its holder may have replaced it); True if it
+        changed."""
+        before = self.coordinator_key
+        self.coordinator_key = self.store.get(COORDINATOR_ENTRY)
+        return self.coordinator_key != before
 
     def _load_directory(self) -> None:
         raw_dir = self.store.get("directory")
         if raw_dir is not None:
             self.directory = {p.party: p for p in _decode_directory(raw_dir)}
+        self.coordinator_key = self.store.get(COORDINATOR_ENTRY)
 
     def ping(self) -> int:
         return self.party
@@ -243,8 +280,21 @@ class ShareHolder:
             return {}
 
     # protocol sessions --------------------------------------------------------------------------------
-    def begin(self, requests: list[BeginRequest]) -> list[StepResult]:
+    def begin(self, requests: list[BeginRequest], grant: Any = None) -> list[StepResult]:
+        """Start sessions. Presigning, aux-info and identification need `grant`, the coordinator's signed
+        `SessionGrant` covering each of them, and are rate-limited per key (node/session_gate.py); a refused grant
+        starts nothing and consumes nothing."""
+        if not isinstance(requests, (list, tuple)) or len(requests) > MAX_OPEN_SESSIONS:
+            raise InvalidInput(f"begin takes a list of at most {MAX_OPEN_SESSIONS} requests")
+        self._gate().admit_begin([check_begin_request(r) for r in requests], grant)
         return [self._begin_one(r) for r in requests]
+
+    def _gate(self):
+        if getattr(self, "_session_gate", None) is None:
+            from .session_gate import SessionGate
+
+            self._session_gate = SessionGate(self)
+        return self._session_gate
 
     def step(self, batches: list[tuple[bytes, list[SealedEnvelope]]]) -> list[StepResult]:
         return [self._step_one(sid, envs) for sid, envs in batches]
@@ -505,10 +555,11 @@ class ShareHolder:
         return out
 
     # FROST hooks: the logic lives in frost_holder.py ---------------------------------------------------
-    def frost_commit(self, key_id: str, count: int) -> list[tuple[bytes, bytes]]:
-        """`count` fresh nonce pairs of a FROST key, each stored in the vault first: [(nonce id, commitment)]."""
+    def frost_commit(self, key_id: str, count: int, grant: Any = None) -> list[tuple[bytes, bytes]]:
+        """`count` fresh nonce pairs of a FROST key, each stored in the vault first: [(nonce id, commitment)]. Needs
+        the coordinator's `SessionGrant` naming this party, key and count; rate-limited per key."""
         from .frost_holder import commit
-        return commit(self, key_id, count)
+        return commit(self, key_id, count, grant)
 
     def frost_sign(self, request: Any, items: list[tuple[int, bytes, bytes]]) -> list[tuple[int, bytes]]:
         """(z_i, R) for each (message index, nonce id, commitment list) of an operator-signed ``raw_batch`` request on

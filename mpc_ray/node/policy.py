@@ -5,11 +5,9 @@ decoded transaction itself, and evaluates the policy itself. Nothing a coordinat
 is trusted: not a summary, not an amount, not a digest (a caller-given digest is only ever signed as a
 ``raw_digest`` intent, which is off unless a policy allows it).
 
-Decoding uses the ecosystem's own code, never a parser of ours: `rlp` with eth-account's transaction serializers
-for EVM transactions (EIP-155 legacy, EIP-2930, EIP-1559; blob and EIP-7702 set-code transactions are refused),
-eth-account's EIP-712 encoder for typed data (EIP-3009 ``TransferWithAuthorization`` / ``ReceiveWithAuthorization``
-as used by x402 USDC payments are recognised; amounts and addresses are read back with `eth_abi.decode` from the very
-bytes that are hashed, so the policy sees exactly what gets signed), `eth_abi.decode` for ERC-20 calldata.
+Decoding is `mpc_ray.intents` (evm.py, solana.py, bitcoin.py: the ecosystem's own decoders, never a parser of
+ours), shared with clients and the coordinator; `Intent`, `TxType`, the asset ids and the decoders are re-exported
+here so that old import paths keep working. This module keeps the policy model, spend accounting and the engine.
 
 Policies are attached to (key, agent) and set only by admin requests. A `Policy` names: allowed chains (CAIP-2,
 e.g. ``eip155:8453``), allowed transaction types (`TxType`), a recipient allowlist and denylist, contract calls
@@ -27,7 +25,7 @@ path must be one that `Policy.derivation_paths` pins, or absent when that is Non
 Spending: an intent's ``spends`` lists every asset it can debit, in base units. A native EVM spend is
 ``value + gas * maxFeePerGas`` (``gasPrice`` for legacy / EIP-2930): the worst-case debit, so fees cannot drain a
 capped balance. An ERC-20 ``approve`` counts its full amount (the spender can move it without another signature).
-An EIP-3009 authorization counts its value. A Bitcoin PSBT (``btc_psbt``, node/bitcoin_policy.py) counts what its
+An EIP-3009 authorization counts its value. A Bitcoin PSBT (``btc_psbt``, intents/bitcoin.py) counts what its
 outputs pay to addresses other than the key's own plus the fee; each of its recipients meets the lists.
 
 Caps across signer sets (the promise and how it is kept). A window cap or rate limit in a policy is a promise about
@@ -73,31 +71,15 @@ the state to persisting it (or keep one engine per (key, agent) in memory). The 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-import eth_abi
-import eth_abi.exceptions
-import rlp
-from eth_account._utils.encode_typed_data.encoding_and_hashing import (
-    encode_data,
-    encode_field,
-    get_primary_type,
-)
-from eth_account._utils.legacy_transactions import Transaction as _LegacyChainAwareTx
-from eth_account.messages import _hash_eip191_message, encode_defunct, encode_typed_data
-from eth_account.typed_transactions.access_list_transaction import AccessListTransaction
-from eth_account.typed_transactions.dynamic_fee_transaction import DynamicFeeTransaction
-from eth_utils import keccak
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -107,65 +89,39 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import InvalidInput, MpcError, PolicyDenied
-from .principals import (
-    NOT_REFUSALS,
-    RequestFormat,
-    RequestKind,
-    SignedRequest,
-    VerifiedRequest,
-    check_json_bounds,
-    parse_strict_json,
-)
+from ..errors import InvalidInput, PolicyDenied
+from ..intents import *  # noqa: F403 - the shared intent layer, re-exported under its old import path
+from ..intents import __all__ as _intent_names
+from ..intents.base import EVM_ADDRESS_RE, Intent, TxType, as_bytes, erc20_asset, normalize_address
+from ..intents.decode import _intent_from_request  # noqa: F401 - tests/fuzz drive the decoder without its catch-all
+from ..requests.signed import RequestFormat, RequestKind, SignedRequest
+from ..requests.strict_json import check_json_bounds, parse_strict_json
+from .principals import VerifiedRequest
 
 __all__ = [
     "MAX_WINDOW_S",
     "AssetLimit",
     "ContractCallRule",
     "Decision",
-    "Intent",
     "Policy",
     "PolicyConfigError",
     "PolicyEngine",
     "RateLimit",
     "SpendState",
     "TimeWindow",
-    "TxType",
     "WindowCap",
     "check_binding",
     "check_chain_families",
-    "decode_evm_transaction",
-    "decode_personal_message",
-    "decode_solana_message",
-    "decode_typed_data",
-    "erc20_asset",
-    "intent_from_request",
-    "native_asset",
     "node_budget",
-    "normalize_address",
     "policy_from_request",
     "policy_store_name",
-    "raw_digest_intent",
     "spend_store_name",
+    *_intent_names,
 ]
 
 
 class PolicyConfigError(InvalidInput):
     """A policy that cannot be enforced as written (its promise cannot hold, or it contradicts itself)."""
-
-
-class TxType(StrEnum):
-    NATIVE_TRANSFER = "native_transfer"
-    ERC20_TRANSFER = "erc20_transfer"
-    ERC20_APPROVE = "erc20_approve"  # approve / increaseAllowance
-    EIP3009_TRANSFER = "eip3009_transfer"  # EIP-3009 transfer/receiveWithAuthorization typed data (x402 "exact")
-    CONTRACT_CALL = "contract_call"
-    CONTRACT_DEPLOY = "contract_deploy"
-    TYPED_DATA = "typed_data"  # any other EIP-712 message (permits included): opaque to spending caps
-    PERSONAL_MESSAGE = "personal_message"  # EIP-191 personal_sign
-    SOLANA_TRANSFER = "solana_transfer"
-    BTC_TRANSFER = "btc_transfer"  # a Taproot key-path PSBT of the key's own output (node/bitcoin_policy.py)
-    RAW_DIGEST = "raw_digest"  # a caller-given digest: opaque; off unless a policy allows it
 
 
 # signed without the holders seeing an amount: never together with a spending cap. A personal message is opaque too:
@@ -174,513 +130,10 @@ _OPAQUE_TYPES = frozenset({TxType.RAW_DIGEST, TxType.TYPED_DATA, TxType.PERSONAL
 # chain families whose transactions do not commit to their network: a Solana message or a Bitcoin PSBT signed for a
 # test network is just as valid on mainnet, so the request's chain label is all that tells them apart
 _UNBOUND_FAMILIES = ("solana:", "bip122:")
-_EVM_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _CHAIN_RE = re.compile(r"[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}")
 _SELECTOR_RE = re.compile(r"0x[0-9a-f]{8}")
 _HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 _U256 = 2**256 - 1
-
-SEL_TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
-SEL_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
-SEL_INCREASE_ALLOWANCE = bytes.fromhex("39509351")  # increaseAllowance(address,uint256)
-_ERC20_SELECTORS = {
-    SEL_TRANSFER: TxType.ERC20_TRANSFER,
-    SEL_APPROVE: TxType.ERC20_APPROVE,
-    SEL_INCREASE_ALLOWANCE: TxType.ERC20_APPROVE,
-}
-_EIP3009_PRIMARY = ("TransferWithAuthorization", "ReceiveWithAuthorization")
-_EIP3009_FIELDS = [
-    ("from", "address"),
-    ("to", "address"),
-    ("value", "uint256"),
-    ("validAfter", "uint256"),
-    ("validBefore", "uint256"),
-    ("nonce", "bytes32"),
-]
-
-
-def normalize_address(addr: str) -> str:
-    """EVM addresses compare in lowercase; anything else (Solana base58) is case-sensitive and kept as is."""
-    if _EVM_ADDRESS_RE.fullmatch(addr):
-        return addr.lower()
-    return addr
-
-
-def native_asset(chain: str) -> str:
-    """Asset id of a chain's native coin, e.g. ``eip155:1/native``."""
-    return f"{chain}/native"
-
-
-def erc20_asset(chain: str, contract: str) -> str:
-    """Asset id of an ERC-20 token, e.g. ``eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913``."""
-    return f"{chain}/erc20:{normalize_address(contract)}"
-
-
-# ------------------------------------------------------------------------------------------------------------
-# intents
-
-
-@dataclass(frozen=True)
-class Intent:
-    """What a request would do, as this holder decoded it.
-
-    ``digest`` is what the holder signs: the 32-byte hash for ECDSA (computed here from the decoded transaction or
-    message), or the message bytes themselves for Ed25519 / FROST (Solana). ``spends`` lists (asset, amount) for
-    every asset the signature can debit, fees included; ``details`` holds extra decoded fields for the audit log.
-    """
-
-    type: TxType
-    chain: str | None
-    digest: bytes
-    asset: str | None = None
-    recipient: str | None = None
-    amount: int = 0
-    selector: str | None = None
-    contract: str | None = None
-    spends: tuple[tuple[str, int], ...] = ()
-    details: tuple[tuple[str, str], ...] = field(default=())
-    # every recipient when a transaction pays several (a Bitcoin PSBT's outputs); `recipient` is then the first.
-    # The allowlist and denylist apply to each of them.
-    recipients: tuple[str, ...] = ()
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """JSON-safe form for the audit log: amounts as decimal strings, bytes as hex."""
-        out = {
-            "type": self.type.value,
-            "chain": self.chain,
-            "digest": self.digest.hex() if len(self.digest) <= 64 else None,
-            "digest_sha256": None if len(self.digest) <= 64 else hashlib.sha256(self.digest).hexdigest(),
-            "asset": self.asset,
-            "recipient": self.recipient,
-            "amount": str(self.amount),
-            "selector": self.selector,
-            "contract": self.contract,
-            "spends": [[a, str(v)] for a, v in self.spends],
-            "details": {k: v for k, v in self.details},
-        }
-        if self.recipients:  # absent otherwise, so records of single-recipient intents keep their shape
-            out["recipients"] = list(self.recipients)
-        return out
-
-
-def _merge_spends(items: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
-    out: dict[str, int] = {}
-    for asset, amount in items:
-        if amount:
-            out[asset] = out.get(asset, 0) + amount
-    return tuple(out.items())
-
-
-def _as_bytes(data: object, what: str) -> bytes:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidInput(f"{what} must be bytes")
-    return bytes(data)
-
-
-def _decode_erc20_args(data: bytes) -> tuple[str, int]:
-    # exactly selector + two words: a token would ignore trailing bytes, but a well-formed call never has them
-    if len(data) != 4 + 64:
-        raise InvalidInput("malformed ERC-20 calldata (expected selector and two 32-byte arguments)")
-    try:
-        addr, amount = eth_abi.decode(["address", "uint256"], data[4:], strict=True)
-    except eth_abi.exceptions.DecodingError:
-        raise InvalidInput("malformed ERC-20 calldata") from None
-    return addr.lower(), int(amount)
-
-
-def _classify_evm(
-    chain: str, to: bytes, value: int, data: bytes, max_fee: int, digest: bytes, details: dict[str, str]
-) -> Intent:
-    native = native_asset(chain)
-    native_spend = (native, value + max_fee)
-    detail_items = tuple(details.items())
-    if not to:
-        return Intent(
-            TxType.CONTRACT_DEPLOY,
-            chain,
-            digest,
-            asset=native,
-            amount=value,
-            spends=_merge_spends([native_spend]),
-            details=detail_items,
-        )
-    to_addr = "0x" + to.hex()
-    if not data:
-        return Intent(
-            TxType.NATIVE_TRANSFER,
-            chain,
-            digest,
-            asset=native,
-            recipient=to_addr,
-            amount=value,
-            spends=_merge_spends([native_spend]),
-            details=detail_items,
-        )
-    selector = data[:4]
-    kind = _ERC20_SELECTORS.get(selector) if len(data) >= 4 else None
-    if kind is not None:
-        recipient, amount = _decode_erc20_args(data)
-        token = erc20_asset(chain, to_addr)
-        return Intent(
-            kind,
-            chain,
-            digest,
-            asset=token,
-            recipient=recipient,
-            amount=amount,
-            selector="0x" + selector.hex(),
-            contract=to_addr,
-            spends=_merge_spends([(token, amount), native_spend]),
-            details=detail_items,
-        )
-    return Intent(
-        TxType.CONTRACT_CALL,
-        chain,
-        digest,
-        asset=native,
-        recipient=to_addr,
-        amount=value,
-        selector="0x" + selector.hex() if len(data) >= 4 else None,
-        contract=to_addr,
-        spends=_merge_spends([native_spend]),
-        details=detail_items,
-    )
-
-
-_TYPED_TX: dict[int, Any] = {
-    AccessListTransaction.transaction_type: AccessListTransaction,
-    DynamicFeeTransaction.transaction_type: DynamicFeeTransaction,
-}
-
-
-def decode_evm_transaction(raw: bytes) -> Intent:
-    """Decode an unsigned EVM transaction (its signing payload) and compute the digest to sign from it.
-
-    Accepts EIP-155 legacy ``rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0])``, EIP-2930 ``0x01 ||
-    rlp([...])`` and EIP-1559 ``0x02 || rlp([...])``, each in canonical encoding (re-encoding must give the same
-    bytes). The digest comes from eth-account's own serializer for the decoded fields. Refused (InvalidInput):
-    pre-EIP-155 legacy (replayable on every chain), blob (type 3) and EIP-7702 set-code (type 4: delegates the whole
-    account) transactions, signed encodings, anything malformed.
-
-    The fields are decoded with eth-account's own RLP sedes and re-encoded; equal bytes mean the payload is exactly
-    eth-account's serialisation of those fields, so its signing hash is keccak of the payload (what eth-account's
-    ``hash()`` computes from the same fields, without the detour through its dict formatters: a third of the cost).
-    """
-    raw = _as_bytes(raw, "transaction")
-    if not raw:
-        raise InvalidInput("empty transaction")
-    first = raw[0]
-    try:
-        if first >= 0xC0:
-            items = rlp.decode(raw, strict=True)
-            if not isinstance(items, list) or len(items) != 9:
-                raise InvalidInput(
-                    "legacy transactions must be EIP-155 signing payloads (9 fields with chainId, 0, 0); "
-                    "pre-EIP-155 transactions are replayable on every chain and are refused"
-                )
-            tx = rlp.decode(raw, _LegacyChainAwareTx, strict=True)
-            if tx.r != 0 or tx.s != 0 or tx.v < 1:
-                raise InvalidInput("not an unsigned EIP-155 payload (expected chainId, 0, 0)")
-            if rlp.encode(tx) != raw:
-                raise InvalidInput("non-canonical transaction encoding")
-            chain_id = tx.v
-            to, value, data, max_fee = tx.to, tx.value, tx.data, tx.gas * tx.gasPrice
-            details = {"tx_type": "legacy", "nonce": str(tx.nonce), "gas": str(tx.gas), "gas_price": str(tx.gasPrice)}
-        elif first in _TYPED_TX:
-            cls = _TYPED_TX[first]
-            obj = rlp.decode(raw[1:], cls._unsigned_transaction_serializer, strict=True)
-            if bytes([first]) + rlp.encode(obj) != raw:
-                raise InvalidInput("non-canonical transaction encoding")
-            chain_id, to, value, data = obj.chainId, obj.to, obj.value, obj.data
-            if first == DynamicFeeTransaction.transaction_type:
-                max_fee = obj.gas * obj.maxFeePerGas
-                details = {
-                    "tx_type": "eip1559",
-                    "nonce": str(obj.nonce),
-                    "gas": str(obj.gas),
-                    "max_fee_per_gas": str(obj.maxFeePerGas),
-                    "max_priority_fee_per_gas": str(obj.maxPriorityFeePerGas),
-                }
-            else:
-                max_fee = obj.gas * obj.gasPrice
-                details = {
-                    "tx_type": "eip2930",
-                    "nonce": str(obj.nonce),
-                    "gas": str(obj.gas),
-                    "gas_price": str(obj.gasPrice),
-                }
-            if chain_id < 1:
-                raise InvalidInput("chainId must be positive")
-        elif first in (3, 4):
-            raise InvalidInput(f"transaction type {first} is not supported (blob / EIP-7702 set-code)")
-        else:
-            raise InvalidInput(f"unknown transaction type {first}")
-    except InvalidInput:
-        raise
-    except (rlp.exceptions.RLPException, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise InvalidInput(f"malformed EVM transaction: {type(e).__name__}") from None
-    digest = keccak(raw)
-    return _classify_evm(f"eip155:{chain_id}", bytes(to), int(value), bytes(data), int(max_fee), digest, details)
-
-
-def _encoded_scalar(types: dict[str, Any], name: str, type_: str, value: Any) -> Any:
-    """A domain/message scalar exactly as eth-account encodes it into the hashed bytes, read back with eth_abi."""
-    enc_type, enc_value = encode_field(types, name, type_, value)
-    return eth_abi.decode([enc_type], eth_abi.encode([enc_type], [enc_value]))[0]
-
-
-def decode_typed_data(data: bytes | str | Mapping[str, Any]) -> Intent:
-    """Decode EIP-712 typed data ({types, primaryType?, domain, message}) and compute its digest with eth-account.
-
-    EIP-3009 ``TransferWithAuthorization`` / ``ReceiveWithAuthorization`` (the x402 "exact" EVM scheme, e.g. USDC)
-    with the standard field list, a ``chainId`` and a ``verifyingContract`` becomes an ``eip3009_transfer`` intent
-    (asset = the verifying token, recipient = ``to``, amount = ``value``, read back from the encoded struct). Any
-    other typed data is a ``typed_data`` intent, which policies treat as opaque.
-    """
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        obj = parse_strict_json(bytes(data))
-    elif isinstance(data, str):
-        obj = parse_strict_json(data.encode())
-    elif isinstance(data, Mapping):
-        obj = dict(data)
-    else:
-        raise InvalidInput("typed data must be JSON bytes/str or a mapping")
-    if (
-        not isinstance(obj, dict)
-        or not {"types", "domain", "message"} <= obj.keys()
-        or not obj.keys() <= {"types", "domain", "message", "primaryType"}
-    ):
-        raise InvalidInput("typed data must have exactly types, domain, message and optionally primaryType")
-    types_all, domain, message = obj["types"], obj["domain"], obj["message"]
-    if not isinstance(types_all, dict) or not isinstance(domain, dict) or not isinstance(message, dict):
-        raise InvalidInput("types, domain and message must be objects")
-    try:
-        signable = encode_typed_data(full_message=obj)
-        digest = bytes(_hash_eip191_message(signable))
-        types = {k: v for k, v in types_all.items() if k != "EIP712Domain"}
-        primary = get_primary_type(types)
-        chain_id = _encoded_scalar({}, "chainId", "uint256", domain["chainId"]) if "chainId" in domain else None
-        verifying = (
-            _encoded_scalar({}, "verifyingContract", "address", domain["verifyingContract"]).lower()
-            if "verifyingContract" in domain
-            else None
-        )
-    except InvalidInput:
-        raise
-    except Exception as e:  # noqa: BLE001 - eth-account raises a zoo of types on bad input
-        raise InvalidInput(f"malformed typed data: {type(e).__name__}") from None
-    chain = f"eip155:{chain_id}" if chain_id is not None and chain_id >= 1 else None
-    details = {"primary_type": primary, "domain_name": str(domain.get("name", ""))[:64]}
-    fields = types.get(primary)
-    is_3009 = (
-        primary in _EIP3009_PRIMARY
-        and len(types) == 1
-        and isinstance(fields, list)
-        and all(isinstance(f, dict) and set(f) == {"name", "type"} for f in fields)
-        and [(f["name"], f["type"]) for f in fields] == _EIP3009_FIELDS
-        and chain is not None
-        and verifying is not None
-    )
-    if not is_3009:
-        return Intent(TxType.TYPED_DATA, chain, digest, contract=verifying, details=tuple(details.items()))
-    try:
-        encoded = encode_data(primary, types, message)
-        if keccak(encoded) != signable.body:
-            raise InvalidInput("typed data message does not hash as expected")
-        _, frm, to, value, valid_after, valid_before, nonce = eth_abi.decode(
-            ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes32"], encoded, strict=True
-        )
-    except InvalidInput:
-        raise
-    except Exception as e:  # noqa: BLE001 - as above
-        raise InvalidInput(f"malformed EIP-3009 message: {type(e).__name__}") from None
-    token = erc20_asset(chain, verifying)  # type: ignore[arg-type]
-    details.update(
-        {
-            "from": frm.lower(),
-            "valid_after": str(valid_after),
-            "valid_before": str(valid_before),
-            "authorization_nonce": bytes(nonce).hex(),
-        }
-    )
-    return Intent(
-        TxType.EIP3009_TRANSFER,
-        chain,
-        digest,
-        asset=token,
-        recipient=to.lower(),
-        amount=int(value),
-        contract=verifying,
-        spends=_merge_spends([(token, int(value))]),
-        details=tuple(details.items()),
-    )
-
-
-def decode_personal_message(message: bytes, chain: str | None = None) -> Intent:
-    """An EIP-191 personal_sign message; the digest is computed here with eth-account's `encode_defunct`.
-
-    A message of exactly 32 bytes is refused (PolicyDenied ``policy.personal_message``): that is a hash (a Safe
-    transaction hash is approved by signing it as a personal message), which only a ``raw_digest`` policy signs."""
-    message = _as_bytes(message, "message")
-    if len(message) == 32:
-        raise PolicyDenied("policy.personal_message", "a 32-byte personal message is a hash: sign it as raw_digest")
-    digest = bytes(_hash_eip191_message(encode_defunct(primitive=message)))
-    return Intent(TxType.PERSONAL_MESSAGE, chain or None, digest, details=(("length", str(len(message))),))
-
-
-def raw_digest_intent(digest: bytes, chain: str | None = None) -> Intent:
-    """A caller-given 32-byte digest, signed as is only if a policy allows ``raw_digest``."""
-    digest = _as_bytes(digest, "digest")
-    if len(digest) != 32:
-        raise InvalidInput("a raw digest is 32 bytes")
-    return Intent(TxType.RAW_DIGEST, chain or None, digest)
-
-
-_SOL_BASE_FEE = 5000  # lamports per signature
-_SOL_DEFAULT_CU_PER_IX = 200_000
-_SOL_MAX_CU = 1_400_000
-
-
-def decode_solana_message(message: bytes, chain: str | None = None) -> Intent:
-    """Decode a serialized Solana message (legacy or v0) that makes one System Program transfer.
-
-    Needs the optional `solders` package (InvalidInput without it). Decoding is solders': `from_bytes_versioned`
-    for the message, `system_program.decode_transfer` for the transfer; ComputeBudget unit limit / price
-    instructions are read and then re-built with solders' own builders, which must give the same bytes. Accepted:
-    one signer (the fee payer, which is the sender), one transfer, optional ComputeBudget instructions, no address
-    lookup tables (the holder cannot resolve them offline). The spend counts lamports plus the worst-case fee
-    (5000 per signature + unit price x unit limit). The "digest" is the message itself (Ed25519 / FROST signs it).
-    The message carries no chain id, so the chain is the request's (``solana:<genesis hash prefix>``).
-    """
-    raw = _as_bytes(message, "Solana message")
-    try:
-        from solders import compute_budget, system_program
-        from solders.instruction import AccountMeta, Instruction
-        from solders.message import MessageV0, from_bytes_versioned, to_bytes_versioned
-    except ImportError:
-        raise InvalidInput("Solana decoding needs the optional 'solders' package") from None
-    try:
-        msg = from_bytes_versioned(raw)
-        if bytes(to_bytes_versioned(msg)) != raw:
-            raise InvalidInput("non-canonical Solana message encoding")
-    except InvalidInput:
-        raise
-    except Exception as e:  # noqa: BLE001 - solders raises its own error types
-        raise InvalidInput(f"malformed Solana message: {type(e).__name__}") from None
-    if isinstance(msg, MessageV0) and msg.address_table_lookups:
-        raise InvalidInput("Solana messages with address lookup tables are not supported")
-    keys = list(msg.account_keys)
-    if msg.header.num_required_signatures != 1 or not keys:
-        raise InvalidInput("only single-signer Solana messages are supported")
-    fee_payer = keys[0]
-    transfers = []
-    cu_limit: int | None = None
-    cu_price = 0
-    others = 0
-    for cix in msg.instructions:
-        if cix.program_id_index >= len(keys) or any(i >= len(keys) for i in bytes(cix.accounts)):
-            raise InvalidInput("instruction refers to an unknown account")
-        program = keys[cix.program_id_index]
-        data = bytes(cix.data)
-        if program == compute_budget.ID:
-            if data[:1] == b"\x02" and len(data) == 5:
-                value = int.from_bytes(data[1:], "little")
-                ok = bytes(compute_budget.set_compute_unit_limit(value).data) == data
-                cu_limit = value
-            elif data[:1] == b"\x03" and len(data) == 9:
-                value = int.from_bytes(data[1:], "little")
-                ok = bytes(compute_budget.set_compute_unit_price(value).data) == data
-                cu_price = value
-            else:
-                ok = False
-            if not ok:
-                raise InvalidInput("unsupported ComputeBudget instruction")
-            continue
-        others += 1
-        if program != system_program.ID:
-            raise InvalidInput("only System Program transfers are supported on Solana")
-        metas = [AccountMeta(keys[i], is_signer=(i == 0), is_writable=True) for i in bytes(cix.accounts)]
-        try:
-            params = system_program.decode_transfer(Instruction(program, data, metas))
-        except Exception:  # noqa: BLE001 - solders: not a transfer instruction
-            raise InvalidInput("only System Program transfers are supported on Solana") from None
-        transfers.append(params)
-    if len(transfers) != 1:
-        raise InvalidInput("a Solana message must make exactly one transfer")
-    t = transfers[0]
-    if t["from_pubkey"] != fee_payer:
-        raise InvalidInput("the transfer must come from the fee payer (the signing key)")
-    limit = cu_limit if cu_limit is not None else min(_SOL_MAX_CU, _SOL_DEFAULT_CU_PER_IX * max(others, 1))
-    fee = _SOL_BASE_FEE + -(-cu_price * limit // 1_000_000)
-    asset = native_asset(chain) if chain else "solana:unknown/native"
-    details = {
-        "fee_payer": str(fee_payer),
-        "recent_blockhash": str(msg.recent_blockhash),
-        "max_fee": str(fee),
-        "version": "v0" if isinstance(msg, MessageV0) else "legacy",
-    }
-    return Intent(
-        TxType.SOLANA_TRANSFER,
-        chain or None,
-        raw,
-        asset=asset,
-        recipient=str(t["to_pubkey"]),
-        amount=int(t["lamports"]),
-        spends=_merge_spends([(asset, int(t["lamports"]) + fee)]),
-        details=tuple(details.items()),
-    )
-
-
-def intent_from_request(request: SignedRequest) -> Intent:
-    """Decode a ``sign`` request's body according to its (signed) format.
-
-    The chain decoded from a transaction / typed-data domain must equal the request's ``chain`` when both are set
-    (else PolicyDenied ``policy.chain``); formats that carry no chain (raw digest, personal message, Solana) take the
-    request's ``chain``.
-
-    Whatever a decoder raises is a typed refusal of this request: an `MpcError` as it is, anything else InvalidInput,
-    native panics included (solders' pyo3 ``PanicException`` derives from BaseException and passes ``except
-    Exception``); only KeyboardInterrupt, SystemExit and GeneratorExit pass through.
-    """
-    try:
-        return _intent_from_request(request)
-    except (MpcError, *NOT_REFUSALS):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - see the docstring: a decoder's failure is the request's refusal
-        fmt = getattr(getattr(request, "format", None), "value", "?")
-        raise InvalidInput(f"the {fmt} body could not be decoded ({type(exc).__name__})") from None
-
-
-def _intent_from_request(request: SignedRequest) -> Intent:
-    if not isinstance(request, SignedRequest):
-        raise InvalidInput("expected a SignedRequest")
-    if request.kind is not RequestKind.SIGN:
-        raise InvalidInput("only sign requests carry an intent")
-    fmt = request.format
-    claimed = request.chain or None
-    if fmt is RequestFormat.EVM_TX:
-        intent = decode_evm_transaction(request.body)
-    elif fmt is RequestFormat.EIP712:
-        intent = decode_typed_data(request.body)
-    elif fmt is RequestFormat.EIP191:
-        return decode_personal_message(request.body, claimed)
-    elif fmt is RequestFormat.RAW_DIGEST:
-        return raw_digest_intent(request.body, claimed)
-    elif fmt is RequestFormat.SOLANA_TX:
-        return decode_solana_message(request.body, claimed)
-    elif fmt is RequestFormat.BTC_PSBT:
-        # lazy: embit is optional, and that module imports this one
-        from .bitcoin_policy import decode_psbt
-
-        return decode_psbt(request.body, claimed)
-    else:
-        raise InvalidInput(f"format {fmt.value} cannot be signed")
-    if claimed is not None and intent.chain is not None and claimed != intent.chain:
-        raise PolicyDenied("policy.chain", "the transaction's chain does not match the request's chain")
-    if intent.chain is None and claimed is not None and intent.type is TxType.TYPED_DATA:
-        # typed data without a chainId in its domain is not bound to a chain; the claim is all there is
-        return dataclasses.replace(intent, chain=claimed)
-    return intent
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -720,7 +173,7 @@ class AssetLimit(_Model):
             raise ValueError("asset must look like <caip2 chain>/native or <caip2 chain>/erc20:<address>")
         if rest.startswith("erc20:"):
             addr = rest[len("erc20:") :]
-            if not _EVM_ADDRESS_RE.fullmatch(addr):
+            if not EVM_ADDRESS_RE.fullmatch(addr):
                 raise ValueError("erc20 asset needs a 0x address")
             return erc20_asset(chain, addr)
         return v
@@ -774,7 +227,7 @@ class ContractCallRule(_Model):
     @field_validator("contract")
     @classmethod
     def _addr(cls, v: str) -> str:
-        if not _EVM_ADDRESS_RE.fullmatch(v):
+        if not EVM_ADDRESS_RE.fullmatch(v):
             raise ValueError("contract must be a 0x address")
         return v.lower()
 
@@ -1061,7 +514,7 @@ class SpendState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SpendState:
-        obj: Any = parse_strict_json(_as_bytes(data, "spend state"), max_bytes=None)  # the node's own, any size
+        obj: Any = parse_strict_json(as_bytes(data, "spend state"), max_bytes=None)  # the node's own, any size
         state = cls()
         try:
             if obj["v"] != cls._VERSION or obj["levels"] != [g for g, _ in _LEVELS]:

@@ -1,0 +1,132 @@
+"""The layers hold: the shared request layer (mpc_ray.requests, mpc_ray.intents) is pure, and clients do not reach
+into node/.
+
+`mpc_ray.requests` and `mpc_ray.intents` load without Ray, node/ (its store with fcntl and Argon2) or the coordinator,
+and none of their modules imports the runtime, the disk or the clock (checked on the source with `ast`, so a lazy
+import inside a function is caught too). Client modules import node/ only where listed below.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "mpc_ray"
+PURE = ("requests", "intents")
+# modules a pure package must never import: the runtime, the layers above it, the disk and the clock
+FORBIDDEN = ("ray", "mpc_ray.node", "mpc_ray.coordinator", "mpc_ray.client", "mpc_ray.gateway", "mpc_ray.cli",
+             "fcntl", "os", "pathlib", "shutil", "tempfile", "time")
+FORBIDDEN_CALLS = {"open"}  # builtins that touch the disk
+FORBIDDEN_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
+# the only client imports of node/ left, each with why:
+CLIENT_NODE_IMPORTS = {
+    ("local.py", "mpc_ray.node.actor"),  # local_cluster builds the holder actors itself
+    ("local.py", "mpc_ray.node.lifecycle"),  # ... and their committee directory
+    ("credentials.py", "mpc_ray.node.policy"),  # a dev cluster's operator Policy: the policy model is node/'s
+}
+
+
+def _imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
+    """Every module `path` imports (absolute names; relative imports resolved), with line numbers, lazy ones too."""
+    module = ".".join(path.relative_to(root).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    package = package.removesuffix(".__init__")
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out.append((name, node.lineno))
+            # `from .. import x` may import the module x
+            out += [(f"{name}.{a.name}", node.lineno) for a in node.names]
+    return out
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _pure_files() -> list[Path]:
+    return sorted(p for pkg in PURE for p in (PKG / pkg).rglob("*.py"))
+
+
+def test_pure_packages_exist():
+    names = {p.relative_to(PKG).as_posix() for p in _pure_files()}
+    assert {"requests/signed.py", "requests/principals.py", "requests/raw_batch.py", "intents/evm.py",
+            "intents/solana.py", "intents/bitcoin.py", "intents/decode.py"} <= names
+
+
+@pytest.mark.parametrize("path", _pure_files(), ids=lambda p: p.relative_to(PKG).as_posix())
+def test_pure_module_imports_no_runtime_disk_or_clock(path):
+    bad = [f"line {line}: {name}" for name, line in _imports(path) if any(_under(name, f) for f in FORBIDDEN)]
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
+            bad.append(f"line {node.lineno}: {node.func.id}()")
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in FORBIDDEN_ATTRS):
+            bad.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+    assert not bad, f"{path.relative_to(ROOT)} reaches outside its layer: {bad}"
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path):
+    # the scan must catch a lazy import inside a function, relative or absolute: else the test above proves nothing
+    probe = tmp_path / "mpc_ray" / "requests" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("def f():\n    from ..node import store\n    import time\n")
+    names = [name for name, _ in _imports(probe, tmp_path)]
+    assert "mpc_ray.node" in names and "mpc_ray.node.store" in names and "time" in names
+
+
+def _loaded_after(code: str) -> dict[str, bool]:
+    probe = ("import json, sys\n" + code + "\n"
+             "print(json.dumps({m: m in sys.modules for m in ('ray', 'mpc_ray.node', 'mpc_ray.node.store', "
+             "'mpc_ray.coordinator', 'mpc_ray.client', 'fcntl', 'argon2', 'nacl.pwhash')}))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_requests_and_intents_load_without_ray_or_node():
+    loaded = _loaded_after("import mpc_ray.requests, mpc_ray.intents, mpc_ray.intents.bitcoin\n"
+                           "from mpc_ray.intents import intent_from_request\n"
+                           "from mpc_ray.requests import SignedRequest, sign_request")
+    for name in ("ray", "mpc_ray.node", "mpc_ray.node.store", "mpc_ray.coordinator", "mpc_ray.client", "argon2",
+                 "nacl.pwhash"):
+        assert not loaded[name], f"{name} is loaded by the pure request layer"
+
+
+def test_requests_alone_load_no_fcntl():
+    # mpc_ray.intents pulls eth-account, whose pycryptodome -> cffi -> subprocess imports fcntl: not ours, and not a
+    # disk access. The request layer alone (what an agent that only signs requests loads) must not.
+    loaded = _loaded_after("import mpc_ray.requests")
+    assert not loaded["fcntl"] and not loaded["ray"] and not loaded["mpc_ray.node"]
+
+
+def test_client_modules_do_not_import_node():
+    seen = set()
+    bad = []
+    for path in sorted((PKG / "client").glob("*.py")):
+        for name, line in _imports(path):
+            if not _under(name, "mpc_ray.node"):
+                continue
+            top = ".".join(name.split(".")[:3])  # mpc_ray.node.<module>
+            if (path.name, top) in CLIENT_NODE_IMPORTS:
+                seen.add((path.name, top))
+            else:
+                bad.append(f"client/{path.name}:{line} imports {name}")
+    assert not bad, "client modules import node/ (use mpc_ray.requests / mpc_ray.intents): " + "; ".join(bad)
+    # an exception nobody needs any more is removed from the list, so that it cannot hide a new import
+    assert seen == CLIENT_NODE_IMPORTS, f"stale exceptions: {CLIENT_NODE_IMPORTS - seen}"
