@@ -1,0 +1,109 @@
+"""The one-time pairwise setup of DKLs23 for a committee, as a round party (sans-I/O; `mpc_ray.sim` or the node layer
+moves its envelopes).
+
+Every ordered pair (i, j) runs the batched Verified Simplest OT with i as base-OT sender, so i ends as the OT-extension
+receiver ("Bob") toward j and j as the extension sender ("Alice", with Delta) toward i; both directions run in the
+same rounds. The first round also carries each side's zero-sharing contribution. Every round is direct (pairwise)
+only: the node layer encrypts direct messages. Aborts name the peer whose message failed:
+"dkls23.base_ot.point_b", ".dlog_proof", ".point_a", ".response", ".opening", ".shape"; "dkls23.zero.contribution".
+
+Output: `{peer: PairSetup}`: the extension sender and receiver states toward that peer and the zero-sharing seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ...crypto.ot._common import SEED_BYTES, SecretHolder, abort
+from ...crypto.ot.base_ot import (
+    KAPPA,
+    BaseOTMsg1,
+    BaseOTMsg2,
+    BaseOTMsg3,
+    BaseOTMsg4,
+    BaseOTMsg5,
+    BaseOTReceiver,
+    BaseOTSender,
+)
+from ...crypto.ot.kos import OTEReceiverSetup, OTESenderSetup
+from ..base import Outbox, RoundParty
+from ..common import random_seed
+from .zero_share import ZeroSeeds, pair_seed
+
+
+@dataclass(frozen=True)
+class SetupMsg1:
+    """Round 1, to each peer: my base-OT sender's first message and my zero-sharing contribution."""
+
+    base_ot: BaseOTMsg1
+    zero_contribution: bytes
+
+
+class PairSetup(SecretHolder):
+    """What one party keeps toward one peer: `ote_sender` (I am Alice), `ote_receiver` (I am Bob)."""
+
+    __slots__ = ("peer", "ote_sender", "ote_receiver")
+
+    def __init__(self, peer: int, ote_sender: OTESenderSetup, ote_receiver: OTEReceiverSetup) -> None:
+        self.peer, self.ote_sender, self.ote_receiver = peer, ote_sender, ote_receiver
+
+
+class SetupOutput(SecretHolder):
+    __slots__ = ("party", "pairs", "zero_seeds")
+
+    def __init__(self, party: int, pairs: dict[int, PairSetup], zero_seeds: ZeroSeeds) -> None:
+        self.party, self.pairs, self.zero_seeds = party, pairs, zero_seeds
+
+
+class DKLs23Setup(RoundParty):
+    NAME = "dkls23.setup"
+    ROUNDS = ((None, SetupMsg1), (None, BaseOTMsg2), (None, BaseOTMsg3), (None, BaseOTMsg4), (None, BaseOTMsg5))
+
+    def __init__(self, sid: bytes, party: int, parties: Sequence[int]) -> None:
+        super().__init__(sid, party, parties)
+        self._senders = {p: BaseOTSender(self.sid, party, p, KAPPA) for p in self.others}
+        self._receivers = {p: BaseOTReceiver(self.sid, party, p, KAPPA) for p in self.others}
+        self._contrib = {p: random_seed() for p in self.others}
+        self._zero: dict[int, bytes] = {}
+
+    def __repr__(self) -> str:  # holds base-OT secrets
+        return f"DKLs23Setup(party={self.party}, <secret redacted>)"
+
+    def __reduce__(self):
+        raise TypeError("DKLs23Setup holds OT secrets and cannot be pickled")
+
+    def round1(self) -> Outbox:
+        return Outbox(direct={p: SetupMsg1(self._senders[p].message1(), self._contrib[p]) for p in self.others})
+
+    def round2(self, inbox) -> Outbox:
+        out = {}
+        for p in self.others:
+            msg: SetupMsg1 = inbox[p].direct
+            if not isinstance(msg.zero_contribution, bytes) or len(msg.zero_contribution) != SEED_BYTES:
+                raise abort(p, "zero.contribution", self.party, "not 32 bytes")
+            self._zero[p] = pair_seed(self.sid, self.party, p, self._contrib[p], msg.zero_contribution)
+            out[p] = self._receivers[p].message2(msg.base_ot)
+        return Outbox(direct=out)
+
+    def round3(self, inbox) -> Outbox:
+        return Outbox(direct={p: self._senders[p].message3(inbox[p].direct) for p in self.others})
+
+    def round4(self, inbox) -> Outbox:
+        return Outbox(direct={p: self._receivers[p].message4(inbox[p].direct) for p in self.others})
+
+    def round5(self, inbox) -> Outbox:
+        return Outbox(direct={p: self._senders[p].message5(inbox[p].direct) for p in self.others})
+
+    def round6(self, inbox) -> SetupOutput:
+        pairs = {}
+        for p in self.others:
+            self._receivers[p].finish(inbox[p].direct)
+            delta, pads = self._receivers[p].output()
+            seeds0, seeds1 = self._senders[p].output()
+            pairs[p] = PairSetup(
+                p,
+                OTESenderSetup(self.sid, self.party, p, delta, pads),
+                OTEReceiverSetup(self.sid, self.party, p, seeds0, seeds1),
+            )
+        return SetupOutput(self.party, pairs, ZeroSeeds(self.party, self._zero))
