@@ -339,3 +339,41 @@ def test_a_handled_denial_is_not_logged_as_an_unhandled_error(committee):
     finally:
         ray_worker_log.removeHandler(records)
     assert not [m for m in records.messages if "Unhandled error" in m], records.messages
+
+
+def _log_records(actor) -> list[str]:
+    """(Run inside the actor by __ray_call__.) Start, or return what was collected of, Ray's dropped-error reports."""
+    log = logging.getLogger("ray._private.worker")
+    handler = next((h for h in log.handlers if isinstance(h, Records)), None)
+    if handler is None:
+        log.addHandler(Records())
+        return []
+    gc.collect()
+    return list(handler.messages)
+
+
+def test_a_denial_through_the_coordinator_is_not_logged_as_an_unhandled_error(committee):
+    """Both signers refuse an operator batch the operator's policy no longer allows; the coordinator reads both
+    refusals (coordinator/sessions.py `gather`), so its process logs no `Unhandled error` for the second one."""
+    import ray
+
+    from mpc_ray.coordinator.coordinator import COORDINATOR_NAME
+    from mpc_ray.intents import TxType
+    from mpc_ray.node.policy import Policy
+
+    mpc, _ = committee
+    key = mpc.create_key("ecdsa-secp256k1")
+    creds = mpc.credentials
+    narrow = Policy(key_id=key.key_id, principal_id=creds.operator[0], allowed_chains=("eip155:1",),
+                    allowed_tx_types=(TxType.RAW_DIGEST,), version=time.time_ns() // 1000)
+    mpc.set_policy(creds.admin_request("set_policy", key_id=key.key_id, body=narrow.to_bytes()))
+    coordinator = ray.get_actor(COORDINATOR_NAME)
+    ray.get(coordinator.__ray_call__.remote(_log_records))
+    for i in range(3):
+        exc = raised(mpc.sign_many, key.key_id, [bytes([i]) * 32, bytes([i + 1]) * 32])
+        assert_clean(exc, PolicyDenied)
+    del exc
+    gc.collect()
+    time.sleep(2.0)  # Ray reports a dropped error ref when its owner frees it
+    messages = ray.get(coordinator.__ray_call__.remote(_log_records))
+    assert not [m for m in messages if "Unhandled error" in m], messages

@@ -33,7 +33,7 @@ from ..requests.grants import GrantSigner
 from . import requests as agent_requests
 from .frost_pools import FROST_SCHEMES, FrostPools  # FROST hook
 from .frost_requests import frost_sign_request
-from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
+from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, gather, run_sessions
 
 log = logging.getLogger(__name__)
 
@@ -490,14 +490,7 @@ class Coordinator:
     def answers(self, refs: dict[int, Any]) -> dict[int, Any]:
         """Each party's answer to one request round; a party that does not answer is marked down and named
         (PartyUnavailable). A holder's own refusal (PolicyDenied, ...) propagates as it is."""
-        out = {}
-        for p, ref in refs.items():
-            try:
-                out[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
-            except UNAVAILABLE as exc:
-                self._mark_down(p)
-                raise PartyUnavailable(p, type(exc).__name__) from None
-        return out
+        return gather(refs, self.cfg.round_timeout_s, self._mark_down)
 
     def _on_every_holder(self, method: str, *args, parties: list[int] | None = None) -> None:
         """Administrative calls reach every holder (or `parties`): wait (up to aux_timeout_s) for one that is
@@ -567,14 +560,8 @@ class Coordinator:
                   request: SignedRequest) -> dict[int, list[int]]:
         """Each signer's partials for the request's `messages` (their indices in it), one presignature each."""
         items = [(i, p.presignature_id) for i, p in zip(messages, presigs)]  # `messages`: counted by the round span
-        refs = {p: self.holder(p).partial_sign.remote(request, items) for p in signers}
-        out = {}
-        for p, ref in refs.items():
-            try:
-                out[p] = ray.get(ref, timeout=self.cfg.round_timeout_s)
-            except UNAVAILABLE as exc:
-                raise PartyUnavailable(p, type(exc).__name__) from None
-        return out
+        return gather({p: self.holder(p).partial_sign.remote(request, items) for p in signers},
+                      self.cfg.round_timeout_s)
 
     # key lifecycle hooks: the logic lives in lifecycle.py ------------------------------------------------
     def refresh_key(self, key_id: str, approval: SignedRequest | None = None) -> dict:

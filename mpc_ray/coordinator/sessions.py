@@ -50,16 +50,23 @@ def new_sid(protocol: str) -> bytes:
     return protocol.encode() + b":" + secrets.token_bytes(16)
 
 
-def _gather(calls: Mapping[int, Any], timeout: float) -> dict[int, Any]:
-    """ray.get on {party: ObjectRef}; the first unavailable party or protocol abort is raised."""
+def gather(calls: Mapping[int, Any], timeout: float, mark_down: Callable[[int], None] | None = None) -> dict[int, Any]:
+    """ray.get on {party: ObjectRef}, every answer read before the first failure is raised (an answer left unread
+    is logged by Ray as an unhandled error, although the caller got the refusal): an unavailable party becomes
+    PartyUnavailable (after `mark_down(party)`); a holder's own refusal or ProtocolAbort propagates as it is."""
     out: dict[int, Any] = {}
+    first: BaseException | None = None
     for party, ref in calls.items():
         try:
             out[party] = ray.get(ref, timeout=timeout)
-        except ProtocolAbort:
-            raise
         except UNAVAILABLE as exc:
-            raise PartyUnavailable(party, type(exc).__name__) from None
+            if mark_down is not None:
+                mark_down(party)
+            first = first or PartyUnavailable(party, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - raised below, once the other answers are read
+            first = first or exc
+    if first is not None:
+        raise first
     return out
 
 
@@ -104,7 +111,7 @@ def run_sessions(
         args = (reqs, grants.for_begin(reqs, time.time()))
     try:
         with tm.round_span(spec.protocol, 1, parties, len(sids)):
-            results: dict[int, list[StepResult]] = _gather({i: holders[i].begin.remote(*args) for i in parties},
+            results: dict[int, list[StepResult]] = gather({i: holders[i].begin.remote(*args) for i in parties},
                                                            timeout)
         rnd = 1
         if observe is not None:
@@ -113,7 +120,7 @@ def run_sessions(
             inputs = route(parties, sids, results)
             rnd += 1
             with tm.round_span(spec.protocol, rnd, parties, len(sids)):
-                results = _gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
+                results = gather({i: holders[i].step.remote(inputs[i]) for i in parties}, timeout)
             if observe is not None:
                 observe(rnd, results)
         return done
