@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMES = ("ecdsa-secp256k1", "eddsa-ed25519", "schnorr-bip340")
+from .schemes import SCHEMES
+
 ALLOW_SINGLE_HELP = ("permit threshold 1 (tests only): any one node then holds a usable key and signs alone, so one "
                      "compromised node is enough to sign")
 
@@ -313,7 +314,7 @@ def _status(args: argparse.Namespace) -> int:
     state = read_state(home) or {}
     import ray
 
-    st = mpc.status()
+    st = mpc.status().to_dict()  # printed as JSON with --json
     nodes = [{"node_id": n["NodeID"][:12], "alive": n["Alive"], "labels": {k: v for k, v in n.get("Labels", {}).items()
                                                                          if not k.startswith("ray.io/")},
               "cpus": n.get("Resources", {}).get("CPU", 0)} for n in ray.nodes()]

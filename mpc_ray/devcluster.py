@@ -26,16 +26,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InvalidInput, MpcError
+from .errors import ClusterNotRunning  # noqa: F401  (old import path)
 
 STATE_FILE = "cluster.json"
 CREDENTIALS_FILE = "credentials.json"  # the committee's dev admin and operator keys (client/credentials.py)
 MARKER_ENV = "MPC_RAY_DEVCLUSTER"
 PHASES = ("launching", "starting", "aux-info", "ready")  # then "stopping"; "failed" on an error
 NAMESPACE = "mpc-ray"
-
-
-class ClusterNotRunning(MpcError):
-    """No cluster started by `mpc-ray up` is running for this state directory."""
 
 
 def check_committee(parties: int, threshold: int, *, allow_single: bool = False) -> None:

@@ -75,3 +75,134 @@ class TestPrimeRefused(MpcError):
     """A fixed test prime reached a production code path."""
 
     __test__ = False  # not a pytest test class
+
+
+# The errors below were defined next to the code that raises them; they live here so that a caller finds every
+# catchable error in one module. Their old modules re-export them (old import paths keep working).
+
+# protocols ---------------------------------------------------------------------------------------------------
+
+
+class PresignatureUsed(MpcError):
+    """A presignature share was asked for a second time. Two signatures from one presignature leak the key."""
+
+
+class PresignInconsistent(MpcError):
+    """The aggregate checks of round 4 failed although every proof verified: one party sent a wrong delta_i or
+    S_i. Naming it needs the identification round (pi_mul / pi_dec reveal), which the caller runs. `check` is
+    ``"presign.<name>"``."""
+
+    def __init__(self, check: str) -> None:
+        self.check = f"presign.{check}"
+        super().__init__(self.check)
+
+    def __reduce__(self):  # the constructor adds the prefix: pass the name without it
+        return (self.__class__, (self.check.removeprefix("presign."),))
+
+
+class NonceReuseError(MpcError):
+    """A signing nonce pair was used (or asked for) a second time. Reuse would reveal the signing share."""
+
+
+# holders (node/) ---------------------------------------------------------------------------------------------
+
+
+class HolderNotReady(MpcError):
+    """The holder lacks what the request needs (directory, aux info, key)."""
+
+
+class StaleEpoch(MpcError):
+    """A presignature or result of an epoch that is no longer the key's current one: refused, never stored."""
+
+
+class PolicyConfigError(InvalidInput):
+    """A policy that cannot be enforced as written (its promise cannot hold, or it contradicts itself)."""
+
+
+class BackupError(MpcError):
+    """A backup that does not open (wrong passphrase, tampering, truncation) or does not fit this holder."""
+
+
+class StoreCorrupted(MpcError):
+    """Stored data failed authentication or is malformed: wrong node secret, tampering or disk corruption."""
+
+
+class StoreLocked(MpcError):
+    """Another process (or another open object) holds this ledger; opening it twice could double-spend."""
+
+
+class AlreadyConsumed(MpcError):
+    """A one-time id was consumed before. `id` is the id (ids are not secret)."""
+
+    def __init__(self, id: bytes, message: str = "") -> None:
+        self.id = bytes(id)
+        super().__init__(message or f"one-time id {self.id.hex()[:16]}.. was already consumed")
+
+    def __reduce__(self):  # keep the id across pickling: Ray ships exceptions between processes
+        return (self.__class__, (self.id, self.args[0] if self.args else ""))
+
+
+class SecretNotFound(MpcError):
+    """No stored secret under this kind and id (never put, or lost)."""
+
+
+# coordinator -------------------------------------------------------------------------------------------------
+
+
+class PartyUnavailable(QuorumUnavailable):
+    """A holder did not answer in time or its actor is down; `party` says which."""
+
+    def __init__(self, party: int, detail: str = "") -> None:
+        self.party, self.detail = party, detail
+        super().__init__(f"party {party} unavailable" + (f": {detail}" if detail else ""))
+
+    def __reduce__(self):
+        return (self.__class__, (self.party, self.detail))
+
+
+class HolderRefused(MpcError):
+    """A holder answered a FROST call with an error (not unavailability): `party` says which."""
+
+    def __init__(self, party: int, detail: str = "") -> None:
+        self.party, self.detail = party, detail
+        super().__init__(f"party {party} refused: {detail}")
+
+    def __reduce__(self):
+        return (self.__class__, (self.party, self.detail))
+
+
+class LifecycleIncomplete(MpcError):
+    """The new epoch is confirmed but some holders have not committed it yet: call again when they are back."""
+
+    def __init__(self, key_id: str, epoch: int, parties: list[int], detail: str = "") -> None:
+        self.key_id, self.epoch, self.parties, self.detail = key_id, epoch, parties, detail
+        super().__init__(f"key {key_id!r} epoch {epoch}: holders {parties} still to commit" +
+                         (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):
+        return (self.__class__, (self.key_id, self.epoch, self.parties, self.detail))
+
+
+# clients and tools -------------------------------------------------------------------------------------------
+
+
+class RequestTimeout(MpcError, TimeoutError):
+    """The committee (or the gateway) did not answer within the caller's timeout. The request may still complete on
+    the nodes: an agent must not assume it was not signed (a policy-enforced request's nonce is spent either way)."""
+
+
+class BadSignature(MpcError):
+    """A signature came back that does not verify under the wallet's own key over the payload the wallet built
+    (a faulty or malicious coordinator, gateway or signer); the wallet refuses to return it."""
+
+
+class GatewayUnavailable(MpcError):
+    """The gateway could not be reached (connection refused, DNS, TLS)."""
+
+
+class ChainError(MpcError):
+    """The chain refused or failed a transaction that the committee signed (or could not be reached)."""
+
+
+class ClusterNotRunning(MpcError):
+    """No cluster started by `mpc-ray up` is running for this state directory."""

@@ -23,7 +23,7 @@ from mpc_ray.client.signer import Agent
 from mpc_ray.client.simsigner import SimSigner
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.requests import Principal, PrincipalRegistry, Role
-from mpc_ray.tools import TOOLS, AgentTools, EvmChains, load_agent
+from mpc_ray.tools import TOOLS, AgentTools, load_agent
 from mpc_ray.tools.mcp import build_server
 from tests.chain_helpers import fund, evm_tester
 from tests.fixture_primes import fixture_paillier_key

@@ -13,7 +13,7 @@ import hashlib
 import nacl.signing
 import pytest
 
-from mpc_ray.errors import InvalidInput, PolicyDenied, Unauthorized
+from mpc_ray.errors import PolicyDenied, Unauthorized
 from mpc_ray.node.audit import iter_records
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request

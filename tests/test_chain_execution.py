@@ -86,7 +86,7 @@ def test_eip1559_eth_transfer_executes(world):
 
 
 def test_legacy_transaction_executes(world):
-    w3, me = world["w3"], world["me"]
+    w3 = world["w3"]
     out = mcp_call(world["tools"], "send_evm_transaction",
                    {"chain_id": w3.eth.chain_id, "to": BOB, "value_wei": 12345, "tx_type": "legacy"})
     assert out["status"] == "success", out

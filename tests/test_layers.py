@@ -28,6 +28,8 @@ FORBIDDEN_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "to
 CLIENT_NODE_IMPORTS = {
     ("local.py", "mpc_ray.node.actor"),  # local_cluster builds the holder actors itself
     ("local.py", "mpc_ray.node.lifecycle"),  # ... and their committee directory
+    ("local.py", "mpc_ray.node.vault"),  # ... or, isolation="process", their vault subprocesses
+    ("local.py", "mpc_ray.node.vault_proxy"),  # ... and the proxy actors in front of them
     ("credentials.py", "mpc_ray.node.policy"),  # a dev cluster's operator Policy: the policy model is node/'s
 }
 

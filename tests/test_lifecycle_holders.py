@@ -6,7 +6,6 @@ from __future__ import annotations
 import coincurve
 import pytest
 
-from mpc_ray.coordinator.lifecycle import LifecycleIncomplete
 from mpc_ray.coordinator.sessions import SessionSpec
 from mpc_ray.crypto.secp256k1 import Point
 from mpc_ray.errors import InvalidInput

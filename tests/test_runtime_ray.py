@@ -320,8 +320,6 @@ def test_policy_enforced_by_the_nodes(mpc, key):
 def test_one_hop_signing_with_leased_presignatures(mpc, key):
     """`sign` on a warm client: one round straight to the signers with a presignature leased from the coordinator;
     the holders still consume it durably, so the same lease cannot sign twice."""
-    from mpc_ray.errors import MpcError as _MpcError
-
     mpc.sign(key.key_id, digest(7000))  # creates the client's lease cache (and starts a background fetch)
     leases = mpc._leases
     deadline = time.monotonic() + 120

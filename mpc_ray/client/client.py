@@ -13,7 +13,7 @@ from ..errors import InvalidInput, QuorumUnavailable
 from ..requests import RequestKind
 from .credentials import Credentials
 from .raycall import get
-from ..types import SCHEMES, ChildKeyInfo, KeyInfo, Signature
+from ..types import SCHEMES, ChildKeyInfo, EpochResult, KeyInfo, Scheme, Signature, Status
 
 DEFAULT_NAMESPACE = "mpc-ray"
 RAW_BATCH_MESSAGES = 1024  # messages per operator request (one holder call signs at most this many)
@@ -39,12 +39,14 @@ class MpcClient:
         """The parties of the committee (new keys are shared among all of them)."""
         return list(get(self._coordinator.status.remote())["parties"])
 
-    def create_key(self, scheme: str = "ecdsa-secp256k1", *, threshold: int | None = None, key_id: str | None = None) -> KeyInfo:
+    def create_key(self, scheme: Scheme | str = Scheme.ECDSA_SECP256K1, *, threshold: int | None = None,
+                   key_id: str | None = None) -> KeyInfo:
         """A new key shared among the whole committee, approved by this client's admins (every holder checks the
         approval names this key, scheme, threshold and committee). With dev credentials (`local_cluster`), the key
         also gets a permissive operator policy so that `sign` works at once."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
+        scheme = Scheme(scheme).value  # the plain string travels (signed approval, holders' records)
         key_id = key_id or f"key-{secrets.token_hex(8)}"
         threshold = self.default_threshold if threshold is None else threshold  # 0 is an error, not "default"
         creds = self._creds()
@@ -199,15 +201,15 @@ class MpcClient:
         return self.handle(agent=agent, timeout=timeout).taproot_wallet(key_id, network=network, path=path)
 
     # key lifecycle -------------------------------------------------------------------------------------
-    def refresh_key(self, key_id: str) -> dict:
+    def refresh_key(self, key_id: str) -> EpochResult:
         """Proactive refresh: new shares (ECDSA: and new aux info) for the same committee and public key; every
         pooled presignature or nonce of the old epoch is destroyed. Needs every holder of the key up. Approved by
         this client's admins."""
         approval = self._creds().admin_request(RequestKind.REFRESH_KEY, {"key_id": key_id})
-        return get(self._coordinator.refresh_key.remote(key_id, approval))
+        return EpochResult.from_dict(get(self._coordinator.refresh_key.remote(key_id, approval)))
 
     def reshare_key(self, key_id: str, *, parties: Sequence[int], threshold: int,
-                    dealers: Sequence[int] | None = None) -> dict:
+                    dealers: Sequence[int] | None = None) -> EpochResult:
         """Move the key to committee `parties` (new or removed nodes) with `threshold` signers; same public key
         and addresses. Removed holders delete their shares once the new committee confirmed its own."""
         if isinstance(parties, int) or not parties:
@@ -219,7 +221,7 @@ class MpcClient:
         creds = self.credentials
         if creds.operator_policy and creds.operator is not None:  # dev credentials: new members need it too
             self.set_policy(creds.operator_policy_request(key_id))
-        return out
+        return EpochResult.from_dict(out)
 
     def backup_request(self, party: int):
         """An admin-approved ``backup`` request for `party`'s holder (`ShareHolder.backup(request, passphrase)`,
@@ -253,8 +255,10 @@ class MpcClient:
         coordinator; the holders check every value themselves either way."""
         return get(self._coordinator.readmit.remote(party))
 
-    def status(self) -> dict:
-        return get(self._coordinator.status.remote())
+    def status(self) -> Status:
+        """The committee, its keys, pools, and the parties down, excluded or in dispute (`Status`; it also reads
+        like the dict it was: ``status()["keys"]``)."""
+        return Status.from_dict(get(self._coordinator.status.remote()))
 
     def pool_depths(self) -> dict[str, int]:
         return get(self._coordinator.pool_depths.remote())

@@ -5,6 +5,10 @@ named actor pinned there with a label selector, restarted by Ray (max_restarts=-
 (max_task_retries=0: a signing call must not run twice). Beside it run `workers_per_node` presign workers that
 load the same encrypted store and fill it with presignatures, so signing never waits behind presigning. Each
 node's state directory stands for its own disk.
+
+With ``isolation="process"`` each holder and presign worker runs in a vault subprocess of this driver (same user,
+node/vault.py) and its actor is a proxy that holds no secret (node/vault_proxy.py): the deployment's shape on one
+machine. The default, ``"actor"``, keeps the holder inside its actor.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME, Coordinator, CoordinatorConfig
 from ..errors import InvalidInput, Unauthorized
 from ..node.actor import HolderActor
+from ..node.vault import VaultProcess, start_vault, vault_socket_path
+from ..node.vault_proxy import VaultProxy
 from ..node.lifecycle import directory_params
 from ..requests import RequestKind
 from .client import DEFAULT_NAMESPACE, MpcClient
@@ -31,21 +37,29 @@ from .raycall import get
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
 
+ISOLATIONS = ("actor", "process")
+_VAULTS: dict[str, VaultProcess] = {}  # vaults started without a caller's table; each stops with this process
+
+
 def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive",
-                 worker: int | None = None):
-    """The party's share holder, or (with `worker`) one of its presign workers; both pinned to the party's node."""
-    cls = ray.remote(HolderActor)  # the holder's entry points only (node/actor.py)
+                 worker: int | None = None, isolation: str = "actor", vaults: dict[str, VaultProcess] | None = None):
+    """The party's share holder, or (with `worker`) one of its presign workers; both pinned to the party's node.
+    `isolation="process"`: the holder runs in a vault subprocess, started here unless one serves its socket already
+    (kept in `vaults` by socket path, for the caller to stop), and the actor is its proxy."""
+    if isolation not in ISOLATIONS:
+        raise InvalidInput(f"isolation is one of {ISOLATIONS}")
     name = HOLDER_NAME.format(party=party) if worker is None else WORKER_NAME.format(party=party, worker=worker)
-    return cls.options(
-        name=name,
-        lifetime="detached",
-        label_selector={"mpc-party": str(party)},
-        max_restarts=-1,
-        max_task_retries=0,
-        num_cpus=0,
-        max_concurrency=1,
-    ).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf,
-             role="holder" if worker is None else "worker")
+    options = dict(name=name, lifetime="detached", label_selector={"mpc-party": str(party)}, max_restarts=-1,
+                   max_task_retries=0, num_cpus=0, max_concurrency=1)
+    if isolation == "actor":
+        cls = ray.remote(HolderActor)  # the holder's entry points only (node/actor.py)
+        return cls.options(**options).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf,
+                                             role="holder" if worker is None else "worker")
+    vaults = _VAULTS if vaults is None else vaults
+    path = str(vault_socket_path(state_dir, worker))
+    if path not in vaults or not vaults[path].alive():
+        vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys)
+    return ray.remote(VaultProxy).options(**options).remote(party, path)  # the same entry points, forwarded
 
 
 class LocalCluster(MpcClient):
@@ -115,10 +129,13 @@ def local_cluster(
     pool_low_water: int | None = None,
     on_empty_pool: str = "presign",
     credentials: Credentials | None = None,
+    isolation: str = "actor",
 ) -> Iterator[LocalCluster]:
     """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info.
     `credentials`: the admin and operator of a committee kept in `state_dir` (`mpc-ray up` saves them beside it);
-    by default fresh ones, registered on the new committee."""
+    by default fresh ones, registered on the new committee. `isolation`: "actor" (the holder in its Ray actor) or
+    "process" (each holder and presign worker in a vault subprocess, behind a proxy actor; `vaults` of the cluster
+    lists them, stopped at the end)."""
     from ray.cluster_utils import Cluster
 
     if not 1 <= threshold <= parties:
@@ -127,16 +144,20 @@ def local_cluster(
         raise InvalidInput("on_empty_pool is 'presign' (presign on demand) or 'fail' (fail fast)")
     if ray.is_initialized():
         raise InvalidInput("ray is already initialised in this process; call ray.shutdown() first")
+    if isolation not in ISOLATIONS:
+        raise InvalidInput(f"isolation is one of {ISOLATIONS}")
     root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mpc-ray-"))
+    vaults: dict[str, VaultProcess] = {}
+    deploy = {"kdf": kdf, "isolation": isolation, "vaults": vaults}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}
         ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
-        holders = [holder_actor(i, str(root / f"party-{i}"), kdf=kdf) for i in nodes]
+        holders = [holder_actor(i, str(root / f"party-{i}"), **deploy) for i in nodes]
         get([h.ping.remote() for h in holders], actor="the holders")  # identities exist before the workers read them
         for i in nodes:
             for w in range(workers_per_node):
-                holder_actor(i, str(root / f"party-{i}"), kdf=kdf, worker=w)
+                holder_actor(i, str(root / f"party-{i}"), worker=w, **deploy)
         reuse = credentials is not None
         if not reuse:
             credentials = Credentials.generate()  # a dev committee's admin and operator, held by this client only
@@ -163,13 +184,18 @@ def local_cluster(
                 raise
             # these credentials' admins replaced the first registry since (set_principals): the holders' stands
         local._registered = True
-        local._deploy, local._workers = {"kdf": kdf}, workers_per_node  # key lifecycle hook: add_node
+        local._deploy, local._workers = deploy, workers_per_node  # key lifecycle hook: add_node
+        local.vaults = vaults
         yield local
     finally:
         try:
             if ray.is_initialized():
                 ray.shutdown()
         finally:
-            cluster.shutdown()
+            try:
+                cluster.shutdown()
+            finally:
+                for vault in vaults.values():
+                    vault.stop()
             if state_dir is None:
                 shutil.rmtree(root, ignore_errors=True)

@@ -28,16 +28,13 @@ import httpx
 from pydantic import ValidationError
 
 from ..errors import InvalidInput, MpcError
+from ..errors import GatewayUnavailable  # noqa: F401  (old import path)
 from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
 from ..requests import SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload
 
 __all__ = ["GatewayUnavailable", "RemoteSigner"]
-
-
-class GatewayUnavailable(MpcError):
-    """The gateway could not be reached (connection refused, DNS, TLS)."""
 
 
 class RemoteSigner(WalletFactory):

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import nacl.signing
 
-from ..errors import InvalidInput, MpcError
+from ..errors import InvalidInput
+from ..errors import RequestTimeout, BadSignature  # noqa: F401  (old import path)
 from ..requests import RequestFormat, SignedRequest, sign_request
 from ..types import KeyInfo, Signature
 
@@ -37,16 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "BadSignature", "Payload", "RequestTimeout", "Signer", "WalletFactory", "check_payload"]
 
 POLICY_SCHEMES = ("ecdsa-secp256k1", "eddsa-ed25519")  # schemes whose requests the nodes decode and police
-
-
-class RequestTimeout(MpcError, TimeoutError):
-    """The committee (or the gateway) did not answer within the caller's timeout. The request may still complete on
-    the nodes: an agent must not assume it was not signed (a policy-enforced request's nonce is spent either way)."""
-
-
-class BadSignature(MpcError):
-    """A signature came back that does not verify under the wallet's own key over the payload the wallet built
-    (a faulty or malicious coordinator, gateway or signer); the wallet refuses to return it."""
 
 
 @dataclass(frozen=True)

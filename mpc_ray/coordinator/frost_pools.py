@@ -35,7 +35,9 @@ from nacl import bindings as _nacl
 
 from .. import telemetry as tm  # ops hook: signer set and pool depth on the request span, a span per round
 from ..crypto.frost_suites import Ciphersuite, get_suite
-from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
+from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
+from ..errors import HolderRefused  # noqa: F401  (old import path)
+from ..schemes import FROST_SCHEMES
 from ..node.frost_records import (
     commitment_entry_size,
     commitment_list_from_bytes,
@@ -50,7 +52,6 @@ from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, run_sessions
 if TYPE_CHECKING:
     from .coordinator import Coordinator
 
-FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
 MAX_COMMIT = 4096  # nonce pairs per frost_commit call (as the holder allows)
 
 
@@ -90,17 +91,6 @@ class FrostKey:
         from ..crypto import bip32
 
         return bip32.derive_bip340(self.public_key, cc, path).tweak
-
-
-class HolderRefused(MpcError):
-    """A holder answered a FROST call with an error (not unavailability): `party` says which."""
-
-    def __init__(self, party: int, detail: str = "") -> None:
-        self.party, self.detail = party, detail
-        super().__init__(f"party {party} refused: {detail}")
-
-    def __reduce__(self):
-        return (self.__class__, (self.party, self.detail))
 
 
 # pure helpers (no Ray): tested in process ------------------------------------------------------------------

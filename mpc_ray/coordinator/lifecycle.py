@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
+from ..errors import LifecycleIncomplete  # noqa: F401  (old import path)
 from .sessions import SessionSpec
 
 if TYPE_CHECKING:
@@ -37,18 +38,6 @@ ECDSA = "ecdsa-secp256k1"
 
 RunSession = Callable[[SessionSpec], Mapping[int, Any]]  # {party: result} of one session
 CallHolder = Callable[..., Any]  # call(party, method, *args) -> result
-
-
-class LifecycleIncomplete(MpcError):
-    """The new epoch is confirmed but some holders have not committed it yet: call again when they are back."""
-
-    def __init__(self, key_id: str, epoch: int, parties: list[int], detail: str = "") -> None:
-        self.key_id, self.epoch, self.parties, self.detail = key_id, epoch, parties, detail
-        super().__init__(f"key {key_id!r} epoch {epoch}: holders {parties} still to commit" +
-                         (f" ({detail})" if detail else ""))
-
-    def __reduce__(self):
-        return (self.__class__, (self.key_id, self.epoch, self.parties, self.detail))
 
 
 @dataclass

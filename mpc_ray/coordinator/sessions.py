@@ -16,7 +16,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from .. import telemetry as tm  # ops hook: a span per protocol round
-from ..errors import ProtocolAbort, QuorumUnavailable
+from ..errors import PartyUnavailable  # noqa: F401  (old import path)
 from ..node.holder import BeginRequest, StepResult
 from ..requests.grants import GRANTED_PROTOCOLS, GrantSigner
 
@@ -26,17 +26,6 @@ except ImportError:  # pragma: no cover
     ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
 
 UNAVAILABLE = (GetTimeoutError, RayActorError, ActorUnavailableError)
-
-
-class PartyUnavailable(QuorumUnavailable):
-    """A holder did not answer in time or its actor is down; `party` says which."""
-
-    def __init__(self, party: int, detail: str = "") -> None:
-        self.party, self.detail = party, detail
-        super().__init__(f"party {party} unavailable" + (f": {detail}" if detail else ""))
-
-    def __reduce__(self):
-        return (self.__class__, (self.party, self.detail))
 
 
 @dataclass

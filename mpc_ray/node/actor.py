@@ -7,7 +7,8 @@ principal's signed request itself (node/authorized.py); the others are public or
 
 What a facade cannot do: Ray also runs arbitrary code inside an actor (`__ray_call__`, or a task on the same node
 reading the store beside it). Keeping secrets from code that Ray runs needs a process and an OS user that Ray's
-processes do not share: that is the vault of the deployment work, not this class.
+processes do not share: that is the vault (node/vault.py), whose Ray actor `VaultProxy` (node/vault_proxy.py)
+forwards these same `ENTRY_POINTS` over a socket and holds no secret.
 """
 
 from __future__ import annotations

@@ -35,11 +35,12 @@ import nacl.secret
 import nacl.utils
 from nacl.pwhash import argon2id
 
-from ..errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
+from ..errors import InvalidInput, PolicyDenied, Unauthorized
+from ..errors import BackupError  # noqa: F401  (old import path)
 from ..protocols.wire import WireError, decode, encode
 from ..requests.admin import restore_params  # noqa: F401 - moved there; holder.py and tests import it from here
 from .identity import NodeIdentity
-from .lifecycle import _lifecycle_lock, _state, consume_and_delete, current_epoch, epoch_entry
+from .lifecycle import _lifecycle_lock, _state, consume_and_delete, current_epoch
 from .principals import parse_strict_json
 from .store import ConsumedLedger
 
@@ -59,10 +60,6 @@ _MAX_OPS = argon2id.OPSLIMIT_SENSITIVE
 _MAX_MEM = argon2id.MEMLIMIT_SENSITIVE
 _VAULT_ENTRY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\.[0-9a-f]{64}")  # SecretVault.entry_name: single-use secrets
 _REQUEST_NONCES = "request-nonces.ledger"
-
-
-class BackupError(MpcError):
-    """A backup that does not open (wrong passphrase, tampering, truncation) or does not fit this holder."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from nacl import bindings as _nacl
 from ..crypto.ed25519 import FIELD_P, EdPoint, L
 from ..crypto.frost_suites import Element, KeyAdjust, get_suite
 from ..errors import InvalidInput, MpcError
+from ..schemes import FROST_SCHEMES
 from ..protocols.frost import (
     DkgParty,
     KeyPackage,
@@ -61,7 +62,6 @@ from .store import ID_BYTES, AlreadyConsumed, SecretNotFound, SecretVault
 if TYPE_CHECKING:  # holder.py imports this module lazily; no import cycle at run time
     from .holder import BeginRequest, ShareHolder
 
-FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
 MAX_COMMIT = 4096  # nonce pairs per frost_commit call (a holder serves one call at a time)
 MAX_SIGN_BATCH = 65536
 _KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")

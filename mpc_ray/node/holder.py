@@ -21,7 +21,8 @@ from typing import Any
 from nacl.pwhash import argon2id
 
 from ..crypto.params import level as as_level
-from ..errors import InvalidInput, MpcError
+from ..errors import InvalidInput
+from ..errors import HolderNotReady  # noqa: F401  (old import path)
 from ..protocols.base import RoundParty
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
@@ -36,7 +37,6 @@ from .records import (
     aux_to_bytes,
     key_from_bytes,
     key_to_bytes,
-    presignature_from_bytes,
     presignature_to_bytes,
 )
 from .store import ConsumedLedger, EncryptedStore, SecretVault
@@ -158,10 +158,6 @@ class _Session:
 # Each has a broadcast-only round 1, which announces the keys.
 FORWARD_SECURE = frozenset({"keygen", "frost-dkg", "refresh", "reshare", "reshare-aux"})
 COORDINATOR_ENTRY = "coordinator"  # store entry: the coordinator's verify key (beside the directory; backed up)
-
-
-class HolderNotReady(MpcError):
-    """The holder lacks what the request needs (directory, aux info, key)."""
 
 
 class ShareHolder:

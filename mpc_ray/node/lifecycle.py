@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from ..crypto.frost_suites import SECP256K1, get_suite
 from ..crypto.params import level as as_level
 from ..crypto.secp256k1 import Point
-from ..errors import InvalidInput, MpcError, PolicyDenied, ProtocolAbort
+from ..errors import InvalidInput, PolicyDenied, ProtocolAbort
+from ..errors import StaleEpoch  # noqa: F401  (old import path)
+from ..schemes import FROST_SCHEMES
 from ..protocols.base import RoundParty
 from ..protocols.common import same_bytes
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
@@ -65,15 +67,10 @@ if TYPE_CHECKING:
     from .holder import BeginRequest, ShareHolder
 
 ECDSA = "ecdsa-secp256k1"
-FROST_SCHEMES = ("eddsa-ed25519", "schnorr-bip340")
 LIFECYCLE_PROTOCOLS = ("refresh", "reshare", "reshare-aux")
 _CONFIRM_DOMAIN = b"mpc-ray/lifecycle/confirm/v1"
 _DIGEST_DOMAIN = b"mpc-ray/lifecycle/epoch-digest/v1"
 _LOCK_FILE = "lifecycle.lock"
-
-
-class StaleEpoch(MpcError):
-    """A presignature or result of an epoch that is no longer the key's current one: refused, never stored."""
 
 
 # store entries ----------------------------------------------------------------------------------------------

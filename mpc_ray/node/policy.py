@@ -90,6 +90,7 @@ from pydantic import (
 )
 
 from ..errors import InvalidInput, PolicyDenied
+from ..errors import PolicyConfigError  # noqa: F401  (old import path)
 from ..intents import *  # noqa: F403 - the shared intent layer, re-exported under its old import path
 from ..intents import __all__ as _intent_names
 from ..intents.base import EVM_ADDRESS_RE, Intent, TxType, as_bytes, erc20_asset, normalize_address
@@ -118,10 +119,6 @@ __all__ = [
     "spend_store_name",
     *_intent_names,
 ]
-
-
-class PolicyConfigError(InvalidInput):
-    """A policy that cannot be enforced as written (its promise cannot hold, or it contradicts itself)."""
 
 
 # signed without the holders seeing an amount: never together with a spending cap. A personal message is opaque too:

@@ -36,7 +36,8 @@ import nacl.secret
 import nacl.utils
 from nacl.pwhash import argon2id
 
-from ..errors import InvalidInput, MpcError
+from ..errors import InvalidInput
+from ..errors import StoreCorrupted, StoreLocked, AlreadyConsumed, SecretNotFound  # noqa: F401  (old import path)
 
 __all__ = [
     "ID_BYTES",
@@ -62,29 +63,6 @@ _MAX_MEMLIMIT = argon2id.MEMLIMIT_SENSITIVE
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _TMP_PREFIX = ".tmp-"
 _TMP_STALE_S = 60.0  # a temp file older than this is a crash leftover, not a write in progress  # never a valid entry name (names start with [A-Za-z0-9])
-
-
-class StoreCorrupted(MpcError):
-    """Stored data failed authentication or is malformed: wrong node secret, tampering or disk corruption."""
-
-
-class StoreLocked(MpcError):
-    """Another process (or another open object) holds this ledger; opening it twice could double-spend."""
-
-
-class AlreadyConsumed(MpcError):
-    """A one-time id was consumed before. `id` is the id (ids are not secret)."""
-
-    def __init__(self, id: bytes, message: str = "") -> None:
-        self.id = bytes(id)
-        super().__init__(message or f"one-time id {self.id.hex()[:16]}.. was already consumed")
-
-    def __reduce__(self):  # keep the id across pickling: Ray ships exceptions between processes
-        return (self.__class__, (self.id, self.args[0] if self.args else ""))
-
-
-class SecretNotFound(MpcError):
-    """No stored secret under this kind and id (never put, or lost)."""
 
 
 # ------------------------------------------------------------------------------------------------------------

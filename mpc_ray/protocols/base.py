@@ -38,8 +38,9 @@ class Outbox:
 
 @dataclass(frozen=True)
 class Inbound:
-    broadcast: Any | None
-    direct: Any | None
+    # Any, not Any | None: a handler reads only what its round declares, and the base class checked that it arrived
+    broadcast: Any
+    direct: Any
 
 
 class RoundParty:

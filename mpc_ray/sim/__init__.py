@@ -37,6 +37,7 @@ from ..protocols.ecdsa.presign import (
     PresignParty,
 )
 from ..protocols.ecdsa.sign import combine, digest_to_int, partial_sign, rerandomize_for
+from ..schemes import SCHEMES, Scheme
 from ..types import KeyInfo, Signature
 from .router import Tamper, run_parties
 
@@ -211,7 +212,7 @@ class SimFrostKey:
 
 
 def keygen(
-    scheme: str = "ecdsa-secp256k1",
+    scheme: Scheme | str = Scheme.ECDSA_SECP256K1,
     *,
     parties: int = 3,
     threshold: int = 2,
@@ -224,6 +225,8 @@ def keygen(
     if not 1 <= threshold <= parties:
         raise InvalidInput("need 1 <= threshold <= parties")
     ids = list(range(1, parties + 1))
+    if scheme in SCHEMES:
+        scheme = Scheme(scheme).value  # a member or its string: keys and signatures keep the plain string
     if scheme == "ecdsa-secp256k1":
         aux = dict(aux) if aux is not None else aux_info(ids, security, paillier_keys=paillier_keys)
         return SimEcdsaKey(run_keygen(ids, threshold), aux)

@@ -21,12 +21,9 @@ from solders.hash import Hash
 from solders.transaction import Transaction, VersionedTransaction
 
 from ..errors import InvalidInput, MpcError
+from ..errors import ChainError  # noqa: F401  (old import path)
 
 __all__ = ["ChainError", "EvmChains", "SolanaChain", "SolanaRpc"]
-
-
-class ChainError(MpcError):
-    """The chain refused or failed a transaction that the committee signed (or could not be reached)."""
 
 
 class EvmChains:

@@ -30,7 +30,8 @@ from ...crypto.secp256k1 import Q, Point, random_scalar, sum_points
 from ...crypto.transcript import Transcript
 from ...crypto.vss import lagrange_coefficient
 from ...crypto.zk import pi_aff_g, pi_enc, pi_log_star
-from ...errors import InvalidInput, MpcError
+from ...errors import InvalidInput
+from ...errors import PresignatureUsed, PresignInconsistent  # noqa: F401  (old import path)
 from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, proof_transcript, same_bytes
 from .aux_info import AuxInfo
@@ -68,10 +69,6 @@ def mta_message(sid: bytes, sender: int, recipient: int, D: int, F: int, D_hat: 
 def mta_alpha_bound(level: SecurityLevel) -> int:
     """|alpha| <= 2^(ell'+1) for alpha = Dec(D) = k gamma + y, k, gamma in [0, q), y in +-2^ell' (honest sender)."""
     return 1 << (level.ell_prime + 1)
-
-
-class PresignatureUsed(MpcError):
-    """A presignature share was asked for a second time. Two signatures from one presignature leak the key."""
 
 
 @dataclass(frozen=True)
@@ -387,12 +384,3 @@ class PresignParty(RoundParty):
         own view succeeded may still be needed for identification), or after identification."""
         self._k = self._chi = self._gamma = self._y = self._y_hat = self._rho = self._nu = self._w = None
         self._mta_rand = None
-
-
-class PresignInconsistent(MpcError):
-    """The aggregate checks of round 4 failed although every proof verified: one party sent a wrong delta_i or
-    S_i. Naming it needs the identification round (pi_mul / pi_dec reveal), which the caller runs."""
-
-    def __init__(self, check: str) -> None:
-        self.check = f"presign.{check}"
-        super().__init__(self.check)

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 from ...crypto.frost_suites import Ciphersuite, Element, KeyAdjust, lagrange_coefficient
 from ...errors import InvalidInput, MpcError, ProtocolAbort
+from ...errors import NonceReuseError  # noqa: F401  (old import path)
 from .keys import KeyPackage, key_adjust
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
     "verify_signature",
     "verify_signature_share",
 ]
-
-
-class NonceReuseError(MpcError):
-    """A signing nonce pair was used (or asked for) a second time. Reuse would reveal the signing share."""
 
 
 @dataclass(frozen=True)
