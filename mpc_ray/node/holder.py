@@ -488,10 +488,19 @@ class ShareHolder:
 
     def consumed_ids(self) -> list[bytes]:
         """Every one-time id this holder has consumed, in order (public: ids, not secrets)."""
+        self._journal_replayed()
         return self.ledger.all_ids()
 
     def presignature_count(self, key_id: str) -> int:
+        self._journal_replayed()
         return self.vault.count(f"presig-{check_key_id(key_id)}")
+
+    def _journal_replayed(self) -> None:
+        """Ids that decisions consumed reach the ledger's file in a background flush; after a stop before that
+        flush, opening the authorization part replays them from the audit journal (authorized.py). The public views
+        of the ledger open it first, so a reopened holder never shows a consumed id as unused."""
+        if self.role == "holder":
+            self._authorized()
 
     # signing ------------------------------------------------------------------------------------------
     def partial_sign(self, request: Any, items: list[tuple[int, bytes]]) -> list[int]:
