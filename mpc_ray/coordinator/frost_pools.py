@@ -35,8 +35,7 @@ from nacl import bindings as _nacl
 
 from .. import telemetry as tm  # ops hook: signer set and pool depth on the request span, a span per round
 from ..crypto.frost_suites import Ciphersuite, get_suite
-from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
-from ..errors import HolderRefused  # noqa: F401  (old import path)
+from ..errors import HolderRefused, InvalidInput, PolicyDenied, ProtocolAbort, QuorumUnavailable
 from ..schemes import FROST_SCHEMES
 from ..node.frost_records import (
     commitment_entry_size,
@@ -228,12 +227,25 @@ class FrostPools:
         refs: dict[int, list[tuple[Any, int]]] = {}
         for p, m in calls:
             refs.setdefault(p, []).append((self.c.holder(p).frost_commit.remote(key.key_id, m, grant), m))
-        out: dict[int, list[tuple[bytes, bytes]]] = {}
-        for p, calls in refs.items():
-            got: list[tuple[bytes, bytes]] = []
-            for ref, n in calls:
-                got.extend(self._accept(key, p, self._get(p, ref), n))
-            out[p] = got
+        flat = [(p, ref, n) for p, calls in refs.items() for ref, n in calls]
+        answers = self._get_all([(p, ref) for p, ref, _ in flat])
+        out: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in refs}
+        for (p, _, n), answer in zip(flat, answers):
+            out[p].extend(self._accept(key, p, answer, n))
+        return out
+
+    def _get_all(self, refs: list[tuple[int, Any]]) -> list[Any]:
+        """`_get` of each, every answer read before the first failure is raised (an answer left unread is logged by
+        Ray as an unhandled error, although the caller got the refusal)."""
+        out, first = [], None
+        for party, ref in refs:
+            try:
+                out.append(self._get(party, ref))
+            except (PartyUnavailable, HolderRefused) as exc:
+                first = first or exc
+                out.append(None)
+        if first is not None:
+            raise first
         return out
 
     def _get(self, party: int, ref: Any) -> Any:
@@ -244,6 +256,7 @@ class FrostPools:
         except Exception as exc:  # noqa: BLE001 - the holder raised: typed or not, it refused this call
             refused = HolderRefused(party, f"{type(exc).__name__}: {str(exc)[:200]}")
             refused.rule = getattr(exc, "rule", None)  # type: ignore[attr-defined] - auth.rate_limited: not a fault
+            refused.decision = exc if isinstance(exc, PolicyDenied) else None  # type: ignore[attr-defined]
             raise refused from None
 
     def _fail(self, key: FrostKey, exc: Exception) -> None:
@@ -400,7 +413,7 @@ class FrostPools:
         return chunks, taken, lists
 
     def _answers(self, refs: dict[int, Any], size: int) -> dict[int, list]:
-        answers = {p: self._get(p, ref) for p, ref in refs.items()}
+        answers = dict(zip(refs, self._get_all(list(refs.items()))))
         for p, a in answers.items():
             if not isinstance(a, list) or len(a) != size:
                 raise HolderRefused(p, "frost_sign returned the wrong number of shares")
@@ -456,6 +469,9 @@ class FrostPools:
                             c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
                         done[idx] = Signature(key.scheme, sig)
             except (PartyUnavailable, HolderRefused) as exc:
+                decision = getattr(exc, "decision", None)
+                if decision is not None and getattr(decision, "rule", None) != "auth.rate_limited":
+                    raise decision from None  # the holders' decision on this request: no fault, no other signer set
                 # the rest of the batch's commitments are dropped (some may be consumed). A co-signer that refused
                 # because another party's commitment point is invalid is not at fault: find and exclude that party.
                 taken = getattr(exc, "taken", None) or taken
