@@ -218,7 +218,7 @@ def test_the_remote_client_needs_no_ray():
 
 def lying_gateway(attacker: coincurve.PrivateKey) -> httpx.MockTransport:
     """A compromised gateway: it reports its own key as the agent's and signs with it."""
-    from mpc_ray.gateway.models import KeyOut, SignatureOut, SignEnvelope
+    from mpc_ray.requests.http import KeyOut, SignatureOut, SignEnvelope
     from mpc_ray.node.policy import intent_from_request
     from mpc_ray.types import KeyInfo, Signature
 
@@ -268,7 +268,7 @@ def test_trusted_keys_stop_a_gateway_that_swaps_the_key():
 )
 def test_remote_client_types_every_gateway_answer(status, body, error):
     from mpc_ray.errors import MpcError, ProtocolAbort
-    from mpc_ray.gateway.models import KeyOut
+    from mpc_ray.requests.http import KeyOut
     from mpc_ray.types import KeyInfo
 
     key = coincurve.PrivateKey()

@@ -80,7 +80,7 @@ def test_deep_json_kills_an_unguarded_parser_but_every_entry_point_refuses_it():
         import py_ecc  # noqa: F401
         assert sys.getrecursionlimit() >= 100_000
         from mpc_ray.errors import InvalidInput
-        from mpc_ray.gateway.models import SignEnvelope
+        from mpc_ray.requests.http import SignEnvelope
         from mpc_ray.node.policy import decode_typed_data, intent_from_request, policy_from_request
         from mpc_ray.node.principals import (Principal, PrincipalRegistry, VerifiedRequest, parse_strict_json,
                                              registry_from_request, sign_request)

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidInput, MpcError
 from ..errors import GatewayUnavailable  # noqa: F401  (old import path)
-from ..gateway.models import KeyOut, SignatureOut, SignEnvelope, error_from_body
+from ..requests.http import KeyOut, SignatureOut, SignEnvelope, error_from_body
 from ..requests import SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
 from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload

@@ -1,5 +1,5 @@
 """The HTTP gateway: agents sign through it without Ray access (gateway/app.py); its envelopes and typed error
-body (gateway/models.py) are shared with the remote client. `deploy_gateway` / `shutdown_gateway` import Ray Serve
+body (requests/http.py) are shared with the remote client. `deploy_gateway` / `shutdown_gateway` import Ray Serve
 only when called, so importing this package stays light."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ code on the cluster, an HTTP client of this gateway can only submit requests tha
 
 The gateway never signs for an agent and holds no key: it parses the envelope, refuses what is not a principal-signed
 ``sign`` request (admin kinds do not go through the agent gateway), forwards the request unchanged, and maps typed
-errors to HTTP statuses with a typed body (gateway/models.py). It is one more untrusted relay: the nodes verify the
+errors to HTTP statuses with a typed body (requests/http.py). It is one more untrusted relay: the nodes verify the
 agent's signature, the nonce and expiry, decode the body and apply the policy.
 
 Routes:
@@ -13,7 +13,7 @@ Routes:
     GET  /v1/keys/{key_id}   -> KeyOut (public key and threshold: public information, served without a request);
                                 ?path=m/0/7 for a BIP32 child's public key and chain code
     GET  /healthz            -> {"ok": true}
-    GET  /openapi.json       the OpenAPI document of these routes (bodies and errors from gateway/models.py)
+    GET  /openapi.json       the OpenAPI document of these routes (bodies and errors from requests/http.py)
     GET  /docs               Swagger UI on it (for agents not written in Python)
 
 Deploy on a running cluster with `deploy_gateway` (or ``serve run`` on `Gateway`); `shutdown_gateway` removes it.
@@ -36,10 +36,10 @@ from ray import serve
 from ..client.client import DEFAULT_NAMESPACE
 from ..client.handle import SignHandle
 from ..client.signer import POLICY_SCHEMES
-from ..coordinator.coordinator import COORDINATOR_NAME
+from ..deploy import COORDINATOR_NAME
 from ..errors import InvalidInput, MpcError, PolicyDenied
 from ..requests import NOT_REFUSALS, RequestFormat, RequestKind, SignedRequest
-from .models import (
+from ..requests.http import (
     ERROR_STATUSES,
     MAX_REQUEST_BYTES,
     ErrorBody,
@@ -67,7 +67,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _openapi() -> dict[str, Any]:
     """FastAPI's document plus the sign envelope: the route reads its body itself (bounded before any parser
-    runs), so FastAPI cannot see the model; its schema comes from gateway/models.py like every other one."""
+    runs), so FastAPI cannot see the model; its schema comes from requests/http.py like every other one."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         envelope = SignEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1168,7 +1168,7 @@ _register(Harness("backup", "node.backup.open_backup (+ the entries restore read
 
 
 # ------------------------------------------------------------------------------------------------------------
-# gateway bodies (gateway/models.py): the sign envelope a gateway parses, and the answers a remote client parses
+# gateway bodies (requests/http.py): the sign envelope a gateway parses, and the answers a remote client parses
 
 
 def _envelope_docs() -> list[Any]:
@@ -1176,7 +1176,7 @@ def _envelope_docs() -> list[Any]:
 
 
 def _parse_sign_envelope(data: bytes) -> object:
-    from mpc_ray.gateway.models import SignEnvelope
+    from mpc_ray.requests.http import SignEnvelope
 
     envelope = SignEnvelope.parse(data)
     again = SignEnvelope.parse(envelope.model_dump_json().encode())
@@ -1184,7 +1184,7 @@ def _parse_sign_envelope(data: bytes) -> object:
     return envelope
 
 
-_register(Harness("gateway_sign_envelope", "gateway.models.SignEnvelope.parse",
+_register(Harness("gateway_sign_envelope", "requests.http.SignEnvelope.parse",
                   lambda: json_inputs(_envelope_docs(), ("request", *_REQUEST_STRINGS)), _parse_sign_envelope,
                   (InvalidInput,), lambda: [render(d).encode() for d in _envelope_docs()], examples=200))
 
@@ -1199,7 +1199,7 @@ class AnswerCase:
 @functools.cache
 def _answer_docs() -> dict[str, list[Any]]:
     from mpc_ray.crypto.secp256k1 import Point
-    from mpc_ray.gateway.models import KeyOut, SignatureOut, error_response
+    from mpc_ray.requests.http import KeyOut, SignatureOut, error_response
     from mpc_ray.types import KeyInfo, Signature
 
     pub = Point.base_mul(7).to_bytes()
@@ -1231,7 +1231,7 @@ def _read_answer(case: AnswerCase) -> object:
     import httpx
 
     from mpc_ray.client.remote import RemoteSigner
-    from mpc_ray.gateway.models import KeyOut, SignatureOut
+    from mpc_ray.requests.http import KeyOut, SignatureOut
 
     payload = RemoteSigner._answer(httpx.Response(case.status, content=case.body))
     if case.expect == "key":
