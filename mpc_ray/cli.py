@@ -4,6 +4,8 @@
     mpc-ray up / status / down        a local multi-node committee that stays up between commands
     mpc-ray keygen / sign / bench     against the cluster `up` started
     mpc-ray audit verify|export       a holder's signed audit log (export-audit is the same as audit export)
+    mpc-ray node start|stop           on a party host: its vault, then its labelled Ray node (a deployment)
+    mpc-ray deploy                    from any driver: holders on the labelled nodes, coordinator, aux-info
 
 Every command prints prose for a person, or one JSON object with --json (progress bars go to stderr and are
 off with --json or --quiet; without a terminal each step is one plain line instead). Arguments are checked before
@@ -286,13 +288,13 @@ def _down(args: argparse.Namespace) -> int:
 def _holder_report(namespace: str, parties: list[int]) -> dict[int, dict[str, Any]]:
     import ray
 
-    from .coordinator.coordinator import HOLDER_NAME
+    from .deploy import actor_name
 
     out: dict[int, dict[str, Any]] = {}
     refs = {}
     for p in parties:
         try:
-            h = ray.get_actor(HOLDER_NAME.format(party=p), namespace=namespace)
+            h = ray.get_actor(actor_name(p), namespace=namespace)
             refs[p] = (h.ping.remote(), h.node_labels.remote())
         except ValueError:
             out[p] = {"ok": False, "error": "not registered"}
@@ -306,12 +308,43 @@ def _holder_report(namespace: str, parties: list[int]) -> dict[int, dict[str, An
     return dict(sorted(out.items()))
 
 
-def _status(args: argparse.Namespace) -> int:
-    from .devcluster import connect, read_state
+def _init_ray(address: str, namespace: str) -> None:
+    """Connect this process to the deployed cluster at `address`, token auth unless the environment says otherwise."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    import ray
 
+    from .errors import ClusterNotRunning
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, namespace=namespace, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as exc:
+            raise ClusterNotRunning(f"no Ray cluster answers at {address} ({type(exc).__name__})") from None
+
+
+def _attach(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """A client on the cluster: a deployed one at --address (Ray auth from the environment, token when unset;
+    the committee's credentials from <state dir>/credentials.json as `deploy` saved them, else the environment), or
+    the one `up` started for the state directory. Also what is known of it (cluster.json)."""
     home = _home(args)
-    mpc = connect(home)
-    state = read_state(home) or {}
+    if getattr(args, "address", None) is None:
+        from .devcluster import connect, read_state
+
+        return connect(home), read_state(home) or {}
+    from .client.client import connect as client_connect
+    from .client.credentials import Credentials
+    from .devcluster import CREDENTIALS_FILE
+
+    _init_ray(args.address, args.namespace)
+    creds = home / CREDENTIALS_FILE
+    mpc = client_connect(args.address, namespace=args.namespace,
+                         credentials=Credentials.from_file(creds) if creds.exists() else None)
+    return mpc, {"address": args.address, "namespace": args.namespace, "auth": os.environ["RAY_AUTH_MODE"]}
+
+
+def _status(args: argparse.Namespace) -> int:
+    home = _home(args)
+    mpc, state = _attach(args)
     import ray
 
     st = mpc.status().to_dict()  # printed as JSON with --json
@@ -401,13 +434,13 @@ def _wait_pools(args: argparse.Namespace, mpc, key_id: str, depth: int, timeout:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from .devcluster import check_committee, connect, read_state, running_state
+    from .devcluster import check_committee, read_state, running_state
 
     _at_least(0, wait_depth=args.wait_depth)
     home = _home(args)
-    if args.threshold is not None:  # 0 is a bad threshold, not "the cluster's default"
+    if args.threshold is not None and args.address is None:  # 0 is a bad threshold, not "the cluster's default"
         check_committee(int(running_state(home)["parties"]), args.threshold, allow_single=args.allow_single)
-    mpc = connect(home)
+    mpc, _ = _attach(args)
     t0 = time.perf_counter()
     with _spinner(args, f"distributed key generation ({args.scheme})"):
         key = mpc.create_key(args.scheme, threshold=args.threshold, key_id=args.key_id)
@@ -484,11 +517,10 @@ def _verify(scheme: str, public_key: bytes, signed: bytes, sig) -> bool:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from .devcluster import connect
     from .errors import InvalidInput
 
     raw, is_digest = _sign_input(args)
-    mpc = connect(_home(args))
+    mpc, _ = _attach(args)
     keys = mpc.status()["keys"]
     if args.key_id not in keys:
         raise InvalidInput(f"unknown key {args.key_id!r}; keys: {sorted(keys)}")
@@ -515,12 +547,12 @@ def _bench(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .devcluster import connect, read_state
+    from .devcluster import read_state
     from .loadtest import PoolSampler, run_load, summary
 
     _at_least(1, n=args.n, concurrency=args.concurrency)
     _at_least(0, warm=args.warm)
-    mpc = connect(_home(args))
+    mpc, _ = _attach(args)
     key_id = args.key
     depth = int((read_state(_home(args)) or {}).get("pool_depth", 16))
     if key_id is None:
@@ -602,7 +634,7 @@ def _audit_target(args: argparse.Namespace) -> tuple[Path, bytes]:
         _at_least(1, party=args.party)
         import ray
 
-        from .coordinator.coordinator import HOLDER_NAME
+        from .deploy import actor_name
         from .devcluster import connect, read_state
 
         home = _home(args)
@@ -611,7 +643,7 @@ def _audit_target(args: argparse.Namespace) -> tuple[Path, bytes]:
             raise InvalidInput(f"no party {args.party} in the cluster of {home}; its parties are "
                                + ", ".join(map(str, parties)))
         state = read_state(home) or {}
-        holder = ray.get_actor(HOLDER_NAME.format(party=args.party), namespace=state.get("namespace", "mpc-ray"))
+        holder = ray.get_actor(actor_name(args.party), namespace=state.get("namespace", "mpc-ray"))
         verify_key = ray.get(holder.public_identity.remote(), timeout=30).verify_key
         log = Path(args.log) if args.log else home / "parties" / f"party-{args.party}" / "audit.jsonl"
         return log, bytes(verify_key)
@@ -653,6 +685,84 @@ def _export_audit(args: argparse.Namespace) -> int:
     return _audit(args)
 
 
+# deploy / node (a deployment on a Ray cluster of party hosts) -----------------------------------------------------
+def _parties(text: str) -> list[int]:
+    from .errors import InvalidInput
+
+    try:
+        parties = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise InvalidInput(f"--parties is a comma-separated list of party numbers such as 1,2,3, got {text!r}") from None
+    if any(p < 1 for p in parties) or len(set(parties)) != len(parties):
+        raise InvalidInput(f"--parties are distinct numbers from 1, got {text!r}")
+    return parties
+
+
+def _address(text: str | None) -> str:
+    from .errors import InvalidInput
+
+    host, _, port = (text or "").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"--address is HOST:PORT of the head (its GCS port, 6379 by default), got {text!r}")
+    return text
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .devcluster import CREDENTIALS_FILE, check_committee
+
+    parties = _parties(args.parties)
+    check_committee(len(parties), args.threshold, allow_single=args.allow_single)
+    _at_least(0, workers=args.workers)
+    _at_least(1, pool_depth=args.pool_depth)
+    _address(args.address)
+    from .client.deployment import deploy_committee
+
+    _init_ray(args.address, args.namespace)
+    with _spinner(args, "placing holders, starting the coordinator, aux-info"):
+        report = deploy_committee(parties=parties, threshold=args.threshold, security=args.security,
+                                  workers=args.workers, pool_depth=args.pool_depth, namespace=args.namespace,
+                                  vault_dir=args.vault_dir, credentials_file=_home(args) / CREDENTIALS_FILE)
+    started = [name for name, how in report["actors"].items() if how == "started"]
+    if report["coordinator"] == "exists":
+        head = f"committee {parties} already deployed in namespace {args.namespace}: left as it is"
+    else:
+        head = (f"deployed a {args.threshold}-of-{len(parties)} committee (Paillier level {args.security}) in "
+                f"{report['setup_s']} s, namespace {args.namespace}")
+    lines = [head, f"  actors started  {', '.join(started) or 'none (all existed)'}",
+             *(f"  party {p}         node {n['node_id'][:12]}  region {n['region']}"
+               for p, n in report["nodes"].items()),
+             f"  credentials     {report['credentials']} (the committee's admin and operator keys, mode 0600)",
+             f"next: mpc-ray status --address {args.address}   |   mpc_ray.connect({args.address!r})"]
+    _emit(args, report, lines)
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    from .partynode import check_start, start_node, stop_node
+
+    if args.action == "stop":
+        if args.party is not None:
+            _at_least(1, party=args.party)
+        result = stop_node(args.state_dir, party=args.party, head=args.head)
+        stopped = result["stopped"]
+        _emit(args, result, [f"stopped {name}: pids {pids}" for name, pids in stopped.items()]
+              or [f"nothing recorded in {args.state_dir}; nothing to stop"])
+        return 0
+    check_start(party=args.party, region=args.region, head=args.head, address=_address(args.address),
+                workers=args.workers, ray_user=args.ray_user, vault_user=args.vault_user,
+                allow_root=args.allow_root, ray_args=args.ray_args)
+    with _spinner(args, "starting the vault, then Ray" if not args.head else "starting Ray's head"):
+        record = start_node(state_dir=args.state_dir, address=args.address, party=args.party, region=args.region,
+                            head=args.head, workers=args.workers, vault_user=args.vault_user, ray_user=args.ray_user,
+                            allow_root=args.allow_root, secret_file=args.secret_file, secret_env=args.secret_env,
+                            secret_command=args.secret_command, kdf=args.kdf, ray_args=args.ray_args,
+                            timeout_s=args.timeout)
+    what = "the head" if args.head else f"party {args.party} ({args.region})"
+    _emit(args, record, [f"{what}: started " + ", ".join(f"{e['role']} (pid {e['pid']})" for e in record["processes"]),
+                         f"  Ray auth {record['auth']}; stop with: mpc-ray node stop --state-dir {record['state_dir']}"])
+    return 0
+
+
 # parser ----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -678,6 +788,12 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--state-dir", metavar="DIR",
                          help="where `up` keeps cluster.json, the auth token and the parties' stores "
                               "(default $MPC_RAY_HOME or ~/.mpc-ray)")
+
+    attached = argparse.ArgumentParser(add_help=False, parents=[cluster])
+    attached.add_argument("--address", metavar="HOST:PORT",
+                          help="a deployed cluster's head (`mpc-ray deploy`), instead of the one `up` started; Ray "
+                               "auth from the environment (RAY_AUTH_MODE, token when unset)")
+    attached.add_argument("--namespace", default="mpc-ray", help="with --address: the committee's (default mpc-ray)")
 
     demo = sub.add_parser("demo", parents=[common], help="keygen, signing and a node-kill drill on a throwaway cluster",
                           description="Start an embedded Ray cluster (head + one node per party), make an ECDSA "
@@ -720,13 +836,13 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait before killing (default 60)")
     down.set_defaults(func=_down)
 
-    status = sub.add_parser("status", parents=[cluster], help="nodes, holders, keys, pool depths, last errors",
+    status = sub.add_parser("status", parents=[attached], help="nodes, holders, keys, pool depths, last errors",
                             description="Show the cluster's Ray nodes and their labels, whether each share holder "
                                         "answers, keys, presignature / nonce pool depths, signing latency, denials "
                                         "and aborts by reason, and the last errors the coordinator saw.")
     status.set_defaults(func=_status)
 
-    keygen = sub.add_parser("keygen", parents=[cluster], help="make a threshold key (distributed key generation)",
+    keygen = sub.add_parser("keygen", parents=[attached], help="make a threshold key (distributed key generation)",
                             description="Run distributed key generation among the holders, print the public key "
                                         "(and the EVM address for ECDSA), then wait until the pools are filled.")
     keygen.add_argument("--scheme", choices=SCHEMES, default="ecdsa-secp256k1", help="default ecdsa-secp256k1")
@@ -738,7 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="wait until every pool holds this many (default min(8, pool depth); 0: do not wait)")
     keygen.set_defaults(func=_keygen)
 
-    sign = sub.add_parser("sign", parents=[cluster], help="sign a digest or message with a key",
+    sign = sub.add_parser("sign", parents=[attached], help="sign a digest or message with a key",
                           description="Sign with a key of the running cluster and verify the signature locally. "
                                       "ECDSA signs a 32-byte digest: give --digest, or --message / --message-hex "
                                       "with --hash (sha256 or keccak256). Ed25519 and BIP340 sign the message bytes.")
@@ -751,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "an error with --digest or an Ed25519 / BIP340 key, which sign the bytes themselves")
     sign.set_defaults(func=_sign)
 
-    bench = sub.add_parser("bench", parents=[cluster], help="measure signing latency and throughput on the cluster",
+    bench = sub.add_parser("bench", parents=[attached], help="measure signing latency and throughput on the cluster",
                            description="Sign N digests with C requests in flight against the running cluster and "
                                        "report throughput and latency percentiles, the key's pool depths, how many "
                                        "requests waited for presigning on demand, and errors by type "
@@ -783,6 +899,54 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Verify a holder's audit log and write its records as JSON Lines (--out).")
     export.add_argument("log", nargs="?", help="the node's audit.jsonl (beside its store); or use --party")
     export.set_defaults(func=_export_audit)
+
+    deploy = sub.add_parser(
+        "deploy", parents=[cluster], help="deploy the committee on a Ray cluster of party nodes (idempotent)",
+        description="From any driver: put each party's holder (and presign workers) on the node labelled "
+                    "mpc-party=<i>, as a proxy to that node's vault (`mpc-ray node start`), start the coordinator on "
+                    "the head, run aux-info and register the committee's admin and operator (kept in <state "
+                    "dir>/credentials.json, reused when there). Run again, it finds what exists and leaves it. It "
+                    "refuses a party without a labelled node, or whose vault does not answer.")
+    deploy.add_argument("--address", required=True, metavar="HOST:PORT", help="the head's GCS address")
+    deploy.add_argument("--parties", required=True, metavar="1,2,3", help="the parties, one labelled node each")
+    deploy.add_argument("--threshold", type=int, default=2, help="default signers per key (default 2)")
+    deploy.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
+    deploy.add_argument("--security", choices=["112", "128"], default="128", help="Paillier security level (default 128)")
+    deploy.add_argument("--workers", type=int, default=0,
+                        help="presign workers per party (each host's `node start --workers`; default 0)")
+    deploy.add_argument("--pool-depth", type=int, default=16, help="presignatures kept ready per signer set (default 16)")
+    deploy.add_argument("--namespace", default="mpc-ray", help="Ray namespace of the committee (default mpc-ray)")
+    deploy.add_argument("--vault-dir", default="/var/lib/mpc-ray", metavar="DIR",
+                        help="the --state-dir every party host gave `mpc-ray node start` (default /var/lib/mpc-ray): "
+                             "party i's vault listens on DIR/party-<i>.vault.sock")
+    deploy.set_defaults(func=_deploy)
+
+    node = sub.add_parser("node", parents=[common], help="on a party host: start or stop its vault and Ray node",
+                          description="start: the party's vault (its store in DIR/party-<i>, as --vault-user), then "
+                                      "`ray start --block --labels mpc-party=<i>,region=<r>` in its own session; "
+                                      "with --head, Ray's head (no vault, no CPUs). Ray auth from the environment "
+                                      "(RAY_AUTH_MODE, token when unset). The PIDs go to DIR/<name>.node.json. "
+                                      "stop: exactly those processes, by PID (never `ray stop`).")
+    node.add_argument("action", choices=["start", "stop"], help="start this host's node, or stop what start recorded")
+    node.add_argument("--state-dir", required=True, metavar="DIR", help="the vault's stores, sockets, logs, PIDs")
+    node.add_argument("--party", type=int, help="this host's party number (label mpc-party)")
+    node.add_argument("--head", action="store_true", help="this host is the head (holds no party)")
+    node.add_argument("--region", help="start: the region label of this host (its failure domain)")
+    node.add_argument("--address", metavar="HOST:PORT", help="start: the head's GCS address (with --head: its port)")
+    node.add_argument("--workers", type=int, default=0, help="start: presign worker vaults (default 0)")
+    node.add_argument("--vault-user", metavar="USER", help="start: run the vault as this user (root starts it)")
+    node.add_argument("--ray-user", metavar="USER", help="start: run Ray as this user")
+    node.add_argument("--allow-root", action="store_true", help="start: let Ray run as root (throwaway hosts, CI)")
+    secret = node.add_mutually_exclusive_group()
+    secret.add_argument("--secret-file", metavar="F", help="start: the node secret, a file of the vault user (0600)")
+    secret.add_argument("--secret-env", metavar="VAR", help="start: an environment variable with the secret (hex)")
+    secret.add_argument("--secret-command", metavar="CMD", help="start: a command printing the secret (hex)")
+    node.add_argument("--kdf", choices=["interactive", "min"], default="interactive",
+                      help="start: Argon2id cost of the store key (min: tests only)")
+    node.add_argument("--ray-args", default="", metavar="ARGS",
+                      help="start: more `ray start` options, one string (ports, --temp-dir, --num-cpus)")
+    node.add_argument("--timeout", type=float, default=120.0, help="start: seconds to wait for each process")
+    node.set_defaults(func=_node)
 
     mcp = sub.add_parser("mcp", add_help=False, help="serve one agent's wallet tools over MCP (stdio or streamable "
                          "HTTP); `mpc-ray mcp --help` for its options")

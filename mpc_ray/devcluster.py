@@ -246,7 +246,7 @@ def serve(args: argparse.Namespace) -> int:
         """Report when the Ray nodes are up and the coordinator runs aux-info (the long step)."""
         import ray
 
-        from .coordinator.coordinator import COORDINATOR_NAME
+        from .deploy import COORDINATOR_NAME
 
         while not stop_event.is_set() and state.get("phase") == "starting":
             if ray.is_initialized():

@@ -206,3 +206,8 @@ class ChainError(MpcError):
 
 class ClusterNotRunning(MpcError):
     """No cluster started by `mpc-ray up` is running for this state directory."""
+
+
+class IsolationUnavailable(MpcError):
+    """A process cannot be started as another OS user here (not root, no setpriv or useradd, or that user cannot
+    run this Python): the isolation asked for cannot be had, so nothing was started."""

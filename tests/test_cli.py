@@ -15,7 +15,7 @@ import pytest
 from mpc_ray.cli import build_parser, main
 from mpc_ray.devcluster import pid_alive
 
-COMMANDS = ["demo", "up", "down", "status", "keygen", "sign", "bench", "audit", "export-audit"]
+COMMANDS = ["demo", "up", "down", "status", "keygen", "sign", "bench", "audit", "export-audit", "deploy", "node"]
 
 
 def test_every_command_has_clear_help(capsys):
@@ -49,6 +49,44 @@ def test_usage_errors_and_no_cluster(tmp_path, capsys):
     assert "nothing to stop" in capsys.readouterr().out
     assert main(["audit", "verify", "--state-dir", str(tmp_path)]) == 1  # neither LOG nor --party
     assert "--party" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["deploy", "--address", "head", "--parties", "1,2,3"], "--address is HOST:PORT"),
+    (["deploy", "--address", "h:6379", "--parties", "1,two,3"], "comma-separated list"),
+    (["deploy", "--address", "h:6379", "--parties", "1,1,2"], "distinct"),
+    (["deploy", "--address", "h:6379", "--parties", "1,2,3", "--threshold", "4"], "threshold must be between 2 and 3"),
+    (["deploy", "--address", "h:6379", "--parties", "1,2,3", "--workers", "-1"], "--workers must be at least 0"),
+    (["node", "start", "--state-dir", "D", "--party", "1", "--region", "r"], "--address is HOST:PORT"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--region", "r"], "--party I"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--head", "--party", "1"], "--party I"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--party", "0", "--region", "r", "--allow-root"],
+     "--party must be at least 1"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--party", "1", "--region", "eu/west",
+      "--allow-root"], "--region is a Ray label value"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--party", "1", "--region", "r", "--allow-root",
+      "--vault-user", "no-such-user-here"], "no user 'no-such-user-here'"),
+    (["node", "start", "--state-dir", "D", "--address", "h:1", "--party", "1", "--region", "r", "--allow-root",
+      "--ray-args=--labels=a=b"], "--ray-args may not set --labels"),
+    (["node", "stop", "--state-dir", "D", "--party", "0"], "--party must be at least 1"),
+])
+def test_deploy_and_node_argument_errors(argv, says, tmp_path, capsys):
+    """One line, exit 1, before Ray is started or connected (and before any process or directory is made)."""
+    argv = [str(tmp_path / "d") if a == "D" else a for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: InvalidInput: ") and says in err and err.count("\n") == 1, err
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is of root")
+def test_node_start_refuses_root_and_says_why(tmp_path, capsys):
+    assert main(["node", "start", "--state-dir", str(tmp_path / "d"), "--address", "h:1", "--party", "1",
+                 "--region", "r"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to run Ray as root" in err and "--ray-user" in err and "--allow-root" in err
+    assert err.count("\n") == 1 and not (tmp_path / "d").exists()
 
 
 def cli(home: Path, *args: str, timeout: float = 180) -> dict:

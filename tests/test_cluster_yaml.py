@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import jsonschema
 import ray
 import yaml
 
+from mpc_ray.cli import build_parser
 from mpc_ray.coordinator.coordinator import HOLDER_NAME
 
 CONFIG = Path(__file__).parent.parent / "cluster.yaml"
@@ -82,15 +84,53 @@ def test_the_holders_selectors_match_exactly_one_node_type_each(monkeypatch, tmp
     assert set(classes) == {HolderActor}  # the facade of entry points, never ShareHolder with its key() and aux()
 
 
+def _commands(cfg: dict) -> dict[str, list[str]]:
+    """The launcher's commands by node type: the head's start commands, each party's setup commands."""
+    out = {"head": cfg["head_start_ray_commands"] + cfg.get("worker_start_ray_commands", [])}
+    for name, t in cfg["available_node_types"].items():
+        if name != cfg["head_node_type"]:
+            out[name] = cfg.get("setup_commands", []) + t.get("worker_setup_commands", [])
+    return out
+
+
+def _mpc_ray_argv(command: str) -> list[str] | None:
+    """The `mpc-ray` argv of a shell command (after sudo, its options and VAR=value), or None; the launcher's
+    variables stand for an address."""
+    argv = shlex.split(command.replace("$RAY_HEAD_IP", "10.0.0.1"))
+    while argv and (argv[0] in ("sudo", "-E") or "=" in argv[0]):
+        argv = argv[1:]
+    return argv[1:] if argv[:1] == ["mpc-ray"] else None
+
+
+def test_nodes_start_with_the_commands_the_cli_accepts():
+    cfg = load()
+    parser = build_parser()
+    for node_type, commands in _commands(cfg).items():
+        starts = [a for a in map(_mpc_ray_argv, commands) if a is not None]
+        assert len(starts) == 1, (node_type, commands)  # exactly one `mpc-ray node start` per node
+        args = parser.parse_args(starts[0])
+        assert (args.command, args.action) == ("node", "start"), starts[0]
+        assert args.state_dir == "/var/lib/mpc-ray"
+        assert not any(c.split()[:2] == ["ray", "stop"] for c in commands)  # it stops every Ray process on the host
+        if node_type == "head":
+            assert args.head and args.party is None  # the head holds no party (node start gives it no CPUs)
+            continue
+        labels = cfg["available_node_types"][node_type]["labels"]
+        assert (str(args.party), args.region) == (labels["mpc-party"], labels["region"])  # the labels Ray gets
+        assert args.vault_user == "mpc-vault" and args.ray_user not in (None, "root")  # the vault's own user
+        assert not args.allow_root and args.secret_command  # the secret from the host's secret manager
+        assert any("useradd" in c and "mpc-vault" in c for c in commands)  # created before the vault starts
+    assert cfg["worker_start_ray_commands"] == []  # node start ran `ray start`
+
+
 def test_token_auth_is_on():
     cfg = load()
-    cmds = " ".join(cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"])
-    assert cmds.count("RAY_AUTH_MODE=token") == 2
+    for commands in _commands(cfg).values():
+        starts = [c for c in commands if _mpc_ray_argv(c) is not None]
+        assert all("RAY_AUTH_MODE=token" in c for c in starts), starts
 
 
-def test_head_runs_no_tasks_and_the_security_notes_are_there():
-    cfg = load()
-    assert any("--num-cpus=0" in c for c in cfg["head_start_ray_commands"])  # only the coordinator, pinned by id
+def test_the_security_notes_are_there():
     text = CONFIG.read_text()
     for topic in ("RAY_USE_TLS", "RAY_TLS_CA_CERT", "GCS fault tolerance", "RAY_REDIS_ADDRESS", "ray start --address",
                   "--labels", "MPC_RAY_NODE_SECRET_"):

@@ -113,6 +113,17 @@ def test_bad_input_gets_a_typed_answer_and_the_vault_serves_on(vault):
     client.close()
 
 
+def test_a_client_stalled_mid_frame_holds_up_nobody_else(vault):
+    """A frame's header and part of its body, then nothing (the connection kept open): that connection waits alone
+    for the rest (BODY_TIMEOUT_S), while other clients are served at once."""
+    with _connect(vault.socket_path) as stalled:
+        stalled.sendall(struct.pack(">I", 100) + b"\x93" * 10)
+        with _connect(vault.socket_path) as other:
+            other.settimeout(5)
+            assert _ping(other) == 1 and _ping(other, 2) == 1
+        assert VaultClient(str(vault.socket_path), 1, timeout_s=5).call("ping") == 1
+
+
 def test_a_client_reconnects_after_the_vault_restarts_and_never_resends(root):
     v = start_vault(1, root / "party-1", kdf="min")
     client = VaultClient(str(v.socket_path), 1, connect_wait_s=0.5)

@@ -8,7 +8,7 @@ from typing import Sequence
 import ray
 
 from .. import telemetry as tm  # ops hook: a client-side span and latency for every sign, one-hop or not
-from ..coordinator.coordinator import COORDINATOR_NAME
+from ..deploy import COORDINATOR_NAME
 from ..errors import InvalidInput, QuorumUnavailable
 from ..requests import RequestKind
 from .credentials import Credentials

@@ -95,9 +95,9 @@ class PresignatureLeases:
     def _holder(self, party: int) -> Any:
         h = self._holders.get(party)
         if h is None:
-            from ..coordinator.coordinator import HOLDER_NAME
+            from ..deploy import actor_name
 
-            h = self._holders[party] = ray.get_actor(HOLDER_NAME.format(party=party), namespace=self._namespace)
+            h = self._holders[party] = ray.get_actor(actor_name(party), namespace=self._namespace)
         return h
 
     # signing ------------------------------------------------------------------------------------------

@@ -21,36 +21,39 @@ from pathlib import Path
 from typing import Iterator
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..coordinator.coordinator import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME, Coordinator, CoordinatorConfig
-from ..errors import InvalidInput, Unauthorized
+from ..coordinator.coordinator import Coordinator, CoordinatorConfig
+from ..deploy import coordinator_options, holder_options
+from ..errors import InvalidInput
 from ..node.actor import HolderActor
-from ..node.vault import VaultProcess, start_vault, vault_socket_path
+from ..node.vault import VaultProcess, ensure_user, start_vault, vault_socket_path
 from ..node.vault_proxy import VaultProxy
 from ..node.lifecycle import directory_params
 from ..requests import RequestKind
 from .client import DEFAULT_NAMESPACE, MpcClient
 from .credentials import Credentials
+from .deployment import register_principals
 from .raycall import get
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
 
-ISOLATIONS = ("actor", "process")
+ISOLATIONS = ("actor", "process", "user")
+DEFAULT_VAULT_USER = "mpcray-vault"  # isolation="user": the OS user the vaults run as (created when missing)
 _VAULTS: dict[str, VaultProcess] = {}  # vaults started without a caller's table; each stops with this process
 
 
 def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive",
-                 worker: int | None = None, isolation: str = "actor", vaults: dict[str, VaultProcess] | None = None):
+                 worker: int | None = None, isolation: str = "actor", vaults: dict[str, VaultProcess] | None = None,
+                 vault_user: str = DEFAULT_VAULT_USER):
     """The party's share holder, or (with `worker`) one of its presign workers; both pinned to the party's node.
     `isolation="process"`: the holder runs in a vault subprocess, started here unless one serves its socket already
-    (kept in `vaults` by socket path, for the caller to stop), and the actor is its proxy."""
+    (kept in `vaults` by socket path, for the caller to stop), and the actor is its proxy. `isolation="user"`: the
+    same, the vault running as the OS user `vault_user`, which must be able to create its socket beside
+    `state_dir` (`local_cluster` makes the state root that user's)."""
     if isolation not in ISOLATIONS:
         raise InvalidInput(f"isolation is one of {ISOLATIONS}")
-    name = HOLDER_NAME.format(party=party) if worker is None else WORKER_NAME.format(party=party, worker=worker)
-    options = dict(name=name, lifetime="detached", label_selector={"mpc-party": str(party)}, max_restarts=-1,
-                   max_task_retries=0, num_cpus=0, max_concurrency=1)
+    options = holder_options(party, worker)  # mpc_ray/deploy.py: the same for every path
     if isolation == "actor":
         cls = ray.remote(HolderActor)  # the holder's entry points only (node/actor.py)
         return cls.options(**options).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf,
@@ -58,7 +61,8 @@ def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, k
     vaults = _VAULTS if vaults is None else vaults
     path = str(vault_socket_path(state_dir, worker))
     if path not in vaults or not vaults[path].alive():
-        vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys)
+        vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys,
+                                   user=vault_user if isolation == "user" else None)
     return ray.remote(VaultProxy).options(**options).remote(party, path)  # the same entry points, forwarded
 
 
@@ -110,6 +114,15 @@ class LocalCluster(MpcClient):
         get(self._coordinator.add_parties.remote(list(parties), approval))
 
 
+def _give_root_to(root: Path, user: str) -> None:
+    """Make the state root the vault user's (created when missing): each vault makes its socket there, beside its
+    state directory; others (the proxies) reach a socket by its name, never list."""
+    entry = ensure_user(user)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chown(root, entry.pw_uid, entry.pw_gid)
+    os.chmod(root, 0o711)
+
+
 def _add_party_node(cluster, party: int):
     return cluster.add_node(num_cpus=1, labels={"mpc-party": str(party), "region": f"region-{party}"})
 
@@ -130,12 +143,14 @@ def local_cluster(
     on_empty_pool: str = "presign",
     credentials: Credentials | None = None,
     isolation: str = "actor",
+    vault_user: str = DEFAULT_VAULT_USER,
 ) -> Iterator[LocalCluster]:
     """Start Ray with a head node and one node per party, deploy holders and a coordinator, run aux-info.
     `credentials`: the admin and operator of a committee kept in `state_dir` (`mpc-ray up` saves them beside it);
     by default fresh ones, registered on the new committee. `isolation`: "actor" (the holder in its Ray actor) or
     "process" (each holder and presign worker in a vault subprocess, behind a proxy actor; `vaults` of the cluster
-    lists them, stopped at the end)."""
+    lists them, stopped at the end) or "user" (the same, each vault running as the OS user `vault_user`, created
+    when missing: needs root, IsolationUnavailable otherwise; the state root becomes that user's, mode 0711)."""
     from ray.cluster_utils import Cluster
 
     if not 1 <= threshold <= parties:
@@ -148,7 +163,9 @@ def local_cluster(
         raise InvalidInput(f"isolation is one of {ISOLATIONS}")
     root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mpc-ray-"))
     vaults: dict[str, VaultProcess] = {}
-    deploy = {"kdf": kdf, "isolation": isolation, "vaults": vaults}
+    deploy = {"kdf": kdf, "isolation": isolation, "vaults": vaults, "vault_user": vault_user}
+    if isolation == "user":
+        _give_root_to(root, vault_user)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}
@@ -167,23 +184,12 @@ def local_cluster(
                                 on_empty_pool=on_empty_pool, coordinator_seed=credentials.coordinator_seed)
         coordinator = (
             ray.remote(Coordinator)
-            .options(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,
-                     max_restarts=-1, max_task_retries=0,  # a restart rebuilds its key table from the holders
-                     scheduling_strategy=NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False))
+            .options(**coordinator_options(cluster.head_node.node_id))  # mpc_ray/deploy.py
             .remote(cfg, namespace)
         )
         get(coordinator.setup.remote())
         local = LocalCluster(cluster, nodes, coordinator, threshold, parties, root, credentials)
-        try:
-            local.bootstrap_principals(credentials.registry())
-        except Unauthorized as exc:  # the kept stores have principals already
-            if not reuse:
-                raise InvalidInput(f"{root} holds a committee with its own principals: pass its credentials= "
-                                   "(`mpc-ray up` keeps them in credentials.json)") from None
-            if not getattr(exc, "rule", "").startswith("auth."):
-                raise
-            # these credentials' admins replaced the first registry since (set_principals): the holders' stands
-        local._registered = True
+        register_principals(local, credentials, reuse=reuse, where=str(root))  # as `mpc-ray deploy` does
         local._deploy, local._workers = deploy, workers_per_node  # key lifecycle hook: add_node
         local.vaults = vaults
         yield local

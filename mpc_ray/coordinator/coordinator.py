@@ -20,6 +20,7 @@ import ray
 
 from .. import telemetry as tm  # ops hook: spans per request and round, Ray metrics
 from ..crypto.secp256k1 import Point
+from ..deploy import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME  # noqa: F401  (also imported from here)
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.actor_runtime import in_ray_actor, settle_gc_for_latency
 from ..node.holder import check_key_id
@@ -37,9 +38,6 @@ from .sessions import UNAVAILABLE, PartyUnavailable, SessionSpec, gather, run_se
 
 log = logging.getLogger(__name__)
 
-HOLDER_NAME = "mpc-holder-{party}"
-WORKER_NAME = "mpc-worker-{party}-{worker}"
-COORDINATOR_NAME = "mpc-coordinator"
 
 
 @dataclass

@@ -20,7 +20,10 @@ pickle.
         [--socket PATH] [--socket-group GROUP]
 
 Same-user isolation (``local_cluster(isolation="process")``) only keeps the secret out of Ray's processes; any
-process of the same user can still read the vault's memory. A deployment runs the vault as its own OS user.
+process of the same user can still read the vault's memory. A deployment runs the vault as its own OS user
+(``start_vault(user=...)``, ``local_cluster(isolation="user")``): then Ray's processes can neither read the state
+directory nor the node secret, nor open the vault's ``/proc/<pid>/mem`` or ``environ``, nor signal it. Starting
+it so needs root (`as_user`, `ensure_user`); a vault user in the Ray user's group gives its socket that group.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ import gc
 import grp
 import logging
 import os
+import pwd
+import re
 import shlex
+import shutil
 import signal
 import socket
 import stat
@@ -43,18 +49,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InvalidInput, MpcError, PartyUnavailable, Unauthorized
+from ..errors import InvalidInput, IsolationUnavailable, MpcError, PartyUnavailable, Unauthorized
 from .holder import ShareHolder
 from .store import MIN_NODE_SECRET_BYTES
 from .vault_codec import MAX_FRAME, decode_request, encode_error, encode_ok, recv_frame, send_frame
 
-__all__ = ["VaultProcess", "VaultServer", "read_node_secret", "serve", "start_vault", "vault_socket_path"]
+__all__ = ["VaultProcess", "VaultServer", "as_user", "ensure_user", "read_node_secret", "serve", "start_vault",
+           "vault_socket_path"]
 
 log = logging.getLogger("mpc_ray.vault")
 
 BODY_TIMEOUT_S = 30.0  # a frame's body must follow its header within this (a stalled writer holds one thread only)
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 SECRET_COMMAND_TIMEOUT_S = 30.0
+VAULT_PYTHON_ENV = "MPC_RAY_VAULT_PYTHON"  # an interpreter a vault user can run, where this one is out of its reach
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 PEER_RULE = "auth.vault_peer"
 
@@ -65,6 +73,131 @@ def vault_socket_path(state_dir: str | Path, worker: int | None = None) -> Path:
     state_dir = Path(state_dir)
     suffix = "vault.sock" if worker is None else f"worker-{worker}.vault.sock"
     return state_dir.parent / f"{state_dir.name}.{suffix}"
+
+
+# -- another OS user ----------------------------------------------------------------------------------------------
+
+
+def _account(user: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise InvalidInput(f"there is no OS user {user!r} (create it: useradd --system {user})") from None
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise IsolationUnavailable(f"{what} needs root; this process runs as uid {os.geteuid()}")
+
+
+def as_user(user: str) -> list[str]:
+    """The command prefix that runs a command as the OS user `user`, with its primary group and its supplementary
+    groups (a vault user in the Ray user's group can give its socket that group); no capability survives the
+    change of uid. Needs root (IsolationUnavailable otherwise) and an existing user (InvalidInput)."""
+    _need_root(f"running a process as {user}")
+    entry = _account(user)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise IsolationUnavailable("setpriv (util-linux) is not installed: it starts a process as another user")
+    return [setpriv, f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--"]
+
+
+def _groups_of(entry: pwd.struct_passwd) -> set[int]:
+    return set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+
+
+def _gid(group: str | int) -> int:
+    if isinstance(group, int) or group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise InvalidInput(f"there is no group {group!r}") from None
+
+
+def _run_admin(cmd: list[str], done) -> None:
+    """Run a user-administration command until `done()` holds: a concurrent one may hold the lock on /etc/passwd,
+    or have made the change first."""
+    if shutil.which(cmd[0]) is None:
+        raise IsolationUnavailable(f"{cmd[0]} is not installed: it is needed to create or change OS users")
+    for attempt in range(5):
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        if done():
+            return
+        time.sleep(0.2 * (attempt + 1))
+    raise IsolationUnavailable(f"{' '.join(cmd)} failed with status {out.returncode}: {out.stderr.strip()[:200]}")
+
+
+def ensure_user(user: str, *, groups: Sequence[str | int] = ()) -> pwd.struct_passwd:
+    """The OS user `user`, created when missing as a system user (its own group, no home, no login shell), and
+    made a member of each of `groups` it is not in yet (the vault user joins the Ray user's group, to give its
+    socket that group). Changing anything needs root: IsolationUnavailable otherwise, saying why."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):  # what useradd takes, never read as an option
+        raise InvalidInput(f"{user!r} is not a user name useradd accepts (lowercase, digits, _ and -)")
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        _need_root(f"creating the OS user {user}")
+        _run_admin(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", user], lambda: _exists(user))
+        entry = _account(user)
+    missing = [str(g) for g in groups if _gid(g) not in _groups_of(entry)]
+    if missing:
+        _need_root(f"adding the OS user {user} to the groups {', '.join(missing)}")
+        names = [grp.getgrgid(_gid(g)).gr_name for g in missing]
+        _run_admin(["usermod", "--append", "--groups", ",".join(names), user],
+                   lambda: all(_gid(g) in _groups_of(entry) for g in missing))
+    return entry
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def _user_may(entry: pwd.struct_passwd, path: Path, bits: int) -> bool:
+    """Whether `entry`'s user has the `bits` (4 read, 2 write, 1 search) on `path` by its mode bits."""
+    if entry.pw_uid == 0:
+        return True
+    st = path.stat()
+    if st.st_uid == entry.pw_uid:
+        have = st.st_mode >> 6
+    elif st.st_gid in _groups_of(entry):
+        have = st.st_mode >> 3
+    else:
+        have = st.st_mode
+    return have & bits == bits
+
+
+def _hand_over(state_dir: Path, entry: pwd.struct_passwd) -> None:
+    """Make `state_dir` the vault user's before its vault starts. Its parent, where the vault makes its socket, is
+    created for that user when missing (mode 0711: others reach the socket by its name, never list), and must
+    already let that user create files when it exists (this never takes over a directory it did not make). The
+    state directory is created (mode 0700), or handed over with everything in it when another user owns it (a
+    state directory first served as the starting user)."""
+    parent = state_dir.parent
+    if not parent.exists():
+        parent.mkdir(parents=True)
+        os.chown(parent, entry.pw_uid, entry.pw_gid)
+        os.chmod(parent, 0o711)
+    for ancestor in reversed(parent.parents):
+        if not _user_may(entry, ancestor, 1):
+            raise InvalidInput(f"the vault user {entry.pw_name} cannot enter {ancestor}: keep its state elsewhere")
+    if not _user_may(entry, parent, 3):
+        raise InvalidInput(f"the vault user {entry.pw_name} cannot create its socket in {parent}: make that "
+                           f"directory its own (chown {entry.pw_name}; mode 0711) or keep the state elsewhere")
+    state_dir.mkdir(mode=0o700, exist_ok=True)
+    if state_dir.is_symlink() or not state_dir.is_dir():
+        raise InvalidInput(f"{state_dir} is not a directory")
+    if state_dir.stat().st_uid != entry.pw_uid:
+        for top, dirs, files in os.walk(state_dir):
+            for name in dirs + files:
+                os.lchown(os.path.join(top, name), entry.pw_uid, entry.pw_gid)
+        os.chown(state_dir, entry.pw_uid, entry.pw_gid)
+    os.chmod(state_dir, 0o700)
 
 
 # -- the node secret ---------------------------------------------------------------------------------------------
@@ -354,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass
 class VaultProcess:
-    """A vault started by `start_vault`, as the same user."""
+    """A vault started by `start_vault` (as this process's user, or as the vault user it was given)."""
 
     party: int
     worker: int | None
@@ -375,28 +508,62 @@ class VaultProcess:
 
 
 def start_vault(party: int, state_dir: str | Path, *, worker: int | None = None, kdf: str = "interactive",
-                allow_test_keys: bool = False, args: Sequence[str] = (), timeout_s: float = 120.0) -> VaultProcess:
+                allow_test_keys: bool = False, args: Sequence[str] = (), timeout_s: float = 120.0,
+                user: str | None = None, socket_group: str | int | None = None,
+                allow_uids: Sequence[int] | None = None, python: str | None = None) -> VaultProcess:
     """Start the vault of `state_dir` (or of its presign `worker`) as a subprocess of this one, stopping when this
-    process ends, and wait until it answers. Its log is ``<socket>.log``."""
+    process ends, and wait until it answers. Its log is ``<socket>.log`` (mode 0600).
+
+    `user`: run it as that OS user (needs root; `ensure_user` makes one), which then owns the state directory
+    (handed over, mode 0700) and the node secret in it. `socket_group`: the socket's group, mode 0660 (the Ray
+    user's; the vault user must be a member). `allow_uids`: the uids its socket serves (`SO_PEERCRED`; the Ray
+    user's), besides this process's own, which must see it answer; default: only the vault's own, or with `user`
+    only this process's. `python`: the interpreter (default ``$MPC_RAY_VAULT_PYTHON``, else this one), which the
+    vault user must be able to run."""
     from .vault_proxy import VaultClient
 
+    state_dir = Path(state_dir)
     path = vault_socket_path(state_dir, worker)
     _refuse_if_serving(path)  # its answers would pass for the new one's
-    cmd = [sys.executable, "-m", "mpc_ray.node.vault", "--party", str(party), "--state-dir", str(state_dir),
+    python = python or os.environ.get(VAULT_PYTHON_ENV) or sys.executable
+    cmd = [python, "-m", "mpc_ray.node.vault", "--party", str(party), "--state-dir", str(state_dir),
            "--socket", str(path), "--kdf", kdf, "--exit-with-parent", *args]
     if worker is not None:
         cmd += ["--worker", str(worker)]
     if allow_test_keys:
         cmd.append("--allow-test-keys")
-    Path(state_dir).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.log", "ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    env, cwd = None, None
+    if user is not None:
+        prefix, entry = as_user(user), _account(user)
+        if socket_group is not None and _gid(socket_group) not in _groups_of(entry):
+            raise InvalidInput(f"the vault user {user} is not in the group {socket_group}, so it cannot give its "
+                               f"socket that group (usermod --append --groups {socket_group} {user})")
+        _hand_over(state_dir, entry)
+        cmd = prefix + cmd
+        env = {**os.environ, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
+        cwd = "/"  # not a directory of the starting user's, which the vault user may not enter
+    else:
+        state_dir.parent.mkdir(parents=True, exist_ok=True)
+    if socket_group is not None:
+        cmd += ["--socket-group", str(_gid(socket_group))]
+    if allow_uids is not None or user is not None:
+        for uid in sorted({os.geteuid(), *(allow_uids or ())}):
+            cmd += ["--allow-uid", str(uid)]
+    out = os.open(f"{path}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd=cwd)
+    finally:
+        os.close(out)
     vault = VaultProcess(party, worker, path, proc)
     client = VaultClient(str(path), party, timeout_s=timeout_s, connect_wait_s=0.2)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
             if not vault.alive():
+                if user is not None and proc.returncode in (126, 127):  # setpriv could not run the interpreter
+                    raise IsolationUnavailable(
+                        f"the vault user {user} cannot run {python} (it lies where that user cannot enter?): name "
+                        f"an interpreter it can run with python= or ${VAULT_PYTHON_ENV} (see {path}.log)")
                 raise MpcError(f"the vault of party {party} exited with status {proc.returncode} (see {path}.log)")
             try:
                 client.call("ping")
