@@ -105,10 +105,7 @@ def in_process(root: Path, n: int) -> dict[str, float]:
     t_add = time.perf_counter() - t
     floor_us = (t_dec + t_mul + t_base + t_add) / m * 1e6
     for h in holders.values():
-        auth = getattr(h, "_auth", None)  # its request-nonce ledger and audit log
-        if auth is not None:
-            auth.close()
-        h.ledger.close()
+        h.close()  # its ledgers and audit log
     return {
         "commit_us": commit_us, "sign_us": sign_us, "combine_us": combine_us, "floor_us": floor_us,
         "dec_us": t_dec / m * 1e6, "mul_us": t_mul / m * 1e6, "base_us": t_base / m * 1e6, "add2_us": t_add / m * 1e6,

@@ -104,7 +104,7 @@ def _pieces(h, agent, body: bytes, policy, n: int, gap: float) -> tuple[dict[str
     from mpc_ray.node.store import ConsumedLedger
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-policy-pieces-"))
-    verifier = RequestVerifier.from_registry(h._authorized().verifier.registry, ConsumedLedger(tmp / "nonces"))
+    verifier = RequestVerifier.from_registry(h.authorization.signing.verifier.registry, ConsumedLedger(tmp / "nonces"))
     log = AuditLog(tmp / "audit.jsonl", h.identity)
     engine = PolicyEngine(policy, SpendState(), threshold=2, parties=3)
     times: dict[str, list[float]] = {}

@@ -68,10 +68,7 @@ class Committee:
             self.holders[p].extend_directory(approval, ids)
 
     def restart(self, party: int) -> None:
-        auth = getattr(self.holders[party], "_auth", None)  # its request-nonce ledger and audit log
-        if auth is not None:
-            auth.close()
-        self.holders[party].ledger.close()
+        self.holders[party].close()  # its ledgers and audit log, as a dying process releases them
         self.holders[party] = self._open(party)
 
     def call(self, party: int, method: str, *args):

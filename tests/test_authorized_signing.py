@@ -162,10 +162,8 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
     c = committee
     (pub, spare) = presign(c, [1, 2], 2)
     h = c.holders[1]
-    auth = h._authorized()
-    auth.close()  # flush and snapshot, so the files below are a clean starting point
-    h._auth = None
-    auth = h._authorized()
+    h.restart()  # flush and snapshot, so the files below are a clean starting point
+    auth = h.authorization.signing
     auth.flusher.stop()  # from here on nothing reaches the ledgers or the snapshot: as if the process died
     paths = [h.ledger.path, auth.nonces.path]
     on_disk = {p: p.read_bytes() for p in paths}
@@ -187,7 +185,7 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
     c.holders[1] = h = ShareHolder(1, str(c.root / "party-1"), kdf="min")
     # the public views of the ledger replay the journal first: a reopened holder never shows it as unused
     assert pub.presignature_id in h.consumed_ids()
-    auth = h._authorized()
+    auth = h.authorization.signing
     assert pub.presignature_id in h.ledger and pub.presignature_id not in h.vault.ids("presig-k1")
     assert auth.spend[name].to_bytes() == spent
     with pytest.raises(PolicyDenied) as e:
@@ -429,7 +427,7 @@ def last_record(h) -> dict:
 
 
 def policy_version(c) -> int:
-    return c.holders[1]._authorized()._policy("policy.k1.bot").version
+    return c.holders[1].authorization.signing.policy("policy.k1.bot").version
 
 
 def set_policy_request(policy):
@@ -471,10 +469,8 @@ def test_a_body_that_kills_the_decoder_cannot_kill_the_restarted_holder(committe
     c = committee
     (pub,) = presign(c, [1, 2], 1)
     h = c.holders[1]
-    auth = h._authorized()
-    auth.close()
-    h._auth = None
-    auth = h._authorized()
+    h.restart()
+    auth = h.authorization.signing
     auth.flusher.stop()  # nothing reaches the disk in the background: only what the decision path writes itself
     req = agent_request(usdc_transfer(to=ALICE, amount=1_111))
     real = authorized.intent_from_request
@@ -553,7 +549,7 @@ def test_a_request_relayed_to_the_wrong_entry_point_burns_nothing(committee):
     assert rec["rule"] == "auth.wrong_kind" and rec["nonce_id"] is None  # audited, nothing spent
     for h in c.holders.values():
         h.set_policy(admin)
-    assert {h._authorized()._policy("policy.k1.bot").version for h in c.holders.values()} == {policy_version(c)}
+    assert {h.authorization.signing.policy("policy.k1.bot").version for h in c.holders.values()} == {policy_version(c)}
     agent = agent_request(usdc_transfer(to=ALICE, amount=1_401))
     for i in (1, 2):
         with pytest.raises(PolicyDenied) as e:
@@ -597,7 +593,7 @@ def test_restoring_an_older_backup_keeps_the_newer_policy_and_registry(committee
     c = committee
     bot3 = nacl.signing.SigningKey.generate()
     h = c.holders[3]
-    reg = h._authorized().verifier.registry
+    reg = h.authorization.signing.verifier.registry
     with_bot3 = reg.model_copy(update={"principals": (*reg.principals, Principal.from_signing_key(
         "bot3", "agent", bot3)), "version": reg.version + 1})
     without_bot3 = reg.model_copy(update={"version": reg.version + 2})
@@ -616,9 +612,9 @@ def test_restoring_an_older_backup_keeps_the_newer_policy_and_registry(committee
         holder.set_policy(stricter)
     out = h.restore(ROOT.admin_request(RequestKind.RESTORE, restore_params(3, blob)), blob, PASS)
     assert out["kept_current"] >= 2
-    auth = h._authorized()
+    auth = h.authorization.signing
     assert auth.verifier.registry.version == reg.version + 2 and auth.verifier.registry.get("bot3") is None
-    assert auth._policy("policy.k1.bot").version == v + 1
+    assert auth.policy("policy.k1.bot").version == v + 1
     (pub,) = presign(c, [2, 3], 1)
     with pytest.raises(PolicyDenied) as e:
         h.sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot3, principal="bot3"),

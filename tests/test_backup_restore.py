@@ -12,7 +12,6 @@ import pytest
 from mpc_ray.crypto.secp256k1 import Point
 from mpc_ray.errors import InvalidInput
 from mpc_ray.node.backup import MAGIC, BackupError, open_backup, restore_params
-from mpc_ray.node.frost_holder import nonce_count
 from mpc_ray.node.principals import RequestKind
 from mpc_ray.node.store import AlreadyConsumed, SecretNotFound
 from mpc_ray.protocols.ecdsa import aux_info
@@ -68,7 +67,7 @@ def test_restore_after_signing_never_reuses_a_presignature(c):
     out = restore(c, 1, blob)
     assert out["discarded"] == 1 + 2  # pool[2] and both nonce pairs were still unspent: all discarded
     h = c.holders[1]
-    assert h.presignature_count("k1") == 0 and nonce_count(h, "f1") == 0
+    assert h.presignature_count("k1") == 0 and h.frost_signer.nonce_count("f1") == 0
     for presig in pool:  # spent before, spent after, pooled: none signs again
         with pytest.raises(AlreadyConsumed):
             raw_sign(c, h, presig)
@@ -86,8 +85,7 @@ def test_restore_onto_a_new_disk_brings_the_party_back(c, tmp_path):
     ident = c.holders[3].public_identity()
     x = c.holders[3].key("k1").x
     consumed = set(c.holders[3].consumed_ids())
-    c.holders[3]._authorized().close()
-    c.holders[3].ledger.close()
+    c.holders[3].close()
     shutil.rmtree(c.root / "party-3")  # the node's disk is lost
     c.holders[3] = c._open(3)  # a fresh holder: new node secret, new identity, no principals
     assert c.holders[3].public_identity() != ident

@@ -30,7 +30,6 @@ from mpc_ray.node.bitcoin_policy import (
     p2tr_script,
     split_sighashes,
 )
-from mpc_ray.node.frost_holder import nonce_count
 from mpc_ray.node.policy import AssetLimit, Policy, TxType, WindowCap, native_asset
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.frost import public_key_bytes
@@ -105,7 +104,7 @@ def commit(c, signers, count):
 
 
 def counts(c, signers):
-    return {p: nonce_count(c.holders[p], "tr") for p in signers}
+    return {p: c.holders[p].frost_signer.nonce_count("tr") for p in signers}
 
 
 class InProcessPools:
@@ -428,7 +427,7 @@ def test_a_mainnet_psbt_labelled_as_testnet_is_not_signed(committee):
     from mpc_ray.node.policy import PolicyConfigError
 
     c = committee
-    version = c.holders[1]._authorized()._policy("policy.tr.bot").version + 1
+    version = c.holders[1].authorization.signing.policy("policy.tr.bot").version + 1
     both = Policy(key_id="tr", principal_id="bot", allowed_chains=(BTC_MAINNET, BTC_TESTNET3),
                   allowed_tx_types=(TxType.BTC_TRANSFER,), version=version,
                   asset_limits=(AssetLimit(asset=BTC, per_tx=PER_TX), AssetLimit(asset=native_asset(BTC_TESTNET3))))

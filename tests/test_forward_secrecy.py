@@ -21,10 +21,9 @@ from mpc_ray.crypto.frost_suites import get_suite
 from mpc_ray.crypto.secp256k1 import Q, Point
 from mpc_ray.crypto.vss import lagrange_coefficient
 from mpc_ray.errors import InvalidInput, ProtocolAbort
-from mpc_ray.node import holder as holder_module
+from mpc_ray.node import sessions as sessions_module
 from mpc_ray.node.envelope import BROADCAST, SealedEnvelope, SessionKeys, open_envelope, seal
 from mpc_ray.node.identity import NodeIdentity, NodeIdentityPublic, SessionKey
-from mpc_ray.node.lifecycle import load_pending
 from mpc_ray.protocols import reshare
 from mpc_ray.protocols.base import Envelope
 from mpc_ray.protocols.ecdsa import aux_info, refresh
@@ -84,7 +83,7 @@ class KeyCapture:
 @pytest.fixture()
 def capture(monkeypatch) -> KeyCapture:
     cap = KeyCapture()
-    monkeypatch.setattr(holder_module, "SessionKeys", cap)
+    monkeypatch.setattr(sessions_module, "SessionKeys", cap)
     return cap
 
 
@@ -194,7 +193,7 @@ def test_recorded_ecdsa_refresh_does_not_open_after_a_break_in(ecdsa, capture, m
     c = ecdsa
     # before: the old scheme (long-term box keys) - the same attack gets the old share back
     with monkeypatch.context() as m:
-        m.setattr(holder_module, "FORWARD_SECURE", frozenset())
+        m.setattr(sessions_module, "FORWARD_SECURE", frozenset())
         old_x = c.holders[1].key("k1").x
         c.relayed.clear()
         c.lifecycle.refresh("k1", "ecdsa-secp256k1", [1, 2, 3])
@@ -236,18 +235,18 @@ def test_recorded_frost_refresh_and_dkg_do_not_open_after_a_break_in(frost, capt
     group = get_suite("eddsa-ed25519").group
     dkg = list(c.relayed)
     with monkeypatch.context() as m:  # before: long-term box keys
-        m.setattr(holder_module, "FORWARD_SECURE", frozenset())
-        old = c.holders[1]._frost_state.keys["f1"].signing_share
+        m.setattr(sessions_module, "FORWARD_SECURE", frozenset())
+        old = c.holders[1].frost_signer.key_package("f1").signing_share
         c.relayed.clear()
         r = c.lifecycle.refresh("f1", "eddsa-ed25519", [1, 2, 3], old_public=c.public, threshold=2)
         c.public = r.public
         assert recover_old_frost_share(c, list(c.relayed), 1, [1, 2, 3], 2, group) == old
-    old = c.holders[1]._frost_state.keys["f1"].signing_share
+    old = c.holders[1].frost_signer.key_package("f1").signing_share
     c.relayed.clear()
     r = c.lifecycle.refresh("f1", "eddsa-ed25519", [1, 2, 3], old_public=c.public, threshold=2)
     c.public = r.public
     transcript = list(c.relayed)
-    assert c.holders[1]._frost_state.keys["f1"].signing_share != old
+    assert c.holders[1].frost_signer.key_package("f1").signing_share != old
     c.frost_sign("f1", r.public, [1, 2], b"after refresh")
     assert recover_old_frost_share(c, transcript, 1, [1, 2, 3], 2, group) is None
     # the key generation's shares (which every later epoch descends from) do not open either
@@ -314,7 +313,7 @@ def test_discard_erases_the_sessions_of_a_failed_run(frost, capture):
     assert real_step is not None and c.holders[1].key_epoch("f1") == epoch
     assert len(capture.made) == 4 and all(k.erased for k in capture.made)
     assert not any(h.sessions for h in c.holders.values())
-    assert all(load_pending(c.holders[p], "f1") is None for p in (1, 2, 3))
+    assert all(c.holders[p].lifecycle.pending("f1") is None for p in (1, 2, 3))
 
 
 def test_erased_before_commit(ecdsa, capture):
@@ -322,7 +321,7 @@ def test_erased_before_commit(ecdsa, capture):
     c = ecdsa
     epoch = c.holders[1].key_epoch("k1") + 1
     c.lifecycle.run(SessionSpec("refresh", [1, 2, 3], {"key_id": "k1", "epoch": epoch}))
-    assert all(load_pending(c.holders[p], "k1") is not None for p in (1, 2, 3))
+    assert all(c.holders[p].lifecycle.pending("k1") is not None for p in (1, 2, 3))
     assert len(capture.made) == 3 and all(k.erased for k in capture.made)
     for p in (1, 2, 3):
         c.holders[p].lifecycle_discard("k1", epoch)

@@ -17,7 +17,6 @@ from solders.system_program import TransferParams, transfer
 from mpc_ray.coordinator.frost_pools import combine
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.audit import verify_chain
-from mpc_ray.node.frost_holder import nonce_count
 from mpc_ray.node.policy import AssetLimit, Policy, PolicyConfigError, TxType, native_asset
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from tests.test_frost_runtime import Committee
@@ -86,13 +85,13 @@ def test_allowed_solana_transfer_is_signed_by_the_nodes(committee):
 def test_refused_by_every_node_and_no_nonce_consumed(committee, make, rule):
     c = committee
     got, (clist,) = c.commit("sol", [1, 2])
-    before = {p: nonce_count(c.holders[p], "sol") for p in (1, 2)}
+    before = {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)}
     req = make(c)
     for p in (1, 2):
         with pytest.raises(PolicyDenied) as e:
             c.holders[p].frost_sign_request(req, got[p][0][0], clist)
         assert e.value.rule == rule
-    assert {p: nonce_count(c.holders[p], "sol") for p in (1, 2)} == before
+    assert {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)} == before
     for p in (1, 2):
         h = c.holders[p]
         assert verify_chain(Path(h.dir) / "audit.jsonl", h.identity.public().verify_key).ok
@@ -103,7 +102,7 @@ def test_evm_formats_are_refused_on_an_ed25519_key(committee):
     got, (clist,) = c.commit("sol", [2, 3])
     with pytest.raises(InvalidInput):
         c.holders[2].frost_sign_request(agent_request(b"\x02\xc0", fmt="evm_tx"), got[2][0][0], clist)
-    assert nonce_count(c.holders[2], "sol") >= 1
+    assert c.holders[2].frost_signer.nonce_count("sol") >= 1
 
 
 DEVNET = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"
@@ -120,7 +119,7 @@ def test_a_mainnet_transfer_labelled_as_devnet_is_not_signed(committee):
     labelled transfer is then refused, nothing consumed."""
     c = committee
     sol = 10**9
-    version = c.holders[1]._authorized()._policy("policy.sol.bot").version + 1
+    version = c.holders[1].authorization.signing.policy("policy.sol.bot").version + 1
     both = sol_policy(allowed_chains=(SOLANA, DEVNET), recipient_allowlist=None, version=version,
                       asset_limits=(AssetLimit(asset=native_asset(SOLANA), per_tx=sol),
                                     AssetLimit(asset=native_asset(DEVNET))))
@@ -134,7 +133,7 @@ def test_a_mainnet_transfer_labelled_as_devnet_is_not_signed(committee):
             rec = last_record(h)
             assert rec["kind"] == "set_policy" and rec["decision"] == "error" and rec["nonce_id"]
     got, (clist,) = c.commit("sol", [1, 2])
-    before = {p: nonce_count(c.holders[p], "sol") for p in (1, 2)}
+    before = {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)}
     labelled = sign_request(AGENT, principal_id="bot", kind="sign", format="solana_tx",
                             body=solana_transfer(c.address, FRIEND, 50 * sol), key_id="sol", chain=DEVNET,
                             now=time.time())
@@ -142,7 +141,7 @@ def test_a_mainnet_transfer_labelled_as_devnet_is_not_signed(committee):
         with pytest.raises(PolicyDenied) as e:
             c.holders[p].frost_sign_request(labelled, got[p][0][0], clist)
         assert e.value.rule == "policy.chain"
-    assert {p: nonce_count(c.holders[p], "sol") for p in (1, 2)} == before
+    assert {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)} == before
 
 
 def test_hostile_requests_on_the_frost_path(committee):
@@ -152,8 +151,8 @@ def test_hostile_requests_on_the_frost_path(committee):
 
     c = committee
     got, (clist,) = c.commit("sol", [1, 2])
-    before = {p: nonce_count(c.holders[p], "sol") for p in (1, 2)}
-    version = c.holders[1]._authorized()._policy("policy.sol.bot").version + 1
+    before = {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)}
+    version = c.holders[1].authorization.signing.policy("policy.sol.bot").version + 1
     admin = set_policy_request(sol_policy(version=version))
     with pytest.raises(PolicyDenied) as e:
         c.holders[1].frost_sign_request(admin, got[1][0][0], clist)
@@ -166,4 +165,4 @@ def test_hostile_requests_on_the_frost_path(committee):
             c.holders[p].frost_sign_request(panic, got[p][0][0], clist)
         rec = last_record(c.holders[p])
         assert rec["decision"] == "error" and rec["rule"] == "InvalidInput" and rec["nonce_id"]
-    assert {p: nonce_count(c.holders[p], "sol") for p in (1, 2)} == before
+    assert {p: c.holders[p].frost_signer.nonce_count("sol") for p in (1, 2)} == before

@@ -17,7 +17,7 @@ from mpc_ray.coordinator.sessions import finished, new_sid, route
 from mpc_ray.crypto.ed25519 import FIELD_P, EdPoint
 from mpc_ray.crypto.frost_suites import get_suite
 from mpc_ray.errors import InvalidInput, PolicyDenied, ProtocolAbort
-from mpc_ray.node.frost_holder import nonce_count, nonce_kind
+from mpc_ray.node.frost_holder import nonce_kind
 from mpc_ray.node.frost_records import (
     commitment_from_bytes,
     commitment_list_from_bytes,
@@ -72,10 +72,7 @@ class Committee:
         return key
 
     def restart(self, party: int) -> None:
-        auth = getattr(self.holders[party], "_auth", None)  # its request-nonce ledger and audit log
-        if auth is not None:
-            auth.close()
-        self.holders[party].ledger.close()
+        self.holders[party].close()  # its ledgers and audit log, as a dying process releases them
         self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
 
     def commit(self, key_id: str, signers, count: int = 1):
@@ -137,7 +134,7 @@ KEY_OF = {"eddsa-ed25519": "ed", "schnorr-bip340": "tr"}
 def test_records_round_trip_and_nonces_are_not_picklable(committee, scheme):
     key_id = KEY_OF[scheme]
     h = committee.holders[2]
-    kp = h._frost_state.keys[key_id]
+    kp = h.frost_signer.key_package(key_id)
     assert key_package_from_bytes(key_package_to_bytes(kp)) == kp
     pub = committee.keys[key_id].public_package
     assert public_package_from_bytes(public_package_to_bytes(pub)) == pub
@@ -273,14 +270,14 @@ def test_bad_input_consumes_nothing(committee, scheme):
         "not a list",
     ]
     ledger_before = len(h.consumed_ids())
-    count_before = nonce_count(h, key_id)
+    count_before = h.frost_signer.nonce_count(key_id)
     for items in bad_items:  # a fresh request each: an index a holder tried once is not signed again
         with pytest.raises((InvalidInput, AlreadyConsumed)):
             h.frost_sign(c.raw(key_id, [MSG, MSG]), items)
     bad_tweak = bytes([1, 31]) + b"\x01" * 31 + (1).to_bytes(4, "big") + len(MSG).to_bytes(4, "big") + MSG
     with pytest.raises(InvalidInput):  # a 31-byte tweak, signed by the operator: the holder decodes and refuses
         h.frost_sign(_operator_request(c, key_id, bad_tweak), [(0, nid, good)])
-    assert len(h.consumed_ids()) == ledger_before and nonce_count(h, key_id) == count_before
+    assert len(h.consumed_ids()) == ledger_before and h.frost_signer.nonce_count(key_id) == count_before
     with pytest.raises(PolicyDenied):  # a key this holder has no share (and no policy) of
         h.frost_sign(c.principals.raw("no-such-key", [MSG]), [(0, nid, good)])
     # the nonce is still good
@@ -342,7 +339,7 @@ def test_no_nonce_or_share_at_rest_or_relayed(committee):
     c.commit("tr", (1, 2, 3), 3)
     secrets_: dict[str, bytes] = {}
     for i, h in c.holders.items():
-        for key_id, kp in h._frost_state.keys.items():
+        for key_id, kp in [(k, h.frost_signer.key_package(k)) for k in KEY_OF.values()]:
             g = kp.suite.group
             secrets_[f"share_{key_id}_{i}"] = g.serialize_scalar(kp.signing_share)
             for nid in h.vault.ids(nonce_kind(key_id)):

@@ -405,16 +405,15 @@ def test_frost_holders_sign_for_a_child(committee):
     # a hardened path is refused before the nonce is spent: the same nonce then signs for a valid path
     commits = {i: c.principals.commit(c.holders[i], "f1", 1)[0] for i in (1, 3)}
     clist = b"".join(commits[i][1] for i in (1, 3))
-    from mpc_ray.node.frost_holder import nonce_count
 
-    before = nonce_count(c.holders[1], "f1")
+    before = c.holders[1].frost_signer.nonce_count("f1")
     with pytest.raises(InvalidInput, match="derivation_path"):
         c.principals.raw("f1", [b"x"], path="m/0'")
     request = c.principals.raw("f1", [b"x"], path="m/1")
     with pytest.raises(PolicyDenied) as e:  # a relay's hardened path breaks the operator's signature
         c.holders[1].frost_sign(request.model_copy(update={"derivation_path": "m/0'"}), [(0, commits[1][0], clist)])
     assert e.value.rule.startswith("auth.")
-    assert nonce_count(c.holders[1], "f1") == before
+    assert c.holders[1].frost_signer.nonce_count("f1") == before
     answers = {i: c.holders[i].frost_sign(request, [(0, commits[i][0], clist)])[0] for i in (1, 3)}
     sig, _ = frost_combine(key, b"x", clist, {i: a[0] for i, a in answers.items()},
                            {i: a[1] for i, a in answers.items()}, None, key.hd_tweak("m/1"))

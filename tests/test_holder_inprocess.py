@@ -46,10 +46,7 @@ class Committee:
         return done
 
     def restart(self, party: int) -> None:
-        auth = getattr(self.holders[party], "_auth", None)
-        if auth is not None:
-            auth.close()
-        self.holders[party].ledger.close()
+        self.holders[party].close()  # its ledgers and audit log, as a dying process releases them
         self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
 
 

@@ -51,6 +51,24 @@ class _WrongDeltaQuiet(PresignParty):
         return Outbox(broadcast=Round3((b.delta + 1) % Q, b.Delta, b.S, b.echo), direct=out.direct)
 
 
+class _CheatingPresign:
+    """The presign entry of a CheatingHolder's protocol table: the honest machine, made to cheat as told."""
+
+    def __init__(self, holder):
+        self.holder, self.honest = holder, holder.ecdsa
+
+    def machine(self, req):
+        m = self.honest.machine(req)
+        if self.holder.cheat in ("wrong_delta", "accuse", "refuse"):
+            m.__class__ = _WrongDelta
+        if self.holder.cheat == "wrong_delta_quiet":
+            m.__class__ = _WrongDeltaQuiet
+        return m
+
+    def finish(self, session):
+        return self.honest.finish(session)
+
+
 class CheatingHolder(ShareHolder):
     """A holder whose presigning cheats as `cheat` says (None: honest):
     "wrong_delta", "wrong_delta_quiet" (the classes above), "accuse" (wrong_delta, then its identify report names
@@ -59,13 +77,9 @@ class CheatingHolder(ShareHolder):
 
     cheat: str | None = None
 
-    def _machine(self, req):
-        m = super()._machine(req)
-        if req.protocol == "presign" and self.cheat in ("wrong_delta", "accuse", "refuse"):
-            m.__class__ = _WrongDelta
-        if req.protocol == "presign" and self.cheat == "wrong_delta_quiet":
-            m.__class__ = _WrongDeltaQuiet
-        return m
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.protocols["presign"] = _CheatingPresign(self)  # its entry of the protocol table
 
     def begin(self, requests, grant=None):
         if self.cheat == "refuse" and any(r.protocol == "identify" for r in requests):
@@ -252,7 +266,7 @@ def test_a_kept_run_is_used_once_refused_otherwise_and_expires(coordinator, chea
     with pytest.raises(InvalidInput):  # among other parties than the failed run's: refused, the run stays kept
         grant(hs[1], [BeginRequest("identify", new_sid("identify"), [1, 3], {"presign_sid": third})])
     assert third in hs[1].sessions and kept[third].failed._k is not None
-    nid._expire(hs[1], third, kept[third])  # what the KEEP_S timer does
+    hs[1].identification.expire(third, kept[third])  # what the KEEP_S timer does
     assert third not in hs[1].sessions and kept[third].failed._k is None
     for h in hs.values():
         h.drop_sessions(list(out))

@@ -10,7 +10,7 @@ from mpc_ray.coordinator.sessions import SessionSpec
 from mpc_ray.crypto.secp256k1 import Point
 from mpc_ray.errors import InvalidInput
 from mpc_ray.node.holder import HolderNotReady
-from mpc_ray.node.lifecycle import StaleEpoch, load_pending
+from mpc_ray.node.lifecycle import StaleEpoch
 from mpc_ray.node.store import AlreadyConsumed
 from mpc_ray.protocols.frost import verify_signature
 from mpc_ray.node.frost_records import public_package_from_bytes
@@ -48,9 +48,8 @@ def test_refresh_destroys_the_old_epoch_and_keeps_the_key(ecdsa):
         assert h.presignature_count("k1") == 0
         assert h.key("k1").x != old_x[p] and h.key("k1").public_key == c.public_key
     assert c.holders[1].store.get("aux-k1") is not None
-    from mpc_ray.node.lifecycle import aux_for
 
-    assert aux_for(c.holders[1], "k1").paillier.public.n != old_n
+    assert c.holders[1].state.keys.key_aux("k1").paillier.public.n != old_n
     for presig in pooled[1:]:  # the pooled presignatures of the old epoch are consumed for good
         with pytest.raises(AlreadyConsumed):
             c.holders[1].partial_sign(c.principals.raw("k1", [DIGEST]), [(0, presig.presignature_id)])
@@ -92,7 +91,7 @@ def test_commit_needs_every_new_members_confirmation(ecdsa):
             c.holders[1].lifecycle_commit("k1", epoch, digest, bad)
     with pytest.raises(InvalidInput):
         c.holders[1].lifecycle_commit("k1", epoch, b"\x00" * 32, confirmations)
-    assert c.holders[1].key("k1").x == x_before and load_pending(c.holders[1], "k1") is not None
+    assert c.holders[1].key("k1").x == x_before and c.holders[1].lifecycle.pending("k1") is not None
     with pytest.raises(InvalidInput):  # a second run is refused while one is pending
         lc.run(SessionSpec("refresh", [1, 2, 3], {"key_id": "k1", "epoch": epoch}))
     # a partial commit: party 3 does not get the commit yet, then the retry completes it
@@ -116,12 +115,11 @@ def test_refresh_refuses_a_wrong_epoch_and_discards_on_failure(ecdsa):
 
 def test_new_committee_reusing_an_old_modulus_is_named(ecdsa, monkeypatch):
     from mpc_ray.errors import ProtocolAbort
-    from mpc_ray.node.lifecycle import aux_for
     from tests.fixture_primes import fixture_paillier_key
 
     c = ecdsa
     c.add(4, 5)
-    old = aux_for(c.holders[2], "k1")
+    old = c.holders[2].state.keys.key_aux("k1")
     spare = [k for k in (fixture_paillier_key("112", i) for i in range(12))
              if int(k.public.n) not in {int(a.n) for a in old.public.values()}]
     handed: list[int] = []
@@ -137,7 +135,7 @@ def test_new_committee_reusing_an_old_modulus_is_named(ecdsa, monkeypatch):
         c.lifecycle.reshare("k1", "ecdsa-secp256k1", [1, 2, 3], [1, 2, 3, 4, 5], 3)
     assert (e.value.culprit, e.value.check) == (4, "reshare-aux.stale_modulus")
     for p in (1, 2, 3, 4, 5):  # nothing changed, nothing pending
-        assert load_pending(c.holders[p], "k1") is None
+        assert c.holders[p].lifecycle.pending("k1") is None
         assert c.holders[p].key_epoch("k1") == (epoch if p <= 3 else 0)
     assert c.holders[4].store.get("key-k1") is None
 
@@ -182,13 +180,12 @@ def test_frost_refresh_and_reshare(frost):
     group_key = public_package_from_bytes(c.public).group_key
     c.frost_sign("f1", c.public, [1, 2])
     pooled = {p: c.principals.commit(c.holders[p], "f1", 3) for p in (1, 2, 3)}
-    old_share = c.holders[1]._frost_state.keys["f1"].signing_share
+    old_share = c.holders[1].frost_signer.key_package("f1").signing_share
     r = c.lifecycle.refresh("f1", c.scheme, [1, 2, 3], old_public=c.public, threshold=2)
     assert r.destroyed == {1: 3, 2: 3, 3: 3} and r.epoch == 1
-    from mpc_ray.node.frost_holder import key_package, nonce_count
 
-    assert key_package(c.holders[1], "f1").signing_share != old_share
-    assert all(nonce_count(c.holders[p], "f1") == 0 for p in (1, 2, 3))
+    assert c.holders[1].frost_signer.key_package("f1").signing_share != old_share
+    assert all(c.holders[p].frost_signer.nonce_count("f1") == 0 for p in (1, 2, 3))
     with pytest.raises(AlreadyConsumed):  # an old epoch's nonce never signs again
         clist = b"".join(pooled[p][0][1] for p in (1, 2))
         c.holders[1].frost_sign(c.principals.raw("f1", [b"m"]), [(0, pooled[1][0][0], clist)])

@@ -73,7 +73,8 @@ def test_holder_actors_expose_only_the_entry_points(mpc):
     from mpc_ray.node.actor import ENTRY_POINTS
 
     holder = ray.get_actor("mpc-holder-1", namespace="mpc-ray")
-    for name in ("key", "aux", "_authorized", "_node_secret", "_machine", "vault", "store", "identity"):
+    for name in ("key", "aux", "authorization", "state", "protocols", "restart", "_node_secret", "vault", "store",
+                 "identity"):
         with pytest.raises(AttributeError):
             getattr(holder, name)
     for name in ENTRY_POINTS:
@@ -465,7 +466,6 @@ def _cheat_on_delta(actor_self, on: bool) -> int:
     """Run inside holder 2's actor (test only): its presigning broadcasts delta_i + 1 with valid proofs (and uses it
     itself, so it answers PresignFailed and takes part in identification), or behaves again."""
     from mpc_ray.crypto.secp256k1 import Q
-    from mpc_ray.node.holder import ShareHolder
     from mpc_ray.protocols.base import Outbox
     from mpc_ray.protocols.ecdsa.presign import PresignParty, Round3
 
@@ -478,16 +478,19 @@ def _cheat_on_delta(actor_self, on: bool) -> int:
 
     holder = getattr(actor_self, "_holder", actor_self)  # the ShareHolder behind the actor facade
     if not on:
-        holder.__dict__.pop("_machine", None)
+        holder.protocols["presign"] = holder.ecdsa  # the honest entry of its protocol table
         return holder.party
 
-    def machine(req):
-        m = ShareHolder._machine(holder, req)
-        if req.protocol == "presign":
+    class Cheating:
+        def machine(self, req):
+            m = holder.ecdsa.machine(req)
             m.__class__ = WrongDelta
-        return m
+            return m
 
-    holder._machine = machine
+        def finish(self, session):
+            return holder.ecdsa.finish(session)
+
+    holder.protocols["presign"] = Cheating()
     return holder.party
 
 

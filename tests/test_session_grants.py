@@ -17,7 +17,6 @@ from mpc_ray.coordinator.sessions import new_sid
 from mpc_ray.errors import InvalidInput, PolicyDenied, Unauthorized
 from mpc_ray.node import session_gate
 from mpc_ray.node.audit import iter_records
-from mpc_ray.node.frost_holder import nonce_count
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.principals import RequestKind
 from mpc_ray.requests.grants import (
@@ -35,7 +34,7 @@ from tests.test_authorization import c  # noqa: F401 - its committee (ECDSA k1, 
 def fresh_gates(c):
     """Each test starts with empty replay sets and full buckets (the module constants as the test set them)."""
     for h in c.holders.values():
-        h._session_gate = None
+        h.authorization.restart()
     yield
     for h in c.holders.values():
         h.drop_sessions(list(h.sessions))
@@ -130,7 +129,7 @@ def test_workers_take_the_key_from_the_store_and_run_only_presigning(c):
 # frost_commit -----------------------------------------------------------------------------------------------------
 def test_frost_commit_needs_a_grant_for_this_party_key_and_count(c):
     h, coord = c.holders[1], c.principals.coordinator
-    before = nonce_count(h, "f1")
+    before = h.frost_signer.nonce_count("f1")
     now = time.time()
     for grant in (None, GrantSigner.generate().sign([commit_item(1, "f1", 2)], now),  # unsigned, wrong key
                   coord.sign([commit_item(2, "f1", 2)], now),  # another party
@@ -142,7 +141,7 @@ def test_frost_commit_needs_a_grant_for_this_party_key_and_count(c):
     grant = coord.sign([commit_item(1, "f1", 2), commit_item(2, "f1", 2)], now)  # one grant for a refill round
     assert len(h.frost_commit("f1", 2, grant)) == 2 and len(c.holders[2].frost_commit("f1", 2, grant)) == 2
     refused("auth.not_coordinator", h.frost_commit, "f1", 2, grant)  # replayed
-    assert nonce_count(h, "f1") == before + 2
+    assert h.frost_signer.nonce_count("f1") == before + 2
 
 
 # rate limits ------------------------------------------------------------------------------------------------------
@@ -163,10 +162,10 @@ def test_frost_nonces_are_rate_limited_per_key_and_the_refusal_consumes_nothing(
     monkeypatch.setattr(session_gate, "NONCE_BUCKET", (5, 0.0))
     h, coord = c.holders[1], c.principals.coordinator
     assert len(c.principals.commit(h, "f1", 4)) == 4
-    before = nonce_count(h, "f1")
+    before = h.frost_signer.nonce_count("f1")
     grant = coord.sign([commit_item(1, "f1", 2)], time.time())
     refused("auth.rate_limited", h.frost_commit, "f1", 2, grant)
-    assert nonce_count(h, "f1") == before
+    assert h.frost_signer.nonce_count("f1") == before
     assert len(h.frost_commit("f1", 1, coord.sign([commit_item(1, "f1", 1)], time.time()))) == 1  # what is left
 
 
@@ -301,7 +300,7 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
 
     monkeypatch.setattr(ray, "get", fake_get)
     monkeypatch.setattr(session_gate, "NONCE_BUCKET", (0, 0.0))  # party 1's bucket of f1 only, made here
-    c.holders[1]._gate()._bucket("nonce", "f1", time.time())
+    c.holders[1].authorization.gate._bucket("nonce", "f1", time.time())
     monkeypatch.setattr(session_gate, "NONCE_BUCKET", (10_000, 0.0))
     coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, pool_low_water=2,
                                           coordinator_seed=c.principals.creds.coordinator_seed), "test")

@@ -36,9 +36,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
-from ..errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
+from ..errors import HolderNotReady, InvalidInput, MpcError, PolicyDenied, Unauthorized
 from .audit import AuditEntry, AuditLog
+from .frost_holder import FrostSigner
 from .hd import ecdsa_partial, ecdsa_tweak
+from .holder_state import HolderState, presig_kind
 from .policy import (
     Intent,
     Policy,
@@ -65,16 +67,18 @@ from .principals import (
 )
 from .raw_batch import decode_raw_batch
 from .records import presignature_from_bytes
+from .session_gate import SessionGate
+from .store import ConsumedLedger
 
 log = logging.getLogger(__name__)
 
 
 def _sha256_hex(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 MAX_BATCH = 1024  # requests in one `sign_many` call
+REQUEST_NONCES = "request-nonces.ledger"  # beside the store: the ledger of spent request nonces
+AUDIT_LOG = "audit.jsonl"
 SNAPSHOT_ENTRY = "authz-snapshot"  # EncryptedStore entry: spend states and the journal position they cover
 
 
@@ -129,20 +133,19 @@ class JournalFlusher:
 
 
 class AuthorizedSigning:
-    """Owned by a `ShareHolder` (role "holder"): principals, request nonces, policies, spend state and audit log."""
+    """A holder's (role "holder") principals, request nonces, policies, spend state and audit log, and every
+    decision made on a principal's word. `frost` makes the FROST shares it allows."""
 
-    def __init__(self, holder) -> None:
-        from .store import ConsumedLedger
-
-        self.holder = holder
-        self.nonces = ConsumedLedger(holder.dir / "request-nonces.ledger")
+    def __init__(self, state: HolderState, frost: FrostSigner) -> None:
+        self.state, self.frost = state, frost
+        self.nonces = ConsumedLedger(state.dir / REQUEST_NONCES)
         try:
-            self.audit = AuditLog(holder.dir / "audit.jsonl", holder.identity)
+            self.audit = AuditLog(state.dir / AUDIT_LOG, state.identity)
         except BaseException:
             self.nonces.close()  # a log that does not open must not leave the ledger locked for the next attempt
             raise
         self.lock = threading.Lock()  # one decision at a time: spend state must not race
-        raw = holder.store.get("principals")
+        raw = state.store.get("principals")
         self.verifier = RequestVerifier.from_registry(PrincipalRegistry.from_bytes(raw), self.nonces) if raw else None
         self.spend: dict[str, SpendState] = {}
         self.policies: dict[str, Policy | None] = {}  # parsed policies by store name; set_policy replaces them
@@ -156,7 +159,7 @@ class AuthorizedSigning:
     def _replay_journal(self) -> None:
         """Load the spend snapshot and apply the audit records after it: ledger ids and allowed spends."""
         index, offset = 0, 0
-        raw = self.holder.store.get(SNAPSHOT_ENTRY)
+        raw = self.state.store.get(SNAPSHOT_ENTRY)
         if raw is not None:
             doc = json.loads(raw)
             index, offset = doc["index"], doc["offset"]
@@ -171,7 +174,7 @@ class AuthorizedSigning:
             listed = intent.get("presignature_ids", []) if isinstance(intent, dict) else []
             for pid in [bytes.fromhex(x) for x in listed] or (
                     [bytes.fromhex(rec["presignature_id"])] if rec.get("presignature_id") else []):
-                if pid not in self.holder.ledger:
+                if pid not in self.state.ledger:
                     presig_ids.append(pid)
             if rec["decision"] == "allow" and rec["kind"] == "sign" and intent:
                 name = spend_store_name(rec["key_id"], rec["principal"])
@@ -181,14 +184,14 @@ class AuthorizedSigning:
         if nonce_ids:
             self.nonces.consume_many(nonce_ids)
         if presig_ids:
-            self.holder.ledger.consume_many(presig_ids)
+            self.state.ledger.consume_many(presig_ids)
         if nonce_ids or presig_ids:
             log.warning("journal replay restored %d nonce and %d presignature ids", len(nonce_ids), len(presig_ids))
         self.audit.write_checkpoint()
 
     def flush_journal(self) -> None:
         self.nonces.flush()
-        self.holder.ledger.flush()
+        self.state.ledger.flush()
         self.audit.write_checkpoint()
 
     def save_snapshot(self) -> None:
@@ -198,19 +201,19 @@ class AuthorizedSigning:
             doc = {"index": index, "offset": offset,
                    "spend": {name: st.to_bytes().decode() for name, st in sorted(self.spend.items())}}
         self.flush_journal()  # every id of a record before the cut is in its ledger's file before the snapshot is
-        self.holder.store.put(SNAPSHOT_ENTRY, json.dumps(doc, separators=(",", ":")).encode())
+        self.state.store.put(SNAPSHOT_ENTRY, json.dumps(doc, separators=(",", ":")).encode())
 
     # requests -----------------------------------------------------------------------------------------
     def bootstrap_principals(self, registry: bytes) -> None:
         """Set the first principals (admins from the deployment). Later changes go through admin-signed requests."""
         reg = PrincipalRegistry.from_bytes(registry)
-        existing = self.holder.store.get("principals")
+        existing = self.state.store.get("principals")
         if existing is not None:
             if existing != reg.to_bytes():
                 raise Unauthorized("auth.bootstrapped", "principals are already set; change them with an "
                                    "admin-quorum set_principals request")
             return
-        self.holder.store.put("principals", reg.to_bytes())
+        self.state.store.put("principals", reg.to_bytes())
         self.verifier = RequestVerifier.from_registry(reg, self.nonces)
 
     def _verifier(self) -> RequestVerifier:
@@ -233,13 +236,13 @@ class AuthorizedSigning:
                 threshold, parties = self._committee(policy.key_id)
                 policy.validate_for_key(threshold, parties)
                 name = policy_store_name(policy.key_id, policy.principal_id)
-                current = self._policy(name)
+                current = self.policy(name)
                 if current is not None and policy.version <= current.version:
                     raise PolicyDenied("admin.stale_version", f"policy version {policy.version} is not above the "
                                                               f"version {current.version} this node has")
-                others = [self._policy(n) for n in self.holder.store.names(f"policy.{policy.key_id}.") if n != name]
+                others = [self.policy(n) for n in self.state.store.names(f"policy.{policy.key_id}.") if n != name]
                 check_chain_families([policy, *(o for o in others if o is not None)])
-                self.holder.store.put(name, policy.to_bytes())
+                self.state.store.put(name, policy.to_bytes())
                 self.policies[name] = policy
             except BaseException as exc:
                 self._refuse_admin(request, exc, nonce_id, now)
@@ -260,7 +263,7 @@ class AuthorizedSigning:
                 if registry.version <= verifier.registry.version:  # a held-back older registry: no revoked comeback
                     raise PolicyDenied("admin.stale_version", f"registry version {registry.version} is not above the "
                                                               f"version {verifier.registry.version} this node has")
-                self.holder.store.put("principals", registry.to_bytes())
+                self.state.store.put("principals", registry.to_bytes())
                 verifier.update_registry(registry)
             except BaseException as exc:
                 self._refuse_admin(request, exc, nonce_id, now)
@@ -320,9 +323,9 @@ class AuthorizedSigning:
         spent: dict[str, list[bytes]] = {}
         for (request, pid), (_, outcome) in zip(items, decided):
             if not isinstance(outcome, BaseException):
-                spent.setdefault(f"presig-{request.key_id}", []).append(pid)
+                spent.setdefault(presig_kind(request.key_id), []).append(pid)
         for kind, ids in spent.items():
-            self.holder._deleter.submit(self.holder.vault.delete_consumed, kind, ids)
+            self.state.spent(kind, ids)
         return [outcome for _, outcome in decided]
 
     def _decide_many(self, jobs: list[tuple[Any, Callable, Callable]],
@@ -347,7 +350,7 @@ class AuthorizedSigning:
             # sign requests only: an admin request relayed here is refused before its nonce is spent
             verified = self._verifier().verify(request, now, durable=False, kinds=(RequestKind.SIGN,))
             nonce_id = verified.nonce_id
-            policy = check_binding(self._policy(policy_store_name(request.key_id, verified.principal.id)), verified)
+            policy = check_binding(self.policy(policy_store_name(request.key_id, verified.principal.id)), verified)
             check_derivation_path(policy, request)  # HD: the signed path must be one the policy pins
             return verified, policy
         except PolicyDenied as exc:
@@ -411,15 +414,15 @@ class AuthorizedSigning:
         in memory (the audit record is its journal) and sigma_i over the digest this node computed."""
         def prepare(request: SignedRequest) -> tuple[Any, int, int, Any]:
             intent = intent_from_request(request)
-            key = self.holder.key(request.key_id)
+            key = self.state.keys.key(request.key_id)
             tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
             return intent, key.threshold, len(key.parties), (key, tweak)
 
         def consume_and_sign(request: SignedRequest, intent: Any,
                              context: Any) -> tuple[tuple[int, bytes], bytes, bytes, Any]:
             key, tweak = context
-            data = self.holder.vault.take_many(f"presig-{request.key_id}", [presignature_id], delete=False,
-                                               durable=False)[0]
+            data = self.state.vault.take_many(presig_kind(request.key_id), [presignature_id], delete=False,
+                                              durable=False)[0]
             sigma = ecdsa_partial(presignature_from_bytes(data), key, intent.digest, tweak)  # HD: node/hd.py
             return (sigma, intent.digest), presignature_id, sigma.to_bytes(32, "big"), intent
 
@@ -427,26 +430,12 @@ class AuthorizedSigning:
 
     def _committee(self, key_id: str) -> tuple[int, int]:
         """(threshold, number of parties) of an ECDSA or FROST key held here."""
-        from .holder import HolderNotReady
-
         try:
-            key = self.holder.key(key_id)
+            key = self.state.keys.key(key_id)
             return key.threshold, len(key.parties)
         except HolderNotReady:
-            pub = self._frost_public(key_id)
+            pub = self.frost.public_package(key_id)
             return pub.threshold, len(pub.parties)
-
-    def _frost_public(self, key_id: str):
-        from .frost_holder import key_package
-        from .frost_records import public_package_from_bytes
-        from .holder import HolderNotReady
-        from .lifecycle import frost_public_entry
-
-        key_package(self.holder, key_id)  # HolderNotReady if this holder has no share of it
-        raw = self.holder.store.get(frost_public_entry(key_id))
-        if raw is None:
-            raise HolderNotReady(f"key {key_id!r} predates policy support for FROST (no public package stored)")
-        return public_package_from_bytes(raw)
 
     def frost_sign(self, request: SignedRequest, nonce_id: bytes | list[bytes], commitment_list: bytes | list[bytes],
                    now: float | None = None) -> tuple[int, bytes] | list[tuple[int, bytes]]:
@@ -462,24 +451,21 @@ class AuthorizedSigning:
         once. Lists of unequal length are refused before the request is verified (nothing is spent); lists that do
         not match the PSBT's inputs, after it (the request's nonce is spent, as for any refusal after verification,
         and journaled), but before any nonce pair is consumed."""
-        from .frost_holder import sign as frost_share
-        from .principals import RequestFormat
-
         now = time.time() if now is None else now
         psbt = isinstance(request, SignedRequest) and request.format is RequestFormat.BTC_PSBT
         # the coordinator's part of the call, checked before the request is verified: a malformed one burns nothing
         nonce_ids, lists = _frost_call(nonce_id, commitment_list, psbt)
 
         def prepare(req: SignedRequest) -> tuple[Any, int, int, Any]:
-            pub = self._frost_public(req.key_id)
+            pub = self.frost.public_package(req.key_id)
             intent, messages, tap_tweak = self._frost_intent(req, pub, len(nonce_ids))
             return intent, pub.threshold, len(pub.parties), (pub, messages, tap_tweak)
 
         def consume_and_sign(req: SignedRequest, intent: Any, context: Any) -> tuple[Any, bytes, bytes, Any]:
             pub, messages, tap_tweak = context
             path = req.derivation_path or None  # the nonce pairs are consumed durably before any share is computed
-            shares = frost_share(self.holder, req.key_id, [(n, m, cl, tap_tweak, path) for n, m, cl in
-                                                           zip(nonce_ids, messages, lists)], with_group_commitment=True)
+            shares = self.frost.sign(req.key_id, [(n, m, cl, tap_tweak, path) for n, m, cl in
+                                                  zip(nonce_ids, messages, lists)], with_group_commitment=True)
             size = pub.suite.group.scalar_size
             signature = b"".join(int(z).to_bytes(size, "big") for z, _ in shares)
             if len(nonce_ids) > 1:  # the record lists every nonce pair this decision consumed, in input order
@@ -595,17 +581,17 @@ class AuthorizedSigning:
         items = _raw_items(items, 2)
 
         def consume_and_sign(book: _Batch, chosen: list[tuple[int, bytes, tuple]]) -> tuple[list, list[bytes], bytes]:
-            key = self.holder.key(book.key_id)
+            key = self.state.keys.key(book.key_id)
             tweak = ecdsa_tweak(key, book.path) if book.path else None  # HD: node/hd.py
             pids = [item[1] for _, _, item in chosen]
-            raw = self.holder.vault.take_many(f"presig-{book.key_id}", pids, delete=False, durable=False)
+            raw = self.state.vault.take_many(presig_kind(book.key_id), pids, delete=False, durable=False)
             sigmas = [ecdsa_partial(presignature_from_bytes(data), key, msg, tweak)
                       for data, (_, msg, _) in zip(raw, chosen)]
-            self.holder._deleter.submit(self.holder.vault.delete_consumed, f"presig-{book.key_id}", pids)
+            self.state.spent(presig_kind(book.key_id), pids)
             return sigmas, pids, b"".join(x.to_bytes(32, "big") for x in sigmas)
 
         def committee(key_id: str) -> tuple[int, int]:
-            key = self.holder.key(key_id)
+            key = self.state.keys.key(key_id)
             return key.threshold, len(key.parties)
 
         return self._raw_batch(request, items, now, committee, consume_and_sign, ecdsa=True)
@@ -614,20 +600,18 @@ class AuthorizedSigning:
         """(z_i, R) for each (message index, nonce id, commitment list) of an operator's ``raw_batch`` request on a
         FROST key (the request's tap_tweak and derivation path apply to every message); nonce pairs are consumed
         durably before any share is computed."""
-        from .frost_holder import sign as frost_share
-
         items = _raw_items(items, 3)
 
         def consume_and_sign(book: _Batch, chosen: list[tuple[int, bytes, tuple]]) -> tuple[list, list[bytes], bytes]:
-            pub = self._frost_public(book.key_id)
-            shares = frost_share(self.holder, book.key_id, [(item[1], msg, item[2], book.tap_tweak, book.path)
-                                                            for _, msg, item in chosen], with_group_commitment=True)
+            pub = self.frost.public_package(book.key_id)
+            shares = self.frost.sign(book.key_id, [(item[1], msg, item[2], book.tap_tweak, book.path)
+                                                   for _, msg, item in chosen], with_group_commitment=True)
             size = pub.suite.group.scalar_size
             return shares, [item[1] for _, _, item in chosen], b"".join(int(z).to_bytes(size, "big")
                                                                          for z, _ in shares)
 
         def committee(key_id: str) -> tuple[int, int]:
-            pub = self._frost_public(key_id)
+            pub = self.frost.public_package(key_id)
             return pub.threshold, len(pub.parties)
 
         return self._raw_batch(request, items, now, committee, consume_and_sign, ecdsa=False)
@@ -653,7 +637,7 @@ class AuthorizedSigning:
             if first:  # an expired one is verified again, and refused as expired
                 book = self._open_batch(request, now, committee, ecdsa)  # audits and raises a refusal
             try:
-                chosen = book.take(items, self._verifier().registry, self._policy(book.policy_name))
+                chosen = book.take(items, self._verifier().registry, self.policy(book.policy_name))
                 answers, consumed, signature = consume_and_sign(book, chosen)
             except MpcError as exc:
                 if first:  # the nonce is spent: journal it with what went wrong
@@ -680,7 +664,7 @@ class AuthorizedSigning:
             if verified.principal.role is not Role.OPERATOR:
                 raise Unauthorized("auth.not_operator", "raw_batch requests are for operators")
             name = policy_store_name(request.key_id, verified.principal.id)
-            policy = check_binding(self._policy(name), verified)
+            policy = check_binding(self.policy(name), verified)
             check_derivation_path(policy, request)
             batch = decode_raw_batch(request.body)
             if ecdsa and (batch.tap_tweak is not None or not all(len(m) == 32 for m in batch.messages)):
@@ -704,9 +688,10 @@ class AuthorizedSigning:
         self._batches[request.digest()] = book
         return book
 
-    def _policy(self, name: str) -> Policy | None:
+    def policy(self, name: str) -> Policy | None:
+        """The stored policy `name` (policy_store_name), parsed once; None if there is none."""
         if name not in self.policies:
-            raw = self.holder.store.get(name)
+            raw = self.state.store.get(name)
             self.policies[name] = Policy.from_bytes(raw) if raw else None
         return self.policies[name]
 
@@ -733,6 +718,50 @@ class AuthorizedSigning:
     def status(self) -> dict[str, Any]:
         count, _ = self.audit.position()
         return {"audit_records": count, "spend_states": len(self.spend)}
+
+
+class Authorization:
+    """The holder part that decides who may do what: the coordinator's session grants (`gate`, node/session_gate.py;
+    holder and presign workers) and, on the holder only, everything done on a principal's word (`signing`, an
+    `AuthorizedSigning` opened on first use: opening it replays the audit journal into the ledgers)."""
+
+    def __init__(self, state: HolderState, frost: FrostSigner) -> None:
+        self.state, self._frost = state, frost
+        self.gate = SessionGate(state)
+        self._signing: AuthorizedSigning | None = None
+
+    @property
+    def signing(self) -> AuthorizedSigning:
+        self.state.require_holder("only the holder signs")
+        if self._signing is None:
+            self._signing = AuthorizedSigning(self.state, self._frost)
+        return self._signing
+
+    @property
+    def opened(self) -> AuthorizedSigning | None:
+        """The signing part if it is open (its ledger and lock are then the ones to use), else None."""
+        return self._signing
+
+    def admit_begin(self, requests: list, grant: Any) -> None:
+        self.gate.admit_begin(requests, grant)
+
+    def approve(self, request: Any, kind: RequestKind, params: dict[str, Any]) -> None:
+        self.signing.approve(request, kind, params)
+
+    def check_approved(self, request: Any, kind: RequestKind, covers: Callable[[Any], bool]) -> None:
+        self.signing.check_approved(request, kind, covers)
+
+    def close(self) -> None:
+        """Flush and close the signing part, if open; it opens again (replaying the journal) on next use."""
+        signing, self._signing = self._signing, None
+        if signing is not None:
+            signing.close()
+
+    def restart(self) -> None:
+        """As after a process restart: the signing part closed (reopened from disk on next use), the grant gate
+        empty (no remembered ids, full buckets)."""
+        self.close()
+        self.gate = SessionGate(self.state)
 
 
 # How often one holder signs one message of an operator's batch, each time with a fresh presignature or nonce:

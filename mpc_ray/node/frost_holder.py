@@ -1,8 +1,9 @@
 """The holder side of FROST (RFC 9591) on the runtime: key generation, nonce pools and signing.
 
-`ShareHolder` hooks in here (see holder.py: `_machine` / `_finish` dispatch "frost-dkg", and the public methods
-`frost_commit` / `frost_sign` delegate to `commit` / `sign`). Only the holder of a node serves FROST: presign
-workers have no ledger and must never hold or spend nonces.
+`FrostHolder` runs the "frost-dkg" sessions of the holder's protocol table (node/sessions.py) and serves its
+`frost_commit` entry point; `FrostSigner` makes the signature shares, which node/authorized.py asks for once a
+principal's request is allowed. Only the holder of a node serves FROST: presign workers have no ledger and must
+never hold or spend nonces.
 
 - "frost-dkg" (a protocol session like "keygen"): params `key_id`, `scheme` in FROST_SCHEMES, `threshold`. The
   key package is stored encrypted under `frost-<key_id>`; the public result is the canonical public key package
@@ -27,18 +28,19 @@ is computed after the take as (d_i + rho_i e_i) G, one fixed-base multiplication
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from nacl import bindings as _nacl
 
 from ..crypto.ed25519 import FIELD_P, EdPoint, L
 from ..crypto.frost_suites import Element, KeyAdjust, get_suite
-from ..errors import InvalidInput, MpcError
+from ..errors import HolderNotReady, InvalidInput, MpcError
 from ..schemes import FROST_SCHEMES
 from ..protocols.frost import (
     DkgParty,
     KeyPackage,
+    PublicKeyPackage,
     SigningCommitments,
     compute_binding_factors,
     public_key_bytes,
@@ -48,27 +50,36 @@ from ..protocols.frost.keys import key_adjust as frost_key_adjust
 from ..protocols.frost.signing import SigningSession
 from .frost_records import (
     commitment_from_trusted_bytes,
-    key_package_from_bytes,
     key_package_to_bytes,
     new_nonce_record,
     nonce_id,
     nonce_record_from_bytes,
+    public_package_from_bytes,
     public_package_to_bytes,
     restore_nonces,
     split_commitment_list,
 )
+from .hd import frost_tweak
+from .holder_state import HolderState, Session, check_key_id, frost_key_entry
+from .principals import RequestKind
 from .store import ID_BYTES, AlreadyConsumed, SecretNotFound, SecretVault
 
-if TYPE_CHECKING:  # holder.py imports this module lazily; no import cycle at run time
-    from .holder import BeginRequest, ShareHolder
+if TYPE_CHECKING:
+    from .authorized import Authorization
+    from .sessions import BeginRequest
 
 MAX_COMMIT = 4096  # nonce pairs per frost_commit call (a holder serves one call at a time)
 MAX_SIGN_BATCH = 65536
+MAX_STORED_NONCES = 20_000  # per key: far above any pool depth
 _KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_NOT_ON_WORKERS = "presign workers do not serve FROST"
+
+key_entry_name = frost_key_entry  # old name
 
 
-def key_entry_name(key_id: str) -> str:
-    return f"frost-{key_id}"
+def frost_public_entry(key_id: str) -> str:
+    """The key's public package (public: lets a restarted coordinator re-adopt the key, and policies check it)."""
+    return f"frostpub-{key_id}"
 
 
 def nonce_kind(key_id: str) -> str:
@@ -81,97 +92,197 @@ def nonce_kind(key_id: str) -> str:
     return "nonceh-" + hashlib.sha256(b"mpc-ray/frost/nonce-kind\x00" + key_id.encode()).hexdigest()[:25]
 
 
-@dataclass
-class _FrostState:
-    keys: dict[str, KeyPackage] = field(default_factory=dict)
-    adjust: dict[tuple[str, bytes | None, int | None], tuple[KeyAdjust, Element]] = field(default_factory=dict)
+class FrostSigner:
+    """Signature shares of the FROST keys held on `state`, each nonce pair consumed durably first. Only
+    node/authorized.py asks for shares, once a principal's request is allowed."""
 
+    def __init__(self, state: HolderState) -> None:
+        self.state = state
+        # (key id, tap tweak, HD tweak) -> (the key package it is for, adjustment, adjusted group key)
+        self._adjust: dict[tuple[str, bytes | None, int | None], tuple[KeyPackage, KeyAdjust, Element]] = {}
 
-def _state(holder: "ShareHolder") -> _FrostState:
-    st = holder.__dict__.get("_frost_state")
-    if st is None:
-        st = holder._frost_state = _FrostState()  # type: ignore[attr-defined]
-    return st
+    def key_package(self, key_id: str) -> KeyPackage:
+        return self.state.keys.frost(key_id)
 
-
-def _require_holder(holder: "ShareHolder") -> None:
-    if holder.role != "holder":
-        raise InvalidInput("presign workers do not serve FROST")
-
-
-def _check_key_id(key_id: str) -> str:
-    from .holder import check_key_id
-
-    return check_key_id(key_id)
-
-
-# key generation ---------------------------------------------------------------------------------------------
-def dkg_machine(holder: "ShareHolder", req: "BeginRequest") -> DkgParty:
-    """The RoundParty of a "frost-dkg" session (called from ShareHolder._machine)."""
-    _require_holder(holder)
-    key_id = _check_key_id(req.params.get("key_id"))
-    scheme = req.params.get("scheme")
-    if scheme not in FROST_SCHEMES:
-        raise InvalidInput(f"frost-dkg scheme must be one of {FROST_SCHEMES}")
-    if holder.store.get(key_entry_name(key_id)) is not None:
-        raise InvalidInput("key id exists")
-    threshold = req.params.get("threshold")
-    if not isinstance(threshold, int) or isinstance(threshold, bool):
-        raise InvalidInput("threshold must be an integer")
-    from .principals import RequestKind
-
-    holder._authorized().approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
-        "key_id": key_id, "scheme": scheme, "threshold": threshold, "parties": sorted(req.parties)})
-    return DkgParty(get_suite(scheme), req.sid, holder.party, req.parties, threshold)
-
-
-def finish_dkg(holder: "ShareHolder", session: Any) -> dict:
-    """Store the key package (encrypted) and return only public values (called from ShareHolder._finish)."""
-    key_id = session.params["key_id"]
-    out = session.machine.output
-    kp, pub = out.key_package, out.public_package
-    holder.store.put(key_entry_name(key_id), key_package_to_bytes(kp))
-    from .lifecycle import frost_public_entry  # public: lets a restarted coordinator re-adopt the key
-
-    holder.store.put(frost_public_entry(key_id), public_package_to_bytes(pub))
-    _state(holder).keys[key_id] = kp
-    return {
-        "scheme": kp.suite_key,
-        "public_package": public_package_to_bytes(pub),
-        "public_key": public_key_bytes(pub.suite, pub.group_key),
-        "chain_code": pub.chain_code,
-        "threshold": pub.threshold,
-        "parties": list(pub.parties),
-    }
-
-
-def key_package(holder: "ShareHolder", key_id: str) -> KeyPackage:
-    from .holder import HolderNotReady
-
-    _check_key_id(key_id)
-    st = _state(holder)
-    kp = st.keys.get(key_id)
-    if kp is None:
-        raw = holder.store.get(key_entry_name(key_id))
+    def public_package(self, key_id: str) -> PublicKeyPackage:
+        """The key's stored public package; HolderNotReady without a share of the key (or for a key made before
+        the package was stored)."""
+        self.key_package(key_id)  # HolderNotReady if this holder has no share of it
+        raw = self.state.store.get(frost_public_entry(key_id))
         if raw is None:
-            raise HolderNotReady(f"no FROST share of key {key_id!r}")
-        kp = st.keys[key_id] = key_package_from_bytes(raw)
-    return kp
+            raise HolderNotReady(f"key {key_id!r} predates policy support for FROST (no public package stored)")
+        return public_package_from_bytes(raw)
+
+    def _adjusted(self, key_id: str, kp: KeyPackage, tap_tweak: bytes | None,
+                  hd_tweak: int | None = None) -> tuple[KeyAdjust, Element]:
+        hit = self._adjust.get((key_id, tap_tweak, hd_tweak))
+        if hit is None or hit[0] is not kp:  # another package (a new epoch) makes the entry stale
+            suite = kp.suite
+            # InvalidInput for a bad tweak / a non-BIP340 suite; hd_tweak: the BIP32 child's key (keys.key_adjust)
+            adjust = frost_key_adjust(suite, kp.group_key, tap_tweak, hd_tweak)
+            hit = (kp, adjust, adjust.point(suite.group, kp.group_key))
+            if len(self._adjust) > 1024:
+                self._adjust.clear()
+            self._adjust[(key_id, tap_tweak, hd_tweak)] = hit
+        return hit[1], hit[2]
+
+    def nonce_count(self, key_id: str) -> int:
+        """Stored, unconsumed nonce pairs of a key (lists the store: for tests and operators, not the hot path)."""
+        self.state.require_holder(_NOT_ON_WORKERS)
+        return self.state.vault.count(nonce_kind(check_key_id(key_id)))
+
+    # signing ----------------------------------------------------------------------------------------------
+    def sign(self, key_id: str, requests: Sequence[Any], *, with_group_commitment: bool = False) -> list:
+        """Signature shares z_i, one per request, in order (with `with_group_commitment`: (z_i, SerializeElement(R))
+        pairs, R being the group commitment this signer computed; the coordinator uses it to skip recomputing R).
+        Only node/authorized.py calls this, once a principal's request is allowed."""
+        st = self.state
+        st.require_holder(_NOT_ON_WORKERS)
+        kp = self.key_package(key_id)
+        if not isinstance(requests, (list, tuple)) or len(requests) > MAX_SIGN_BATCH:
+            raise InvalidInput(f"requests must be a list of at most {MAX_SIGN_BATCH}")
+        if not requests:
+            return []
+        kind = nonce_kind(key_id)
+        seen: set[bytes] = set()
+        prepared = [self._parse_request(key_id, kp, r, seen) for r in requests]
+        for p in prepared:  # cheap early refusals; take_many checks both again under its lock
+            if st.ledger.contains(p.nid):
+                raise AlreadyConsumed(p.nid)
+            if not st.store.exists(SecretVault.entry_name(kind, p.nid)):
+                raise SecretNotFound(f"no nonce with id {p.nid.hex()[:16]}..")
+        # --- point of no return: every nonce is consumed durably before any share is computed ---
+        ids = [p.nid for p in prepared]
+        records = st.vault.take_many(kind, ids, delete=False)
+        try:
+            return _shares(kp, key_id, prepared, records, with_group_commitment)
+        finally:  # consumed files are unusable already; unlinking them is off the signing path
+            st.spent(kind, ids)
+
+    def _parse_request(self, key_id: str, kp: KeyPackage, req: Any, seen: set[bytes]) -> _Prepared:
+        suite, g = kp.suite, kp.suite.group
+        if not isinstance(req, (tuple, list)) or len(req) not in (3, 4, 5):
+            raise InvalidInput("each request is (nonce id, message, commitment list[, tap_tweak[, derivation path]])")
+        nid, msg, clist = req[0], req[1], req[2]
+        tap_tweak = req[3] if len(req) >= 4 else None
+        hd_tweak = _hd_tweak(kp, req[4]) if len(req) == 5 else None
+        if not isinstance(nid, (bytes, bytearray)) or len(nid) != ID_BYTES:
+            raise InvalidInput(f"nonce ids are {ID_BYTES} bytes")
+        if not isinstance(msg, (bytes, bytearray)):
+            raise InvalidInput("message must be bytes")
+        if tap_tweak is not None and not isinstance(tap_tweak, (bytes, bytearray)):
+            raise InvalidInput("tap_tweak must be bytes or None")
+        nid, msg = bytes(nid), bytes(msg)
+        tap_tweak = None if tap_tweak is None else bytes(tap_tweak)
+        if nid in seen:
+            raise AlreadyConsumed(nid, "the same nonce id appears twice in one request batch")
+        seen.add(nid)
+        entries = split_commitment_list(suite, clist)
+        if len(entries) < kp.threshold:
+            raise InvalidInput(f"need commitments of at least {kp.threshold} signers")
+        if not {i for i, _ in entries} <= set(self.state.directory):
+            raise InvalidInput("commitment list names a party outside the committee")
+        own = next((e for i, e in entries if i == kp.identifier), None)
+        if own is None or nonce_id(suite, key_id, own) != nid:
+            raise InvalidInput("own commitment missing or changed in the commitment list")
+        adjust, y = self._adjusted(key_id, kp, tap_tweak, hd_tweak)
+        ed = g.name == "ed25519"
+        es, ss = g.element_size, g.scalar_size
+        coms: list[SigningCommitments] = []
+        for i, e in entries:
+            if i == kp.identifier:
+                # this holder's own entry (it hashes to a nonce id); compared with the vault record after the take
+                coms.append(commitment_from_trusted_bytes(suite, e))
+                continue
+            try:
+                d_j = g.deserialize_element(e[ss : ss + es])
+                # Ed25519: E_j is validated by the multiplication below, before anything is consumed
+                e_j = EdPoint(e[ss + es :]) if ed else g.deserialize_element(e[ss + es :])
+            except ValueError as exc:
+                raise InvalidInput(f"commitment of party {i}: {exc}") from None
+            coms.append(SigningCommitments(i, d_j, e_j))
+        rho = compute_binding_factors(suite, y, coms, msg)  # hashes the list bytes (identity encodings refused)
+        peers = []
+        for c in coms:
+            if c.identifier == kp.identifier:
+                continue
+            try:
+                e_rho = _ed25519_mul_validating(c.binding.to_bytes(), rho[c.identifier]) if ed else \
+                    c.binding * rho[c.identifier]
+            except ValueError as exc:
+                raise InvalidInput(f"commitment of party {c.identifier}: {exc}") from None
+            peers.append(c.hiding + e_rho)
+        return _Prepared(nid, msg, own, tuple(coms), rho, g.sum(peers), adjust, y)
 
 
-def _adjusted(holder: "ShareHolder", key_id: str, kp: KeyPackage, tap_tweak: bytes | None,
-              hd_tweak: int | None = None) -> tuple[KeyAdjust, Element]:
-    st = _state(holder)
-    hit = st.adjust.get((key_id, tap_tweak, hd_tweak))
-    if hit is None:
-        suite = kp.suite
-        # InvalidInput for a bad tweak / a non-BIP340 suite; hd_tweak: the BIP32 child's key (keys.key_adjust)
-        adjust = frost_key_adjust(suite, kp.group_key, tap_tweak, hd_tweak)
-        hit = (adjust, adjust.point(suite.group, kp.group_key))
-        if len(st.adjust) > 1024:
-            st.adjust.clear()
-        st.adjust[(key_id, tap_tweak, hd_tweak)] = hit
-    return hit
+
+class FrostHolder:
+    """FROST key generation sessions ("frost-dkg") and nonce commitments on one holder; `signer` makes the shares."""
+
+    PROTOCOLS = ("frost-dkg",)
+
+    def __init__(self, state: HolderState, authorization: Authorization, signer: FrostSigner) -> None:
+        self.state = state
+        self._auth = authorization
+        self.signer = signer
+
+    # key generation -------------------------------------------------------------------------------------
+    def machine(self, req: BeginRequest) -> DkgParty:
+        """The RoundParty of a "frost-dkg" session."""
+        st = self.state
+        st.require_holder(_NOT_ON_WORKERS)
+        key_id = check_key_id(req.params.get("key_id"))
+        scheme = req.params.get("scheme")
+        if scheme not in FROST_SCHEMES:
+            raise InvalidInput(f"frost-dkg scheme must be one of {FROST_SCHEMES}")
+        if st.store.get(frost_key_entry(key_id)) is not None:
+            raise InvalidInput("key id exists")
+        threshold = req.params.get("threshold")
+        if not isinstance(threshold, int) or isinstance(threshold, bool):
+            raise InvalidInput("threshold must be an integer")
+        self._auth.approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
+            "key_id": key_id, "scheme": scheme, "threshold": threshold, "parties": sorted(req.parties)})
+        return DkgParty(get_suite(scheme), req.sid, st.party, req.parties, threshold)
+
+    def finish(self, session: Session) -> dict:
+        """Store the key package (encrypted) and return only public values."""
+        st = self.state
+        key_id = session.params["key_id"]
+        out = session.machine.output
+        kp, pub = out.key_package, out.public_package
+        st.store.put(frost_key_entry(key_id), key_package_to_bytes(kp))
+        st.store.put(frost_public_entry(key_id), public_package_to_bytes(pub))
+        st.keys.set_frost(key_id, kp)
+        return {
+            "scheme": kp.suite_key,
+            "public_package": public_package_to_bytes(pub),
+            "public_key": public_key_bytes(pub.suite, pub.group_key),
+            "chain_code": pub.chain_code,
+            "threshold": pub.threshold,
+            "parties": list(pub.parties),
+        }
+
+    # nonces -----------------------------------------------------------------------------------------------
+    def commit(self, key_id: str, count: int, grant: Any = None) -> list[tuple[bytes, bytes]]:
+        """`count` fresh nonce pairs: [(nonce id, commitment entry)]. Each secret pair is in the vault first. Only on
+        the coordinator's grant for this party, key and count, within the key's rate (node/session_gate.py)."""
+        st = self.state
+        st.require_holder(_NOT_ON_WORKERS)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COMMIT:
+            raise InvalidInput(f"count must be an integer in 1..{MAX_COMMIT}")
+        gate = self._auth.gate
+        checked = gate.check_commit(check_key_id(key_id), count, grant)  # before anything is read
+        kp = self.signer.key_package(key_id)
+        suite, kind = kp.suite, nonce_kind(key_id)
+        if st.vault.count(kind) + count > MAX_STORED_NONCES:  # a runaway coordinator cannot fill the disk
+            raise InvalidInput(f"{MAX_STORED_NONCES} nonce pairs of this key are stored already")
+        gate.admit_commit(key_id, count, checked)  # the grant's id remembered, the key's rate counted
+        out = []
+        for _ in range(count):
+            nid, entry, record = new_nonce_record(suite, key_id, kp)
+            st.vault.put(kind, nid, record)
+            out.append((nid, entry))
+        return out
 
 
 def _hd_tweak(kp: KeyPackage, path: Any) -> int | None:
@@ -180,43 +291,9 @@ def _hd_tweak(kp: KeyPackage, path: Any) -> int | None:
         return None
     if kp.suite_key != "schnorr-bip340":
         raise InvalidInput(f"{kp.suite_key} keys have no BIP32 derivation")
-    from .hd import frost_tweak
-
     return frost_tweak(kp.group_key, kp.chain_code, path)
 
 
-# nonces -----------------------------------------------------------------------------------------------------
-MAX_STORED_NONCES = 20_000  # per key: far above any pool depth
-
-
-def commit(holder: "ShareHolder", key_id: str, count: int, grant: Any = None) -> list[tuple[bytes, bytes]]:
-    """`count` fresh nonce pairs: [(nonce id, commitment entry)]. Each secret pair is in the vault first. Only on
-    the coordinator's grant for this party, key and count, within the key's rate (node/session_gate.py)."""
-    _require_holder(holder)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COMMIT:
-        raise InvalidInput(f"count must be an integer in 1..{MAX_COMMIT}")
-    gate = holder._gate()
-    checked = gate.check_commit(_check_key_id(key_id), count, grant)  # before anything is read
-    kp = key_package(holder, key_id)
-    suite, kind = kp.suite, nonce_kind(key_id)
-    if holder.vault.count(kind) + count > MAX_STORED_NONCES:  # a runaway coordinator cannot fill the disk
-        raise InvalidInput(f"{MAX_STORED_NONCES} nonce pairs of this key are stored already")
-    gate.admit_commit(key_id, count, checked)  # the grant's id remembered, the key's rate counted
-    out = []
-    for _ in range(count):
-        nid, entry, record = new_nonce_record(suite, key_id, kp)
-        holder.vault.put(kind, nid, record)
-        out.append((nid, entry))
-    return out
-
-
-def nonce_count(holder: "ShareHolder", key_id: str) -> int:
-    """Stored, unconsumed nonce pairs of a key (lists the store: for tests and operators, not the hot path)."""
-    _require_holder(holder)
-    return holder.vault.count(nonce_kind(_check_key_id(key_id)))
-
-
-# signing ----------------------------------------------------------------------------------------------------
 @dataclass
 class _Prepared:
     nid: bytes
@@ -242,90 +319,6 @@ def _ed25519_mul_validating(enc: bytes, k: int) -> EdPoint:
         return EdPoint(_nacl.crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), enc))
     except RuntimeError:
         raise ValueError("not a point of the prime-order subgroup") from None
-
-
-def _parse_request(holder: "ShareHolder", key_id: str, kp: KeyPackage, req: Any, seen: set[bytes]) -> _Prepared:
-    suite, g = kp.suite, kp.suite.group
-    if not isinstance(req, (tuple, list)) or len(req) not in (3, 4, 5):
-        raise InvalidInput("each request is (nonce id, message, commitment list[, tap_tweak[, derivation path]])")
-    nid, msg, clist = req[0], req[1], req[2]
-    tap_tweak = req[3] if len(req) >= 4 else None
-    hd_tweak = _hd_tweak(kp, req[4]) if len(req) == 5 else None
-    if not isinstance(nid, (bytes, bytearray)) or len(nid) != ID_BYTES:
-        raise InvalidInput(f"nonce ids are {ID_BYTES} bytes")
-    if not isinstance(msg, (bytes, bytearray)):
-        raise InvalidInput("message must be bytes")
-    if tap_tweak is not None and not isinstance(tap_tweak, (bytes, bytearray)):
-        raise InvalidInput("tap_tweak must be bytes or None")
-    nid, msg = bytes(nid), bytes(msg)
-    tap_tweak = None if tap_tweak is None else bytes(tap_tweak)
-    if nid in seen:
-        raise AlreadyConsumed(nid, "the same nonce id appears twice in one request batch")
-    seen.add(nid)
-    entries = split_commitment_list(suite, clist)
-    if len(entries) < kp.threshold:
-        raise InvalidInput(f"need commitments of at least {kp.threshold} signers")
-    if not {i for i, _ in entries} <= set(holder.directory):
-        raise InvalidInput("commitment list names a party outside the committee")
-    own = next((e for i, e in entries if i == kp.identifier), None)
-    if own is None or nonce_id(suite, key_id, own) != nid:
-        raise InvalidInput("own commitment missing or changed in the commitment list")
-    adjust, y = _adjusted(holder, key_id, kp, tap_tweak, hd_tweak)
-    ed = g.name == "ed25519"
-    es, ss = g.element_size, g.scalar_size
-    coms: list[SigningCommitments] = []
-    for i, e in entries:
-        if i == kp.identifier:
-            # this holder's own entry (it hashes to a nonce id); compared with the vault record after the take
-            coms.append(commitment_from_trusted_bytes(suite, e))
-            continue
-        try:
-            d_j = g.deserialize_element(e[ss : ss + es])
-            # Ed25519: E_j is validated by the multiplication below, before anything is consumed
-            e_j = EdPoint(e[ss + es :]) if ed else g.deserialize_element(e[ss + es :])
-        except ValueError as exc:
-            raise InvalidInput(f"commitment of party {i}: {exc}") from None
-        coms.append(SigningCommitments(i, d_j, e_j))
-    rho = compute_binding_factors(suite, y, coms, msg)  # hashes the list bytes (identity encodings refused)
-    peers = []
-    for c in coms:
-        if c.identifier == kp.identifier:
-            continue
-        try:
-            e_rho = _ed25519_mul_validating(c.binding.to_bytes(), rho[c.identifier]) if ed else \
-                c.binding * rho[c.identifier]
-        except ValueError as exc:
-            raise InvalidInput(f"commitment of party {c.identifier}: {exc}") from None
-        peers.append(c.hiding + e_rho)
-    return _Prepared(nid, msg, own, tuple(coms), rho, g.sum(peers), adjust, y)
-
-
-def sign(holder: "ShareHolder", key_id: str, requests: Sequence[Any], *, with_group_commitment: bool = False) -> list:
-    """Signature shares z_i, one per request, in order (with `with_group_commitment`: (z_i, SerializeElement(R))
-    pairs, R being the group commitment this signer computed; the coordinator uses it to skip recomputing R)."""
-    _require_holder(holder)
-    kp = key_package(holder, key_id)
-    if not isinstance(requests, (list, tuple)) or len(requests) > MAX_SIGN_BATCH:
-        raise InvalidInput(f"requests must be a list of at most {MAX_SIGN_BATCH}")
-    if not requests:
-        return []
-    kind = nonce_kind(key_id)
-    seen: set[bytes] = set()
-    prepared = [_parse_request(holder, key_id, kp, r, seen) for r in requests]
-    for p in prepared:  # cheap early refusals; take_many checks both again under its lock
-        if holder.ledger.contains(p.nid):
-            raise AlreadyConsumed(p.nid)
-        if not holder.store.exists(SecretVault.entry_name(kind, p.nid)):
-            raise SecretNotFound(f"no nonce with id {p.nid.hex()[:16]}..")
-    # --- point of no return: every nonce is consumed durably before any share is computed ---
-    ids = [p.nid for p in prepared]
-    deleter = getattr(holder, "_deleter", None)  # the holder's thread for unlinking spent files after answering
-    records = holder.vault.take_many(kind, ids, delete=deleter is None)
-    try:
-        return _shares(kp, key_id, prepared, records, with_group_commitment)
-    finally:
-        if deleter is not None:  # consumed files are unusable already; unlinking them is off the signing path
-            deleter.submit(holder.vault.delete_consumed, kind, ids)
 
 
 def _shares(kp: KeyPackage, key_id: str, prepared: list[_Prepared], records: list[bytes],

@@ -20,14 +20,16 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import InvalidInput, ProtocolAbort
+from ..errors import HolderNotReady, InvalidInput, ProtocolAbort
 from ..protocols.ecdsa.identify import IdentifyParty
 from ..protocols.ecdsa.presign import PresignInconsistent, PresignParty
+from .holder_state import HolderState, Session, check_sid
+from .sessions import StepResult
 
-if TYPE_CHECKING:  # holder.py imports this module lazily; no import cycle at run time
-    from .holder import BeginRequest, ShareHolder, StepResult, _Session
+if TYPE_CHECKING:
+    from .sessions import BeginRequest
 
 KEEP_S = 120.0  # long enough for the coordinator's identify session right after the presign batch
 MAX_KEPT = 64  # a presign batch is 8 sessions; a cheater can fail each of them
@@ -67,44 +69,77 @@ class KeptPresign:
 
 
 class NodeIdentify(IdentifyParty):
-    """`IdentifyParty` whose session wipe (holder._drop) also wipes the failed run it identifies."""
+    """`IdentifyParty` whose session wipe (`SessionTable.drop`) also wipes the failed run it identifies."""
 
     def wipe(self) -> None:
         self.p.wipe()
 
 
-def after_failure(holder: "ShareHolder", sid: bytes, session: "_Session", exc: BaseException) -> "StepResult | None":
-    """The step result that replaces a session's error, or None to let the error propagate: a presigning that
-    failed with PresignInconsistent is kept (PresignFailed); an identify session that named a culprit reports it."""
-    from .holder import StepResult
+class Identification:
+    """Runs "identify" sessions on `state` (holder or presign worker), and keeps failed presignings for them."""
 
-    if session.protocol == "presign" and isinstance(exc, PresignInconsistent) \
-            and isinstance(session.machine, PresignParty):
-        _keep(holder, sid, session)
-        return StepResult(sid, [], done=True, result=PresignFailed(exc.check))
-    if session.protocol == "identify" and isinstance(exc, ProtocolAbort):
-        holder._drop(sid)  # wipes the identified run
-        return StepResult(sid, [], done=True, result=IdentifyReport(exc.culprit, exc.check, exc.detail))
-    return None
+    PROTOCOLS = ("identify",)
 
+    def __init__(self, state: HolderState) -> None:
+        self.state = state
+        self._expiry: _Expiry | None = None  # its thread starts with the first kept run
 
-def _keep(holder: "ShareHolder", sid: bytes, session: "_Session") -> None:
-    kept = KeptPresign(session.machine)  # type: ignore[arg-type]
-    session.machine = kept  # type: ignore[assignment]  # still open under its sid: drop_sessions wipes it
-    older = [s for s, x in list(holder.sessions.items()) if isinstance(x.machine, KeptPresign) and s != sid]
-    for s in older[: max(0, len(older) + 1 - MAX_KEPT)]:
-        holder._drop(s)
-    expiry = holder.__dict__.get("_kept_expiry")
-    if expiry is None:
-        expiry = holder.__dict__.setdefault("_kept_expiry", _Expiry(holder))
-    expiry.add(sid, kept)
+    def after_failure(self, sid: bytes, session: Session, exc: BaseException) -> StepResult | None:
+        """The step result that replaces a session's error, or None to let the error propagate: a presigning that
+        failed with PresignInconsistent is kept (PresignFailed); an identify session that named a culprit reports
+        it."""
+        if session.protocol == "presign" and isinstance(exc, PresignInconsistent) \
+                and isinstance(session.machine, PresignParty):
+            self._keep(sid, session)
+            return StepResult(sid, [], done=True, result=PresignFailed(exc.check))
+        if session.protocol == "identify" and isinstance(exc, ProtocolAbort):
+            self.state.sessions.drop(sid)  # wipes the identified run
+            return StepResult(sid, [], done=True, result=IdentifyReport(exc.culprit, exc.check, exc.detail))
+        return None
+
+    def _keep(self, sid: bytes, session: Session) -> None:
+        sessions = self.state.sessions
+        kept = KeptPresign(session.machine)  # type: ignore[arg-type]
+        session.machine = kept  # type: ignore[assignment]  # still open under its sid: drop_sessions wipes it
+        older = [s for s, x in list(sessions.items()) if isinstance(x.machine, KeptPresign) and s != sid]
+        for s in older[: max(0, len(older) + 1 - MAX_KEPT)]:
+            sessions.drop(s)
+        if self._expiry is None:
+            self._expiry = _Expiry(self.expire)
+        self._expiry.add(sid, kept)
+
+    def expire(self, sid: bytes, kept: KeptPresign) -> None:
+        """Wipe the kept run `kept` of `sid`, unless it was taken or dropped (what the KEEP_S timer does)."""
+        session = self.state.sessions.get(sid)
+        if session is not None and session.machine is kept:
+            self.state.sessions.drop(sid)
+
+    def machine(self, req: BeginRequest) -> NodeIdentify:
+        """The identify session for the kept run ``req.params["presign_sid"]``, among exactly its signers."""
+        sessions = self.state.sessions
+        presign_sid = check_sid(req.params.get("presign_sid"))
+        # taken out first (atomic), so that the expiry timer cannot wipe it under the identify session
+        session = sessions.pop(presign_sid, None)
+        if session is None or not isinstance(session.machine, KeptPresign):
+            if session is not None:
+                sessions[presign_sid] = session  # a live session of that id: not ours to take
+            raise HolderNotReady("no failed presigning of that id is kept here (identified, expired or never failed)")
+        failed = session.machine.failed
+        if tuple(sorted(req.parties)) != failed.parties:
+            sessions[presign_sid] = session
+            raise InvalidInput("identification runs among the signers of the failed presigning")
+        return NodeIdentify(failed)  # now the identify session's: its end (result, error or drop) wipes it
+
+    def finish(self, session: Session) -> Any:
+        """Every peer's values were proven right (from this party's view the fault is its own)."""
+        return IdentifyReport(None)
 
 
 class _Expiry:
     """One thread per holder that wipes each kept run KEEP_S after it failed, unless it was taken or dropped."""
 
-    def __init__(self, holder: "ShareHolder") -> None:
-        self._holder, self._due, self._n = holder, [], itertools.count()
+    def __init__(self, expire: Callable[[bytes, KeptPresign], None]) -> None:
+        self._expire, self._due, self._n = expire, [], itertools.count()
         self._cv = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="kept-presign-expiry").start()
 
@@ -120,35 +155,6 @@ class _Expiry:
                     self._cv.wait(None if not self._due else self._due[0][0] - time.monotonic())
                 _, _, sid, kept = heapq.heappop(self._due)
             try:
-                _expire(self._holder, sid, kept)
+                self._expire(sid, kept)
             except Exception:  # noqa: BLE001 - the next runs must still expire; this one's session is gone anyway
                 pass
-
-
-def _expire(holder: "ShareHolder", sid: bytes, kept: KeptPresign) -> None:
-    session = holder.sessions.get(sid)
-    if session is not None and session.machine is kept:
-        holder._drop(sid)
-
-
-def identify_machine(holder: "ShareHolder", req: "BeginRequest") -> NodeIdentify:
-    """The identify session for the kept run ``req.params["presign_sid"]``, among exactly its signers."""
-    from .holder import HolderNotReady, check_sid
-
-    presign_sid = check_sid(req.params.get("presign_sid"))
-    # taken out first (atomic), so that the expiry timer cannot wipe it under the identify session
-    session = holder.sessions.pop(presign_sid, None)
-    if session is None or not isinstance(session.machine, KeptPresign):
-        if session is not None:
-            holder.sessions[presign_sid] = session  # a live session of that id: not ours to take
-        raise HolderNotReady("no failed presigning of that id is kept here (identified, expired or never failed)")
-    failed = session.machine.failed
-    if tuple(sorted(req.parties)) != failed.parties:
-        holder.sessions[presign_sid] = session
-        raise InvalidInput("identification runs among the signers of the failed presigning")
-    return NodeIdentify(failed)  # now the identify session's: its end (result, error or drop) wipes it
-
-
-def finish_identify(holder: "ShareHolder", session: "_Session") -> Any:
-    """Every peer's values were proven right (from this party's view the fault is its own)."""
-    return IdentifyReport(None)

@@ -7,26 +7,21 @@ threshold, parties, public shares, chain code; FROST: the public key package). N
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .holder_state import HolderState, ecdsa_key_entry, frost_key_entry
+from .lifecycle import KeyLifecycle
 
-from .frost_holder import key_entry_name
-from .lifecycle import public_view
-
-if TYPE_CHECKING:
-    from .holder import ShareHolder
-
-_ECDSA_PREFIX = "key-"
-_FROST_PREFIX = key_entry_name("")  # "frost-"
+_ECDSA_PREFIX = ecdsa_key_entry("")  # "key-"
+_FROST_PREFIX = frost_key_entry("")  # "frost-"
 
 
-def key_ids(holder: ShareHolder) -> list[str]:
+def key_ids(state: HolderState) -> list[str]:
     """Ids of the keys this holder has a share of (ECDSA and FROST), sorted."""
-    names = holder.store.names()
+    names = state.store.names()
     ids = {n[len(_ECDSA_PREFIX):] for n in names if n.startswith(_ECDSA_PREFIX)}
     ids |= {n[len(_FROST_PREFIX):] for n in names if n.startswith(_FROST_PREFIX)}
     return sorted(i for i in ids if i)
 
 
-def key_views(holder: ShareHolder) -> dict[str, dict]:
-    """{key id: {"scheme", "epoch", "public"}} for every key this holder holds (see `lifecycle.public_view`)."""
-    return {key_id: public_view(holder, key_id) for key_id in key_ids(holder)}
+def key_views(lifecycle: KeyLifecycle) -> dict[str, dict]:
+    """{key id: {"scheme", "epoch", "public"}} for every key this holder holds (see `KeyLifecycle.public_view`)."""
+    return {key_id: lifecycle.public_view(key_id) for key_id in key_ids(lifecycle.state)}

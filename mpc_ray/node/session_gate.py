@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import InvalidInput, Unauthorized
 from ..requests.grants import COMMIT_PROTOCOL, GRANTED_PROTOCOLS, GrantItem, check_grant, commit_item
+from .holder_state import HolderState, check_key_id, presig_kind
 
 if TYPE_CHECKING:
-    from .holder import BeginRequest, ShareHolder
+    from .sessions import BeginRequest
 
 # per key on each holder and worker: capacity (a burst) and refill per second
 PRESIGN_BUCKET = (2_048, 256.0)  # presigning sessions begun (a node makes a few per second)
@@ -52,10 +53,10 @@ class TokenBucket:
 
 
 class SessionGate:
-    """Owned by a `ShareHolder` (holder or worker). Thread-safe."""
+    """Part of a holder's (or worker's) authorization (node/authorized.py `Authorization`). Thread-safe."""
 
-    def __init__(self, holder: ShareHolder) -> None:
-        self.holder = holder
+    def __init__(self, state: HolderState) -> None:
+        self.state = state
         self._lock = threading.Lock()
         self._granted: OrderedDict[bytes, int] = OrderedDict()  # id -> expiry of the grant that admitted it
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
@@ -63,7 +64,7 @@ class SessionGate:
     # entry points ---------------------------------------------------------------------------------------------
     def admit_begin(self, requests: Sequence[BeginRequest], grant: Any, now: float | None = None) -> None:
         """Admit the sessions of a begin call that need the coordinator's grant (presign, aux, identify), or refuse
-        them all. Requests already shape-checked (holder.check_begin_request)."""
+        them all. Requests already shape-checked (sessions.check_begin_request)."""
         granted = [r for r in requests if r.protocol in GRANTED_PROTOCOLS]
         if not granted:
             return
@@ -72,8 +73,6 @@ class SessionGate:
         costs: dict[str, int] = {}
         for r in granted:
             if r.protocol == "presign":
-                from .holder import check_key_id
-
                 key_id = check_key_id(r.params.get("key_id"))
                 costs[key_id] = costs.get(key_id, 0) + 1
         self._verify(grant, wanted, now, f"{granted[0].protocol} sessions")
@@ -89,7 +88,7 @@ class SessionGate:
         with self._lock:
             self._prune(now)
             sid = next((i.sid for i in items if i.protocol == COMMIT_PROTOCOL and i.sid not in self._granted
-                        and commit_item(self.holder.party, key_id, count, i.sid).encode() == i.encode()), None)
+                        and commit_item(self.state.party, key_id, count, i.sid).encode() == i.encode()), None)
         if sid is None:
             raise Unauthorized("auth.not_coordinator", "the session grant does not cover this frost_commit (another "
                                                        "party, key or count), or it was used here before")
@@ -102,21 +101,21 @@ class SessionGate:
 
     # checks ----------------------------------------------------------------------------------------------------
     def _verify(self, grant: Any, wanted: list[GrantItem], now: float, what: str):
-        holder = self.holder
+        st = self.state
         try:
-            return check_grant(grant, holder.coordinator_key, wanted, now, what)
+            return check_grant(grant, st.coordinator_key, wanted, now, what)
         except Unauthorized:
-            if holder.role != "worker" or not holder.reload_coordinator_key():
+            if st.role != "worker" or not st.reload_coordinator_key():
                 raise
-            return check_grant(grant, holder.coordinator_key, wanted, now, what)  # the holder's key was replaced
+            return check_grant(grant, st.coordinator_key, wanted, now, what)  # the holder's key was replaced
 
     def _check_stored(self, key_id: str, n: int) -> None:
-        holder = self.holder
-        kind = f"presig-{key_id}"
-        if holder.role == "holder":
-            stored = holder.vault.count(kind)
+        st = self.state
+        kind = presig_kind(key_id)
+        if st.role == "holder":
+            stored = st.vault.count(kind)
         else:  # a worker has no ledger: files consumed but not yet unlinked count too (an upper bound)
-            stored = len(holder.store.names(kind + "."))
+            stored = len(st.store.names(kind + "."))
         if stored + n > MAX_STORED_PRESIGNATURES:
             raise InvalidInput(f"{MAX_STORED_PRESIGNATURES} presignatures of this key are stored on this node "
                                "already (MAX_STORED_PRESIGNATURES)")

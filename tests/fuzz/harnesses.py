@@ -1157,7 +1157,7 @@ def _open_backup(case: BackupCase) -> object:
 
     payload = open_backup(case.blob, PASSPHRASE)
     entries = {e.name: e.data for e in payload.entries}
-    _epochs(entries)  # what restore_backup reads from the entries before it compares anything
+    _epochs(entries)  # what HolderBackup.restore reads from the entries before it compares anything
     for name, data in entries.items():
         _admin_version(name, data)
     return payload

@@ -78,7 +78,7 @@ def test_a_policy_time_that_its_stored_form_cannot_keep_is_refused(token):
 def test_a_backup_whose_epoch_entry_is_not_an_epoch_record_is_a_backup_error(epoch):
     """backup: restore read `int(json(entry)["epoch"])` of every epoch-* entry of an opened backup and raised
     TypeError / KeyError / OverflowError on anything else. Now BackupError, before the holder is touched."""
-    from mpc_ray.node.backup import BackupError, BackupPayload, _Entry, restore_backup
+    from mpc_ray.node.backup import BackupError, BackupPayload, HolderBackup, _Entry
     from mpc_ray.protocols.wire import encode
     from tests.fuzz.harnesses import PASSPHRASE, _backup_world, _seal_backup
 
@@ -86,9 +86,9 @@ def test_a_backup_whose_epoch_entry_is_not_an_epoch_record_is_a_backup_error(epo
     entries = [e for e in world["payload"].entries if not e.name.startswith("epoch-")] + [_Entry("epoch-k1", epoch)]
     payload = BackupPayload(world["header"], 1, entries, [], [])
     blob = _seal_backup(world["header"], encode(payload))
-    holder = SimpleNamespace(role="holder", party=1)  # nothing of it is read before the entries are checked
+    state = SimpleNamespace(role="holder", party=1)  # nothing of it is read before the entries are checked
     with pytest.raises(BackupError, match="not an epoch record"):
-        restore_backup(holder, blob, PASSPHRASE)
+        HolderBackup(state, None).restore(blob, PASSPHRASE)
 
 
 def test_a_deeply_nested_gateway_answer_is_a_typed_error_not_a_dead_agent():

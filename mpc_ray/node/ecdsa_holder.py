@@ -1,0 +1,124 @@
+"""The holder side of CGGMP21 ECDSA sessions: aux info, key generation and presigning.
+
+Protocols "aux", "keygen" and "presign" (node/sessions.py's table). Aux info is set up once per committee, again
+only for members an admin quorum added; key generation needs an admin-quorum ``create_key`` approval; presigning
+(on the coordinator's grant, node/session_gate.py) runs with the key's current epoch's share and aux info and
+stores its presignature in the vault, unless the key moved to another epoch meanwhile (node/lifecycle.py).
+Signing with the stored presignatures is node/authorized.py's, on a principal's request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..crypto.params import level as as_level
+from ..errors import InvalidInput, StaleEpoch
+from ..protocols.base import RoundParty
+from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
+from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
+from ..protocols.ecdsa.presign import MessageAttestor, PresignParty
+from ..protocols.wire import encode
+from .holder_state import HolderState, Session, check_key_id, ecdsa_key_entry, presig_kind
+from .principals import RequestKind
+from .records import aux_to_bytes, key_from_bytes, key_to_bytes, presignature_to_bytes
+from .store import SecretVault
+
+if TYPE_CHECKING:
+    from .authorized import Authorization
+    from .sessions import BeginRequest
+
+ECDSA = "ecdsa-secp256k1"
+
+
+class EcdsaHolder:
+    """Runs "aux", "keygen" and "presign" sessions on `state` (holder or presign worker)."""
+
+    PROTOCOLS = ("aux", "keygen", "presign")
+
+    def __init__(self, state: HolderState, authorization: Authorization) -> None:
+        self.state = state
+        self._auth = authorization
+        self._seen_epoch: dict[str, int] = {}  # workers: the epoch their cached share is of
+        self._committee_aux = b""  # workers: digest of the committee aux info they hold
+
+    def machine(self, req: BeginRequest) -> RoundParty:
+        st = self.state
+        if req.protocol == "aux":
+            if st.keys.has_aux():  # set up once per committee; again only for members an admin quorum added
+                self._auth.check_approved(req.params.get("approval"), RequestKind.EXTEND_DIRECTORY,
+                                          lambda params: {m[0] for m in params["members"]} <= set(req.parties))
+            return AuxInfoParty(req.sid, st.party, req.parties, as_level(req.params.get("level", "128")),
+                                allow_test_keys=st.allow_test_keys)
+        if req.protocol == "keygen":
+            key_id, threshold = check_key_id(req.params.get("key_id")), req.params.get("threshold")
+            if type(threshold) is not int:
+                raise InvalidInput("threshold must be an integer")
+            self._auth.approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
+                "key_id": key_id, "scheme": ECDSA, "threshold": threshold, "parties": sorted(req.parties)})
+            if st.store.get(ecdsa_key_entry(key_id)) is not None:
+                raise InvalidInput("key id exists")
+            return KeygenParty(req.sid, st.party, req.parties, threshold)
+        key, aux = self.presign_inputs(req.params["key_id"])
+        return PresignParty(req.sid, key, aux, req.parties, attestor=self._attestor())
+
+    def finish(self, session: Session) -> Any:
+        st, out = self.state, session.machine.output
+        if session.protocol == "aux":
+            st.store.put("aux", aux_to_bytes(out))
+            st.keys.set_aux(out)
+            return {"parties": list(out.parties), "level": out.level.name}
+        if session.protocol == "keygen":
+            key_id = session.params["key_id"]
+            st.store.put(ecdsa_key_entry(key_id), key_to_bytes(out))
+            st.keys.set_key(key_id, out)
+            return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties),
+                    "chain_code": out.chain_code}
+        kind = presig_kind(session.params["key_id"])
+        with self.presignature_guard(session.params["key_id"], session.machine.key):
+            if st.role == "holder":
+                st.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
+            else:  # a fresh random id: never consumed, so no ledger check is needed
+                st.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
+        return encode(out.public)
+
+    def _attestor(self) -> MessageAttestor:
+        """Signs this party's MtA messages with its node identity and checks peers' against the directory, so that
+        identification can tell who sent what (protocols/ecdsa/presign.py)."""
+        st = self.state
+
+        def verify(party: int, data: bytes, signature: bytes) -> bool:
+            peer = st.directory.get(party)
+            return peer is not None and peer.verify(data, signature)
+
+        return MessageAttestor(st.identity.sign, verify)
+
+    # epochs (node/lifecycle.py switches them) ---------------------------------------------------------------
+    def presign_inputs(self, key_id: str) -> tuple[KeyShare, AuxInfo]:
+        """(share, aux info) of the key's current epoch. A presign worker re-reads both when the epoch moved (its
+        holder switched epochs in another process); the holder's own caches are updated by the lifecycle's commit."""
+        st = self.state
+        if st.role == "worker":
+            epoch = st.epoch(key_id)
+            if self._seen_epoch.get(key_id) != epoch:
+                st.keys.forget(key_id)
+                self._seen_epoch[key_id] = epoch
+            raw = st.store.get("aux")  # the committee's aux info is set up again when members join
+            stamp = hashlib.sha256(raw).digest() if raw is not None else b""
+            if self._committee_aux != stamp:
+                st.keys.forget_aux()
+                self._committee_aux = stamp
+        return st.keys.key(key_id), st.keys.key_aux(key_id)
+
+    @contextmanager
+    def presignature_guard(self, key_id: str, key: KeyShare) -> Iterator[None]:
+        """Around storing a presignature: refuses (StaleEpoch) one made with a share that is no longer the stored
+        one. Under the shared lock, so a commit (exclusive) either sees the presignature and destroys it, or comes
+        first."""
+        st = self.state
+        with st.lifecycle_lock(exclusive=False):
+            raw = st.store.get(ecdsa_key_entry(key_id))
+            if raw is None or key_from_bytes(raw).x != key.x:
+                raise StaleEpoch("the key moved to a new epoch while this presignature was made; it is discarded")
+            yield
