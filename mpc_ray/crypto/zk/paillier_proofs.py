@@ -26,6 +26,7 @@ from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
 from ..params import SecurityLevel, level as as_level
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..transcript import Transcript
+from .batch import PaillierBatch
 from .common import (
     RangeNonces,
     affine_equation,
@@ -156,9 +157,13 @@ def check_memberships(
 
 
 def check_equations(
-    name: str, st: Setup, e: int, z1: mpz, z_enc: mpz, z_rp: mpz, c: mpz, a: mpz, s: mpz, d: mpz
+    name: str, st: Setup, e: int, z1: mpz, z_enc: mpz, z_rp: mpz, c: mpz, a: mpz, s: mpz, d: mpz,
+    batch: PaillierBatch | None = None,
 ) -> None:
     """s^z1 t^z_rp = D S^e mod N-hat (the cheaper one, CRT when the verifier passed its secret), then
-    (1 + N0)^z1 z_enc^N0 = A C^e mod N0^2."""
+    (1 + N0)^z1 z_enc^N0 = A C^e mod N0^2, or into `batch` instead (crypto/zk/batch.py: the caller checks it)."""
     require(rp_equation(st.holder, z1, z_rp, d, s, e), f"{name}.equation_rp")
-    require(affine_equation(st.pk, None, 0, z1, z_enc, a, c, e), f"{name}.equation_enc")
+    if batch is not None:
+        batch.add(st.pk, None, 0, z1, z_enc, a, c, e)
+    else:
+        require(affine_equation(st.pk, None, 0, z1, z_enc, a, c, e), f"{name}.equation_enc")

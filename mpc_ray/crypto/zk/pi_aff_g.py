@@ -22,7 +22,8 @@ exponentiations mod N0^2 (C^alpha, r^N0), r_y^N1 by CRT, the four ring-Pedersen 
 tables of the verifier's s, t (`RingPedersenParams.fast_commit`, no powmod at all), and two 256-bit ones for w,
 w_y. Verifier (passing its own `RingPedersenSecret`, which sits on N0 in CGGMP21): the N0^2 equation by CRT, the
 N1^2 one with two full exponentiations (w_y^N1, Y^e: it does not know N1), the ring-Pedersen equations through
-`RingPedersenSecret.fast_commit`.
+`RingPedersenSecret.fast_commit`. Presigning hands both Paillier equations to a `batch.PaillierBatch` with the other
+proofs of the same message (one N1-th power for the Y-equations and pi_log*'s of a peer; crypto/zk/batch.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..params import SecurityLevel
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret, rp_commit  # noqa: F401  (rp_commit: see below)
 from ..secp256k1 import Point
 from ..transcript import Transcript
+from .batch import PaillierBatch
 from .common import (
     affine_equation,
     guarded,
@@ -188,8 +190,12 @@ def verify(
     Y: int,
     X: Point,
     level: SecurityLevel,
+    batch: PaillierBatch | None = None,
 ) -> None:
-    """Return None or raise ProofError("pi_aff_g.<check>"). Pass the own `RingPedersenSecret` for CRT speed."""
+    """Return None or raise ProofError("pi_aff_g.<check>"). Pass the own `RingPedersenSecret` for CRT speed.
+
+    With `batch`, the two Paillier equations (D and Y) go into it instead of being checked here: the caller must
+    then check `batch.holds()` and, if not, verify again without `batch` (see crypto/zk/batch.py)."""
     n = NAME
     # 1. types of every proof field
     require_fields(proof, Proof, n)
@@ -235,10 +241,13 @@ def verify(
     # z1 G = B_x + e X
     require(Point.base_mul(int(z1)) == proof.B_x + X * int(e), f"{n}.equation_X")
 
-    # C^z1 (1+N0)^z2 w^N0 = A D^e mod N0^2
-    require(affine_equation(key0, mpz(C), z1, z2, mpz(proof.w), proof.A, mpz(D), e), f"{n}.equation_D")
-    # (1+N1)^z2 w_y^N1 = B_y Y^e mod N1^2
-    require(affine_equation(pub1, None, 0, z2, mpz(proof.w_y), proof.B_y, mpz(Y), e), f"{n}.equation_Y")
+    # C^z1 (1+N0)^z2 w^N0 = A D^e mod N0^2,  (1+N1)^z2 w_y^N1 = B_y Y^e mod N1^2
+    if batch is not None:
+        batch.add(key0, C, z1, z2, proof.w, proof.A, D, e)
+        batch.add(pub1, None, 0, z2, proof.w_y, proof.B_y, Y, e)
+    else:
+        require(affine_equation(key0, mpz(C), z1, z2, mpz(proof.w), proof.A, mpz(D), e), f"{n}.equation_D")
+        require(affine_equation(pub1, None, 0, z2, mpz(proof.w_y), proof.B_y, mpz(Y), e), f"{n}.equation_Y")
 
     # s^z1 t^z3 = E S^e,  s^z2 t^z4 = F T^e  mod N^
     require(rp_equation(verifier_rp, z1, z3, proof.E, proof.S, e), f"{n}.equation_rp_E")

@@ -25,6 +25,7 @@ from ..params import SecurityLevel
 from ..secp256k1 import Point
 from ..transcript import Transcript
 from . import paillier_proofs as pp
+from .batch import PaillierBatch
 from .common import (
     check_types,
     is_int,
@@ -103,8 +104,12 @@ def verify(
     X: Point,
     base: Point,
     level: SecurityLevel,
+    batch: PaillierBatch | None = None,
 ) -> None:
-    """Return None or raise ProofError naming the failed check. Pass the own `RingPedersenSecret` for CRT speed."""
+    """Return None or raise ProofError naming the failed check. Pass the own `RingPedersenSecret` for CRT speed.
+
+    With `batch`, the Paillier equation goes into it instead of being checked here: the caller must then check
+    `batch.holds()` and, if not, verify again without `batch` (see crypto/zk/batch.py)."""
     st = pp.setup(NAME, prover_pk, verifier_rp, level)
     require_proof_type(proof, Proof, NAME)
     check_types(NAME, {"C": C, "S": proof.S, "A": proof.A, "D": proof.D,
@@ -123,4 +128,4 @@ def verify(
     e = _challenge(transcript, st, C_, X, base, S, A, proof.Y, D)
     # cheapest first: two curve multiplications, then ring-Pedersen (CRT if ours), then the N0-th power
     require(base * int(z1) == proof.Y + X * e, f"{NAME}.equation_point")
-    pp.check_equations(NAME, st, e, z1, mpz(proof.z2), mpz(proof.z3), C_, A, S, D)
+    pp.check_equations(NAME, st, e, z1, mpz(proof.z2), mpz(proof.z3), C_, A, S, D, batch)

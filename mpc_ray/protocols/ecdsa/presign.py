@@ -7,7 +7,8 @@ Shamir shares become additive shares w_i = lambda_i x_i over S. For party i:
    D_{j,i} = K_j^gamma_i Enc_j(y), F_{j,i} = Enc_i(y) and D-hat/F-hat with w_i, each with a pi_aff_g, and a
    pi_log_star that Gamma_i matches G_i. Broadcast Gamma_i and an echo of round 1. The sender signs each pair's
    four ciphertexts (`MessageAttestor`, `mta_message`): evidence identification shows to third parties.
-3. Verify everything, the signatures too, and that each decrypted alpha, alpha-hat lies in +-2^(ell'+1) (what an
+3. Verify everything, the signatures too (each peer's five Paillier equations batched per modulus, with the per-proof
+   checks as fallback: crypto/zk/batch.py), and that each decrypted alpha, alpha-hat lies in +-2^(ell'+1) (what an
    honest sender produces; identification's plaintext bound depends on it, see crypto/zk/pi_dec.py);
    Gamma = sum Gamma_j; Delta_i = k_i Gamma; delta_i = k_i gamma_i + sum (alpha - y);
    chi_i = w_i k_i + sum (alpha-hat - y-hat); S_i = chi_i Gamma. Broadcast delta_i, Delta_i, S_i and an echo of
@@ -30,7 +31,8 @@ from ...crypto.secp256k1 import Q, Point, random_scalar, sum_points
 from ...crypto.transcript import Transcript
 from ...crypto.vss import lagrange_coefficient
 from ...crypto.zk import pi_aff_g, pi_enc, pi_log_star
-from ...errors import InvalidInput
+from ...crypto.zk.batch import PaillierBatch
+from ...errors import InvalidInput, ProofError
 from ...errors import PresignatureUsed, PresignInconsistent  # noqa: F401  (old import path)
 from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, proof_transcript, same_bytes
@@ -272,9 +274,42 @@ class PresignParty(RoundParty):
         return Outbox(broadcast=Round2(self._Gamma_i, self._echo1), direct=direct)
 
     # round 3 ------------------------------------------------------------------------------------------
+    def _verify_round2_proofs(self, j: int, b: Round2, d: Round2Direct) -> None:
+        """Peer j's pi_aff_g (gamma), pi_aff_g (x) and pi_log* (gamma), with their five Paillier equations batched
+        per modulus: the two Y-equations and pi_log*'s under N_j become one N_j-th power, the two D-equations under
+        the own N one by CRT (soundness: crypto/zk/batch.py). If anything fails, the proofs are verified again one
+        by one in this order, so the abort names the check it named before batching."""
+        own_pk, own_rp, pk_j = self.aux.paillier.public, self.aux.rp(self.party), self.aux.paillier_pk(j)
+
+        def verify_all(batch: PaillierBatch | None) -> None:
+            pi_aff_g.verify(
+                self._tr("pi_aff_g/gamma", j, self.party), d.psi,
+                pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D, Y=d.F, X=b.Gamma, level=self.level,
+                batch=batch,
+            )
+            pi_aff_g.verify(
+                self._tr("pi_aff_g/x", j, self.party), d.psi_hat,
+                pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D_hat, Y=d.F_hat, X=self._W[j],
+                level=self.level, batch=batch,
+            )
+            pi_log_star.verify(
+                self._tr("pi_log_star/gamma", j, self.party), d.psi_log,
+                prover_pk=pk_j, verifier_rp=own_rp, C=self._r1[j].G, X=b.Gamma, base=Point.generator(),
+                level=self.level, batch=batch,
+            )
+
+        batch = PaillierBatch()
+        try:
+            verify_all(batch)
+            if batch.holds():
+                return
+        except ProofError:
+            pass
+        verify_all(None)  # raises the first failed check, as without the batch
+
     def round3(self, inbox: dict[int, Inbound]) -> Outbox:
         sk = self.aux.paillier
-        own_pk, own_rp = sk.public, self.aux.rp(self.party)
+        own_pk = sk.public
         gammas = {self.party: self._Gamma_i}
         self._received: dict[int, Round2Direct] = {}
         delta = self._k * self._gamma
@@ -294,20 +329,7 @@ class PresignParty(RoundParty):
                                         d.signature):
                 raise self.abort(j, "mta_signature", "MtA ciphertexts not signed by their sender")
             with self.blame(j):
-                pi_aff_g.verify(
-                    self._tr("pi_aff_g/gamma", j, self.party), d.psi,
-                    pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D, Y=d.F, X=b.Gamma, level=self.level,
-                )
-                pi_aff_g.verify(
-                    self._tr("pi_aff_g/x", j, self.party), d.psi_hat,
-                    pk0=own_pk, pk1=pk_j, verifier_rp=own_rp, C=self._K, D=d.D_hat, Y=d.F_hat, X=self._W[j],
-                    level=self.level,
-                )
-                pi_log_star.verify(
-                    self._tr("pi_log_star/gamma", j, self.party), d.psi_log,
-                    prover_pk=pk_j, verifier_rp=own_rp, C=self._r1[j].G, X=b.Gamma, base=Point.generator(),
-                    level=self.level,
-                )
+                self._verify_round2_proofs(j, b, d)
             alpha = sk.decrypt(d.D)
             alpha_hat = sk.decrypt(d.D_hat)
             # pi_aff_g allows ~2^(ell'+eps); an honest sender stays within 2^(ell'+1). Identification's pi_dec bound
