@@ -1,7 +1,7 @@
 """What operator authorization costs: one-hop `sign` latency and `sign_many` throughput on the embedded 2-of-3
 cluster, and a holder's per-signature work in process against the Ed25519 verify it needs.
 
-    python benchmarks/bench_authz.py ray [--n 150] [--batch 256]
+    python benchmarks/bench_authz.py ray [--n 150] [--batch 256] [--isolation actor|process]
     python benchmarks/bench_authz.py holder [--n 300]
 
 Both modes use only the public API (`mpc.sign`, `mpc.sign_many`) or detect the holder's API, so the same script
@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cpu_model, pct  # noqa: E402
 
 
-def bench_ray(n: int, batch: int) -> dict:
+def bench_ray(n: int, batch: int, isolation: str | None = None) -> dict:
     import mpc_ray
 
     # pools deep enough that neither phase takes one below low water: no presigning runs while a phase is timed
     depth = max(2 * n, batch + 24)
+    extra = {} if isolation is None else {"isolation": isolation}  # older trees have no isolation argument
     with mpc_ray.local_cluster(parties=3, threshold=2, security="112", kdf="min", pool_depth=depth,
-                               pool_low_water=4, workers_per_node=1) as mpc:
+                               pool_low_water=4, workers_per_node=1, **extra) as mpc:
         key = mpc.create_key("ecdsa-secp256k1")
         mpc.wait_for_pools(key.key_id, depth, timeout=3600)
         for i in range(3):  # first calls pay imports and the lease fetch
@@ -163,8 +164,12 @@ def main() -> None:
     ap.add_argument("mode", choices=("ray", "holder"))
     ap.add_argument("--n", type=int, default=150)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--isolation", choices=("actor", "process"),
+                    help="ray mode: the holders in their actors or in vault processes behind proxies")
     args = ap.parse_args()
-    out = bench_ray(args.n, args.batch) if args.mode == "ray" else bench_holder(args.n)
+    out = bench_ray(args.n, args.batch, args.isolation) if args.mode == "ray" else bench_holder(args.n)
+    if args.isolation:
+        out["isolation"] = args.isolation
     import mpc_ray
 
     out.update(mode=args.mode, tree=str(Path(mpc_ray.__file__).parent.parent), cpu=cpu_model(),
