@@ -115,6 +115,10 @@ class StaleEpoch(MpcError):
     """A presignature or result of an epoch that is no longer the key's current one: refused, never stored."""
 
 
+class ProtocolMismatch(InvalidInput):
+    """A presignature, session or result of one ECDSA protocol (CGGMP21, DKLs23) offered for a key of the other."""
+
+
 class PolicyConfigError(InvalidInput):
     """A policy that cannot be enforced as written (its promise cannot hold, or it contradicts itself)."""
 

@@ -25,6 +25,8 @@ class KeyInfo(BaseModel):
     # BIP32 chain code made jointly at key generation (public; with public_key it is the key's xpub). b"" for
     # Ed25519 keys and keys made before HD support. Derive children with `mpc.derive(key_id, "m/0/7")`.
     chain_code: bytes = b""
+    # ECDSA: the threshold protocol it signs with, "cggmp21" or "dkls23" (chosen at creation); "" for FROST keys
+    protocol: str = ""
 
 
 class ChildKeyInfo(BaseModel):
@@ -124,13 +126,15 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True)
 class KeyStatus(_ReadsLikeADict):
     """One key as the coordinator reports it. `public_key` is hex (ECDSA: the 33-byte compressed point; FROST: the
-    group's public key). `parties` (how many hold it) and `members` (which) are reported for ECDSA keys only."""
+    group's public key). `parties` (how many hold it), `members` (which) and `protocol` are reported for ECDSA keys
+    only."""
 
     scheme: Scheme
     threshold: int
     public_key: str
     parties: int | None = None
     members: list[int] | None = None
+    protocol: str | None = None  # ECDSA keys: "cggmp21" or "dkls23"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> KeyStatus:

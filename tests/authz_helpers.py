@@ -42,13 +42,16 @@ class TestPrincipals:
         return holder.frost_commit(key_id, count, grant)
 
     def keygen_params(self, key_id: str, threshold: int, parties: Sequence[int],
-                      scheme: str = "ecdsa-secp256k1") -> dict:
-        """BeginRequest params of a "keygen" (or, with a FROST scheme, "frost-dkg") session, with its approval."""
+                      scheme: str = "ecdsa-secp256k1", protocol: str = "cggmp21") -> dict:
+        """BeginRequest params of a "keygen" (or, with a FROST scheme, "frost-dkg") session, with its approval; an
+        ECDSA key for DKLs23 with ``protocol="dkls23"`` (the approval names it)."""
         params = {"key_id": key_id, "threshold": threshold}
         if scheme != "ecdsa-secp256k1":
             params["scheme"] = scheme
+        extra = {"protocol": protocol} if protocol != "cggmp21" else {}
+        params.update(extra)
         params["approval"] = self.approval(RequestKind.CREATE_KEY, key_id=key_id, scheme=scheme,
-                                           threshold=threshold, parties=sorted(parties))
+                                           threshold=threshold, parties=sorted(parties), **extra)
         return params
 
     def approval(self, kind: RequestKind, **params):

@@ -21,6 +21,7 @@ from mpc_ray.node.actor import ENTRY_POINTS
 from mpc_ray.node.envelope import SealedEnvelope
 from mpc_ray.node.holder import BeginRequest, ShareHolder, StepResult
 from mpc_ray.node.identify import IdentifyReport, PresignFailed
+from mpc_ray.protocols.dkls23.sign import OnlineShare
 from mpc_ray.node.identity import NodeIdentityPublic
 from mpc_ray.node.principals import RequestKind
 from mpc_ray.requests.grants import GrantItem, SessionGrant
@@ -52,6 +53,7 @@ objects = st.one_of(
     st.builds(SessionGrant, st.lists(grant_items, max_size=3).map(tuple), st.integers(0, 2**40), st.binary(max_size=64)),
     st.builds(IdentifyReport, st.one_of(st.none(), st.integers(1, 9)), st.text(max_size=10), st.text(max_size=10)),
     st.builds(PresignFailed, st.text(max_size=10)),
+    st.builds(OnlineShare, st.integers(0, 2**256), st.integers(0, 2**256)),  # a DKLs23 key's online answer
     st.sampled_from(IDENTITIES),
     st.sampled_from(REQUESTS),
     st.builds(PolicyDenied, st.text(max_size=10), st.text(max_size=10)),
@@ -99,7 +101,7 @@ def test_every_value_round_trips_with_its_types(value):
 def test_every_registered_type_and_error_is_covered():
     """The strategies above build each registered type; a type added to the registry must be added there too."""
     assert set(vc.TYPES) == {"BeginRequest", "StepResult", "SealedEnvelope", "NodeIdentityPublic", "GrantItem",
-                             "SessionGrant", "IdentifyReport", "PresignFailed", "SignedRequest"}
+                             "SessionGrant", "IdentifyReport", "PresignFailed", "SignedRequest", "OnlineShare"}
     for name, cls in vc.ERRORS.items():  # each error of mpc_ray.errors crosses as itself
         exc = cls(*_error_args(cls))
         back = vc.unpack(vc.pack([exc]), allow_errors=True)[0]

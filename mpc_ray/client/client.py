@@ -40,10 +40,12 @@ class MpcClient:
         return list(get(self._coordinator.status.remote())["parties"])
 
     def create_key(self, scheme: Scheme | str = Scheme.ECDSA_SECP256K1, *, threshold: int | None = None,
-                   key_id: str | None = None) -> KeyInfo:
+                   key_id: str | None = None, protocol: str | None = None) -> KeyInfo:
         """A new key shared among the whole committee, approved by this client's admins (every holder checks the
         approval names this key, scheme, threshold and committee). With dev credentials (`local_cluster`), the key
-        also gets a permissive operator policy so that `sign` works at once."""
+        also gets a permissive operator policy so that `sign` works at once. ECDSA: `protocol` "cggmp21" (default:
+        identifiable abort, Paillier aux info) or "dkls23" (OT-based, no aux info, faster presigning;
+        protocols/ecdsa_protocols.py), fixed for the key's life and named in the approval."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
         scheme = Scheme(scheme).value  # the plain string travels (signed approval, holders' records)
@@ -54,9 +56,12 @@ class MpcClient:
         if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= len(committee):
             raise InvalidInput(f"threshold must be between 1 and {len(committee)} (the committee's size), "
                                f"not {threshold!r}")
-        approval = creds.admin_request(RequestKind.CREATE_KEY, {"key_id": key_id, "scheme": scheme,
-                                                                "threshold": threshold, "parties": committee})
-        info = get(self._coordinator.create_key.remote(key_id, scheme, threshold, approval))
+        params = {"key_id": key_id, "scheme": scheme, "threshold": threshold, "parties": committee}
+        if protocol is not None and protocol != "cggmp21":  # a CGGMP21 approval names no protocol
+            params["protocol"] = protocol
+        approval = creds.admin_request(RequestKind.CREATE_KEY, params)
+        extra = () if protocol is None else (protocol,)
+        info = get(self._coordinator.create_key.remote(key_id, scheme, threshold, approval, *extra))
         if creds.operator_policy and creds.operator is not None:
             self.set_policy(creds.operator_policy_request(key_id))
         return KeyInfo(**info)

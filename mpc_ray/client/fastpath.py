@@ -27,7 +27,7 @@ import ray
 from ..crypto.secp256k1 import Point
 from ..errors import MpcError, PolicyDenied
 from ..protocols.ecdsa.presign import PresignaturePublic
-from ..protocols.ecdsa.sign import combine, rerandomize_for
+from ..protocols.ecdsa_protocols import CGGMP21, ecdsa_protocol, protocol_of
 from ..protocols.wire import decode
 from .raycall import gather, typed_error
 
@@ -68,7 +68,8 @@ class PresignatureLeases:
                 return
             self._namespace = got["namespace"]
             self._public_keys[key_id] = Point.from_bytes(got["public_key"])
-            self._leases.setdefault(key_id, deque()).extend(decode(p, PresignaturePublic) for p in got["presignatures"])
+            public_type = ecdsa_protocol(got.get("protocol", CGGMP21.name)).public_type  # CGGMP21 or DKLs23
+            self._leases.setdefault(key_id, deque()).extend(decode(p, public_type) for p in got["presignatures"])
 
     def _maybe_refill(self, key_id: str) -> None:
         """Call with the lock held: start a background fetch when the queue runs low."""
@@ -138,8 +139,9 @@ class PresignatureLeases:
             self._mark_unresponsive(pub, refs)
             return None
         try:
-            child = rerandomize_for(pub, public_key, 0, digest)  # the holders re-randomise the master key too
-            sig = combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)}, child)
+            proto = protocol_of(pub)  # CGGMP21's sigma_i or DKLs23's online shares
+            child = proto.rerandomize_for(pub, public_key, 0, digest)  # the holders re-randomise the master key too
+            sig = proto.combine(pub, public_key, digest, {p: a[0] for p, a in zip(pub.signers, answers)}, child)
         except (MpcError, TypeError, IndexError):
             return None  # the coordinator path signs instead, and names and excludes a bad party
         return sig.to_bytes(), sig.recovery_id

@@ -24,8 +24,8 @@ from ..deploy import COORDINATOR_NAME, HOLDER_NAME, WORKER_NAME  # noqa: F401  (
 from ..errors import InvalidInput, ProtocolAbort, QuorumUnavailable
 from ..node.actor_runtime import in_ray_actor, settle_gc_for_latency
 from ..node.holder import check_key_id
-from ..protocols.ecdsa.presign import PresignaturePublic
-from ..protocols.ecdsa.sign import combine, digest_to_int, rerandomize_for
+from ..protocols.ecdsa.sign import digest_to_int
+from ..protocols.ecdsa_protocols import CGGMP21, ecdsa_protocol, protocol_of
 from ..protocols.wire import decode, encode
 from ..requests import SignedRequest, decode_raw_batch
 from ..requests.grants import GrantSigner
@@ -70,6 +70,7 @@ class _Key:
     threshold: int
     parties: list[int]
     chain_code: bytes = b""  # BIP32 chain code the holders made at key generation (public)
+    protocol: str = CGGMP21.name  # its threshold-ECDSA protocol (protocols/ecdsa_protocols.py), fixed at creation
 
 
 class Coordinator:
@@ -78,7 +79,8 @@ class Coordinator:
         self.namespace = namespace
         self.grants = GrantSigner(config.coordinator_seed) if config.coordinator_seed else GrantSigner.generate()
         self.keys: dict[str, _Key] = {}
-        self.pools: dict[tuple[str, tuple[int, ...]], deque[PresignaturePublic]] = {}
+        # public parts of pooled presignatures (CGGMP21's or DKLs23's PresignaturePublic, as the key's protocol)
+        self.pools: dict[tuple[str, tuple[int, ...]], deque[Any]] = {}
         self.lock = threading.RLock()
         self.down_until: dict[int, float] = {}  # holders that did not answer: skipped for signing
         self.workers_down_until: dict[int, float] = {}  # presign workers that did not answer: skipped for refills
@@ -196,10 +198,15 @@ class Coordinator:
 
     # keys ---------------------------------------------------------------------------------------------
     @tm.traced_request("keygen")
-    def create_key(self, key_id: str, scheme: str, threshold: int, approval: SignedRequest | None = None) -> dict:
+    def create_key(self, key_id: str, scheme: str, threshold: int, approval: SignedRequest | None = None,
+                   protocol: str | None = None) -> dict:
         """A new key among the whole committee. `approval`: the admin-quorum ``create_key`` request naming it, which
-        every holder checks before it takes part."""
+        every holder checks before it takes part. ECDSA: `protocol` "cggmp21" (default) or "dkls23"
+        (protocols/ecdsa_protocols.py): the same key generation, then, for DKLs23, its pairwise setup."""
         check_key_id(key_id)
+        if protocol is not None and scheme != "ecdsa-secp256k1":
+            raise InvalidInput("a protocol is chosen for ECDSA keys only")
+        proto = ecdsa_protocol(CGGMP21.name if protocol is None else protocol)
         if scheme in FROST_SCHEMES or key_id in self.frost.keys:  # FROST hook
             return self.frost.create_key(key_id, scheme, threshold, approval)
         if scheme != "ecdsa-secp256k1":
@@ -210,8 +217,10 @@ class Coordinator:
             if key_id in self.keys:
                 raise InvalidInput(f"key {key_id!r} exists")
         parties = self.cfg.parties
-        out = run_sessions(self.holders(parties), SessionSpec("keygen", parties, {"key_id": key_id, "threshold": threshold,
-                                                                      "approval": approval}),
+        params = {"key_id": key_id, "threshold": threshold, "approval": approval}
+        if proto is not CGGMP21:  # CGGMP21 keys are made as before (their approval names no protocol)
+            params["protocol"] = proto.name
+        out = run_sessions(self.holders(parties), SessionSpec("keygen", parties, params),
                            timeout=self.cfg.round_timeout_s)
         results = next(iter(out.values()))
         pks = {r["public_key"] for r in results.values()}
@@ -220,12 +229,23 @@ class Coordinator:
         ccs = {r.get("chain_code", b"") for r in results.values()}  # HD hook
         if len(ccs) != 1:
             raise ProtocolAbort(parties[0], "keygen.chain_code_disagreement")
-        key = _Key(key_id, scheme, Point.from_bytes(pks.pop()), threshold, list(parties), ccs.pop())
+        key = _Key(key_id, scheme, Point.from_bytes(pks.pop()), threshold, list(parties), ccs.pop(), proto.name)
+        if proto.setup_session is not None:  # DKLs23: the pairwise OT setup, once per key and epoch
+            self.setup_protocol(key)
         with self.lock:
             self.keys[key_id] = key
         self._start_refill()
         return {"key_id": key_id, "scheme": scheme, "public_key": key.public_key.to_bytes(),
-                "threshold": threshold, "parties": len(parties), "chain_code": key.chain_code}
+                "threshold": threshold, "parties": len(parties), "chain_code": key.chain_code,
+                "protocol": proto.name}
+
+    def setup_protocol(self, key: _Key) -> None:
+        """The key's protocol setup among its whole committee (DKLs23: base OTs, OT-extension setups, zero-sharing
+        seeds), for its current epoch; nothing for CGGMP21."""
+        name = ecdsa_protocol(key.protocol).setup_session
+        if name is not None:
+            run_sessions(self.holders(key.parties), SessionSpec(name, list(key.parties), {"key_id": key.key_id}),
+                         timeout=self.cfg.round_timeout_s, grants=self.grants)
 
     def signer_sets(self, key: _Key) -> list[tuple[int, ...]]:
         # a disputed pair holds a cheater (coordinator/identify.py): never again in one set, until readmit
@@ -235,7 +255,12 @@ class Coordinator:
     # presignature pools -------------------------------------------------------------------------------
     def presign(self, key_id: str, signers: tuple[int, ...], count: int, worker: int | None = 0) -> int:
         """Run `count` presignatures among `signers` and add them to the pool; returns how many were added."""
-        spec = SessionSpec("presign", list(signers), {"key_id": key_id})
+        with self.lock:
+            key = self.keys.get(key_id)
+        proto = ecdsa_protocol(key.protocol if key is not None else CGGMP21.name)
+        if not proto.presign_workers:
+            worker = None  # DKLs23: the holders presign (their ledger keeps the OT extension ids)
+        spec = SessionSpec(proto.presign_session, list(signers), {"key_id": key_id})
         use_workers = worker is not None and self.cfg.workers_per_node > 0
         from .identify import BroadcastLog, settle_presign  # identification hook: coordinator/identify.py
         relayed = BroadcastLog()
@@ -253,13 +278,13 @@ class Coordinator:
             self._exclude(exc)
             raise
         # identification hook: sessions that failed their sums are judged (the culprit excluded), the rest kept
-        out, abort = settle_presign(self, key_id, signers, worker, out, relayed)
+        out, abort = settle_presign(self, key_id, signers, worker, out, relayed) if proto.identifies else (out, None)
         added = []
         for results in out.values():
             blobs = set(results.values())
             if len(blobs) != 1:
                 continue  # holders disagree on the public part: never use it
-            added.append(decode(blobs.pop(), PresignaturePublic))
+            added.append(decode(blobs.pop(), proto.public_type))
         with self.lock:
             self.pools.setdefault((key_id, tuple(signers)), deque()).extend(added)
             tm.record_pool(key_id, signers, len(self.pools[(key_id, tuple(signers))]))  # ops hook
@@ -362,7 +387,7 @@ class Coordinator:
             except UNAVAILABLE:
                 pass
 
-    def _take_presignatures(self, key: _Key, count: int) -> tuple[tuple[int, ...], list[PresignaturePublic]]:
+    def _take_presignatures(self, key: _Key, count: int) -> tuple[tuple[int, ...], list[Any]]:
         """Pop up to `count` presignatures from the fullest pool whose members are all available."""
         deadline = time.monotonic() + self.cfg.quorum_wait_s
         while not any(all(self._available(p) for p in s) for s in self.signer_sets(key)):
@@ -403,13 +428,13 @@ class Coordinator:
                 raise InvalidInput(f"unknown key {key_id!r}")
             options = [(len(self.pools.get((key_id, s), ())), s) for s in self.signer_sets(key)
                        if all(self._available(p) for p in s)]
-            taken: list[PresignaturePublic] = []
+            taken: list[Any] = []
             if options:
                 depth, signers = max(options)
                 n = min(max(1, int(count)), 64, depth // 2)
                 pool = self.pools[(key_id, signers)] if n > 0 else None
                 taken = [pool.popleft() for _ in range(n)] if pool is not None else []
-        return {"namespace": self.namespace, "public_key": key.public_key.to_bytes(),
+        return {"namespace": self.namespace, "public_key": key.public_key.to_bytes(), "protocol": key.protocol,
                 "presignatures": [encode(p) for p in taken]}
 
     def derive(self, key_id: str, path: str) -> dict:
@@ -473,8 +498,10 @@ class Coordinator:
                 per_party = {p: partials[p][n] for p in signers}
                 try:
                     # always re-randomised, the master key too (tweak 0): the holders derive the same rho
-                    child = rerandomize_for(presigs[n], key.public_key, 0 if tweak is None else tweak, digests[idx])
-                    sig = combine(presigs[n], key.public_key, digests[idx], per_party, child)
+                    proto = protocol_of(presigs[n])  # CGGMP21's sigma_i or DKLs23's online shares
+                    child = proto.rerandomize_for(presigs[n], key.public_key, 0 if tweak is None else tweak,
+                                                  digests[idx])
+                    sig = proto.combine(presigs[n], key.public_key, digests[idx], per_party, child)
                 except ProtocolAbort as exc:
                     self._exclude(exc)
                     continue
@@ -592,7 +619,8 @@ class Coordinator:
             "parties": self.cfg.parties,
             "threshold": self.cfg.threshold,
             "keys": {**{k: {"threshold": v.threshold, "public_key": v.public_key.to_bytes().hex(),
-                            "parties": len(v.parties), "members": list(v.parties)}  # lifecycle hook: its committee
+                            "parties": len(v.parties), "members": list(v.parties),  # lifecycle hook: its committee
+                            "protocol": v.protocol}
                         for k, v in self.keys.items()},
                      **self.frost.key_status()},  # FROST hook
             "pools": self.pool_depths(),

@@ -22,6 +22,7 @@ The coordinator pauses the key meanwhile (no signing, no refills for it), emptie
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .coordinator import Coordinator
 
 ECDSA = "ecdsa-secp256k1"
+log = logging.getLogger(__name__)
 
 RunSession = Callable[[SessionSpec], Mapping[int, Any]]  # {party: result} of one session
 CallHolder = Callable[..., Any]  # call(party, method, *args) -> result
@@ -219,6 +221,11 @@ def _resume(c: "Coordinator", kind: str, key: Any, result: LifecycleResult | Non
         _drop_pools(c, key.key_id)  # a refill that raced the commit may have added old-epoch entries
         if kind == "ecdsa":
             key = replace(key, threshold=result.threshold, parties=list(result.parties))
+            try:  # DKLs23: a new pairwise setup for the new epoch (the holders refuse the old one from now on)
+                c.setup_protocol(key)
+            except Exception as exc:  # noqa: BLE001 - the key is still resumed; its refills wait for a setup
+                log.warning("key %s: protocol setup after the epoch switch failed: %s", key.key_id,
+                            type(exc).__name__)
         else:
             pub = public_package_from_bytes(result.public)
             key = replace(key, public_package=pub, threshold=result.threshold, parties=list(result.parties))

@@ -19,7 +19,7 @@ from .. import telemetry as tm
 from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..intents import intent_from_request
 from ..node.authorized import MAX_BATCH
-from ..protocols.ecdsa.sign import combine, rerandomize_for
+from ..protocols.ecdsa_protocols import protocol_of
 from ..requests import NOT_REFUSALS, SignedRequest
 from ..types import Signature
 
@@ -135,8 +135,9 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
             if key is None:
                 raise InvalidInput("an HD request needs the key record to combine")
             tweak = ecdsa_tweak(key, request.derivation_path)[1]
-        child = rerandomize_for(presig, public_key, tweak, d)
-        return combine(presig, public_key, d, partials, child)
+        proto = protocol_of(presig)  # CGGMP21 (sigma_i) or DKLs23 (online shares): the presignature says which
+        child = proto.rerandomize_for(presig, public_key, tweak, d)
+        return proto.combine(presig, public_key, d, partials, child)
 
     claimed = digest if isinstance(digest, bytes) and len(digest) == 32 else agreed
     if claimed is not None:

@@ -20,6 +20,7 @@ from ..crypto.frost_suites import get_suite
 from ..errors import InvalidInput
 from ..node.frost_records import public_package_from_bytes
 from ..node.lifecycle import ecdsa_public_from_bytes
+from ..protocols.ecdsa_protocols import ecdsa_protocol
 from ..protocols.frost import public_key_bytes
 from .sessions import UNAVAILABLE
 
@@ -66,21 +67,22 @@ def adopt_keys(c: Coordinator, views: dict[int, dict[str, Any]]) -> list[str]:
                 continue
         try:
             top = max(int(v["epoch"]) for v in reports.values())
-            current = {p: (v["scheme"], bytes(v["public"])) for p, v in reports.items()
-                       if int(v["epoch"]) == top and v.get("public")}
+            # ECDSA views name the key's protocol (node/lifecycle.py `public_view`); older holders: CGGMP21
+            current = {p: (v["scheme"], bytes(v["public"]), str(v.get("protocol") or "cggmp21"))
+                       for p, v in reports.items() if int(v["epoch"]) == top and v.get("public")}
         except (KeyError, TypeError, ValueError):
             log.warning("key %s: a holder sent a malformed view; not adopted", key_id)
             continue
-        candidates: dict[tuple[str, bytes], list[int]] = {}
+        candidates: dict[tuple[str, bytes, str], list[int]] = {}
         for p, record in current.items():
             candidates.setdefault(record, []).append(p)
-        for (scheme, public), reporters in sorted(candidates.items(), key=lambda kv: -len(kv[1])):
+        for (scheme, public, protocol), reporters in sorted(candidates.items(), key=lambda kv: -len(kv[1])):
             try:
                 if scheme == ECDSA:
                     _, template = ecdsa_public_from_bytes(public)
                     parties, threshold = list(template.parties), template.threshold
                     key: Any = _Key(key_id, scheme, template.public_key, threshold, parties,
-                                    getattr(template, "chain_code", b""))
+                                    getattr(template, "chain_code", b""), ecdsa_protocol(protocol).name)
                 else:
                     pub = public_package_from_bytes(public)
                     if pub.suite_key != scheme:

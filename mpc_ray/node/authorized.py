@@ -10,8 +10,8 @@ Three kinds of request reach it, each signed by principals of the holder's own r
 
 Every request is signed by a principal; this holder verifies it, decodes the transaction itself, computes the digest
 itself, evaluates the policy of (key, principal) on its own spend state, and only then consumes a presignature and
-returns sigma_i over the digest it computed — so a compromised agent or coordinator cannot get a partial signature
-outside policy. Order: verify -> binding -> decode -> evaluate -> consume -> count the spend -> sign -> audit.
+returns sigma_i (a DKLs23 key: its online share, node/hd.py `ecdsa_online`) over the digest it computed — so a
+compromised agent or coordinator cannot get a partial signature outside policy. Order: verify -> binding -> decode -> evaluate -> consume -> count the spend -> sign -> audit.
 
 Two durable writes per decision (or per batch). The request nonce reaches its ledger's file once the request is
 verified and before its body is decoded, so a body that crashes the process cannot crash it again when resent (it is
@@ -39,7 +39,7 @@ from typing import Any, Callable, NoReturn
 from ..errors import HolderNotReady, InvalidInput, MpcError, PolicyDenied, Unauthorized
 from .audit import AuditEntry, AuditLog
 from .frost_holder import FrostSigner
-from .hd import ecdsa_partial, ecdsa_tweak
+from .hd import ecdsa_online, ecdsa_tweak
 from .holder_state import HolderState, presig_kind
 from .policy import (
     Intent,
@@ -66,7 +66,6 @@ from .principals import (
     registry_from_request,
 )
 from .raw_batch import decode_raw_batch
-from .records import presignature_from_bytes
 from .session_gate import SessionGate
 from .store import ConsumedLedger
 
@@ -414,17 +413,18 @@ class AuthorizedSigning:
         in memory (the audit record is its journal) and sigma_i over the digest this node computed."""
         def prepare(request: SignedRequest) -> tuple[Any, int, int, Any]:
             intent = intent_from_request(request)
-            key = self.state.keys.key(request.key_id)
+            key, protocol = self.state.keys.key(request.key_id), self.state.keys.protocol(request.key_id)
             tweak = ecdsa_tweak(key, request.derivation_path) if request.derivation_path else None  # HD
-            return intent, key.threshold, len(key.parties), (key, tweak)
+            return intent, key.threshold, len(key.parties), (key, protocol, tweak)
 
         def consume_and_sign(request: SignedRequest, intent: Any,
-                             context: Any) -> tuple[tuple[int, bytes], bytes, bytes, Any]:
-            key, tweak = context
+                             context: Any) -> tuple[tuple[Any, bytes], bytes, bytes, Any]:
+            key, protocol, tweak = context
             data = self.state.vault.take_many(presig_kind(request.key_id), [presignature_id], delete=False,
                                               durable=False)[0]
-            sigma = ecdsa_partial(presignature_from_bytes(data), key, intent.digest, tweak)  # HD: node/hd.py
-            return (sigma, intent.digest), presignature_id, sigma.to_bytes(32, "big"), intent
+            # CGGMP21: sigma_i; DKLs23: its OnlineShare; re-randomised either way (node/hd.py)
+            answer, logged = ecdsa_online(data, protocol, key, intent.digest, tweak)
+            return (answer, intent.digest), presignature_id, logged, intent
 
         return prepare, consume_and_sign
 
@@ -581,14 +581,14 @@ class AuthorizedSigning:
         items = _raw_items(items, 2)
 
         def consume_and_sign(book: _Batch, chosen: list[tuple[int, bytes, tuple]]) -> tuple[list, list[bytes], bytes]:
-            key = self.state.keys.key(book.key_id)
+            key, protocol = self.state.keys.key(book.key_id), self.state.keys.protocol(book.key_id)
             tweak = ecdsa_tweak(key, book.path) if book.path else None  # HD: node/hd.py
             pids = [item[1] for _, _, item in chosen]
             raw = self.state.vault.take_many(presig_kind(book.key_id), pids, delete=False, durable=False)
-            sigmas = [ecdsa_partial(presignature_from_bytes(data), key, msg, tweak)
-                      for data, (_, msg, _) in zip(raw, chosen)]
+            # CGGMP21: sigma_i; DKLs23: its OnlineShare (node/hd.py `ecdsa_online`)
+            answers = [ecdsa_online(data, protocol, key, msg, tweak) for data, (_, msg, _) in zip(raw, chosen)]
             self.state.spent(presig_kind(book.key_id), pids)
-            return sigmas, pids, b"".join(x.to_bytes(32, "big") for x in sigmas)
+            return [a for a, _ in answers], pids, b"".join(b for _, b in answers)
 
         def committee(key_id: str) -> tuple[int, int]:
             key = self.state.keys.key(key_id)

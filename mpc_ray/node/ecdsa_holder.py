@@ -1,7 +1,9 @@
 """The holder side of CGGMP21 ECDSA sessions: aux info, key generation and presigning.
 
 Protocols "aux", "keygen" and "presign" (node/sessions.py's table). Aux info is set up once per committee, again
-only for members an admin quorum added; key generation needs an admin-quorum ``create_key`` approval; presigning
+only for members an admin quorum added; key generation needs an admin-quorum ``create_key`` approval and fixes the
+protocol the key signs with (param ``protocol``: "cggmp21", the default, or "dkls23", whose setup and presigning are
+node/dkls23_holder.py's; the approval names a non-default protocol); presigning
 (on the coordinator's grant, node/session_gate.py) runs with the key's current epoch's share and aux info and
 stores its presignature in the vault, unless the key moved to another epoch meanwhile (node/lifecycle.py).
 Signing with the stored presignatures is node/authorized.py's, on a principal's request.
@@ -14,15 +16,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..crypto.params import level as as_level
-from ..errors import InvalidInput, StaleEpoch
+from ..errors import InvalidInput, ProtocolMismatch, StaleEpoch
 from ..protocols.base import RoundParty
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxInfoParty
 from ..protocols.ecdsa.keygen import KeygenParty, KeyShare
 from ..protocols.ecdsa.presign import MessageAttestor, PresignParty
+from ..protocols.ecdsa_protocols import ecdsa_protocol
 from ..protocols.wire import encode
-from .holder_state import HolderState, Session, check_key_id, ecdsa_key_entry, presig_kind
+from .holder_state import HolderState, Session, check_key_id, ecdsa_key_entry, key_protocol_entry, presig_kind
 from .principals import RequestKind
-from .records import aux_to_bytes, key_from_bytes, key_to_bytes, presignature_to_bytes
+from .records import CGGMP21, aux_to_bytes, key_from_bytes, key_to_bytes, presignature_to_bytes
 from .store import SecretVault
 
 if TYPE_CHECKING:
@@ -30,6 +33,13 @@ if TYPE_CHECKING:
     from .sessions import BeginRequest
 
 ECDSA = "ecdsa-secp256k1"
+
+
+def require_protocol(state: HolderState, key_id: str, wanted: str) -> None:
+    """ProtocolMismatch unless the key signs with `wanted` (its presignatures are of that protocol only)."""
+    got = state.keys.protocol(key_id)
+    if got != wanted:
+        raise ProtocolMismatch(f"key {key_id!r} signs with {got}, not {wanted}")
 
 
 class EcdsaHolder:
@@ -53,13 +63,18 @@ class EcdsaHolder:
                                 allow_test_keys=st.allow_test_keys)
         if req.protocol == "keygen":
             key_id, threshold = check_key_id(req.params.get("key_id")), req.params.get("threshold")
+            protocol = req.params.get("protocol", CGGMP21)
             if type(threshold) is not int:
                 raise InvalidInput("threshold must be an integer")
-            self._auth.approve(req.params.get("approval"), RequestKind.CREATE_KEY, {
-                "key_id": key_id, "scheme": ECDSA, "threshold": threshold, "parties": sorted(req.parties)})
+            ecdsa_protocol(protocol)  # InvalidInput for an unknown one
+            approved = {"key_id": key_id, "scheme": ECDSA, "threshold": threshold, "parties": sorted(req.parties)}
+            if protocol != CGGMP21:  # the admins approve the protocol too (CGGMP21 approvals stay as they were)
+                approved["protocol"] = protocol
+            self._auth.approve(req.params.get("approval"), RequestKind.CREATE_KEY, approved)
             if st.store.get(ecdsa_key_entry(key_id)) is not None:
                 raise InvalidInput("key id exists")
             return KeygenParty(req.sid, st.party, req.parties, threshold)
+        require_protocol(st, check_key_id(req.params.get("key_id")), CGGMP21)
         key, aux = self.presign_inputs(req.params["key_id"])
         return PresignParty(req.sid, key, aux, req.parties, attestor=self._attestor())
 
@@ -70,11 +85,13 @@ class EcdsaHolder:
             st.keys.set_aux(out)
             return {"parties": list(out.parties), "level": out.level.name}
         if session.protocol == "keygen":
-            key_id = session.params["key_id"]
+            key_id, protocol = session.params["key_id"], session.params.get("protocol", CGGMP21)
+            st.store.put(key_protocol_entry(key_id), protocol.encode())  # before the share: a key never lacks it
             st.store.put(ecdsa_key_entry(key_id), key_to_bytes(out))
+            st.keys.forget(key_id)
             st.keys.set_key(key_id, out)
             return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties),
-                    "chain_code": out.chain_code}
+                    "chain_code": out.chain_code, "protocol": protocol}
         kind = presig_kind(session.params["key_id"])
         with self.presignature_guard(session.params["key_id"], session.machine.key):
             if st.role == "holder":

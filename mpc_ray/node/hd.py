@@ -9,16 +9,24 @@ public key and chain code, and rho from its own stored presignature point R and 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from ..crypto import bip32
 from ..crypto.secp256k1 import Q, Point
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ProtocolMismatch
+from ..protocols.dkls23 import sign as dkls23
 from ..protocols.ecdsa.keygen import KeyShare
 from ..protocols.ecdsa.sign import child_sigma, digest_to_int, rerandomize
-from .records import PresignatureRecord
+from .records import (
+    CGGMP21,
+    DKLS23,
+    PresignatureRecord,
+    dkls23_presignature_from_bytes,
+    presignature_from_bytes,
+    presignature_protocol,
+)
 
-__all__ = ["check_path", "ecdsa_partial", "ecdsa_tweak", "frost_tweak", "split_request"]
+__all__ = ["check_path", "ecdsa_online", "ecdsa_partial", "ecdsa_tweak", "frost_tweak", "split_request"]
 
 
 def check_path(path: Any) -> str | None:
@@ -79,3 +87,38 @@ def ecdsa_partial(rec: PresignatureRecord, key: KeyShare, digest: bytes, tweak: 
         raise InvalidInput("stored presignature is inconsistent (R does not match r)")
     child = rerandomize(rec.presignature_id, rec.R, rec.signers, key.public_key, tweak, digest)
     return child_sigma(rec.k, rec.chi, m, child)
+
+
+def dkls23_partial(share: dkls23.PresignatureShare, key: KeyShare, digest: bytes,
+                   tweak: int | None) -> dkls23.OnlineShare:
+    """(u_i', w_i') for a consumed DKLs23 presignature, re-randomised as `ecdsa_partial` (rho from the stored R and
+    signer set; the child key's tweak, or 0 for the master key)."""
+    child = dkls23.rerandomize_for(share.public, key.public_key, 0 if tweak is None else tweak, digest)
+    return dkls23.partial_sign(share, digest, child)
+
+
+def _cggmp21_online(data: bytes, key: KeyShare, digest: bytes, tweak: int | None) -> tuple[int, bytes]:
+    sigma = ecdsa_partial(presignature_from_bytes(data), key, digest, tweak)
+    return sigma, sigma.to_bytes(32, "big")
+
+
+def _dkls23_online(data: bytes, key: KeyShare, digest: bytes, tweak: int | None) -> tuple[Any, bytes]:
+    share = dkls23_partial(dkls23_presignature_from_bytes(data), key, digest, tweak)
+    return share, share.u.to_bytes(32, "big") + share.w.to_bytes(32, "big")
+
+
+# a stored presignature's protocol -> its online step: (answer, its bytes for the audit record)
+ONLINE_STEPS: dict[str, Callable[[bytes, KeyShare, bytes, "int | None"], tuple[Any, bytes]]] = {
+    CGGMP21: _cggmp21_online,
+    DKLS23: _dkls23_online,
+}
+
+
+def ecdsa_online(data: bytes, key_protocol: str, key: KeyShare, digest: bytes, tweak: int | None) -> tuple[Any, bytes]:
+    """The online answer for a consumed presignature record of a key that signs with `key_protocol`: CGGMP21's
+    sigma_i, DKLs23's `OnlineShare`; with the bytes the audit record keeps. A record of the other protocol is refused
+    (ProtocolMismatch): each protocol's online step is sound only for its own presignatures."""
+    got = presignature_protocol(data)
+    if got != key_protocol:
+        raise ProtocolMismatch(f"a {got} presignature cannot sign for a {key_protocol} key")
+    return ONLINE_STEPS[got](data, key, digest, tweak)

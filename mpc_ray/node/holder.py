@@ -9,6 +9,7 @@ ledger before its partial signature leaves this process.
 It is a facade over parts that each own their state and share only a `HolderState` (node/holder_state.py):
 
 - `EcdsaHolder` (ecdsa_holder.py): aux info, key generation and presigning sessions;
+- `DKLs23Holder` (dkls23_holder.py): the DKLs23 setup and presigning sessions of keys made for DKLs23;
 - `FrostSigner` / `FrostHolder` (frost_holder.py): FROST key generation, nonce commitments and signature shares;
 - `KeyLifecycle` (lifecycle.py): epochs, refresh and resharing, commit, new committee members;
 - `Authorization` (authorized.py): the coordinator's session grants, principals, policies, audited signing;
@@ -31,6 +32,7 @@ from ..requests.grants import check_verify_key
 from .actor_runtime import settle_gc_for_latency
 from .authorized import Authorization
 from .backup import HolderBackup, restore_params
+from .dkls23_holder import DKLs23Holder
 from .ecdsa_holder import EcdsaHolder
 from .envelope import SealedEnvelope
 from .frost_holder import FrostHolder, FrostSigner
@@ -61,11 +63,12 @@ class ShareHolder:
         self.frost_signer = FrostSigner(st)
         self.authorization = Authorization(st, self.frost_signer)
         self.ecdsa = EcdsaHolder(st, self.authorization)
+        self.dkls23 = DKLs23Holder(st, self.ecdsa)
         self.frost = FrostHolder(st, self.authorization, self.frost_signer)
         self.lifecycle = KeyLifecycle(st, self.authorization)
         self.identification = Identification(st)
         self.backups = HolderBackup(st, self.authorization)
-        parts: tuple[Any, ...] = (self.ecdsa, self.frost, self.lifecycle, self.identification)
+        parts: tuple[Any, ...] = (self.ecdsa, self.dkls23, self.frost, self.lifecycle, self.identification)
         table: dict[str, HolderProtocol] = {name: part for part in parts for name in part.PROTOCOLS}
         self.sessions_runner = SessionRunner(st, table, self.authorization.admit_begin,
                                              self.identification.after_failure)

@@ -76,6 +76,11 @@ def presig_kind(key_id: str) -> str:
     return f"presig-{key_id}"
 
 
+def key_protocol_entry(key_id: str) -> str:
+    """The ECDSA protocol a key signs with ("cggmp21" or "dkls23"), fixed at key generation; none: "cggmp21"."""
+    return f"protocol-{key_id}"
+
+
 class SpentFileDeleter:
     """Unlinks the files of consumed one-time secrets once signing has been quiet for a moment.
 
@@ -129,6 +134,7 @@ class KeyCache:
         self._frost: dict[str, KeyPackage] = {}
         self._aux: AuxInfo | None = None  # the committee's
         self._key_aux: dict[str, AuxInfo] = {}  # a key's own, after a refresh or resharing
+        self._protocols: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"KeyCache({len(self._keys)} ECDSA, {len(self._frost)} FROST, <redacted>)"
@@ -141,6 +147,14 @@ class KeyCache:
                 raise HolderNotReady(f"no share of key {key_id!r}")
             self._keys[key_id] = key_from_bytes(raw)
         return self._keys[key_id]
+
+    def protocol(self, key_id: str) -> str:
+        """The ECDSA protocol of the key (`key_protocol_entry`); keys made before there was a choice: "cggmp21"."""
+        got = self._protocols.get(key_id)
+        if got is None:
+            raw = self._store.get(key_protocol_entry(check_key_id(key_id)))
+            got = self._protocols[key_id] = raw.decode() if raw is not None else "cggmp21"
+        return got
 
     def frost(self, key_id: str) -> KeyPackage:
         check_key_id(key_id)
@@ -189,6 +203,7 @@ class KeyCache:
         self._keys.pop(key_id, None)
         self._frost.pop(key_id, None)
         self._key_aux.pop(key_id, None)
+        self._protocols.pop(key_id, None)
 
     def forget_aux(self) -> None:
         self._aux = None
@@ -197,6 +212,7 @@ class KeyCache:
         self._keys.clear()
         self._frost.clear()
         self._key_aux.clear()
+        self._protocols.clear()
         self._aux = None
 
 

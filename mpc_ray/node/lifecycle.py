@@ -472,9 +472,11 @@ class KeyLifecycle:
             raise HolderNotReady(f"no share of key {key_id!r}")
         if scheme == ECDSA:
             public = ecdsa_public_bytes(st.keys.key(key_id))
-        else:
-            raw = st.store.get(frost_public_entry(key_id))
-            public = raw if raw is not None else b""  # keys from a DKG: the coordinator holds the package
+            # the protocol it signs with ("cggmp21" or "dkls23"): a restarted coordinator runs its presigning
+            return {"scheme": scheme, "epoch": st.epoch(key_id), "public": public,
+                    "protocol": st.keys.protocol(key_id)}
+        raw = st.store.get(frost_public_entry(key_id))
+        public = raw if raw is not None else b""  # keys from a DKG: the coordinator holds the package
         return {"scheme": scheme, "epoch": st.epoch(key_id), "public": public}
 
     def extend_directory(self, request: Any, entries: Sequence[NodeIdentityPublic]) -> None:

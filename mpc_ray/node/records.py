@@ -1,4 +1,5 @@
-"""Byte records of what a holder keeps in its encrypted store: aux info, key shares, presignature shares.
+"""Byte records of what a holder keeps in its encrypted store: aux info, key shares, presignature shares (CGGMP21
+and DKLs23, told apart by their tag), DKLs23 setups.
 
 Plain dataclasses encoded with the protocol wire codec; they are only ever written through `EncryptedStore`.
 """
@@ -13,6 +14,8 @@ from ..crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..crypto.secp256k1 import Point
 from ..protocols.ecdsa.aux_info import AuxInfo, AuxPublic
 from ..protocols.ecdsa.keygen import KeyShare
+from ..protocols.dkls23.sign import PresignaturePublic as DKLs23PresignaturePublic
+from ..protocols.dkls23.sign import PresignatureShare as DKLs23PresignatureShare
 from ..protocols.ecdsa.presign import PresignatureShare
 from ..protocols.wire import WireError, decode, encode
 
@@ -147,3 +150,62 @@ def presignature_from_bytes(data: bytes) -> PresignatureRecord:
     except WireError:
         v1 = decode(data, _PresignatureRecordV1)
         return PresignatureRecord(v1.party, v1.presignature_id, v1.r, v1.k, v1.chi)
+
+
+# DKLs23 (protocols/dkls23) ------------------------------------------------------------------------------------------
+CGGMP21, DKLS23 = "cggmp21", "dkls23"  # the protocols an ECDSA key can be made for (protocols/ecdsa_protocols.py)
+
+
+@dataclass(frozen=True)
+class DKLs23PresignatureRecord:
+    """One DKLs23 presignature share at rest: `protocol` is its tag ("dkls23"; a CGGMP21 record has 5 or 7 fields and
+    never decodes as this one), the public id, R and signer set, and the secret (phi_i, u_i, v_i)."""
+
+    protocol: str
+    party: int
+    presignature_id: bytes
+    R: Point
+    signers: list[int]
+    phi: int
+    u: int
+    v: int
+
+    def __repr__(self) -> str:
+        return f"DKLs23PresignatureRecord(party={self.party}, id={self.presignature_id.hex()[:16]}, <redacted>)"
+
+
+def dkls23_presignature_to_bytes(share: DKLs23PresignatureShare) -> bytes:
+    """The record of a fresh share; the in-memory share is used up (`take`): from now on only the store holds it."""
+    phi, u, v = share.take()
+    p = share.public
+    return encode(DKLs23PresignatureRecord(DKLS23, share.party, p.presignature_id, p.R, list(p.signers), phi, u, v))
+
+
+def dkls23_presignature_from_bytes(data: bytes) -> DKLs23PresignatureShare:
+    r = decode(data, DKLs23PresignatureRecord)
+    if r.protocol != DKLS23:
+        raise WireError("not a DKLs23 presignature record")
+    public = DKLs23PresignaturePublic(r.presignature_id, r.R, tuple(r.signers))
+    return DKLs23PresignatureShare(r.party, public, r.phi, r.u, r.v)
+
+
+def presignature_protocol(data: bytes) -> str:
+    """The protocol a stored presignature record was made by: its tag, or (records without one) CGGMP21."""
+    try:
+        return decode(data, DKLs23PresignatureRecord).protocol
+    except WireError:
+        return CGGMP21
+
+
+@dataclass(frozen=True)
+class DKLs23SetupRecord:
+    """A key's DKLs23 setup at rest (protocols/dkls23/setup.py `SetupOutput.to_secret_bytes`), the epoch of the key
+    it was made for, its parties and the peers whose pair was retired after a failed OT check."""
+
+    epoch: int
+    parties: list[int]
+    setup: bytes
+    retired: list[int]
+
+    def __repr__(self) -> str:
+        return f"DKLs23SetupRecord(epoch={self.epoch}, parties={self.parties}, retired={self.retired}, <redacted>)"

@@ -38,6 +38,7 @@ NONCE_BUCKET = (20_000, 5_000.0)  # FROST nonce pairs committed (a holder commit
 MAX_STORED_PRESIGNATURES = 20_000  # unconsumed presignatures of one key on one node: far above any pool depth
 MAX_GRANTED_IDS = 200_000  # ids remembered against replay (each until its grant expires)
 MAX_BUCKETS = 4_096
+PRESIGN_PROTOCOLS = ("presign", "dkls23-presign")  # sessions that each store one presignature of a key
 
 
 class TokenBucket:
@@ -72,7 +73,7 @@ class SessionGate:
         wanted = [GrantItem.of(r.protocol, r.sid, r.parties, r.params) for r in granted]
         costs: dict[str, int] = {}
         for r in granted:
-            if r.protocol == "presign":
+            if r.protocol in PRESIGN_PROTOCOLS:
                 key_id = check_key_id(r.params.get("key_id"))
                 costs[key_id] = costs.get(key_id, 0) + 1
         self._verify(grant, wanted, now, f"{granted[0].protocol} sessions")

@@ -89,7 +89,11 @@ class SessionRunner:
         if not isinstance(requests, (list, tuple)) or len(requests) > MAX_OPEN_SESSIONS:
             raise InvalidInput(f"begin takes a list of at most {MAX_OPEN_SESSIONS} requests")
         self._admit([check_begin_request(r) for r in requests], grant)
-        return [self._begin_one(r) for r in requests]
+        try:
+            return [self._begin_one(r) for r in requests]
+        finally:  # ids a part consumed for these sessions (durable=False): one fsync for all of them, before any
+            if self.state.ledger is not None:  # first-round message leaves, also when a later request is refused
+                self.state.ledger.flush()
 
     def step(self, batches: list[tuple[bytes, list[SealedEnvelope]]]) -> list[StepResult]:
         return [self._step_one(sid, envs) for sid, envs in batches]

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from .. import errors
 from ..errors import InvalidInput, MpcError
+from ..protocols.dkls23.sign import OnlineShare
 from ..requests.grants import GrantItem, SessionGrant
 from ..requests.signed import SignedRequest
 from .envelope import SealedEnvelope
@@ -93,7 +94,7 @@ def _signed_request_fields(values: list) -> SignedRequest:
 
 TYPES: dict[str, _Type] = {t.name: t for t in [
     *(_dataclass_type(c) for c in (BeginRequest, StepResult, SealedEnvelope, NodeIdentityPublic, GrantItem,
-                                   SessionGrant, IdentifyReport, PresignFailed)),
+                                   SessionGrant, IdentifyReport, PresignFailed, OnlineShare)),
     _Type("SignedRequest", SignedRequest, lambda r: [r.model_dump_json().encode()], _signed_request_fields),
 ]}
 _BY_CLASS = {t.cls: t for t in TYPES.values()}
@@ -311,11 +312,13 @@ METHODS: dict[str, Method] = {
     "bootstrap_principals": _m(("registry", bytes)),
     "set_policy": _m(_KEY),
     "set_principals": _m(_KEY),
-    "sign_request": _m(_KEY, ("presignature_id", bytes), result=tuple[int, bytes]),
-    "sign_requests": _m(("items", list[tuple[SignedRequest, bytes]]), result=list[tuple[int, bytes] | MpcError]),
+    # an ECDSA partial: CGGMP21's sigma_i, or a DKLs23 key's online share (u_i, w_i)
+    "sign_request": _m(_KEY, ("presignature_id", bytes), result=tuple[int | OnlineShare, bytes]),
+    "sign_requests": _m(("items", list[tuple[SignedRequest, bytes]]),
+                        result=list[tuple[int | OnlineShare, bytes] | MpcError]),
     "frost_sign_request": _m(_KEY, ("nonce_id", bytes | list[bytes]), ("commitment_list", bytes | list[bytes]),
                              result=tuple[int, bytes] | list[tuple[int, bytes]]),
-    "partial_sign": _m(_KEY, ("items", list[tuple[int, bytes]]), result=list[int]),
+    "partial_sign": _m(_KEY, ("items", list[tuple[int, bytes]]), result=list[int] | list[OnlineShare]),
     "frost_sign": _m(_KEY, ("items", list[tuple[int, bytes, bytes]]), result=list[tuple[int, bytes]]),
     "frost_commit": _m(_ID, ("count", int), ("grant", SessionGrant | None), required=2,
                        result=list[tuple[bytes, bytes]]),

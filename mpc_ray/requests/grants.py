@@ -54,7 +54,8 @@ __all__ = [
 ]
 
 _DOMAIN = b"mpc-ray/session-grant/v1"  # separates grant signatures from anything else the coordinator key signs
-GRANTED_PROTOCOLS = frozenset({"presign", "aux", "identify"})  # begin needs the coordinator's grant for these
+# begin needs the coordinator's grant for these
+GRANTED_PROTOCOLS = frozenset({"presign", "aux", "identify", "dkls23-setup", "dkls23-presign"})
 COMMIT_PROTOCOL = "frost-commit"
 GRANT_TTL_S = 60  # a grant is used at once (begin follows the signature); the slack covers clock skew
 MAX_GRANT_TTL_S = 300  # what a holder accepts: bounds how long it must remember the ids it admitted

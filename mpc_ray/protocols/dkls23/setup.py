@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ...crypto.ot._common import SEED_BYTES, SecretHolder, abort
+from ...crypto.ot._common import SEED_BYTES, SecretHolder, abort, u32
 from ...crypto.ot.base_ot import (
     KAPPA,
     BaseOTMsg1,
@@ -27,6 +27,7 @@ from ...crypto.ot.base_ot import (
     BaseOTSender,
 )
 from ...crypto.ot.kos import OTEReceiverSetup, OTESenderSetup
+from ...errors import InvalidInput
 from ..base import Outbox, RoundParty
 from ..common import random_seed
 from .zero_share import ZeroSeeds, pair_seed
@@ -54,6 +55,47 @@ class SetupOutput(SecretHolder):
 
     def __init__(self, party: int, pairs: dict[int, PairSetup], zero_seeds: ZeroSeeds) -> None:
         self.party, self.pairs, self.zero_seeds = party, pairs, zero_seeds
+
+    def to_secret_bytes(self) -> bytes:
+        """For the node's encrypted store only: length-prefixed parts (party, zero seeds, then per peer its sender
+        and receiver setups). The in-memory record of used extension ids is not kept: the node keeps it durably."""
+        parts = [u32(self.party), self.zero_seeds.to_secret_bytes()]
+        for peer in sorted(self.pairs):
+            pair = self.pairs[peer]
+            parts += [u32(peer), pair.ote_sender.to_secret_bytes(), pair.ote_receiver.to_secret_bytes()]
+        return b"".join(len(x).to_bytes(4, "big") + x for x in parts)
+
+    @classmethod
+    def from_secret_bytes(cls, data: bytes) -> "SetupOutput":
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidInput("a serialized setup is bytes")
+        data, parts, k = bytes(data), [], 0
+        while k < len(data):
+            n = int.from_bytes(data[k : k + 4], "big")
+            if k + 4 + n > len(data):
+                raise InvalidInput("truncated DKLs23 setup")
+            parts.append(data[k + 4 : k + 4 + n])
+            k += 4 + n
+        if len(parts) < 2 or (len(parts) - 2) % 3 or len(parts[0]) != 4:
+            raise InvalidInput("malformed DKLs23 setup")
+        party, pairs = int.from_bytes(parts[0], "big"), {}
+        for i in range(2, len(parts), 3):
+            peer = int.from_bytes(parts[i], "big")
+            sender, receiver = OTESenderSetup.from_secret_bytes(parts[i + 1]), OTEReceiverSetup.from_secret_bytes(
+                parts[i + 2])
+            if {sender.me, receiver.me} != {party} or {sender.peer, receiver.peer} != {peer} or peer in pairs:
+                raise InvalidInput("a pair of the DKLs23 setup names other parties")
+            pairs[peer] = PairSetup(peer, sender, receiver)
+        zero = ZeroSeeds.from_secret_bytes(parts[1])
+        if zero.me != party or set(zero.peers) != set(pairs):
+            raise InvalidInput("the zero-sharing seeds do not match the pairs")
+        return cls(party, pairs, zero)
+
+    def without(self, peers) -> "SetupOutput":
+        """This setup less its pairs (and zero-sharing seeds) with `peers`: what is left after they are retired."""
+        gone = set(peers)
+        return SetupOutput(self.party, {p: s for p, s in self.pairs.items() if p not in gone},
+                           self.zero_seeds.without(gone))
 
 
 class DKLs23Setup(RoundParty):

@@ -33,6 +33,25 @@ class ZeroSeeds(SecretHolder):
             raise InvalidInput("need one 32-byte seed per peer")
         self.me, self._seeds = me, dict(seeds)
 
+    def to_secret_bytes(self) -> bytes:
+        """For the node's encrypted store only: me, then (peer, seed) per peer."""
+        return u32(self.me) + b"".join(u32(p) + self._seeds[p] for p in sorted(self._seeds))
+
+    @classmethod
+    def from_secret_bytes(cls, data: bytes) -> "ZeroSeeds":
+        step = 4 + SEED_BYTES
+        if not isinstance(data, (bytes, bytearray)) or len(data) < 4 or (len(data) - 4) % step:
+            raise InvalidInput("malformed zero-sharing seeds")
+        data = bytes(data)
+        seeds = {int.from_bytes(data[k : k + 4], "big"): data[k + 4 : k + step] for k in range(4, len(data), step)}
+        if len(seeds) != (len(data) - 4) // step:
+            raise InvalidInput("malformed zero-sharing seeds (a peer twice)")
+        return cls(int.from_bytes(data[:4], "big"), seeds)
+
+    def without(self, peers) -> "ZeroSeeds":
+        """The seeds with every peer but `peers`."""
+        return ZeroSeeds(self.me, {p: s for p, s in self._seeds.items() if p not in set(peers)})
+
     @property
     def peers(self) -> tuple[int, ...]:
         return tuple(sorted(self._seeds))
