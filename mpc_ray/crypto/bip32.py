@@ -117,7 +117,7 @@ def _hash160(data: bytes) -> bytes:
         return hashlib.new("ripemd160", sha).digest()
     except ValueError:  # an OpenSSL 3 build without the legacy provider
         try:
-            from Cryptodome.Hash import RIPEMD160  # type: ignore[import-not-found]
+            from Cryptodome.Hash import RIPEMD160
         except ImportError:
             raise MpcError("RIPEMD-160 is unavailable here: no extended-key serialisation") from None
         return RIPEMD160.new(sha).digest()

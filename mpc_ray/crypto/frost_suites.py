@@ -143,7 +143,7 @@ class Secp256k1Group(Group):
         return Point.base_mul(k)
 
     def sum(self, points: Iterable[Element]) -> Point:
-        return k1.sum_points(points)  # only Points reach the secp256k1 group
+        return k1.sum_points(points)  # type: ignore[arg-type]  # only Points reach the secp256k1 group
 
     def serialize_element(self, p: Element) -> bytes:
         if not isinstance(p, Point) or p.is_identity:
@@ -170,7 +170,9 @@ SECP256K1 = Secp256k1Group()
 
 
 # hashing --------------------------------------------------------------------------------------------------
-def expand_message_xmd(msg: bytes, dst: bytes, len_in_bytes: int, hash_fn: Callable = hashlib.sha256) -> bytes:
+def expand_message_xmd(
+    msg: bytes, dst: bytes, len_in_bytes: int, hash_fn: Callable[..., hashlib._Hash] = hashlib.sha256
+) -> bytes:
     """RFC 9380 section 5.3.1 expand_message_xmd."""
     b_in_bytes = hash_fn().digest_size
     s_in_bytes = hash_fn().block_size
@@ -283,7 +285,7 @@ class Ciphersuite:
         except ValueError:
             return False
         c = self.challenge(r, y, msg)
-        return g.base_mul(z) == r + y * c
+        return bool(g.base_mul(z) == r + y * c)  # Element's operators return Any
 
     def public_key_bytes(self, y: Element) -> bytes:
         return self.group.serialize_element(y)
@@ -439,7 +441,8 @@ class SecretPolynomial(Polynomial):
 
 def evaluate_commitments(group: Group, commitments: Sequence[Element], x: int) -> Element:
     """sum_k C_k x^k (Horner): the public image f(x) G of the share at x."""
-    return vss.evaluate_commitments(commitments, x, group=group)
+    image: Element = vss.evaluate_commitments(commitments, x, group=group)  # vss is group-generic: Any
+    return image
 
 
 def lagrange_coefficient(order: int, i: int, signers: Sequence[int], x: int = 0) -> int:

@@ -10,6 +10,7 @@ computes plainly, the secret key by CRT. Code that may or may not own a key take
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
@@ -20,7 +21,7 @@ from .fixed_base import FixedBase
 from .primes import refuse_test_prime
 
 
-def sample_unit(n) -> mpz:
+def sample_unit(n: int) -> mpz:
     """Uniform element of Z*_n."""
     n = mpz(n)
     while True:
@@ -29,12 +30,12 @@ def sample_unit(n) -> mpz:
             return r
 
 
-def is_unit(x, n) -> bool:
+def is_unit(x: int, n: int) -> bool:
     x, n = mpz(x), mpz(n)
-    return 0 < x < n and gmpy2.gcd(x, n) == 1
+    return bool(0 < x < n and gmpy2.gcd(x, n) == 1)  # bool(): gmpy2 has no types, mypy sees Any
 
 
-def crt_powmod(base, exp, p, q, pinv_q, exp_q=None) -> mpz:
+def crt_powmod(base: mpz, exp: int, p: mpz, q: mpz, pinv_q: mpz, exp_q: int | None = None) -> mpz:
     """base^exp mod pq from the two halves; `pinv_q` is p^-1 mod q. `p` and `q` may be prime powers.
 
     `exp_q`, when given, is the exponent for the q half (each half may take its own reduced exponent)."""
@@ -62,19 +63,19 @@ class PaillierPublicKey:
         """(1 + N)^m mod N^2 = 1 + mN mod N^2 (binomial theorem: no exponentiation); m may be negative."""
         return (1 + (mpz(m) % self.n) * self.n) % self.n2
 
-    def r_pow_n(self, r) -> mpz:
+    def r_pow_n(self, r: mpz) -> mpz:
         """r^N mod N^2 (the randomness part of a ciphertext)."""
         return gmpy2.powmod(r, self.n, self.n2)
 
-    def powmod_n(self, base, exp) -> mpz:
+    def powmod_n(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N (exp may be negative, base must be a unit)."""
         return gmpy2.powmod(base, mpz(exp), self.n)
 
-    def powmod_n2(self, base, exp) -> mpz:
+    def powmod_n2(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N^2 (exp may be negative, base must be a unit)."""
         return gmpy2.powmod(base, mpz(exp), self.n2)
 
-    def encrypt_with(self, m: int, r) -> mpz:
+    def encrypt_with(self, m: int, r: mpz) -> mpz:
         """(1 + N)^m r^N mod N^2; m may be negative."""
         return self.one_plus_n_pow(m) * self.r_pow_n(r) % self.n2
 
@@ -82,14 +83,14 @@ class PaillierPublicKey:
         r = sample_unit(self.n)
         return self.encrypt_with(m, r), r
 
-    def add(self, c1, c2) -> mpz:
+    def add(self, c1: mpz, c2: mpz) -> mpz:
         return c1 * c2 % self.n2
 
-    def mul(self, c, k: int) -> mpz:
+    def mul(self, c: mpz, k: int) -> mpz:
         """Enc(k * m) from Enc(m); negative k uses the inverse of c."""
         return gmpy2.powmod(c, mpz(k), self.n2)
 
-    def is_valid_ciphertext(self, c) -> bool:
+    def is_valid_ciphertext(self, c: object) -> bool:
         """c in Z*_{N^2}."""
         return is_unit(c, self.n2) if isinstance(c, (int, type(mpz(0)))) else False
 
@@ -132,7 +133,7 @@ class PaillierSecretKey:
     def __repr__(self) -> str:
         return f"PaillierSecretKey(N={int(self.public.n).bit_length()} bits, <redacted>)"
 
-    def decrypt(self, c) -> int:
+    def decrypt(self, c: mpz) -> int:
         """Signed plaintext in (-N/2, N/2]."""
         p, q, n = self.p, self.q, self.public.n
         mp = (gmpy2.powmod(c, p - 1, self._p2) - 1) // p * self._hp % p
@@ -140,7 +141,7 @@ class PaillierSecretKey:
         m = mp + p * ((mq - mp) * self._pinv_q % q)
         return int(m - n) if m > n // 2 else int(m)
 
-    def decrypt_unsigned(self, c) -> int:
+    def decrypt_unsigned(self, c: mpz) -> int:
         m = self.decrypt(c)
         return m % int(self.public.n)
 
@@ -148,7 +149,7 @@ class PaillierSecretKey:
         """(1 + N)^m mod N^2 = 1 + mN mod N^2 (no exponentiation)."""
         return self.public.one_plus_n_pow(m)
 
-    def r_pow_n(self, r) -> mpz:
+    def r_pow_n(self, r: mpz) -> mpz:
         """r^N mod N^2 by CRT.
 
         If r^q = a + kp then (a + kp)^p = a^p mod p^2, so r^N mod p^2 is one exponentiation mod p (exponent
@@ -160,14 +161,14 @@ class PaillierSecretKey:
         xq = gmpy2.powmod(gmpy2.powmod(r % q, ep_q, q), q, q2)
         return xp + p2 * ((xq - xp) * self._p2inv_q2 % q2)
 
-    def encrypt_with(self, m: int, r) -> mpz:
+    def encrypt_with(self, m: int, r: mpz) -> mpz:
         return self.one_plus_n_pow(m) * self.r_pow_n(r) % self.public.n2
 
     def encrypt(self, m: int) -> tuple[mpz, mpz]:
         r = sample_unit(self.public.n)
         return self.encrypt_with(m, r), r
 
-    def powmod_n(self, base, exp) -> mpz:
+    def powmod_n(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N by CRT, a long exponent reduced mod p-1 and q-1 (Fermat), so a huge exponent costs no more
         than a small one. The base must be a unit."""
         p, q, exp = self.p, self.q, mpz(exp)
@@ -176,24 +177,24 @@ class PaillierSecretKey:
         eq = exp if -(q - 1) < exp < q - 1 else exp % (q - 1)
         return crt_powmod(base, ep, p, q, self._pinv_q, eq)
 
-    def powmod_n_many(self, base, exps) -> list[mpz]:
+    def powmod_n_many(self, base: mpz, exps: Iterable[int]) -> list[mpz]:
         """base^e mod N for every e of `exps` by CRT, exponents reduced mod p-1 and q-1, with a fixed-base table per
         prime built for this call (one base, many exponents: about 3x faster than `powmod_n` each). Unit base."""
         p, q, pm1, qm1 = self.p, self.q, self.p - 1, self.q - 1
         t_p, t_q = FixedBase(mpz(base) % p, p, p.bit_length()), FixedBase(mpz(base) % q, q, q.bit_length())
-        out = []
+        out: list[mpz] = []
         for e in exps:
             xp, xq = t_p.pow(mpz(e) % pm1), t_q.pow(mpz(e) % qm1)
             out.append(xp + p * ((xq - xp) * self._pinv_q % q))
         return out
 
-    def powmod_n2(self, base, exp) -> mpz:
+    def powmod_n2(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N^2 by CRT (exp may be negative, base must be a unit)."""
         if exp < 0:
             base, exp = gmpy2.invert(base, self.public.n2), -exp
         return crt_powmod(base, exp, self._p2, self._q2, self._p2inv_q2)
 
-    def recover_randomness(self, c, m: int) -> mpz:
+    def recover_randomness(self, c: mpz, m: int) -> mpz:
         """The r with c = Enc(m; r): needed by pi_dec / identification proofs."""
         n = self.public.n
         c0 = c * gmpy2.invert(1 + (mpz(m) % n) * n, self.public.n2) % self.public.n2
@@ -204,7 +205,7 @@ class PaillierSecretKey:
 PaillierKey = Union[PaillierPublicKey, PaillierSecretKey]
 
 
-def affine(key: PaillierKey, c, x: int, y: int, r) -> mpz:
+def affine(key: PaillierKey, c: mpz | None, x: int, y: int, r: mpz) -> mpz:
     """c^x (1 + N)^y r^N mod N^2, the affine operation on ciphertexts: Enc(x m + y) for c = Enc(m). With c None it
     is the encryption (1 + N)^y r^N. `key` computes: by CRT when it is the secret key. Bases must be units."""
     enc = key.encrypt_with(y, r)
@@ -219,7 +220,9 @@ def split_key(key: PaillierKey) -> tuple[PaillierPublicKey, PaillierKey]:
     return key, key
 
 
-def generate_keypair(prime_bits: int, *, primes: tuple[int, int] | None = None, test_only: bool = False):
+def generate_keypair(
+    prime_bits: int, *, primes: tuple[int, int] | None = None, test_only: bool = False
+) -> tuple[PaillierSecretKey, PaillierPublicKey]:
     """A fresh Paillier-Blum key from two new safe primes (or the given ones)."""
     from .primes import generate_safe_prime
 

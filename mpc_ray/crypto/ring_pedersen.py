@@ -79,13 +79,13 @@ class RingPedersenParams:
         """s^a t^b mod N, the fastest way without the factorisation: cached fixed-base tables (`rp_commit`)."""
         return rp_commit(self, a, b)
 
-    def pow(self, base, exp) -> mpz:
+    def pow(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N (exp may be negative, base must be a unit)."""
         return gmpy2.powmod(base, mpz(exp), self.n)
 
     def is_well_formed(self) -> bool:
         n = self.n
-        return (
+        return bool(  # gmpy2 is untyped: the comparisons are Any to mypy
             n > 1
             and n % 2 == 1
             and 0 < self.s < n
@@ -124,7 +124,7 @@ class RingPedersenSecret:
         """s^a t^b mod N, the owner's fastest way: `commit`."""
         return self.commit(a, b)
 
-    def pow(self, base, exp) -> mpz:
+    def pow(self, base: mpz, exp: int) -> mpz:
         """base^exp mod N by CRT (exp may be negative, base must be a unit)."""
         return self.paillier.powmod_n(base, exp)
 

@@ -7,6 +7,7 @@ bytes always validates (on the curve; identity refused unless asked for).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 import coincurve
 
@@ -140,7 +141,7 @@ class Point:
         return f"Point({self.to_bytes().hex()})"
 
 
-def sum_points(points) -> Point:
+def sum_points(points: Iterable[Point]) -> Point:
     """Sum of many points in one libsecp256k1 call (identities skipped)."""
     keys = [p._pk for p in points if p._pk is not None]
     if not keys:

@@ -56,7 +56,7 @@ class Polynomial:
             acc = (acc * x + c) % self.order
         return acc
 
-    def commitments(self, group: GroupLike = Point) -> list:
+    def commitments(self, group: GroupLike = Point) -> list[Any]:
         """C_k = a_k G for every coefficient (the Feldman commitment vector)."""
         return [group.base_mul(c) for c in self.coefficients]
 

@@ -32,7 +32,8 @@ class Envelope:
 class Outbox:
     """What a round sends: at most one broadcast message and one direct message per peer."""
 
-    broadcast: Any | None = None
+    # Any, not Any | None (like Inbound): None means no broadcast, and `_emit` checks the rest against ROUNDS
+    broadcast: Any = None
     direct: dict[int, Any] = field(default_factory=dict)
 
 
@@ -61,6 +62,10 @@ class RoundParty:
         self._waiting_for = 0  # the round whose messages we expect next
         self.output: Any = None
         self.done = False
+
+    def round1(self) -> Outbox:
+        """This party's round-1 messages; each later round k is `round{k}(inbox)`, found by name in `receive`."""
+        raise NotImplementedError
 
     # driving ------------------------------------------------------------------------------------------
     def start(self) -> list[Envelope]:

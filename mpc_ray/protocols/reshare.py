@@ -31,7 +31,7 @@ epochs, keys or committees. Failures name the culprit: ProtocolAbort(culprit, "r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence, cast
 
 from ..crypto.frost_suites import Element, Group
 from ..crypto.transcript import Transcript
@@ -41,6 +41,7 @@ from .base import Inbound, Outbox, RoundParty
 from .common import echo_digest, hash_commit, is_seed, random_seed, same_bytes
 
 if TYPE_CHECKING:
+    from ..crypto.secp256k1 import Point
     from .ecdsa.keygen import KeyShare
     from .frost.dkg import DkgOutput
     from .frost.keys import PublicKeyPackage
@@ -227,7 +228,7 @@ class ReshareParty(RoundParty):
         self.is_dealer, self.is_receiver = party in dealers, party in new_parties
         if self.is_dealer != (share is not None):
             raise InvalidInput("a dealer needs its old share, and only a dealer")
-        if self.is_dealer and group.base_mul(share) != old.public_shares[party]:
+        if share is not None and group.base_mul(share) != old.public_shares[party]:  # share given: a dealer
             raise InvalidInput("own share does not match its old public share")
         check_old_committee(group, old, dealers)
         self.group, self.old, self.dealers = group, old, dealers
@@ -249,6 +250,7 @@ class ReshareParty(RoundParty):
             self._commits[self.party] = Commit(b"")
             return Outbox(broadcast=self._commits[self.party])
         g = self.group
+        assert self._share is not None  # a dealer has its old share (checked in __init__)
         w = dealer_weight(g, self.party, self.dealers) * self._share % g.order
         self._share = None
         self._poly = Polynomial(random_coefficients(self.new_threshold - 1, w, g.order), g.order)
@@ -268,9 +270,9 @@ class ReshareParty(RoundParty):
         self._echo = echo_digest(TAG, self.ssid, self._commits)
         g = self.group
         direct = {}
+        poly = self._poly  # None: not a dealer
         for k in self.others:
-            dealt = self._poly is not None and k in self.new_parties
-            direct[k] = SubShare(g.serialize_scalar(self._poly(k)) if dealt else b"")  # type: ignore[misc]
+            direct[k] = SubShare(g.serialize_scalar(poly(k)) if poly is not None and k in self.new_parties else b"")
         if self._poly is not None:
             if self.is_receiver:
                 self._subshares[self.party] = self._poly(self.party)
@@ -377,7 +379,7 @@ def ecdsa_key_share(template: "KeyShare", out: ReshareOutput) -> "KeyShare":
         raise InvalidInput("template belongs to another key")
     new = copy.copy(template)
     new.party, new.threshold, new.parties = out.party, out.threshold, out.parties
-    new.x, new.public_shares = out.share, dict(out.public_shares)
+    new.x, new.public_shares = out.share, dict(cast("Mapping[int, Point]", out.public_shares))  # secp256k1 elements
     return new
 
 

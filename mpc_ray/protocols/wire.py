@@ -53,7 +53,8 @@ def _pack(value: Any) -> Any:
 
 
 def encode(message: Any) -> bytes:
-    return msgpack.packb(_pack(message), use_bin_type=True)
+    data: bytes = msgpack.packb(_pack(message), use_bin_type=True)  # msgpack has no types: Any to mypy
+    return data
 
 
 @lru_cache(maxsize=None)
@@ -101,7 +102,7 @@ def _unpack(raw: Any, tp: Any, path: str) -> Any:
             raise WireError(f"{path}: expected list")
         items = [_unpack(r, item_tp, f"{path}[{i}]") for i, r in enumerate(raw)]
         return items if origin is list else tuple(items)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a message class (a hint is never an instance)
         fields = _hints(tp)
         if not isinstance(raw, list) or len(raw) != len(fields):
             raise WireError(f"{path}: expected {tp.__name__} with {len(fields)} fields")
@@ -117,4 +118,5 @@ def decode(data: bytes, cls: type[T]) -> T:
         raw = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises several types on garbage
         raise WireError(f"undecodable: {type(exc).__name__}") from None
-    return _unpack(raw, cls, cls.__name__)
+    message: T = _unpack(raw, cls, cls.__name__)  # _unpack built a `cls` and checked every field against its hints
+    return message

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ...errors import InvalidInput, ProofError
 from ..secp256k1 import Point, random_scalar
@@ -33,6 +34,7 @@ from ._common import SEED_BYTES, SecretHolder, abort, hash_parts, u32
 KAPPA = 256  # base OTs per pair and direction: the OT-extension width (computational security parameter)
 _TAG_PAD = b"dkls23/base_ot/pad"
 _TAG_H1 = b"dkls23/base_ot/h1"  # H' of the verification
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class _Role(SecretHolder):
             raise RuntimeError("base OT step called out of order")  # a local bug, never a peer's fault
         self._step = expected + 1
 
-    def _list(self, values: object, kind: type, check: str) -> list:
+    def _list(self, values: object, kind: type[_T], check: str) -> list[_T]:
         """A list of exactly `count` values of `kind` from the peer (the wire decoder already checked the types when
         the message came over the wire; this guards direct callers too)."""
         if not isinstance(values, list) or len(values) != self.count or not all(isinstance(v, kind) for v in values):

@@ -61,6 +61,10 @@ def weight() -> int:
     return secrets.randbits(WEIGHT_BITS)
 
 
+# (c or None, x, y, w, a, d, e) of one deferred equation C^x (1+N)^y w^N = A D^e mod N^2
+_Equation = tuple[mpz | None, mpz, mpz, mpz, mpz, mpz, mpz]
+
+
 class PaillierBatch:
     """Equations C^x (1+N)^y w^N = A D^e mod N^2 collected from verifiers, checked together per modulus by `holds`.
     Every value must already have passed its verifier's membership checks (bases units, w a unit mod N)."""
@@ -68,9 +72,9 @@ class PaillierBatch:
     __slots__ = ("_groups",)
 
     def __init__(self) -> None:
-        self._groups: dict[mpz, tuple[PaillierKey, list[tuple]]] = {}
+        self._groups: dict[mpz, tuple[PaillierKey, list[_Equation]]] = {}
 
-    def add(self, key: PaillierKey, c, x, y, w, a, d, e) -> None:
+    def add(self, key: PaillierKey, c: mpz | None, x: int, y: int, w: mpz, a: mpz, d: mpz, e: int) -> None:
         """Defer C^x (1+N)^y w^N = A D^e mod N^2 (c None: the encryption form). `key` computes: a secret key by
         CRT; the last secret key given for a modulus serves the whole group."""
         n = mpz(key.public.n)
@@ -92,7 +96,7 @@ class PaillierBatch:
             return False
 
 
-def _group_holds(key: PaillierKey, eqs: list[tuple]) -> bool:
+def _group_holds(key: PaillierKey, eqs: list[_Equation]) -> bool:
     n, n2 = key.public.n, key.public.n2
     weights = [1] + [weight() for _ in eqs[1:]]
     y_sum, w_prod, rhs = mpz(0), mpz(1), mpz(1)
@@ -107,4 +111,4 @@ def _group_holds(key: PaillierKey, eqs: list[tuple]) -> bool:
     lhs = key.encrypt_with(y_sum, w_prod)
     for c, exp in c_exps.items():
         lhs = lhs * key.powmod_n2(c, exp) % n2
-    return lhs == rhs
+    return bool(lhs == rhs)  # gmpy2 is untyped: Any to mypy

@@ -7,7 +7,7 @@ import functools
 import inspect
 import secrets
 from dataclasses import fields
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeGuard, TypeVar
 
 import gmpy2
 from gmpy2 import mpz
@@ -25,8 +25,8 @@ _MPZ = type(mpz(0))
 # --------------------------------------------------------------------------------------------------------------
 
 
-def is_int(value: Any) -> bool:
-    """int or mpz, never bool."""
+def is_int(value: Any) -> TypeGuard[int]:
+    """int or mpz, never bool (mpz is an int to mypy: gmpy2 has no types)."""
     return isinstance(value, (int, _MPZ)) and not isinstance(value, bool)
 
 
@@ -35,22 +35,22 @@ def require(condition: bool, check: str, detail: str = "") -> None:
         raise ProofError(check, detail)
 
 
-def require_int(value, check: str) -> None:
+def require_int(value: Any, check: str) -> None:
     require(is_int(value), check, "not an integer")
 
 
-def require_abs_at_most(value, bound: int, check: str, detail: str = "out of range") -> None:
+def require_abs_at_most(value: Any, bound: int, check: str, detail: str = "out of range") -> None:
     """|value| <= bound."""
     require_int(value, check)
     require(abs(value) <= bound, check, detail)
 
 
-def require_range(value, bits: int, check: str) -> None:
+def require_range(value: Any, bits: int, check: str) -> None:
     """|value| <= 2^bits."""
     require_abs_at_most(value, 1 << bits, check, f"outside +-2^{bits}")
 
 
-def require_unit(value, n, check: str) -> None:
+def require_unit(value: Any, n: int, check: str) -> None:
     """value in Z*_n."""
     require_int(value, check)
     require(0 < value < n and gmpy2.gcd(mpz(value), mpz(n)) == 1, check, "not a unit")
@@ -61,12 +61,12 @@ def require_ciphertext(value: Any, pk: PaillierPublicKey, check: str) -> None:
     require_unit(value, pk.n2, check)
 
 
-def require_scalar(value, check: str) -> None:
+def require_scalar(value: Any, check: str) -> None:
     require_int(value, check)
     require(0 <= value < Q, check, "scalar out of range")
 
 
-def require_point(value, check: str) -> None:
+def require_point(value: Any, check: str) -> None:
     require(isinstance(value, Point) and not value.is_identity, check, "not a non-identity point")
 
 
@@ -106,19 +106,21 @@ def z_bound(n_hat: int, level: SecurityLevel) -> mpz:
     return (n_hat << (level.ell + level.eps)) + Q * (n_hat << level.ell)
 
 
-def rp_equation(verifier_rp: RingPedersenParams | RingPedersenSecret, z_s, z_t, commitment, s_commit, e) -> bool:
+def rp_equation(
+    verifier_rp: RingPedersenParams | RingPedersenSecret, z_s: int, z_t: int, commitment: int, s_commit: int, e: int
+) -> bool:
     """s^z_s t^z_t == commitment * s_commit^e mod N^ (both commitments already checked to be units), with the
     verifier's fastest arithmetic (CRT when it passes its own `RingPedersenSecret`)."""
     n_hat = mpz(verifier_rp.params.n)
     lhs = verifier_rp.fast_commit(z_s, z_t) % n_hat
-    return lhs == mpz(commitment) * verifier_rp.pow(mpz(s_commit), e) % n_hat
+    return bool(lhs == mpz(commitment) * verifier_rp.pow(mpz(s_commit), e) % n_hat)  # gmpy2 is untyped: Any
 
 
-def affine_equation(key: PaillierKey, c, z_x, z_y, w, a, d, e) -> bool:
+def affine_equation(key: PaillierKey, c: mpz | None, z_x: int, z_y: int, w: mpz, a: mpz, d: mpz, e: int) -> bool:
     """c^z_x (1 + N)^z_y w^N == A d^e mod N^2 (c None: the encryption equation (1 + N)^z_y w^N == A d^e). Every
     value already checked to be a unit; `key` computes (by CRT when the verifier owns N)."""
     n2 = key.public.n2
-    return affine(key, c, z_x, z_y, w) == mpz(a) * key.powmod_n2(d, e) % n2
+    return bool(affine(key, c, z_x, z_y, w) == mpz(a) * key.powmod_n2(d, e) % n2)  # gmpy2 is untyped: Any
 
 
 def verifier_keys(
@@ -203,7 +205,7 @@ def range_responses(nonces: RangeNonces, x: mpz, e: int) -> tuple[mpz, mpz]:
     return nonces.alpha + e * x, nonces.gamma + e * nonces.mu
 
 
-def masked_randomness(key: PaillierKey, r: mpz, rho, e: int) -> mpz:
+def masked_randomness(key: PaillierKey, r: mpz, rho: int, e: int) -> mpz:
     """r rho^e mod N, the response that opens r^N; rho^e by CRT when `key` is the prover's own secret key."""
     return r * key.powmod_n(mpz(rho), e) % key.public.n
 

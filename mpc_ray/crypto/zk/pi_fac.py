@@ -79,7 +79,8 @@ class _Bounds:
 
 
 def _challenge(
-    transcript: Transcript, rp: RingPedersenParams, n0: mpz, cmt: tuple, level: SecurityLevel
+    transcript: Transcript, rp: RingPedersenParams, n0: mpz, cmt: tuple[int, int, int, int, int, int],
+    level: SecurityLevel,
 ) -> int:
     t = transcript.fork()
     t.append_bytes("proof", NAME.encode())

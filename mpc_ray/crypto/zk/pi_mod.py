@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import gmpy2
 from gmpy2 import mpz
@@ -135,11 +136,11 @@ def prove(transcript: Transcript, *, sk: PaillierSecretKey, level: SecurityLevel
     return Proof(int(w), xs, a_bits, b_bits, zs)
 
 
-def _require_list(value, m: int, check: str) -> None:
+def _require_list(value: Any, m: int, check: str) -> None:
     require(isinstance(value, (list, tuple)) and len(value) == m, check, f"expected a list of {m} values")
 
 
-def _require_bit(value, check: str) -> None:
+def _require_bit(value: Any, check: str) -> None:
     require_int(value, check)
     require(value in (0, 1), check, "not a bit")
 

@@ -28,7 +28,7 @@ class Proof:
     z: list[int]  # responses z_i = a_i + e_i lambda mod phi(N)
 
 
-def _challenge(transcript: Transcript, params: RingPedersenParams, a: list, level: SecurityLevel) -> list[int]:
+def _challenge(transcript: Transcript, params: RingPedersenParams, a: list[int], level: SecurityLevel) -> list[int]:
     t = transcript.fork()
     t.append_bytes("proof", NAME.encode())
     t.append_int("m", level.m)

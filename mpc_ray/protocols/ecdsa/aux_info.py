@@ -11,7 +11,7 @@ Run once per committee; every key of the committee reuses the result. Rounds:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ...crypto.paillier import PaillierPublicKey, PaillierSecretKey, generate_keypair
 from ...crypto.params import SecurityLevel
@@ -108,7 +108,7 @@ class AuxInfoParty(RoundParty):
         self,
         sid: bytes,
         party: int,
-        parties,
+        parties: Sequence[int],
         level: SecurityLevel,
         paillier: PaillierSecretKey | None = None,
         *,
@@ -118,12 +118,13 @@ class AuxInfoParty(RoundParty):
         if paillier is not None and paillier.test_only and not allow_test_keys:
             raise TestPrimeRefused("aux-info was handed a TEST ONLY Paillier key")
         self.level = level
-        self._paillier = paillier
+        self._given_paillier = paillier  # None: round 1 generates a fresh key
 
     def round1(self) -> Outbox:
-        if self._paillier is None:
-            self._paillier, _ = generate_keypair(self.level.prime_bits)
-        sk = self._paillier
+        sk = self._given_paillier
+        if sk is None:
+            sk, _ = generate_keypair(self.level.prime_bits)
+        self._paillier = sk
         if sk.public.bits() < self.level.modulus_bits:
             raise ValueError("own Paillier modulus is shorter than the security level demands")
         self._rp = generate_ring_pedersen(sk)

@@ -39,6 +39,7 @@ import gmpy2
 from ...crypto.paillier import sample_unit
 from ...crypto.params import SecurityLevel
 from ...crypto.secp256k1 import Q
+from ...crypto.transcript import Transcript
 from ...crypto.zk import pi_aff_g, pi_dec, pi_mul, pi_mul_star
 from ..base import Inbound, Outbox, RoundParty
 from ..common import proof_transcript
@@ -101,10 +102,12 @@ class IdentifyParty(RoundParty):
         self.p = failed
         self.bound = plaintext_bound(failed.level, len(failed.parties))
 
-    def _tr(self, proof: str, prover: int, verifier: int | None = None):
+    def _tr(self, proof: str, prover: int, verifier: int | None = None) -> Transcript:
         return proof_transcript(f"{TAG}/identify/{proof}", self.sid, prover, verifier)
 
-    def _combined(self, i: int, H: int, H_hat: int, to_i: dict[int, Received], from_i: dict[int, Received]):
+    def _combined(
+        self, i: int, H: int, H_hat: int, to_i: dict[int, Received], from_i: dict[int, Received]
+    ) -> tuple[int, int]:
         """Enc_i(delta_i) and Enc_i(chi_i): H * prod D_{k->i} / prod F_{i->k} (and the hat ones). `to_i[k]` is the
         message k -> i, `from_i[k]` the message i -> k."""
         n2 = self.p.aux.paillier_pk(i).n2
@@ -117,7 +120,7 @@ class IdentifyParty(RoundParty):
         return int(c_delta), int(c_chi)
 
     # prover ---------------------------------------------------------------------------------------------------
-    def _prove_dec(self, what: str, verifier: int, C: int, y: int, rho) -> pi_dec.Proof:
+    def _prove_dec(self, what: str, verifier: int, C: int, y: int, rho: gmpy2.mpz) -> pi_dec.Proof:
         """pi_dec that C decrypts to y (its mod-q value is the public x). A method so that a test can play a
         prover that forges it."""
         sk = self.p.aux.paillier

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 from ...crypto.secp256k1 import Q, Point, sum_points
 from ...crypto.vss import Polynomial, evaluate_commitments
@@ -74,8 +74,8 @@ class KeyShare:
 
     __slots__ = ("party", "threshold", "parties", "x", "public_key", "public_shares", "chain_code")
 
-    def __init__(self, party: int, threshold: int, parties, x: int, public_key: Point, public_shares: Mapping[int, Point],
-                 *, chain_code: bytes = b""):
+    def __init__(self, party: int, threshold: int, parties: Iterable[int], x: int, public_key: Point,
+                 public_shares: Mapping[int, Point], *, chain_code: bytes = b"") -> None:
         self.party, self.threshold, self.parties = party, threshold, tuple(sorted(parties))
         self.x = x
         self.public_key = public_key
@@ -93,7 +93,7 @@ class KeygenParty(RoundParty):
     NAME = "keygen"
     ROUNDS = ((Commitment, None), (Decommitment, Share), (KnowledgeProof, None))
 
-    def __init__(self, sid: bytes, party: int, parties, threshold: int) -> None:
+    def __init__(self, sid: bytes, party: int, parties: Sequence[int], threshold: int) -> None:
         super().__init__(sid, party, parties)
         if not 1 <= threshold <= len(self.parties):
             raise ValueError("threshold must be between 1 and the number of parties")
@@ -143,7 +143,7 @@ class KeygenParty(RoundParty):
             self._reveal.coefficients[0],
             self._nonce,
         )
-        self._poly = None  # the polynomial is no longer needed; drop it
+        self._poly.wipe()  # the polynomial is no longer needed; drop its coefficients
         return Outbox(broadcast=KnowledgeProof(proof))
 
     def round4(self, inbox: dict[int, Inbound]) -> KeyShare:

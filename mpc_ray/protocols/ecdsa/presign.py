@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
+
+from gmpy2 import mpz
 
 from ...crypto.paillier import sample_unit
 from ...crypto.params import SecurityLevel
@@ -137,28 +139,34 @@ class PresignatureShare:
 
     def __init__(self, party: int, public: PresignaturePublic, k: int, chi: int) -> None:
         self.party, self.public = party, public
-        self._k, self._chi = k, chi
+        self._k: int | None = k  # both None once used
+        self._chi: int | None = chi
 
     @property
     def used(self) -> bool:
         return self._k is None
 
     def take(self) -> tuple[int, int]:
-        if self._k is None:
-            raise PresignatureUsed("presignature already used")
         k, chi = self._k, self._chi
+        if k is None or chi is None:
+            raise PresignatureUsed("presignature already used")
         self._k = self._chi = None
         return k, chi
 
     def secret_values(self) -> tuple[int, int]:
         """(k_i, chi_i) without consuming; for the node's encrypted store only."""
-        if self._k is None:
+        k, chi = self._k, self._chi
+        if k is None or chi is None:
             raise PresignatureUsed("presignature already used")
-        return self._k, self._chi
+        return k, chi
 
     def __repr__(self) -> str:
         state = "used" if self._k is None else "unused"
         return f"PresignatureShare(party={self.party}, id={self.public.presignature_id.hex()[:16]}, {state}, <redacted>)"
+
+
+# PresignParty's secrets of one run, dropped by `wipe`
+_RUN_SECRETS = ("_k", "_chi", "_gamma", "_y", "_y_hat", "_rho", "_nu", "_w", "_mta_rand")
 
 
 def _sample_y(bits: int) -> int:
@@ -170,7 +178,9 @@ class PresignParty(RoundParty):
     NAME = "presign"
     ROUNDS = ((Round1, EncProof), (Round2, Round2Direct), (Round3, LogProof))
 
-    def __init__(self, sid: bytes, key: KeyShare, aux: AuxInfo, signers, *, attestor: MessageAttestor) -> None:
+    def __init__(
+        self, sid: bytes, key: KeyShare, aux: AuxInfo, signers: Iterable[int], *, attestor: MessageAttestor
+    ) -> None:
         signers = tuple(sorted(signers))
         super().__init__(sid, key.party, signers)
         if len(signers) != key.threshold or not set(signers) <= set(key.parties):
@@ -183,7 +193,7 @@ class PresignParty(RoundParty):
         self._w = lagrange_coefficient(key.party, signers) * key.x % Q
         self._W = {j: key.public_shares[j] * lagrange_coefficient(j, signers) for j in signers}
 
-    def _tr(self, proof: str, prover: int, verifier: int | None = None):
+    def _tr(self, proof: str, prover: int, verifier: int | None = None) -> Transcript:
         return proof_transcript(f"{TAG}/{proof}", self.sid, prover, verifier)
 
     def _mask(self) -> int:
@@ -236,7 +246,8 @@ class PresignParty(RoundParty):
         sk = self.aux.paillier
         self._Gamma_i = Point.base_mul(self._gamma)
         self._y, self._y_hat = {}, {}
-        self._mta_rand: dict[int, tuple] = {}  # (s, r, s_hat, r_hat) per peer: identification re-proves pi_aff_g
+        # (s, r, s_hat, r_hat) per peer: identification re-proves pi_aff_g
+        self._mta_rand: dict[int, tuple[mpz, mpz, mpz, mpz]] = {}
         self._sent: dict[int, Round2Direct] = {}
         direct = {}
         for j in self.others:
@@ -404,5 +415,6 @@ class PresignParty(RoundParty):
     def wipe(self) -> None:
         """Drop every secret of the run. The driver calls it once every signer reported success (a party whose
         own view succeeded may still be needed for identification), or after identification."""
-        self._k = self._chi = self._gamma = self._y = self._y_hat = self._rho = self._nu = self._w = None
-        self._mta_rand = None
+        # by name: the fields are typed for the run, which never sees them None; a wiped party is finished
+        for name in _RUN_SECRETS:
+            setattr(self, name, None)

@@ -73,7 +73,7 @@ def prove_knowledge(suite: Ciphersuite, sid: bytes, identifier: int, a0: int, c0
 def verify_knowledge(suite: Ciphersuite, sid: bytes, identifier: int, c0: Element, r: Element, mu: int) -> bool:
     """R == mu G - c C0."""
     g = suite.group
-    return r == g.base_mul(mu) - c0 * _pok_challenge(suite, sid, identifier, c0, r)
+    return bool(r == g.base_mul(mu) - c0 * _pok_challenge(suite, sid, identifier, c0, r))  # Element ops: Any
 
 
 @dataclass(frozen=True)

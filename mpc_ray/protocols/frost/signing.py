@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ...crypto.frost_suites import Ciphersuite, Element, KeyAdjust, lagrange_coefficient
 from ...errors import InvalidInput, MpcError, ProtocolAbort
@@ -90,10 +90,10 @@ class SigningNonces:
     def __copy__(self) -> "SigningNonces":
         raise TypeError("signing nonces are single-use and cannot be copied")
 
-    def __deepcopy__(self, memo: dict) -> "SigningNonces":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "SigningNonces":
         raise TypeError("signing nonces are single-use and cannot be copied")
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         raise TypeError("signing nonces are single-use and cannot be pickled")
 
 
@@ -314,7 +314,7 @@ def verify_signature_share(
     if session.nonce_factor == -1:
         r_i = -r_i
     y_i = session.adjust.point(g, verifying_share)
-    return g.base_mul(share) == r_i + y_i * (session.challenge * session.lagrange(identifier))
+    return bool(g.base_mul(share) == r_i + y_i * (session.challenge * session.lagrange(identifier)))  # Element ops: Any
 
 
 def aggregate(
