@@ -23,7 +23,7 @@ from typing import Any
 from .errors import InvalidInput, PartyUnavailable
 
 __all__ = ["COORDINATOR_NAME", "HEAD_RESOURCE", "HOLDER_NAME", "PARTY_LABEL", "REGION_LABEL", "WORKER_NAME",
-           "actor_name", "coordinator_options", "find_actor", "head_node_id", "holder_options", "party_nodes",
+           "actor_holder", "actor_name", "coordinator_options", "find_actor", "head_node_id", "holder_options", "party_nodes",
            "party_state_dir", "proxy_actor", "vault_socket"]
 
 HOLDER_NAME = "mpc-holder-{party}"
@@ -52,6 +52,16 @@ def coordinator_options(head_node_id: str) -> dict[str, Any]:
     return dict(name=COORDINATOR_NAME, lifetime="detached", num_cpus=0, max_concurrency=32,
                 max_restarts=-1, max_task_retries=0,  # a restart rebuilds its key table from the holders
                 scheduling_strategy=NodeAffinitySchedulingStrategy(head_node_id, soft=False))
+
+
+def actor_holder(party: int, state_dir: str, worker: int | None = None, **kwargs: Any):
+    """Start `party`'s holder (or presign `worker`) in its Ray actor, its store at `state_dir` (the embedded mode)."""
+    import ray
+
+    from .node.actor import HolderActor
+
+    return ray.remote(HolderActor).options(**holder_options(party, worker)).remote(
+        party, state_dir, role="holder" if worker is None else "worker", **kwargs)
 
 
 def proxy_actor(party: int, socket_path: str, worker: int | None = None):

@@ -26,10 +26,8 @@ FORBIDDEN_CALLS = {"open"}  # builtins that touch the disk
 FORBIDDEN_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
 # the only client imports of node/ left, each with why:
 CLIENT_NODE_IMPORTS = {
-    ("local.py", "mpc_ray.node.actor"),  # local_cluster builds the holder actors itself
-    ("local.py", "mpc_ray.node.lifecycle"),  # ... and their committee directory
-    ("local.py", "mpc_ray.node.vault"),  # ... or, isolation="process", their vault subprocesses
-    ("local.py", "mpc_ray.node.vault_proxy"),  # ... and the proxy actors in front of them
+    ("local.py", "mpc_ray.node.lifecycle"),  # local_cluster builds its committee directory
+    ("local.py", "mpc_ray.node.vault"),  # ... and, isolation="process" or "user", its vault subprocesses
     ("credentials.py", "mpc_ray.node.policy"),  # a dev cluster's operator Policy: the policy model is node/'s
 }
 

@@ -140,7 +140,7 @@ class AsyncSignHandle:
 
     async def _coalesced_request(self, request: SignedRequest, scheme: str) -> Signature:
         if not isinstance(request, SignedRequest):
-            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+            raise InvalidInput("expected a SignedRequest (mpc_ray.requests.sign_request)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         batch = self._pending_requests.get(loop)

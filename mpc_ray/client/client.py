@@ -127,7 +127,7 @@ class MpcClient:
         32-byte x-only for BIP340), chain code and xpub. Sign for it with `sign(key_id, msg, path=path)`."""
         return ChildKeyInfo(**get(self._coordinator.derive.remote(key_id, path)))
 
-    # policy-enforced signing: requests are built and signed with mpc_ray.node.principals.sign_request -------
+    # policy-enforced signing: requests are built and signed with mpc_ray.requests.sign_request -------
     def bootstrap_principals(self, registry) -> None:
         """Deployment step: the first principals (a `PrincipalRegistry`) for every holder. On a committee this client
         already registered (`local_cluster`), its admins replace the registry with `registry` plus this client's

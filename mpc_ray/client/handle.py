@@ -190,7 +190,7 @@ class SignHandle(WalletFactory):
         """One hop to the signers when a leased presignature is at hand (client/fastpath.py), else the coordinator.
         `digest`: what the wallet computed itself (the signature is checked against it; the nodes compute their own)."""
         if not isinstance(request, SignedRequest):
-            raise InvalidInput("expected a SignedRequest (mpc_ray.node.principals.sign_request)")
+            raise InvalidInput("expected a SignedRequest (mpc_ray.requests.sign_request)")
         if self._leases is None:
             from .fastpath import PresignatureLeases
 

@@ -23,11 +23,9 @@ from typing import Iterator
 import ray
 
 from ..coordinator.coordinator import Coordinator, CoordinatorConfig
-from ..deploy import coordinator_options, holder_options
+from ..deploy import actor_holder, coordinator_options, proxy_actor
 from ..errors import InvalidInput
-from ..node.actor import HolderActor
 from ..node.vault import VaultProcess, ensure_user, start_vault, vault_socket_path
-from ..node.vault_proxy import VaultProxy
 from ..node.lifecycle import directory_params
 from ..requests import RequestKind
 from .client import DEFAULT_NAMESPACE, MpcClient
@@ -53,17 +51,14 @@ def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, k
     `state_dir` (`local_cluster` makes the state root that user's)."""
     if isolation not in ISOLATIONS:
         raise InvalidInput(f"isolation is one of {ISOLATIONS}")
-    options = holder_options(party, worker)  # mpc_ray/deploy.py: the same for every path
-    if isolation == "actor":
-        cls = ray.remote(HolderActor)  # the holder's entry points only (node/actor.py)
-        return cls.options(**options).remote(party, state_dir, allow_test_keys=allow_test_keys, kdf=kdf,
-                                             role="holder" if worker is None else "worker")
+    if isolation == "actor":  # names and options: mpc_ray/deploy.py, the same for every path
+        return actor_holder(party, state_dir, worker, allow_test_keys=allow_test_keys, kdf=kdf)
     vaults = _VAULTS if vaults is None else vaults
     path = str(vault_socket_path(state_dir, worker))
     if path not in vaults or not vaults[path].alive():
         vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys,
                                    user=vault_user if isolation == "user" else None)
-    return ray.remote(VaultProxy).options(**options).remote(party, path)  # the same entry points, forwarded
+    return proxy_actor(party, path, worker)  # the same entry points, forwarded
 
 
 class LocalCluster(MpcClient):

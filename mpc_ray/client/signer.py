@@ -10,7 +10,7 @@ satisfy the protocol:
 - `SimSigner` (client/simsigner.py): keys of `mpc_ray.sim`, in process, for tests and notebooks.
 
 With an `Agent` configured, a signer never asks for a bare digest: it sends a principal-signed request
-(`node.principals.sign_request`) carrying the payload's format and body, and every holder decodes the body and
+(`mpc_ray.requests.sign_request`) carrying the payload's format and body, and every holder decodes the body and
 computes the digest itself before it applies its policy. Without one (an admin's Ray driver, the simulator) it signs
 the payload's digest / message directly.
 
