@@ -764,6 +764,16 @@ def _node(args: argparse.Namespace) -> int:
 
 
 # parser ----------------------------------------------------------------------------------------------------------
+def _committee_options(parser: argparse.ArgumentParser) -> None:
+    """The committee's shape and pools: the same options for the one `up` starts and the one `deploy` deploys."""
+    parser.add_argument("--threshold", type=int, default=2, help="default signers per key (default 2)")
+    parser.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
+    parser.add_argument("--security", choices=["112", "128"], default="128",
+                        help="Paillier security level (default 128; 112 starts faster)")
+    parser.add_argument("--pool-depth", type=int, default=16,
+                        help="presignatures kept ready per signer set (default 16)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mpc-ray",
@@ -813,11 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "start the coordinator. It keeps running in the background until `mpc-ray down`; "
                                     "other commands find it through <state dir>/cluster.json.")
     up.add_argument("--parties", type=int, default=3, help="share holders, one Ray node each (default 3)")
-    up.add_argument("--threshold", type=int, default=2, help="default signers per key (default 2: 2-of-3)")
-    up.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
-    up.add_argument("--security", choices=["112", "128"], default="128",
-                    help="Paillier security level (default 128; 112 starts faster)")
-    up.add_argument("--pool-depth", type=int, default=16, help="presignatures kept ready per signer set (default 16)")
+    _committee_options(up)
     up.add_argument("--workers-per-node", type=int, default=1, help="presign workers beside each holder (default 1)")
     up.add_argument("--auth", choices=["token", "disabled"], default="token",
                     help="Ray authentication (default token: a fresh token in <state dir>/auth_token, mode 0600)")
@@ -909,12 +915,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "refuses a party without a labelled node, or whose vault does not answer.")
     deploy.add_argument("--address", required=True, metavar="HOST:PORT", help="the head's GCS address")
     deploy.add_argument("--parties", required=True, metavar="1,2,3", help="the parties, one labelled node each")
-    deploy.add_argument("--threshold", type=int, default=2, help="default signers per key (default 2)")
-    deploy.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
-    deploy.add_argument("--security", choices=["112", "128"], default="128", help="Paillier security level (default 128)")
+    _committee_options(deploy)
     deploy.add_argument("--workers", type=int, default=0,
                         help="presign workers per party (each host's `node start --workers`; default 0)")
-    deploy.add_argument("--pool-depth", type=int, default=16, help="presignatures kept ready per signer set (default 16)")
     deploy.add_argument("--namespace", default="mpc-ray", help="Ray namespace of the committee (default mpc-ray)")
     deploy.add_argument("--vault-dir", default="/var/lib/mpc-ray", metavar="DIR",
                         help="the --state-dir every party host gave `mpc-ray node start` (default /var/lib/mpc-ray): "
@@ -958,12 +961,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """The error inside Ray's wrapper: ray.get raises RayTaskError(X), an X whose text is the remote traceback."""
-    ray_exceptions = sys.modules.get("ray.exceptions")  # not imported: no Ray error can have reached here
-    if ray_exceptions is not None:
-        while isinstance(exc, ray_exceptions.RayTaskError) and isinstance(getattr(exc, "cause", None), BaseException):
-            exc = exc.cause
-    return exc
+    """The error inside Ray's wrappers (client/raycall.py's `unwrap`, the client's one way to read them)."""
+    if "ray.exceptions" not in sys.modules:  # no Ray error can have reached here (and raycall would load Ray)
+        return exc
+    from .client.raycall import unwrap
+
+    return unwrap(exc)
 
 
 def _reported(exc: BaseException) -> bool:

@@ -11,20 +11,27 @@ found the same way by every other.
 - The coordinator: detached, named, pinned by node id to the head (which has no ``mpc-party`` label, so no share
   lands there), restarted without end (it rebuilds its key table from the holders), never retried.
 
-Layer: above node/ (it builds the proxy actor of node/vault_proxy.py) and below coordinator/ (which looks actors up
-by these names); pyproject.toml's import-linter contract places it there.
+- A vault (`local_cluster`'s isolation="process" or "user"): the holder in a subprocess of the driver, as this
+  user or as a vault user (node/vault.py `start_vault`), behind its proxy actor (`vault_holder`).
+
+Layer: above node/ (it builds node/'s actors and starts its vaults, so client/ never imports node/) and below
+coordinator/ (which looks actors up by these names); pyproject.toml's import-linter contract places it there.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput, PartyUnavailable
 
+if TYPE_CHECKING:
+    from .node.vault import VaultProcess as VaultProcess  # the type of `vault_holder`'s table, for client/local.py
+
 __all__ = ["COORDINATOR_NAME", "HEAD_RESOURCE", "HOLDER_NAME", "PARTY_LABEL", "REGION_LABEL", "WORKER_NAME",
-           "actor_holder", "actor_name", "coordinator_options", "find_actor", "head_node_id", "holder_options", "party_nodes",
-           "party_state_dir", "proxy_actor", "vault_socket"]
+           "actor_holder", "actor_name", "coordinator_options", "find_actor", "give_state_root", "head_node_id",
+           "holder_options", "party_nodes", "party_state_dir", "proxy_actor", "vault_holder", "vault_socket"]
 
 HOLDER_NAME = "mpc-holder-{party}"
 WORKER_NAME = "mpc-worker-{party}-{worker}"
@@ -71,6 +78,31 @@ def proxy_actor(party: int, socket_path: str, worker: int | None = None):
     from .node.vault_proxy import VaultProxy
 
     return ray.remote(VaultProxy).options(**holder_options(party, worker)).remote(party, socket_path)
+
+
+def vault_holder(party: int, state_dir: str, worker: int | None = None, *, vaults: dict[str, VaultProcess],
+                 user: str | None = None, kdf: str = "interactive", allow_test_keys: bool = False) -> Any:
+    """Start `party`'s holder (or presign `worker`) in a vault subprocess of this process, its store at `state_dir`,
+    unless one serves its socket already, and return its proxy actor. `vaults`: the started vaults by socket path,
+    for the caller to stop. `user`: the OS user the vault runs as (root only; see `give_state_root`)."""
+    from .node.vault import start_vault, vault_socket_path
+
+    path = str(vault_socket_path(state_dir, worker))
+    if path not in vaults or not vaults[path].alive():
+        vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys,
+                                   user=user)
+    return proxy_actor(party, path, worker)  # the same entry points, forwarded
+
+
+def give_state_root(root: Path, user: str) -> None:
+    """Make the state root the vault user's (created when missing): each vault makes its socket there, beside its
+    state directory; others (the proxies) reach a socket by its name, never list."""
+    from .node.vault import ensure_user
+
+    entry = ensure_user(user)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chown(root, entry.pw_uid, entry.pw_gid)
+    os.chmod(root, 0o711)
 
 
 def party_state_dir(vault_dir: str | Path, party: int) -> Path:

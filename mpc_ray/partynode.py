@@ -260,18 +260,23 @@ def start_node(*, state_dir: str | Path, address: str, party: int | None = None,
     name = "head" if head else f"party-{party}"
     try:
         if not head:
+            from .node.vault import vault_command
+
+            assert party is not None  # check_start: a node is a party's or the head
             ray_uid = _account(ray_user).pw_uid
             secret = (["--secret-file", secret_file] if secret_file else ["--secret-env", secret_env] if secret_env
                       else ["--secret-command", secret_command] if secret_command else [])
+            allow_uids: list[int] = []
+            socket_group: int | None = None
+            if _account(vault_user).pw_uid != ray_uid:  # the Ray user may connect; this command (the ping) too
+                allow_uids = [ray_uid, os.geteuid()]
+                if ray_uid != 0:  # root passes the socket's mode anyway; the vault's user cannot give it root's group
+                    socket_group = _account(ray_user).pw_gid
             for worker in [None, *range(workers)]:
-                cmd = [*_user_prefix(vault_user), sys.executable, "-m", "mpc_ray.node.vault", "--party", str(party),
-                       "--state-dir", str(party_state_dir(state_dir, party)), "--kdf", kdf, *secret]
-                if worker is not None:
-                    cmd += ["--worker", str(worker)]
-                if _account(vault_user).pw_uid != ray_uid:  # the Ray user may connect; this command (the ping) too
-                    cmd += ["--allow-uid", str(ray_uid), "--allow-uid", str(os.geteuid())]
-                    if ray_uid != 0:  # root passes the socket's mode anyway; the vault's user cannot give it root's group
-                        cmd += ["--socket-group", str(_account(ray_user).pw_gid)]
+                # detached (its own session, _spawn) and not --exit-with-parent: it outlives this command
+                cmd = vault_command(party, party_state_dir(state_dir, party), worker=worker, kdf=kdf,
+                                    prefix=_user_prefix(vault_user), socket_group=socket_group,
+                                    allow_uids=allow_uids, args=secret)
                 socket = vault_socket(state_dir, party, worker)
                 role = "vault" if worker is None else f"vault-worker-{worker}"
                 if role in kept:

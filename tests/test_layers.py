@@ -1,9 +1,10 @@
-"""The layers hold: the shared request layer (mpc_ray.requests, mpc_ray.intents) is pure, and clients do not reach
-into node/.
+"""The layers hold: the shared request layer (mpc_ray.requests, mpc_ray.intents, the policy model mpc_ray.policy) is
+pure, and clients do not reach into node/.
 
-`mpc_ray.requests` and `mpc_ray.intents` load without Ray, node/ (its store with fcntl and Argon2) or the coordinator,
-and none of their modules imports the runtime, the disk or the clock (checked on the source with `ast`, so a lazy
-import inside a function is caught too). Client modules import node/ only where listed below.
+`mpc_ray.requests`, `mpc_ray.intents` and `mpc_ray.policy` load without Ray, node/ (its store with fcntl and Argon2)
+or the coordinator, and none of their modules imports the runtime, the disk or the clock (checked on the source with
+`ast`, so a lazy import inside a function is caught too). No client module imports node/, not even lazily: what a
+client shares with the holders is in those pure modules, and mpc_ray/deploy.py builds holders and starts vaults.
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "mpc_ray"
-PURE = ("requests", "intents")
+PURE = ("requests", "intents")  # packages
+PURE_MODULES = ("policy.py",)
 # modules a pure package must never import: the runtime, the layers above it, the disk and the clock
 FORBIDDEN = ("ray", "mpc_ray.node", "mpc_ray.coordinator", "mpc_ray.client", "mpc_ray.gateway", "mpc_ray.cli",
              "fcntl", "os", "pathlib", "shutil", "tempfile", "time")
 FORBIDDEN_CALLS = {"open"}  # builtins that touch the disk
 FORBIDDEN_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
-# the only client imports of node/ left, each with why:
-CLIENT_NODE_IMPORTS = {
-    ("local.py", "mpc_ray.node.lifecycle"),  # local_cluster builds its committee directory
-    ("local.py", "mpc_ray.node.vault"),  # ... and, isolation="process" or "user", its vault subprocesses
-    ("credentials.py", "mpc_ray.node.policy"),  # a dev cluster's operator Policy: the policy model is node/'s
-}
 
 
 def _imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
@@ -59,13 +55,13 @@ def _under(name: str, prefix: str) -> bool:
 
 
 def _pure_files() -> list[Path]:
-    return sorted(p for pkg in PURE for p in (PKG / pkg).rglob("*.py"))
+    return sorted([*(p for pkg in PURE for p in (PKG / pkg).rglob("*.py")), *(PKG / m for m in PURE_MODULES)])
 
 
 def test_pure_packages_exist():
     names = {p.relative_to(PKG).as_posix() for p in _pure_files()}
     assert {"requests/signed.py", "requests/principals.py", "requests/raw_batch.py", "intents/evm.py",
-            "intents/solana.py", "intents/bitcoin.py", "intents/decode.py"} <= names
+            "intents/solana.py", "intents/bitcoin.py", "intents/decode.py", "requests/admin.py", "policy.py"} <= names
 
 
 @pytest.mark.parametrize("path", _pure_files(), ids=lambda p: p.relative_to(PKG).as_posix())
@@ -100,8 +96,9 @@ def _loaded_after(code: str) -> dict[str, bool]:
 
 
 def test_requests_and_intents_load_without_ray_or_node():
-    loaded = _loaded_after("import mpc_ray.requests, mpc_ray.intents, mpc_ray.intents.bitcoin\n"
+    loaded = _loaded_after("import mpc_ray.requests, mpc_ray.intents, mpc_ray.intents.bitcoin, mpc_ray.policy\n"
                            "from mpc_ray.intents import intent_from_request\n"
+                           "from mpc_ray.policy import AssetLimit, Policy, TxType, native_asset\n"
                            "from mpc_ray.requests import SignedRequest, sign_request")
     for name in ("ray", "mpc_ray.node", "mpc_ray.node.store", "mpc_ray.coordinator", "mpc_ray.client", "argon2",
                  "nacl.pwhash"):
@@ -116,17 +113,18 @@ def test_requests_alone_load_no_fcntl():
 
 
 def test_client_modules_do_not_import_node():
-    seen = set()
-    bad = []
-    for path in sorted((PKG / "client").glob("*.py")):
-        for name, line in _imports(path):
-            if not _under(name, "mpc_ray.node"):
-                continue
-            top = ".".join(name.split(".")[:3])  # mpc_ray.node.<module>
-            if (path.name, top) in CLIENT_NODE_IMPORTS:
-                seen.add((path.name, top))
-            else:
-                bad.append(f"client/{path.name}:{line} imports {name}")
-    assert not bad, "client modules import node/ (use mpc_ray.requests / mpc_ray.intents): " + "; ".join(bad)
-    # an exception nobody needs any more is removed from the list, so that it cannot hide a new import
-    assert seen == CLIENT_NODE_IMPORTS, f"stale exceptions: {CLIENT_NODE_IMPORTS - seen}"
+    bad = [f"client/{path.relative_to(PKG / 'client').as_posix()}:{line} imports {name}"
+           for path in sorted((PKG / "client").rglob("*.py"))
+           for name, line in _imports(path) if _under(name, "mpc_ray.node")]
+    assert not bad, ("client modules import node/ (use mpc_ray.requests, mpc_ray.intents, mpc_ray.policy or "
+                     "mpc_ray.deploy): " + "; ".join(bad))
+
+
+def test_the_client_contract_has_no_exceptions():
+    # pyproject.toml's import-linter contract (run by tests/test_guards.py) forbids client -> node outright
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    client = [c for c in contracts if c["type"] == "forbidden" and "mpc_ray.client" in c["source_modules"]
+              and "mpc_ray.node" in c["forbidden_modules"]]
+    assert len(client) == 1 and not client[0].get("ignore_imports"), client

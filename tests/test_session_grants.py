@@ -299,9 +299,10 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
         return ref.value
 
     monkeypatch.setattr(ray, "get", fake_get)
-    monkeypatch.setattr(session_gate, "NONCE_BUCKET", (0, 0.0))  # party 1's bucket of f1 only, made here
-    c.holders[1].authorization.gate._bucket("nonce", "f1", time.time())
-    monkeypatch.setattr(session_gate, "NONCE_BUCKET", (10_000, 0.0))
+    monkeypatch.setattr(session_gate, "NONCE_BUCKET", (10_000, 0.0))  # never refilled
+    gate = c.holders[1].authorization.gate  # party 1 admits all its nonce pairs of f1 (the grant already checked)
+    gate.admit_commit("f1", 10_000, (b"\x01" * 32, int(time.time()) + 60))
+    assert gate.tokens_left("nonce", "f1") == 0 and c.holders[2].authorization.gate.tokens_left("nonce", "f1") == 10_000
     coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, pool_low_water=2,
                                           coordinator_seed=c.principals.creds.coordinator_seed), "test")
     handles = {p: _Handle(h) for p, h in c.holders.items()}

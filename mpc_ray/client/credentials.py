@@ -161,8 +161,7 @@ class Credentials:
 
     def operator_policy_request(self, key_id: str):
         """The permissive operator policy of a dev cluster: raw signing of `key_id`, any derivation path."""
-        from ..intents import TxType
-        from ..node.policy import Policy  # the policy model is node/'s (tests/test_layers.py lists this)
+        from ..policy import Policy, TxType
 
         policy = Policy(key_id=key_id, principal_id=self.operator[0], allowed_chains=(RAW_CHAIN,),
                         allowed_tx_types=(TxType.RAW_DIGEST,), any_derivation_path=True,

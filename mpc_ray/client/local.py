@@ -18,20 +18,21 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import ray
 
 from ..coordinator.coordinator import Coordinator, CoordinatorConfig
-from ..deploy import actor_holder, coordinator_options, proxy_actor
+from ..deploy import actor_holder, coordinator_options, give_state_root, vault_holder
 from ..errors import InvalidInput
-from ..node.vault import VaultProcess, ensure_user, start_vault, vault_socket_path
-from ..node.lifecycle import directory_params
-from ..requests import RequestKind
+from ..requests import RequestKind, directory_params
 from .client import DEFAULT_NAMESPACE, MpcClient
 from .credentials import Credentials
 from .deployment import register_principals
 from .raycall import get
+
+if TYPE_CHECKING:
+    from ..deploy import VaultProcess
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded cluster on loopback; no token file written
 
@@ -51,14 +52,11 @@ def holder_actor(party: int, state_dir: str, *, allow_test_keys: bool = False, k
     `state_dir` (`local_cluster` makes the state root that user's)."""
     if isolation not in ISOLATIONS:
         raise InvalidInput(f"isolation is one of {ISOLATIONS}")
-    if isolation == "actor":  # names and options: mpc_ray/deploy.py, the same for every path
+    # names, options and vaults: mpc_ray/deploy.py, the same for every path
+    if isolation == "actor":
         return actor_holder(party, state_dir, worker, allow_test_keys=allow_test_keys, kdf=kdf)
-    vaults = _VAULTS if vaults is None else vaults
-    path = str(vault_socket_path(state_dir, worker))
-    if path not in vaults or not vaults[path].alive():
-        vaults[path] = start_vault(party, state_dir, worker=worker, kdf=kdf, allow_test_keys=allow_test_keys,
-                                   user=vault_user if isolation == "user" else None)
-    return proxy_actor(party, path, worker)  # the same entry points, forwarded
+    return vault_holder(party, state_dir, worker, vaults=_VAULTS if vaults is None else vaults, kdf=kdf,
+                        allow_test_keys=allow_test_keys, user=vault_user if isolation == "user" else None)
 
 
 class LocalCluster(MpcClient):
@@ -109,15 +107,6 @@ class LocalCluster(MpcClient):
         get(self._coordinator.add_parties.remote(list(parties), approval))
 
 
-def _give_root_to(root: Path, user: str) -> None:
-    """Make the state root the vault user's (created when missing): each vault makes its socket there, beside its
-    state directory; others (the proxies) reach a socket by its name, never list."""
-    entry = ensure_user(user)
-    root.mkdir(parents=True, exist_ok=True)
-    os.chown(root, entry.pw_uid, entry.pw_gid)
-    os.chmod(root, 0o711)
-
-
 def _add_party_node(cluster, party: int):
     return cluster.add_node(num_cpus=1, labels={"mpc-party": str(party), "region": f"region-{party}"})
 
@@ -160,7 +149,7 @@ def local_cluster(
     vaults: dict[str, VaultProcess] = {}
     deploy = {"kdf": kdf, "isolation": isolation, "vaults": vaults, "vault_user": vault_user}
     if isolation == "user":
-        _give_root_to(root, vault_user)
+        give_state_root(root, vault_user)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         nodes = {i: _add_party_node(cluster, i) for i in range(1, parties + 1)}

@@ -23,18 +23,24 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from ..errors import MpcError, QuorumUnavailable
 from .signer import RequestTimeout
 
-__all__ = ["gather", "get", "typed_error"]
+__all__ = ["gather", "get", "typed_error", "unwrap"]
 
 COORDINATOR = "the coordinator"
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The error inside Ray's wrappers: ``RayTaskError(X)`` is an X whose text is the remote traceback, nested when an
+    actor re-raised the error of a call it made itself. A wrapper without a cause is returned as it is."""
+    while isinstance(exc, RayTaskError) and isinstance(getattr(exc, "cause", None), BaseException):
+        exc = exc.cause
+    return exc
+
+
 def typed_error(exc: BaseException, actor: str = COORDINATOR) -> MpcError:
     """The `mpc_ray.errors` error for an exception that came back from a Ray call to `actor` (for messages)."""
-    while isinstance(exc, RayTaskError):  # nested when an actor re-raised the error of a call it made itself
-        cause = getattr(exc, "cause", None)
-        if cause is None:
-            return MpcError(f"{actor} failed")
-        exc = cause
+    exc = unwrap(exc)
+    if isinstance(exc, RayTaskError):  # no cause to report
+        return MpcError(f"{actor} failed")
     if isinstance(exc, MpcError):
         return exc
     if isinstance(exc, GetTimeoutError):

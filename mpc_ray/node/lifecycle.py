@@ -55,6 +55,7 @@ from ..protocols.ecdsa.keygen import KeyShare
 from ..protocols.ecdsa.refresh import RefreshParty
 from ..protocols.reshare import OldCommittee, ReshareOutput, ReshareParty, ecdsa_key_share, frost_output
 from ..protocols.wire import WireError, decode, encode
+from ..requests.admin import directory_params  # moved there (clients build it); old import path
 from .frost_holder import frost_public_entry, nonce_kind
 from .frost_records import (
     key_package_from_bytes,
@@ -180,11 +181,6 @@ def _bound_sid(sid: bytes, key_id: str, epoch: int) -> bytes:
 def _public_only(out: Any) -> Any:
     """A ReshareOutput-like view with a placeholder share, to build a public record for a departing holder."""
     return ReshareOutput(0, out.public_key, out.threshold, out.public_shares, 0, out.digest)
-
-
-def directory_params(entries: Sequence[NodeIdentityPublic]) -> dict:
-    """What an admin approves to add members: each new party with its node identity's public keys."""
-    return {"members": [[e.party, e.verify_key.hex(), e.box_key.hex()] for e in sorted(entries, key=lambda e: e.party)]}
 
 
 class KeyLifecycle:

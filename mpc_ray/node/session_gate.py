@@ -41,6 +41,11 @@ MAX_BUCKETS = 4_096
 PRESIGN_PROTOCOLS = ("presign", "dkls23-presign")  # sessions that each store one presignature of a key
 
 
+def _bucket_size(kind: str) -> tuple[int, float]:
+    """(capacity, refill per second) of a new bucket of `kind`, read when it is made (tests change them)."""
+    return PRESIGN_BUCKET if kind == "presign" else NONCE_BUCKET
+
+
 class TokenBucket:
     __slots__ = ("capacity", "rate", "tokens", "at")
 
@@ -100,6 +105,16 @@ class SessionGate:
         now = time.time() if now is None else now
         self._admit([checked], [("nonce", key_id, count)], now)
 
+    def tokens_left(self, kind: str, key_id: str, now: float | None = None) -> float:
+        """What this node would admit of `key_id` now: presigning sessions (`kind` "presign") or FROST nonce pairs
+        ("nonce"), its token bucket's level (a key not seen yet has a full one). Reads only."""
+        if kind not in ("presign", "nonce"):
+            raise InvalidInput('kind is "presign" or "nonce"')
+        now = time.time() if now is None else now
+        with self._lock:
+            bucket = self._buckets.get((kind, key_id))
+            return float(_bucket_size(kind)[0]) if bucket is None else bucket.level(now)
+
     # checks ----------------------------------------------------------------------------------------------------
     def _verify(self, grant: Any, wanted: list[GrantItem], now: float, what: str):
         st = self.state
@@ -148,8 +163,7 @@ class SessionGate:
             if len(self._buckets) >= MAX_BUCKETS:  # a full bucket is the same as a new one: forget those
                 for k in [k for k, b in self._buckets.items() if b.level(now) >= b.capacity]:
                     del self._buckets[k]
-            capacity, rate = PRESIGN_BUCKET if kind == "presign" else NONCE_BUCKET
-            bucket = self._buckets[(kind, key_id)] = TokenBucket(capacity, rate, now)
+            bucket = self._buckets[(kind, key_id)] = TokenBucket(*_bucket_size(kind), now)
         return bucket
 
     def _prune(self, now: float) -> None:

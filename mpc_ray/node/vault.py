@@ -55,7 +55,7 @@ from .store import MIN_NODE_SECRET_BYTES
 from .vault_codec import MAX_FRAME, decode_request, encode_error, encode_ok, recv_frame, send_frame
 
 __all__ = ["VaultProcess", "VaultServer", "as_user", "ensure_user", "read_node_secret", "serve", "start_vault",
-           "vault_socket_path"]
+           "vault_command", "vault_socket_path"]
 
 log = logging.getLogger("mpc_ray.vault")
 
@@ -482,7 +482,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# -- starting one from a driver (local_cluster) ------------------------------------------------------------------
+# -- starting one: detached (mpc-ray node start) or from a driver (local_cluster) --------------------------------
+
+
+def vault_command(party: int, state_dir: str | Path, *, worker: int | None = None, socket: str | Path | None = None,
+                  kdf: str = "interactive", prefix: Sequence[str] = (), socket_group: str | int | None = None,
+                  allow_uids: Sequence[int] = (), allow_test_keys: bool = False, exit_with_parent: bool = False,
+                  python: str | None = None, args: Sequence[str] = ()) -> list[str]:
+    """The command line of the vault of `state_dir` (or of its presign `worker`), after `prefix` (`as_user`'s, to
+    run it as another user). The one builder for both ways a vault starts: a child of a driver (`start_vault`, with
+    `exit_with_parent`) and detached in its own session (`mpc-ray node start`, mpc_ray/partynode.py)."""
+    cmd = [*prefix, python or sys.executable, "-m", "mpc_ray.node.vault",
+           "--party", str(party), "--state-dir", str(state_dir), "--kdf", kdf]
+    if socket is not None:
+        cmd += ["--socket", str(socket)]
+    if worker is not None:
+        cmd += ["--worker", str(worker)]
+    if allow_test_keys:
+        cmd.append("--allow-test-keys")
+    if exit_with_parent:
+        cmd.append("--exit-with-parent")
+    if socket_group is not None:
+        cmd += ["--socket-group", str(_gid(socket_group))]
+    for uid in allow_uids:
+        cmd += ["--allow-uid", str(uid)]
+    return [*cmd, *args]
 
 
 @dataclass
@@ -526,29 +550,21 @@ def start_vault(party: int, state_dir: str | Path, *, worker: int | None = None,
     path = vault_socket_path(state_dir, worker)
     _refuse_if_serving(path)  # its answers would pass for the new one's
     python = python or os.environ.get(VAULT_PYTHON_ENV) or sys.executable
-    cmd = [python, "-m", "mpc_ray.node.vault", "--party", str(party), "--state-dir", str(state_dir),
-           "--socket", str(path), "--kdf", kdf, "--exit-with-parent", *args]
-    if worker is not None:
-        cmd += ["--worker", str(worker)]
-    if allow_test_keys:
-        cmd.append("--allow-test-keys")
-    env, cwd = None, None
+    env, cwd, prefix = None, None, []
     if user is not None:
         prefix, entry = as_user(user), _account(user)
         if socket_group is not None and _gid(socket_group) not in _groups_of(entry):
             raise InvalidInput(f"the vault user {user} is not in the group {socket_group}, so it cannot give its "
                                f"socket that group (usermod --append --groups {socket_group} {user})")
         _hand_over(state_dir, entry)
-        cmd = prefix + cmd
         env = {**os.environ, "HOME": entry.pw_dir, "USER": user, "LOGNAME": user}
         cwd = "/"  # not a directory of the starting user's, which the vault user may not enter
     else:
         state_dir.parent.mkdir(parents=True, exist_ok=True)
-    if socket_group is not None:
-        cmd += ["--socket-group", str(_gid(socket_group))]
-    if allow_uids is not None or user is not None:
-        for uid in sorted({os.geteuid(), *(allow_uids or ())}):
-            cmd += ["--allow-uid", str(uid)]
+    uids = sorted({os.geteuid(), *(allow_uids or ())}) if allow_uids is not None or user is not None else ()
+    cmd = vault_command(party, state_dir, worker=worker, socket=path, kdf=kdf, prefix=prefix,
+                        socket_group=socket_group, allow_uids=uids, allow_test_keys=allow_test_keys,
+                        exit_with_parent=True, python=python, args=args)
     out = os.open(f"{path}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd=cwd)

@@ -8,7 +8,7 @@ means is `mpc_ray.intents`.
 
 from __future__ import annotations
 
-from .admin import restore_params
+from .admin import directory_params, restore_params
 from .principals import MAX_SIGNATURES, Principal, PrincipalRegistry, Role
 from .raw_batch import MAX_MESSAGE_BYTES, MAX_MESSAGES, RawBatch, decode_raw_batch, encode_raw_batch
 from .signed import (
@@ -48,6 +48,7 @@ __all__ = [
     "check_json_bounds",
     "cosign",
     "decode_raw_batch",
+    "directory_params",
     "encode_raw_batch",
     "parse_strict_json",
     "restore_params",
