@@ -4,12 +4,13 @@ consistency check. Every tamper test feeds one bad value and expects the named c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pickle
 import secrets
 
 import pytest
 
-from mpc_ray.crypto.ot import gf2
+from mpc_ray.crypto.ot import gf2, kos
 from mpc_ray.crypto.ot import base_ot as bo
 from mpc_ray.crypto.ot.base_ot import KAPPA, BaseOTReceiver, BaseOTSender
 from mpc_ray.crypto.ot.kos import (
@@ -21,7 +22,7 @@ from mpc_ray.crypto.ot.kos import (
     _prg,
     extension_context,
 )
-from mpc_ray.crypto.secp256k1 import Point
+from mpc_ray.crypto.secp256k1 import Q, Point
 from mpc_ray.crypto.transcript import Transcript
 from mpc_ray.crypto.zk import schnorr
 from mpc_ray.errors import InvalidInput, ProtocolAbort
@@ -87,7 +88,7 @@ def test_gf_mul_and_inner_product_match_schoolbook():
         assert gf2.gf_mul(a, b) == _polymod(_clmul_naive(a, b), f)
     m = 40
     cols = [secrets.randbits(m) for _ in range(256)]
-    mat = gf2.BitMatrix(cols, m)
+    mat = gf2.BitMatrix.from_columns(cols, m)
     raw = secrets.token_bytes(32 * m)
     chis = [int.from_bytes(raw[32 * j : 32 * j + 32], "little") for j in range(m)]
     expect = 0
@@ -95,7 +96,45 @@ def test_gf_mul_and_inner_product_match_schoolbook():
         row = sum(((cols[i] >> j) & 1) << i for i in range(256))
         assert mat.row(j) == row and mat.row_bytes(j) == row.to_bytes(32, "little")
         expect ^= _clmul_naive(chis[j], row)
-    assert gf2.inner_product(gf2.spread_many(raw, m), mat, m) == _polymod(expect, f)
+    assert gf2.inner_product(raw, mat) == _polymod(expect, f)
+
+
+def _rows_naive(cols: list[int], m: int) -> list[int]:
+    return [sum(((cols[i] >> j) & 1) << i for i in range(256)) for j in range(m)]
+
+
+@pytest.mark.parametrize("m", [8, 255, 256, 257, 520, 752])
+def test_transpose_and_inner_product_across_block_boundaries(m):
+    # the transpose works on 256 x 256 blocks (row 256 b + c is word c * blocks + b): sizes on and off the block
+    # edges, and the extreme inputs: all-ones rows and challenges give the largest slot sums a spread product holds
+    f = (1 << 256) | (1 << 10) | (1 << 5) | (1 << 2) | 1
+    for fill in ("random", "ones"):
+        cols = [secrets.randbits(m) if fill == "random" else (1 << m) - 1 for _ in range(256)]
+        raw = secrets.token_bytes(32 * m) if fill == "random" else b"\xff" * (32 * m)
+        mat = gf2.BitMatrix.from_columns(cols, m)
+        rows = _rows_naive(cols, m)
+        assert [mat.row(j) for j in range(m)] == rows
+        delta = secrets.randbits(256)
+        assert mat.rows_bytes(m, delta) == [(r ^ delta).to_bytes(32, "little") for r in rows]
+        assert mat.rows_bytes(m // 2) == [r.to_bytes(32, "little") for r in rows[: m // 2]]
+        expect = 0
+        for j in range(m):
+            expect ^= _clmul_naive(int.from_bytes(raw[32 * j : 32 * j + 32], "little"), rows[j])
+        assert gf2.inner_product(raw, mat) == _polymod(expect, f)
+    top = (1 << 256) - 1
+    assert gf2.clmul(top, top) == _clmul_naive(top, top) and gf2.clmul(1 << 255, top) == top << 255
+
+
+def test_bit_matrix_refuses_bad_shapes():
+    with pytest.raises(ValueError):
+        gf2.BitMatrix.from_columns([0] * 255, 8)
+    with pytest.raises(ValueError):
+        gf2.BitMatrix.from_columns([1 << 8] + [0] * 255, 8)  # a column wider than m
+    mat = gf2.BitMatrix.from_columns([0] * 256, 8)
+    with pytest.raises(ValueError):
+        gf2.inner_product(bytes(32 * 7), mat)
+    with pytest.raises(IndexError):
+        mat.row_bytes(8)
 
 
 # --- base OT -----------------------------------------------------------------------------------------------------
@@ -238,6 +277,46 @@ def test_extension_gives_random_ots(pair):
     assert not set(map(tuple, rext2.pads(3))) & set(map(tuple, got))  # fresh pads per extension id
 
 
+@pytest.mark.parametrize("count", [64, 184])  # 2 and 3 blocks of 256 rows
+def test_extension_matches_the_bitwise_definition(pair, monkeypatch, count):
+    """The batched code computes exactly KOS as the module docstring writes it: u, x~, t~ of the receiver, the
+    sender's check and the output hashes, recomputed here bit by bit for a fixed x."""
+    rs, ss = pair()
+    m = count + PAD_ROWS
+    nb = m // 8
+    x = secrets.randbits(m)
+    fresh = secrets.randbits
+    monkeypatch.setattr(kos.secrets, "randbits", lambda n: x if n == m else fresh(n))
+    msg, rext = rs.extend(b"ref", count)
+    ctx = extension_context(rs.setup_id, rs.peer, rs.me, b"ref")
+    ts = [int.from_bytes(_prg(k0, ctx, i, nb), "little") for i, k0 in enumerate(rs._seeds0)]
+    us = [t ^ int.from_bytes(_prg(k1, ctx, i, nb), "little") ^ x for i, (t, k1) in enumerate(zip(ts, rs._seeds1))]
+    assert msg.u == [u.to_bytes(nb, "little") for u in us]
+    raw = _challenges(ctx, msg.u, m)
+    chi = [int.from_bytes(raw[32 * j : 32 * j + 32], "little") for j in range(m)]
+    rows = _rows_naive(ts, m)
+    x_tilde = t_tilde = 0
+    for j in range(m):
+        t_tilde ^= gf2.gf_mul(chi[j], rows[j])
+        x_tilde ^= chi[j] if (x >> j) & 1 else 0
+    assert (msg.x_tilde, msg.t_tilde) == (x_tilde.to_bytes(32, "little"), t_tilde.to_bytes(32, "little"))
+    assert rext.choices == x & ((1 << count) - 1)
+
+    def row_pads(row: int, j: int) -> list[int]:
+        out = hashlib.shake_256(b"dkls23/ote/row" + ctx + j.to_bytes(4, "big") + row.to_bytes(32, "little"))
+        digest = out.digest(48 * 3)
+        return [int.from_bytes(digest[48 * k : 48 * k + 48], "big") % Q for k in range(3)]
+
+    assert rext.pads(3) == [row_pads(rows[j], j) for j in range(count)]
+    flat = rext.pad_values(3)  # unreduced, congruent entry by entry
+    assert [v % Q for v in flat] == [v for row in rext.pads(3) for v in row] and max(flat) < 1 << 384
+    v0, v1 = ss.extend(b"ref", msg, count).pads(3)
+    delta = ss._delta
+    q_rows = [r ^ (delta if (x >> j) & 1 else 0) for j, r in enumerate(rows)]
+    assert v0 == [row_pads(q_rows[j], j) for j in range(count)]
+    assert v1 == [row_pads(q_rows[j] ^ delta, j) for j in range(count)]
+
+
 def _cheating_extension(rs: OTEReceiverSetup, ext_id: bytes, count: int, column: int, row: int, guess: int):
     """A receiver who puts the other choice bit into one (row, column) cell, to learn Delta_column from the outcome,
     and corrects t~ for its guess of Delta_column. Honest otherwise."""
@@ -247,10 +326,10 @@ def _cheating_extension(rs: OTEReceiverSetup, ext_id: bytes, count: int, column:
     x = secrets.randbits(m)
     ts, u = [], []
     for i, (k0, k1) in enumerate(zip(rs._seeds0, rs._seeds1)):
-        t = _prg(k0, ctx, i, nb)
+        t = int.from_bytes(_prg(k0, ctx, i, nb), "little")
         ts.append(t)
         xi = x ^ (1 << row) if i == column else x
-        u.append((t ^ _prg(k1, ctx, i, nb) ^ xi).to_bytes(nb, "little"))
+        u.append((t ^ int.from_bytes(_prg(k1, ctx, i, nb), "little") ^ xi).to_bytes(nb, "little"))
     raw = _challenges(ctx, u, m)
     chi = [int.from_bytes(raw[32 * j : 32 * j + 32], "little") for j in range(m)]
     x_tilde = t_tilde = 0

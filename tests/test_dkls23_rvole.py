@@ -67,7 +67,7 @@ def _cheating_alice(setup, sid, a, req, row, entry, offset):
     tau = b"".join(taus)
     theta = rvole._theta(ext.context, tau)
     eta = [(alpha[ELL + k] + sum(t * a[i] for i, t in enumerate(theta[k]))) % Q for k in range(RHO)]
-    return RVOLEResponse(tau, eta, rvole._mu(ext.context, v0, theta))
+    return RVOLEResponse(tau, eta, rvole._mu(ext.context, [[row[i] for row in v0] for i in range(ELL + RHO)], theta))
 
 
 @pytest.mark.parametrize("entry", [0, ELL])  # an input entry, or the check entry a^

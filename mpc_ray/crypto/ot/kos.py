@@ -30,8 +30,10 @@ receiver cannot keep guessing bits of Delta.
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from dataclasses import dataclass
+from functools import reduce
 
 from ...errors import InvalidInput
 from ..secp256k1 import Q
@@ -41,9 +43,12 @@ from .base_ot import KAPPA
 
 STAT = 80  # statistical security parameter s (DKLs19 section 5 uses s = 80)
 PAD_ROWS = KAPPA + STAT  # KOS: m' = m + kappa + s rows, the extra ones only to mask x~
-MAX_COUNT = 8192  # OTs per extension: keeps m' far below gf2.MAX_TERMS
+MAX_COUNT = 8192  # OTs per extension: bounds the matrices (34 blocks of 256 rows at most) and their cost
 _SCALAR_BYTES = 48  # 384 bits reduced mod q: bias below 2^-128
 _SECRET_VERSION = 1
+_SCALAR_BITS = 8 * _SCALAR_BYTES
+_TWO_SCALARS = 2 * _SCALAR_BITS
+_SCALAR_MASK = (1 << _SCALAR_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,14 @@ def extension_context(setup_id: bytes, sender: int, receiver: int, ext_id: bytes
     return hash_parts(b"dkls23/ote/context", setup_id, u32(sender), u32(receiver), ext_id)
 
 
-def _prg(seed: bytes, ctx: bytes, column: int, nbytes: int) -> int:
-    return int.from_bytes(hashlib.shake_256(b"dkls23/ote/prg" + seed + ctx + u32(column)).digest(nbytes), "little")
+def _prg(seed: bytes, ctx: bytes, column: int, nbytes: int) -> bytes:
+    return hashlib.shake_256(b"dkls23/ote/prg" + seed + ctx + u32(column)).digest(nbytes)
+
+
+def _columns(chunks: list[bytes], nbytes: int, m: int) -> int:
+    """KAPPA columns of `nbytes` bytes as one int, each padded to the width `gf2.BitMatrix` takes."""
+    pad = bytes(gf2.FIELD_BITS * gf2.blocks(m) // 8 - nbytes)
+    return int.from_bytes(pad.join(chunks) + pad, "little")
 
 
 def _challenges(ctx: bytes, u: list[bytes], m: int) -> bytes:
@@ -71,9 +82,31 @@ def _challenges(ctx: bytes, u: list[bytes], m: int) -> bytes:
     return h.digest(32 * m)
 
 
-def _row_scalars(ctx: bytes, j: int, row: bytes, width: int) -> list[int]:
-    raw = hashlib.shake_256(b"dkls23/ote/row" + ctx + u32(j) + row).digest(_SCALAR_BYTES * width)
-    return [int.from_bytes(raw[_SCALAR_BYTES * k : _SCALAR_BYTES * (k + 1)], "big") % Q for k in range(width)]
+def _row_digests(ctx: bytes, rows: list[bytes], width: int) -> list[bytes]:
+    """H(context, j, row_j) for every row: `width` 48-byte blocks, each a scalar before reduction mod q."""
+    prefix, n = b"dkls23/ote/row" + ctx, _SCALAR_BYTES * width
+    shake = hashlib.shake_256
+    return [shake(prefix + j.to_bytes(4, "big") + row).digest(n) for j, row in enumerate(rows)]
+
+
+def _int_be(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+def _scalars(digests: list[bytes]) -> list[int]:
+    """The digests' 48-byte blocks as big-endian ints below 2^384, row after row, not reduced mod q: callers that
+    only add and multiply reduce once at the end."""
+    if not digests or len(digests[0]) != 3 * _SCALAR_BYTES:
+        raw = b"".join(digests)
+        return [int.from_bytes(raw[k : k + _SCALAR_BYTES], "big") for k in range(0, len(raw), _SCALAR_BYTES)]
+    out: list[int] = []  # width 3 (DKLs23's ELL + RHO): one conversion per row, then shifts
+    for v in map(_int_be, digests):
+        out += (v >> _TWO_SCALARS, (v >> _SCALAR_BITS) & _SCALAR_MASK, v & _SCALAR_MASK)
+    return out
+
+
+def _nested(values: list[int], width: int) -> list[list[int]]:
+    return [[v % Q for v in values[k : k + width]] for k in range(0, len(values), width)]
 
 
 def _check_count(count: object) -> int:
@@ -175,15 +208,13 @@ class OTESenderSetup(_Setup):
             raise abort(self.peer, "ote.shape", self.me, f"expected {KAPPA} columns of {nbytes} bytes")
         ctx = extension_context(self.setup_id, self.me, self.peer, ext_id)
         delta = self._delta
-        columns = []
-        for i, (seed, u) in enumerate(zip(self._seeds, msg.u)):
-            q = _prg(seed, ctx, i, nbytes)
-            if (delta >> i) & 1:
-                q ^= int.from_bytes(u, "little")
-            columns.append(q)
-        rows = gf2.BitMatrix(columns, m)
-        chi = gf2.spread_many(_challenges(ctx, msg.u, m), m)
-        lhs = gf2.inner_product(chi, rows, m)
+        width = gf2.FIELD_BITS * gf2.blocks(m) // 8
+        ones, zeros = b"\xff" * width, bytes(width)
+        delta_mask = int.from_bytes(b"".join(ones if (delta >> i) & 1 else zeros for i in range(KAPPA)), "little")
+        # q^i = PRG(k{Delta_i}_i) xor Delta_i u^i, every column at once
+        prgs = [_prg(seed, ctx, i, nbytes) for i, seed in enumerate(self._seeds)]
+        rows = gf2.BitMatrix(_columns(prgs, nbytes, m) ^ (_columns(msg.u, nbytes, m) & delta_mask), m)
+        lhs = gf2.inner_product(_challenges(ctx, msg.u, m), rows)
         x_tilde = int.from_bytes(msg.x_tilde, "little")
         rhs = int.from_bytes(msg.t_tilde, "little") ^ gf2.gf_mul(x_tilde, delta)
         if lhs != rhs:
@@ -224,18 +255,19 @@ class OTEReceiverSetup(_Setup):
         nbytes = m // 8
         x = secrets.randbits(m)
         ctx = extension_context(self.setup_id, self.peer, self.me, ext_id)
-        columns, u = [], []
-        for i, (k0, k1) in enumerate(zip(self._seeds0, self._seeds1)):
-            t = _prg(k0, ctx, i, nbytes)
-            columns.append(t)
-            u.append((t ^ _prg(k1, ctx, i, nbytes) ^ x).to_bytes(nbytes, "little"))
-        rows = gf2.BitMatrix(columns, m)
+        # t^i = PRG(k0_i), u^i = t^i xor PRG(k1_i) xor x, every column at once
+        t = _columns([_prg(k0, ctx, i, nbytes) for i, k0 in enumerate(self._seeds0)], nbytes, m)
+        t1 = _columns([_prg(seed, ctx, i, nbytes) for i, seed in enumerate(self._seeds1)], nbytes, m)
+        width = gf2.FIELD_BITS * gf2.blocks(m) // 8
+        x_cols = _columns([x.to_bytes(nbytes, "little")] * KAPPA, nbytes, m)
+        u_raw = (t ^ t1 ^ x_cols).to_bytes(KAPPA * width, "little")
+        u = [u_raw[width * i : width * i + nbytes] for i in range(KAPPA)]
+        rows = gf2.BitMatrix(t, m)
         chi_raw = _challenges(ctx, u, m)
-        x_tilde = 0
-        for j in range(m):
-            if (x >> j) & 1:
-                x_tilde ^= int.from_bytes(chi_raw[32 * j : 32 * (j + 1)], "little")
-        t_tilde = gf2.inner_product(gf2.spread_many(chi_raw, m), rows, m)
+        x_bits = format(x, f"0{m}b")[::-1]  # x_bits[j] = x_j
+        x_tilde = reduce(operator.xor, (int.from_bytes(chi_raw[32 * j : 32 * (j + 1)], "little")
+                                        for j, bit in enumerate(x_bits) if bit == "1"), 0)
+        t_tilde = gf2.inner_product(chi_raw, rows)
         msg = ExtensionMessage(u, x_tilde.to_bytes(32, "little"), t_tilde.to_bytes(32, "little"))
         return msg, ReceiverExtension(ctx, rows, x & ((1 << count) - 1), count)
 
@@ -248,14 +280,16 @@ class SenderExtension(SecretHolder):
     def __init__(self, context: bytes, rows: gf2.BitMatrix, delta: int, count: int) -> None:
         self.context, self._rows, self._delta, self.count = context, rows, delta, count
 
+    def pad_values(self, width: int) -> tuple[list[int], list[int]]:
+        """(v0, v1) flat: entry width j + k is scalar k of row j, below 2^384 and not reduced mod q."""
+        rows = self._rows
+        return (_scalars(_row_digests(self.context, rows.rows_bytes(self.count), width)),
+                _scalars(_row_digests(self.context, rows.rows_bytes(self.count, self._delta), width)))
+
     def pads(self, width: int) -> tuple[list[list[int]], list[list[int]]]:
         """(v0_j, v1_j) in Z_q^width for j < count."""
-        v0, v1 = [], []
-        for j in range(self.count):
-            row = self._rows.row(j)
-            v0.append(_row_scalars(self.context, j, row.to_bytes(KAPPA // 8, "little"), width))
-            v1.append(_row_scalars(self.context, j, (row ^ self._delta).to_bytes(KAPPA // 8, "little"), width))
-        return v0, v1
+        v0, v1 = self.pad_values(width)
+        return _nested(v0, width), _nested(v1, width)
 
 
 class ReceiverExtension(SecretHolder):
@@ -266,6 +300,10 @@ class ReceiverExtension(SecretHolder):
     def __init__(self, context: bytes, rows: gf2.BitMatrix, choices: int, count: int) -> None:
         self.context, self._rows, self.choices, self.count = context, rows, choices, count
 
+    def pad_values(self, width: int) -> list[int]:
+        """v{x_j}_j flat: entry width j + k is scalar k of row j, below 2^384 and not reduced mod q."""
+        return _scalars(_row_digests(self.context, self._rows.rows_bytes(self.count), width))
+
     def pads(self, width: int) -> list[list[int]]:
         """v{x_j}_j in Z_q^width for j < count."""
-        return [_row_scalars(self.context, j, self._rows.row_bytes(j), width) for j in range(self.count)]
+        return _nested(self.pad_values(width), width)

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 from dataclasses import dataclass
+from itertools import compress
+from typing import Iterable, Sequence
 
 from ...crypto.ot._common import SecretHolder, abort
 from ...crypto.ot.base_ot import KAPPA
@@ -56,24 +59,40 @@ class RVOLEResponse:
     mu: bytes
 
 
+_SLOTS = tuple(slice(32 * n, 32 * (n + 1)) for n in range(_WIDTH * XI))  # the 32-byte entries of tau
+
+
+def _bits(value: int, n: int) -> list[int]:
+    """Bits 0 .. n-1 of value."""
+    return [int(c) for c in reversed(format(value, f"0{n}b"))]
+
+
+def _scalars_mod_q(raw: bytes, count: int) -> list[int]:
+    """`count` scalars from 48-byte big-endian blocks (384 bits reduced mod q: bias below 2^-128)."""
+    return [int.from_bytes(raw[48 * n : 48 * (n + 1)], "big") % Q for n in range(count)]
+
+
 def gadget(context: bytes) -> list[int]:
     """The public gadget vector g in Z_q^XI of one multiplication (random, derived from its extension context)."""
-    raw = hashlib.shake_256(b"dkls23/rvole/gadget" + context).digest(48 * XI)
-    return [int.from_bytes(raw[48 * j : 48 * (j + 1)], "big") % Q for j in range(XI)]
+    return _scalars_mod_q(hashlib.shake_256(b"dkls23/rvole/gadget" + context).digest(48 * XI), XI)
 
 
 def _theta(context: bytes, tau: bytes) -> list[list[int]]:
-    raw = hashlib.shake_256(b"dkls23/rvole/theta" + context + tau).digest(48 * RHO * ELL)
-    vals = [int.from_bytes(raw[48 * n : 48 * (n + 1)], "big") % Q for n in range(RHO * ELL)]
+    vals = _scalars_mod_q(hashlib.shake_256(b"dkls23/rvole/theta" + context + tau).digest(48 * RHO * ELL), RHO * ELL)
     return [vals[ELL * k : ELL * (k + 1)] for k in range(RHO)]
 
 
-def _mu(context: bytes, rows: list[list[int]], theta: list[list[int]]) -> bytes:
+def _mu(context: bytes, columns: Sequence[list[int]], theta: list[list[int]]) -> bytes:
+    """H(context, (row_j,ELL+k + sum_i theta_ki row_j,i)_(j,k)) for rows given by column: columns[i][j] = row_j,i
+    (ELL input columns, then RHO check columns); entries may be unreduced mod q."""
+    values = []
+    for k in range(RHO):
+        acc: Iterable[int] = columns[ELL + k]
+        for i in range(ELL):
+            acc = map(operator.add, acc, map(theta[k][i].__mul__, columns[i]))
+        values.append([v % Q for v in acc])
     h = hashlib.shake_256(b"dkls23/rvole/mu" + context)
-    for row in rows:
-        for k in range(RHO):
-            v = (row[ELL + k] + sum(t * row[i] for i, t in enumerate(theta[k]))) % Q
-            h.update(v.to_bytes(32, "big"))
+    h.update(b"".join([v.to_bytes(32, "big") for row in zip(*values) for v in row]))
     return h.digest(_MU_BYTES)
 
 
@@ -88,8 +107,7 @@ class RVOLEReceiver(SecretHolder):
         self.me, self.peer = setup.me, setup.peer
         self._request, self._ext = setup.extend(b"dkls23/rvole/" + bytes(sid), XI)
         self._g = gadget(self._ext.context)
-        beta = self._ext.choices
-        self._b = sum(g for j, g in enumerate(self._g) if (beta >> j) & 1) % Q
+        self._b = sum(compress(self._g, _bits(self._ext.choices, XI))) % Q
         self._done = False
 
     @property
@@ -117,26 +135,19 @@ class RVOLEReceiver(SecretHolder):
         ):
             raise abort(self.peer, "rvole.shape", self.me, "malformed multiplication response")
         tau = resp.tau
-        taus = [int.from_bytes(tau[32 * n : 32 * (n + 1)], "big") for n in range(_WIDTH * XI)]
-        if any(t >= Q for t in taus):
+        taus = list(map(int.from_bytes, map(tau.__getitem__, _SLOTS)))  # big-endian
+        if max(taus) >= Q:
             raise abort(self.peer, "rvole.shape", self.me, "a correction is not reduced mod q")
         ctx = self._ext.context
-        beta = self._ext.choices
-        rows = self._ext.pads(_WIDTH)
-        for j, row in enumerate(rows):
-            if (beta >> j) & 1:
-                base = _WIDTH * j
-                for k in range(_WIDTH):
-                    row[k] = (row[k] + taus[base + k]) % Q
-        theta = _theta(ctx, tau)
-        # fold -beta_j eta_k into the hat entries so the hash input matches Alice's v0 combination
-        for j, row in enumerate(rows):
-            if (beta >> j) & 1:
-                for k in range(RHO):
-                    row[ELL + k] = (row[ELL + k] - resp.eta[k]) % Q
-        if not hmac.compare_digest(_mu(ctx, rows, theta), resp.mu):
+        beta = _bits(self._ext.choices, XI)
+        # d_j = v{beta_j}_j + beta_j tau_j by column (entries unreduced until the sums), and for the check the
+        # hat columns less beta_j eta_k, so that the hash input matches Alice's v0 combination
+        pads = self._ext.pad_values(_WIDTH)
+        d = [list(map(operator.add, pads[i::_WIDTH], map(operator.mul, beta, taus[i::_WIDTH]))) for i in range(_WIDTH)]
+        check = d[:ELL] + [list(map(operator.sub, d[ELL + k], map(resp.eta[k].__mul__, beta))) for k in range(RHO)]
+        if not hmac.compare_digest(_mu(ctx, check, _theta(ctx, tau)), resp.mu):
             raise abort(self.peer, "rvole.check", self.me, "the multiplication check failed")
-        return [sum(g * row[i] for g, row in zip(self._g, rows)) % Q for i in range(ELL)]
+        return [sum(map(operator.mul, self._g, d[i])) % Q for i in range(ELL)]
 
 
 def rvole_respond(setup: OTESenderSetup, sid: bytes, a: list[int], req: RVOLERequest) -> tuple[RVOLEResponse, list[int]]:
@@ -152,16 +163,15 @@ def rvole_respond(setup: OTESenderSetup, sid: bytes, a: list[int], req: RVOLEReq
     if not isinstance(req, RVOLERequest):
         raise abort(setup.peer, "rvole.shape", setup.me, "not a multiplication request")
     ext = setup.extend(b"dkls23/rvole/" + bytes(sid), req.extension, XI)
-    v0, v1 = ext.pads(_WIDTH)
+    v0, v1 = ext.pad_values(_WIDTH)
     alpha = list(a) + [random_scalar() for _ in range(RHO)]
-    tau = b"".join(
-        ((p0[k] - p1[k] + alpha[k]) % Q).to_bytes(32, "big") for p0, p1 in zip(v0, v1) for k in range(_WIDTH)
-    )
+    tau = b"".join([((p0 - p1 + al) % Q).to_bytes(32, "big") for p0, p1, al in zip(v0, v1, alpha * XI)])
     theta = _theta(ext.context, tau)
     eta = [(alpha[ELL + k] + sum(t * a[i] for i, t in enumerate(theta[k]))) % Q for k in range(RHO)]
     g = gadget(ext.context)
-    c = [(-sum(gj * row[i] for gj, row in zip(g, v0))) % Q for i in range(ELL)]
-    return RVOLEResponse(tau, eta, _mu(ext.context, v0, theta)), c
+    columns = [v0[i::_WIDTH] for i in range(_WIDTH)]
+    c = [(-sum(map(operator.mul, g, columns[i]))) % Q for i in range(ELL)]
+    return RVOLEResponse(tau, eta, _mu(ext.context, columns, theta)), c
 
 
 __all__ = ["ELL", "RHO", "XI", "RVOLEReceiver", "RVOLERequest", "RVOLEResponse", "gadget", "rvole_respond"]

@@ -13,7 +13,7 @@ Output: `{peer: PairSetup}`: the extension sender and receiver states toward tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, NoReturn, Sequence
 
 from ...crypto.ot._common import SEED_BYTES, SecretHolder, abort, u32
 from ...crypto.ot.base_ot import (
@@ -28,7 +28,7 @@ from ...crypto.ot.base_ot import (
 )
 from ...crypto.ot.kos import OTEReceiverSetup, OTESenderSetup
 from ...errors import InvalidInput
-from ..base import Outbox, RoundParty
+from ..base import Inbound, Outbox, RoundParty
 from ..common import random_seed
 from .zero_share import ZeroSeeds, pair_seed
 
@@ -91,7 +91,7 @@ class SetupOutput(SecretHolder):
             raise InvalidInput("the zero-sharing seeds do not match the pairs")
         return cls(party, pairs, zero)
 
-    def without(self, peers) -> "SetupOutput":
+    def without(self, peers: Iterable[int]) -> "SetupOutput":
         """This setup less its pairs (and zero-sharing seeds) with `peers`: what is left after they are retired."""
         gone = set(peers)
         return SetupOutput(self.party, {p: s for p, s in self.pairs.items() if p not in gone},
@@ -112,13 +112,13 @@ class DKLs23Setup(RoundParty):
     def __repr__(self) -> str:  # holds base-OT secrets
         return f"DKLs23Setup(party={self.party}, <secret redacted>)"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("DKLs23Setup holds OT secrets and cannot be pickled")
 
     def round1(self) -> Outbox:
         return Outbox(direct={p: SetupMsg1(self._senders[p].message1(), self._contrib[p]) for p in self.others})
 
-    def round2(self, inbox) -> Outbox:
+    def round2(self, inbox: dict[int, Inbound]) -> Outbox:
         out = {}
         for p in self.others:
             msg: SetupMsg1 = inbox[p].direct
@@ -128,16 +128,16 @@ class DKLs23Setup(RoundParty):
             out[p] = self._receivers[p].message2(msg.base_ot)
         return Outbox(direct=out)
 
-    def round3(self, inbox) -> Outbox:
+    def round3(self, inbox: dict[int, Inbound]) -> Outbox:
         return Outbox(direct={p: self._senders[p].message3(inbox[p].direct) for p in self.others})
 
-    def round4(self, inbox) -> Outbox:
+    def round4(self, inbox: dict[int, Inbound]) -> Outbox:
         return Outbox(direct={p: self._receivers[p].message4(inbox[p].direct) for p in self.others})
 
-    def round5(self, inbox) -> Outbox:
+    def round5(self, inbox: dict[int, Inbound]) -> Outbox:
         return Outbox(direct={p: self._senders[p].message5(inbox[p].direct) for p in self.others})
 
-    def round6(self, inbox) -> SetupOutput:
+    def round6(self, inbox: dict[int, Inbound]) -> SetupOutput:
         pairs = {}
         for p in self.others:
             self._receivers[p].finish(inbox[p].direct)

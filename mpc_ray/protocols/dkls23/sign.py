@@ -44,7 +44,7 @@ except with two signers, where an honest reporter knows the other one is at faul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 import gmpy2
 
@@ -178,7 +178,7 @@ class DKLs23PresignParty(RoundParty):
     def __repr__(self) -> str:  # holds the nonce, the mask and the key share
         return f"DKLs23PresignParty(party={self.party}, <secret redacted>)"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("DKLs23PresignParty holds secrets and cannot be pickled")
 
     def round1(self) -> Outbox:
@@ -201,11 +201,12 @@ class DKLs23PresignParty(RoundParty):
             self._c_u, self._c_v = self._c_u + c_u, self._c_v + c_v
             psi = (self._phi - self._bob[j].b) % Q
             out[j] = MulResponse(resp, Point.base_mul(c_u), Point.base_mul(c_v), psi)
-        return Outbox(broadcast=Opening(self._reveal, Point.base_mul(self._sk)), direct=out)
+        self._pk = Point.base_mul(self._sk)
+        return Outbox(broadcast=Opening(self._reveal, self._pk), direct=out)
 
     def round3(self, inbox: dict[int, Inbound]) -> PresignatureShare:
         d_u = d_v = psi_sum = 0
-        nonces, keys = [self._reveal.R], [Point.base_mul(self._sk)]
+        nonces, keys = [self._reveal.R], [self._pk]
         for j in self.others:
             opening: Opening = inbox[j].broadcast
             msg: MulResponse = inbox[j].direct
@@ -218,9 +219,10 @@ class DKLs23PresignParty(RoundParty):
                 raise self.abort(j, "shape", "psi is not reduced mod q")
             du_j, dv_j = self._bob[j].finish(msg.response)  # "dkls23.rvole.check" names j
             chi = self._bob[j].b
-            if R_j * chi - msg.gamma_u != Point.base_mul(du_j):
+            # chi R_j - Gamma^u_ij == d_u G, checked as chi R_j == Gamma^u_ij + d_u G (no point negation)
+            if R_j * chi != msg.gamma_u + Point.base_mul(du_j):
                 raise self.abort(j, "gamma_u", "the multiplication does not match R_j")
-            if pk_j * chi - msg.gamma_v != Point.base_mul(dv_j):
+            if pk_j * chi != msg.gamma_v + Point.base_mul(dv_j):
                 raise self.abort(j, "gamma_v", "the multiplication does not match pk_j")
             d_u, d_v, psi_sum = d_u + du_j, d_v + dv_j, psi_sum + msg.psi
             nonces.append(R_j)
@@ -307,7 +309,7 @@ class DKLs23SignParty(RoundParty):
     def __repr__(self) -> str:
         return f"DKLs23SignParty(party={self.party}, <secret redacted>)"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("DKLs23SignParty holds a presignature share and cannot be pickled")
 
     def round1(self) -> Outbox:

@@ -12,6 +12,8 @@ layer's direct messages).
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ...crypto.ot._common import SEED_BYTES, SecretHolder, hash_parts, u32
 from ...crypto.secp256k1 import Q
 from ...errors import InvalidInput
@@ -48,9 +50,10 @@ class ZeroSeeds(SecretHolder):
             raise InvalidInput("malformed zero-sharing seeds (a peer twice)")
         return cls(int.from_bytes(data[:4], "big"), seeds)
 
-    def without(self, peers) -> "ZeroSeeds":
+    def without(self, peers: Iterable[int]) -> "ZeroSeeds":
         """The seeds with every peer but `peers`."""
-        return ZeroSeeds(self.me, {p: s for p, s in self._seeds.items() if p not in set(peers)})
+        gone = set(peers)
+        return ZeroSeeds(self.me, {p: s for p, s in self._seeds.items() if p not in gone})
 
     @property
     def peers(self) -> tuple[int, ...]:
