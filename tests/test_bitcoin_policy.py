@@ -19,7 +19,7 @@ from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from mpc_ray.coordinator.frost_pools import combine
+from mpc_ray.coordinator.frost_engine import combine
 from mpc_ray.coordinator.frost_requests import frost_sign_request
 from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied, ProtocolAbort
 from mpc_ray.node.audit import verify_chain
@@ -108,15 +108,15 @@ def counts(c, signers):
 
 
 class InProcessPools:
-    """What coordinator/frost_requests.py needs of `FrostPools` and the coordinator, over in-process holders."""
+    """What coordinator/frost_requests.py needs of the FROST engine (`FrostSigning`), over in-process holders."""
 
     def __init__(self, c, signers=(1, 2)) -> None:
-        self.keys, self.c, self.signers, self.excluded, self.committee = c.keys, self, list(signers), [], c
+        self.keys, self.signers, self.excluded, self.committee = c.keys, list(signers), [], c
 
-    def _choose_signers(self, key):
+    def choose_signers(self, key):
         return self.signers
 
-    def _take(self, key, signers, count):
+    def take(self, key, signers, count):
         return {p: self.committee.principals.commit(self.committee.holders[p], key.key_id, count) for p in signers}
 
     def holder(self, p):
@@ -125,7 +125,7 @@ class InProcessPools:
     def answers(self, refs):
         return refs
 
-    def _exclude(self, exc):
+    def exclude(self, exc):
         self.excluded.append(exc)
 
 

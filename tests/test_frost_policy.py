@@ -14,7 +14,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from mpc_ray.coordinator.frost_pools import combine
+from mpc_ray.coordinator.frost_engine import combine
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.audit import verify_chain
 from mpc_ray.node.policy import AssetLimit, Policy, PolicyConfigError, TxType, native_asset

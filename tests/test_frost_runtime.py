@@ -12,7 +12,7 @@ import coincurve
 import pytest
 from nacl.signing import VerifyKey
 
-from mpc_ray.coordinator.frost_pools import FrostKey, combine, fast_verify
+from mpc_ray.coordinator.frost_engine import FrostKey, combine, fast_verify
 from mpc_ray.coordinator.sessions import finished, new_sid, route
 from mpc_ray.crypto.ed25519 import FIELD_P, EdPoint
 from mpc_ray.crypto.frost_suites import get_suite
@@ -413,10 +413,10 @@ def coordinator(committee, monkeypatch):
         return ref.value
 
     monkeypatch.setattr(ray, "get", fake_get)
-    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0,
-                                          coordinator_seed=committee.principals.creds.coordinator_seed), "test")
     handles = {p: _Handle(h) for p, h in committee.holders.items()}
-    coord.holder = lambda p: handles[p]
+    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0,
+                                          coordinator_seed=committee.principals.creds.coordinator_seed), "test",
+                        holders=handles.__getitem__)
     coord.handles = handles
     coord.committee = committee  # its principals approve new keys and sign the operator's raw batches
     return coord
@@ -469,7 +469,7 @@ def test_coordinator_fails_over_when_a_holder_dies_mid_batch(coordinator):
     msgs = [b"failover %d" % i for i in range(20)]
     sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
-    assert not c._available(1)
+    assert not c.health.available(1)
     c.handles[1].dead = False
 
 
@@ -487,7 +487,7 @@ def test_coordinator_excludes_a_party_that_sends_bad_shares(coordinator):
     msgs = [b"culprit %d" % i for i in range(5)]
     sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
-    assert c.excluded == {2: "frost.sign.share"}
+    assert c.status()["excluded"] == {2: "frost.sign.share"}
 
 
 def test_coordinator_blames_a_party_that_hands_out_bad_commitments(coordinator):
@@ -503,7 +503,7 @@ def test_coordinator_blames_a_party_that_hands_out_bad_commitments(coordinator):
     msgs = [b"bad commitment %d" % i for i in range(4)]
     sigs = _sign_many(c, info["key_id"], msgs)
     _verify_all(info, msgs, sigs)
-    assert c.excluded == {1: "frost.sign.commitment_point"} and c._available(2)
+    assert c.status()["excluded"] == {1: "frost.sign.commitment_point"} and c.health.available(2)
 
 
 # on Ray: one small cluster for the module (kept short: ~30 s on 2 cores, most of it starting Ray) ------------

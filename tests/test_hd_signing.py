@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_keys import keys as eth_keys
 
 from mpc_ray import sim
-from mpc_ray.coordinator.frost_pools import FrostKey, combine as frost_combine
+from mpc_ray.coordinator.frost_engine import FrostKey, combine as frost_combine
 from mpc_ray.coordinator.sessions import finished, new_sid, route
 from mpc_ray.crypto import bip32
 from mpc_ray.crypto.secp256k1 import Q, Point
@@ -468,10 +468,7 @@ def test_records_from_before_hd_still_load(key):
 
 def test_coordinator_derive_info_and_tweak(key):
     """The coordinator's public side (coordinator/hd.py): child infos as `mpc.derive` returns them."""
-    import threading
-    from types import SimpleNamespace
-
-    from mpc_ray.coordinator.coordinator import _Key
+    from mpc_ray.coordinator.ecdsa_engine import EcdsaKey
     from mpc_ray.coordinator.hd import derive_info, ecdsa_tweak
     from mpc_ray.types import ChildKeyInfo
 
@@ -481,17 +478,21 @@ def test_coordinator_derive_info_and_tweak(key):
         "t1": FrostKey("t1", "schnorr-bip340", fk.suite, fk.public_package, fk.public_key, 2, [1, 2, 3]),
         "e1": FrostKey("e1", "eddsa-ed25519", ed.suite, ed.public_package, ed.public_key, 2, [1, 2, 3]),
     }
-    ecdsa = _Key("k1", "ecdsa-secp256k1", key.public_point, 2, [1, 2, 3], key.chain_code)
-    coord = SimpleNamespace(lock=threading.RLock(), keys={"k1": ecdsa}, frost=SimpleNamespace(keys=frost))
-    info = ChildKeyInfo(**derive_info(coord, "k1", "m/0/7"))
+    ecdsa = EcdsaKey("k1", "ecdsa-secp256k1", key.public_point, 2, [1, 2, 3], key.chain_code)
+    keys = {"k1": ecdsa}
+
+    def derive(key_id, path):
+        return derive_info(key_id, keys.get(key_id), frost.get(key_id), path)
+
+    info = ChildKeyInfo(**derive("k1", "m/0/7"))
     ref = Bip32Secp256k1.FromPublicKey(key.public_key, Bip32KeyData(chain_code=Bip32ChainCode(key.chain_code)))
     assert info.public_key == key.child_public_key("m/0/7") and info.depth == 2
     assert info.xpub == ref.DerivePath("m/0/7").PublicKey().ToExtended()
     assert ecdsa_tweak(ecdsa, "m/0/7") == ("m/0/7", key.derive("m/0/7").tweak)
-    tinfo = ChildKeyInfo(**derive_info(coord, "t1", "m/4"))
+    tinfo = ChildKeyInfo(**derive("t1", "m/4"))
     assert tinfo.public_key == fk.child_public_key("m/4") and frost["t1"].hd_tweak("m/4") == fk.derive("m/4").tweak
     for key_id, path in (("e1", "m/1"), ("nope", "m/1"), ("k1", "m/1'"), ("k1", 5)):
         with pytest.raises(InvalidInput):
-            derive_info(coord, key_id, path)
+            derive(key_id, path)
     with pytest.raises(InvalidInput):
-        ecdsa_tweak(_Key("k0", "ecdsa-secp256k1", key.public_point, 2, [1, 2, 3]), "m/1")  # no chain code
+        ecdsa_tweak(EcdsaKey("k0", "ecdsa-secp256k1", key.public_point, 2, [1, 2, 3]), "m/1")  # no chain code

@@ -132,11 +132,11 @@ def coordinator(holders):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(ray, "get", fake_get)
+    handles = {p: _Handle(h) for p, h in hs.items()}
     c = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, presign_batch=2,
                                       quorum_wait_s=0.0, security="112",
-                                      coordinator_seed=principals.creds.coordinator_seed), "test")
-    handles = {p: _Handle(h) for p, h in hs.items()}
-    c.holder = lambda p: handles[p]
+                                      coordinator_seed=principals.creds.coordinator_seed), "test",
+                    holders=handles.__getitem__)
     c.create_key("k1", "ecdsa-secp256k1", 2, principals.keygen_params("k1", 2, [1, 2, 3])["approval"])
     principals.allow_operator(hs.values(), "k1")
     c.principals, c.hs = principals, hs
@@ -158,7 +158,7 @@ def cheat(coordinator):
 
 def _sign(c, digests):
     sigs = c.sign_many("k1", c.principals.raw("k1", digests))
-    pk = coincurve.PublicKey(c.keys["k1"].public_key.to_bytes())
+    pk = coincurve.PublicKey(c.ecdsa.keys["k1"].public_key.to_bytes())
     assert len(sigs) == len(digests)
     for d, (rs, rec) in zip(digests, sigs):
         assert pk.verify(Signature("ecdsa-secp256k1", rs, rec).der(), d, hasher=None)
@@ -175,7 +175,7 @@ def test_wrong_delta_is_identified_excluded_and_signing_goes_on(coordinator, che
     assert c.status()["excluded"] == {2: e.value.check}
     assert tm.snapshot()["aborts"].get(e.value.check, 0) == before.get(e.value.check, 0) + 1  # mpc_aborts_total
     assert c.pool_depths().get("k1:1-2", 0) == 0
-    assert c.signer_sets(c.keys["k1"]) == [(1, 2), (1, 3), (2, 3)]  # excluded, not disputed
+    assert c.signer_sets(c.ecdsa.keys["k1"]) == [(1, 2), (1, 3), (2, 3)]  # excluded, not disputed
     _sign(c, [DIGEST, hashlib.sha256(b"two").digest()])  # among 1 and 3, presigned on demand
     assert c.pool_depths()["k1:1-3"] >= 0 and c.pool_depths().get("k1:2-3", 0) == 0
     assert c.readmit(2)["was_excluded"] == e.value.check and c.status()["excluded"] == {}
@@ -189,7 +189,7 @@ def test_a_cheater_that_claims_success_is_named_without_identification(coordinat
     with pytest.raises(ProtocolAbort) as e:
         c.presign("k1", (1, 2), 2, worker=None)
     assert (e.value.culprit, e.value.check) == (2, "presign.identify.claimed_success") and not ran
-    assert c.excluded == {2: "presign.identify.claimed_success"}
+    assert c.status()["excluded"] == {2: "presign.identify.claimed_success"}
 
 
 def test_a_false_alarm_is_named(coordinator, cheat):
@@ -198,7 +198,7 @@ def test_a_false_alarm_is_named(coordinator, cheat):
     with pytest.raises(ProtocolAbort) as e:
         c.presign("k1", (2, 3), 1, worker=None)
     assert (e.value.culprit, e.value.check) == (2, "presign.identify.claimed_inconsistent")
-    assert c.excluded == {2: "presign.identify.claimed_inconsistent"}
+    assert c.status()["excluded"] == {2: "presign.identify.claimed_inconsistent"}
 
 
 def test_a_cheater_that_accuses_back_loses_its_sets_then_is_excluded(coordinator, cheat):
@@ -208,13 +208,13 @@ def test_a_cheater_that_accuses_back_loses_its_sets_then_is_excluded(coordinator
     cheat("accuse")
     with pytest.raises(ProtocolAbort) as e:
         c.presign("k1", (1, 2), 1, worker=None)
-    assert (e.value.culprit, e.value.check) == (0, "presign.identify.dispute") and c.excluded == {}
+    assert (e.value.culprit, e.value.check) == (0, "presign.identify.dispute") and c.status()["excluded"] == {}
     assert tm.snapshot()["aborts"]["presign.identify.dispute"] >= 1
-    assert c.status()["disputes"] == [[1, 2]] and c.signer_sets(c.keys["k1"]) == [(1, 3), (2, 3)]
+    assert c.status()["disputes"] == [[1, 2]] and c.signer_sets(c.ecdsa.keys["k1"]) == [(1, 3), (2, 3)]
     with pytest.raises(ProtocolAbort) as e:
         c.presign("k1", (2, 3), 1, worker=None)
     assert (e.value.culprit, e.value.check) == (2, "presign.identify.disputes")
-    assert c.excluded == {2: "presign.identify.disputes"}
+    assert c.status()["excluded"] == {2: "presign.identify.disputes"}
     _sign(c, [DIGEST])
     assert c.readmit(2)["disputes_dropped"] == [[1, 2], [2, 3]] and c.status()["disputes"] == []
 
@@ -225,14 +225,14 @@ def test_a_signer_that_will_not_identify_is_marked_down(coordinator, cheat):
     cheat("refuse")
     with pytest.raises(PartyUnavailable) as e:
         c.presign("k1", (1, 2), 1, worker=None)
-    assert e.value.party == 2 and not c._available(2) and c.excluded == {}
-    c.down_until.pop(2)
+    assert e.value.party == 2 and not c.health.available(2) and c.status()["excluded"] == {}
+    c.health.mark_up(2)
 
 
 def test_honest_runs_keep_nothing_and_fill_pools(coordinator, cheat):
     c = coordinator
     assert c.presign("k1", (1, 2), 2, worker=None) == 2
-    assert c.excluded == {}
+    assert c.status()["excluded"] == {}
 
 
 # the kept run on a holder ---------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_the_kept_run_is_wiped_after_its_timeout(coordinator, cheat, monkeypatch
     (sid,) = _run_presign(hs, [1, 2], principals=coordinator.principals)
     machine = hs[1].sessions[sid].machine
     deadline = time.monotonic() + 10
-    while sid in hs[1].sessions and time.monotonic() < deadline:
+    while any(sid in hs[p].sessions for p in (1, 2)) and time.monotonic() < deadline:  # each has its own timer
         time.sleep(0.05)
     assert sid not in hs[1].sessions and machine.failed._k is None and machine.failed._mta_rand is None
 
@@ -290,7 +290,7 @@ def test_presign_workers_identify_their_own_failed_runs(coordinator, cheat):
     worker = CheatingHolder(2, str(hs[2].dir), kdf="min", role="worker")
     worker.cheat = "wrong_delta"
     (sid,) = _run_presign({1: hs[1], 2: worker}, [1, 2], principals=coordinator.principals)
-    reports = cid.run_identify(coordinator, {1: _Handle(hs[1]), 2: _Handle(worker)}, [1, 2], sid)
+    reports = cid.run_identify(coordinator.state, {1: _Handle(hs[1]), 2: _Handle(worker)}, [1, 2], sid)
     assert reports[1].culprit == 2 and reports[1].check.startswith("presign.identify.pi_dec")
     assert reports[2] == nid.IdentifyReport(None) and not worker.sessions and not hs[1].sessions
     with pytest.raises(InvalidInput):  # workers run nothing else

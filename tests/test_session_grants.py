@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import deque
 
 import pytest
 
@@ -287,7 +286,7 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
     import ray
 
     from mpc_ray.coordinator.coordinator import Coordinator
-    from mpc_ray.coordinator.frost_pools import FrostKey
+    from mpc_ray.coordinator.frost_engine import FrostKey
     from mpc_ray.crypto.frost_suites import get_suite
     from mpc_ray.node.frost_records import public_package_from_bytes
     from mpc_ray.node.lifecycle import frost_public_entry
@@ -303,15 +302,13 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
     gate = c.holders[1].authorization.gate  # party 1 admits all its nonce pairs of f1 (the grant already checked)
     gate.admit_commit("f1", 10_000, (b"\x01" * 32, int(time.time()) + 60))
     assert gate.tokens_left("nonce", "f1") == 0 and c.holders[2].authorization.gate.tokens_left("nonce", "f1") == 10_000
-    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, pool_low_water=2,
-                                          coordinator_seed=c.principals.creds.coordinator_seed), "test")
     handles = {p: _Handle(h) for p, h in c.holders.items()}
-    coord.holder = lambda p: handles[p]
+    coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, pool_low_water=2,
+                                          coordinator_seed=c.principals.creds.coordinator_seed), "test",
+                        holders=handles.__getitem__)
     pub = public_package_from_bytes(c.holders[1].store.get(frost_public_entry("f1")))
-    coord.frost.keys["f1"] = FrostKey("f1", "eddsa-ed25519", get_suite("eddsa-ed25519"), pub, b"", 2, [1, 2, 3])
-    for p in (1, 2, 3):
-        coord.frost.pools[("f1", p)] = deque()
+    coord.frost.adopt(FrostKey("f1", "eddsa-ed25519", get_suite("eddsa-ed25519"), pub, b"", 2, [1, 2, 3]))
     assert coord.frost.refill_once() == 8  # parties 2 and 3 filled; party 1 refused
     assert coord.frost.pool_depths() == {"f1:1": 0, "f1:2": 4, "f1:3": 4}
-    assert coord._available(1) and ("f1", 1) in coord.frost._limited  # not marked down: backs off a while
+    assert coord.health.available(1) and ("f1", 1) in coord.frost._limited  # not marked down: backs off a while
     assert coord.frost.refill_once() == 0  # and is not asked again at once (no busy loop)

@@ -20,16 +20,25 @@ witness is the wallet's to append), so it travels through every signer's existin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Mapping, Protocol
 
 from ..errors import InvalidInput, MpcError, ProtocolAbort, Unauthorized
 from ..intents import intent_from_request
-from ..requests import RequestFormat, RequestKind
+from ..requests import RequestFormat, RequestKind, SignedRequest
 from ..types import Signature
-from .frost_pools import combine, fast_verify
+from .frost_engine import FrostKey, combine, fast_verify
 
-if TYPE_CHECKING:
-    from .frost_pools import FrostKey, FrostPools
+
+class FrostSigning(Protocol):
+    """What a request needs of the FROST engine (`FrostEngine`; tests pass in-process holders)."""
+
+    @property
+    def keys(self) -> Mapping[str, FrostKey]: ...
+    def choose_signers(self, key: FrostKey) -> list[int]: ...
+    def take(self, key: FrostKey, signers: list[int], count: int) -> dict[int, list[tuple[bytes, bytes]]]: ...
+    def holder(self, party: int) -> Any: ...
+    def answers(self, refs: dict[int, Any]) -> dict[int, Any]: ...
+    def exclude(self, abort: ProtocolAbort) -> None: ...
 
 
 # what each FROST suite signs for a principal (as node/authorized.py `_frost_intent` has it); checked before decoding
@@ -39,9 +48,8 @@ _FROST_FORMATS = {
 }
 
 
-def frost_sign_request(pools: FrostPools, request) -> Signature:
-    c = pools.c
-    key = pools.keys.get(request.key_id)
+def frost_sign_request(engine: FrostSigning, request: SignedRequest) -> Signature:
+    key = engine.keys.get(request.key_id)
     if key is None:
         raise InvalidInput(f"unknown key {request.key_id!r}")
     if request.kind is not RequestKind.SIGN:  # as the holders answer it, and nothing is spent
@@ -51,28 +59,28 @@ def frost_sign_request(pools: FrostPools, request) -> Signature:
         raise InvalidInput(f"format {request.format.value} cannot be signed with a {key.scheme} key"
                            + (f" (it needs a {fits} key)" if fits else ""))
     if request.format is RequestFormat.BTC_PSBT:
-        return _sign_psbt(pools, key, request)
+        return _sign_psbt(engine, key, request)
     msg = intent_from_request(request).digest  # the message bytes (Solana message, or a raw 32-byte message)
     hd_tweak = key.hd_tweak(request.derivation_path or None)
-    signers = pools._choose_signers(key)
-    taken = pools._take(key, signers, 1)
+    signers = engine.choose_signers(key)
+    taken = engine.take(key, signers, 1)
     clist = b"".join(taken[p][0][1] for p in signers)
-    answers = c.answers({p: c.holder(p).frost_sign_request.remote(request, taken[p][0][0], clist) for p in signers})
+    answers = engine.answers({p: engine.holder(p).frost_sign_request.remote(request, taken[p][0][0], clist)
+                              for p in signers})
     try:
         sig, liars = combine(key, msg, clist, {p: a[0] for p, a in answers.items()},
                              {p: a[1] for p, a in answers.items()}, None, hd_tweak)
     except ProtocolAbort as exc:
-        c._exclude(exc)
+        engine.exclude(exc)
         raise
     for p in liars:
-        c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
+        engine.exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
     return Signature(key.scheme, sig)
 
 
-def _sign_psbt(pools: FrostPools, key: FrostKey, request) -> Signature:
+def _sign_psbt(engine: FrostSigning, key: FrostKey, request: SignedRequest) -> Signature:
     from ..intents.bitcoin import check_sender, split_sighashes
 
-    c = pools.c
     if key.scheme != "schnorr-bip340":
         raise InvalidInput(f"a PSBT is signed with a schnorr-bip340 key, not {key.scheme}")
     hd_tweak = key.hd_tweak(request.derivation_path or None)
@@ -81,15 +89,15 @@ def _sign_psbt(pools: FrostPools, key: FrostKey, request) -> Signature:
     check_sender(intent, output_key)  # the holders refuse it too; refusing here spends no commitment
     sighashes = split_sighashes(intent.digest)
     n = len(sighashes)
-    signers = pools._choose_signers(key)
-    taken = pools._take(key, signers, n)
+    signers = engine.choose_signers(key)
+    taken = engine.take(key, signers, n)
     lists = [b"".join(taken[p][k][1] for p in signers) for k in range(n)]
-    answers = c.answers({p: c.holder(p).frost_sign_request.remote(
+    answers = engine.answers({p: engine.holder(p).frost_sign_request.remote(
         request, [taken[p][k][0] for k in range(n)], lists) for p in signers})
     for p, a in answers.items():
         if not isinstance(a, list) or len(a) != n or not all(isinstance(x, tuple) and len(x) == 2 for x in a):
             exc = ProtocolAbort(p, "frost.sign.answer", f"expected {n} (share, R) pairs, one per input")
-            c._exclude(exc)
+            engine.exclude(exc)
             raise exc
     sigs = []
     for k, sighash in enumerate(sighashes):
@@ -98,10 +106,10 @@ def _sign_psbt(pools: FrostPools, key: FrostKey, request) -> Signature:
             sig, liars = combine(key, sighash, lists[k], {p: a[0] for p, a in shares.items()},
                                  {p: a[1] for p, a in shares.items()}, b"", hd_tweak)
         except ProtocolAbort as exc:
-            c._exclude(exc)
+            engine.exclude(exc)
             raise
         for p in liars:
-            c._exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
+            engine.exclude(ProtocolAbort(p, "frost.sign.group_commitment", "reported a wrong R"))
         if not fast_verify(key.suite, output_key, sighash, sig):  # never hand out what the network would refuse
             raise MpcError(f"input {k}: the combined signature does not verify under the output key")
         sigs.append(sig)

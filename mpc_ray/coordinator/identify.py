@@ -21,8 +21,8 @@ A holder whose presigning ended in PresignInconsistent answers `PresignFailed` a
    more than a t-of-n key tolerates. So a cheater that always accuses back loses each of its signer sets in turn.
 
 Exclusion is an availability measure of this coordinator, not a security boundary (the holders check everything
-themselves); `Coordinator.readmit` ends it. The coordinator is not a trust anchor: whoever can call it over Ray
-could readmit anyway, so readmission takes no admin signature.
+themselves); `Coordinator.readmit` ends it (`PartyHealth`, coordinator/health.py). The coordinator is not a trust
+anchor: whoever can call it over Ray could readmit anyway, so readmission takes no admin signature.
 """
 
 from __future__ import annotations
@@ -36,16 +36,19 @@ import ray
 
 from .. import telemetry as tm
 from ..crypto.secp256k1 import Q, Point, sum_points
-from ..errors import MpcError, ProtocolAbort
+from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..node.envelope import BROADCAST
 from ..node.holder import BeginRequest, StepResult
 from ..node.identify import IdentifyReport, PresignFailed
 from ..protocols.ecdsa.presign import LogProof, PresignParty, Round3
 from ..protocols.wire import WireError, decode
-from .sessions import UNAVAILABLE, PartyUnavailable, finished, new_sid, route
+from ..errors import PartyUnavailable
+from .sessions import UNAVAILABLE, finished, new_sid, route
 
 if TYPE_CHECKING:
-    from .coordinator import Coordinator
+    from .ecdsa_engine import EcdsaKey
+    from .health import PartyHealth
+    from .state import CoordinatorState
 
 ROUND3 = PresignParty.ROUNDS.index((Round3, LogProof)) + 1  # the round whose broadcast carries delta_i, Delta_i, S_i
 _CHECK = re.compile(r"(presign\.identify|envelope)\.[a-z0-9_.]{1,64}")  # what an honest holder's report can name
@@ -56,7 +59,7 @@ class BroadcastLog:
     Only envelopes a party's own answer carried in its own name (those are all that `route` relays)."""
 
     def __init__(self) -> None:
-        self.by_sid: dict[bytes, dict[int, list]] = {}
+        self.by_sid: dict[bytes, dict[int, list[Any]]] = {}
 
     def __call__(self, rnd: int, answers: Mapping[int, list[StepResult]]) -> None:
         for party, results in answers.items():
@@ -66,7 +69,7 @@ class BroadcastLog:
                         self.by_sid.setdefault(r.sid, {}).setdefault(party, []).append(env)
 
 
-def broadcasts_consistent(broadcasts: Mapping[int, list], signers: Sequence[int], public_key: Point) -> bool | None:
+def broadcasts_consistent(broadcasts: Mapping[int, list[Any]], signers: Sequence[int], public_key: Point) -> bool | None:
     """Round 4's sums on the relayed round-3 broadcasts: delta = sum delta_j != 0, delta G = sum Delta_j,
     sum S_j = delta Y. None when they cannot be read (not one decodable broadcast per signer: then no honest holder
     reached its sums either)."""
@@ -113,8 +116,8 @@ def judge_reports(signers: Sequence[int],
     return [], [(v, r.culprit) for v, r in named.items()]  # type: ignore[misc]
 
 
-def settle_presign(coord: "Coordinator", key_id: str, signers: Sequence[int], worker: int | None,
-                   out: dict[bytes, dict[int, Any]], log: BroadcastLog) -> tuple[dict, MpcError | None]:
+def settle_presign(state: CoordinatorState, key: EcdsaKey | None, signers: Sequence[int], worker: int | None,
+                   out: dict[bytes, dict[int, Any]], log: BroadcastLog) -> tuple[dict[bytes, dict[int, Any]], MpcError | None]:
     """Split a presign batch's results into the good sessions and, if any failed, the error to raise once those are
     pooled: ProtocolAbort naming the convicted party (already excluded); for a dispute, ProtocolAbort(0,
     ``presign.identify.dispute``), naming no party; PartyUnavailable for a signer that did not identify."""
@@ -122,10 +125,12 @@ def settle_presign(coord: "Coordinator", key_id: str, signers: Sequence[int], wo
     if not failed:
         return out, None
     ok = {sid: res for sid, res in out.items() if sid not in failed}
-    actors = coord.presigners(signers, worker)
+    actors = state.presigners(signers, worker)
     try:
+        if key is None:
+            raise InvalidInput("presigning for a key this coordinator does not know")
         # one failed session suffices to find a culprit; the others' kept runs are wiped below
-        return ok, _judge(coord, key_id, sorted(signers), actors, failed[0], out[failed[0]], log)
+        return ok, _judge(state, key.public_key, sorted(signers), actors, failed[0], out[failed[0]], log)
     except MpcError as exc:  # PartyUnavailable (marked down): the good sessions are pooled all the same
         return ok, exc
     finally:
@@ -136,13 +141,11 @@ def settle_presign(coord: "Coordinator", key_id: str, signers: Sequence[int], wo
                 pass
 
 
-def _judge(coord: "Coordinator", key_id: str, signers: list[int], actors, sid: bytes, results: dict[int, Any],
-           log: BroadcastLog) -> ProtocolAbort:
-    with coord.lock:
-        key = coord.keys[key_id]
-    consistent = broadcasts_consistent(log.by_sid.get(sid, {}), signers, key.public_key)
+def _judge(state: CoordinatorState, public_key: Point, signers: list[int], actors: Mapping[int, Any], sid: bytes,
+           results: dict[int, Any], log: BroadcastLog) -> ProtocolAbort:
+    consistent = broadcasts_consistent(log.by_sid.get(sid, {}), signers, public_key)
     if consistent is None:
-        tm.metrics.abort("presign.identify.inconclusive")  # ops hook: counted, but no party to name
+        tm.metrics.abort("presign.identify.inconclusive")  # counted, but no party to name
         return ProtocolAbort(0, "presign.identify.inconclusive", "the relayed round-3 broadcasts are unreadable")
     claims_failed = {p: isinstance(results.get(p), PresignFailed) for p in signers}
     if consistent:
@@ -152,52 +155,50 @@ def _judge(coord: "Coordinator", key_id: str, signers: list[int], actors, sid: b
         liars = [ProtocolAbort(p, "presign.identify.claimed_success", "the relayed broadcasts do not sum correctly")
                  for p in signers if not claims_failed[p]]
     if liars:
-        return _convict(coord, liars)
-    reports = run_identify(coord, actors, signers, sid)
+        return _convict(state.health, liars)
+    reports = run_identify(state, actors, signers, sid)
     convictions, accusations = judge_reports(signers, reports)
     if convictions:
-        return _convict(coord, convictions)
-    return _dispute(coord, signers, accusations)
+        return _convict(state.health, convictions)
+    return _dispute(state.health, signers, accusations)
 
 
-def _convict(coord: "Coordinator", aborts: list[ProtocolAbort]) -> ProtocolAbort:
+def _convict(health: PartyHealth, aborts: list[ProtocolAbort]) -> ProtocolAbort:
     for a in aborts:
-        coord._exclude(a)  # ops hook inside: counted in mpc_aborts_total by check, shown in status()["excluded"]
+        health.exclude(a)  # counted in mpc_aborts_total by check, shown in status()["excluded"]
     return aborts[0]
 
 
-def _dispute(coord: "Coordinator", signers: list[int], accusations: list[tuple[int, int]]) -> ProtocolAbort:
-    with coord.lock:
-        for v, c in accusations:
-            coord.disputes.add(frozenset((v, c)))
-        partners = {p: {q for d in coord.disputes if p in d for q in d if q != p} for p in signers}
+def _dispute(health: PartyHealth, signers: list[int], accusations: list[tuple[int, int]]) -> ProtocolAbort:
+    partners = health.dispute(accusations, signers)
     convicted = [ProtocolAbort(p, "presign.identify.disputes", f"accused by or accusing {sorted(partners[p])}")
                  for p in signers if len(partners[p]) >= len(signers)]
     if convicted:
-        return _convict(coord, convicted)
+        return _convict(health, convicted)
     pairs = sorted(tuple(sorted(a)) for a in {frozenset(x) for x in accusations})
-    tm.metrics.abort("presign.identify.dispute")  # ops hook: counted; status()["disputes"] lists the pairs
+    tm.metrics.abort("presign.identify.dispute")  # counted; status()["disputes"] lists the pairs
     return ProtocolAbort(0, "presign.identify.dispute", f"signers {pairs} name each other; those sets are not used")
 
 
-def run_identify(coord: "Coordinator", actors: Mapping[int, Any], signers: list[int], presign_sid: bytes) -> dict:
+def run_identify(state: CoordinatorState, actors: Mapping[int, Any], signers: list[int],
+                 presign_sid: bytes) -> dict[int, Any]:
     """The identify session for one failed presigning, on the actors that ran it: {party: IdentifyReport}. A party
     that does not take part (no answer, an error, not done after its one round) is marked down: PartyUnavailable."""
     sid = new_sid("identify")
     req = BeginRequest("identify", sid, signers, {"presign_sid": presign_sid})
-    grant = coord.grants.for_begin([req], time.time())  # only the coordinator starts identification (grants.py)
+    grant = state.grants.for_begin([req], time.time())  # only the coordinator starts identification (grants.py)
     try:
         with tm.round_span("identify", 1, signers, 1):
-            results = _answers(coord, sid, {p: actors[p].begin.remote([req], grant) for p in signers})
+            results = _answers(state, sid, {p: actors[p].begin.remote([req], grant) for p in signers})
         inputs = route(signers, [sid], results)
         with tm.round_span("identify", 2, signers, 1):
-            results = _answers(coord, sid, {p: actors[p].step.remote(inputs[p]) for p in signers})
+            results = _answers(state, sid, {p: actors[p].step.remote(inputs[p]) for p in signers})
         done = finished(signers, [sid], results)
         if done is None:
             p = next(p for p in signers if not all(r.done for r in results[p]))
-            coord._mark_down(p)
+            state.health.mark_down(p)
             raise PartyUnavailable(p, "identification not finished after its round")
-        return done[sid]
+        return dict(done[sid])
     except BaseException:
         for p in signers:
             try:
@@ -207,20 +208,20 @@ def run_identify(coord: "Coordinator", actors: Mapping[int, Any], signers: list[
         raise
 
 
-def _answers(coord: "Coordinator", sid: bytes, refs: Mapping[int, Any]) -> dict[int, list[StepResult]]:
+def _answers(state: CoordinatorState, sid: bytes, refs: Mapping[int, Any]) -> dict[int, list[StepResult]]:
     out = {}
     for p, ref in refs.items():
         try:
-            answer = ray.get(ref, timeout=coord.cfg.round_timeout_s)
+            answer = ray.get(ref, timeout=state.cfg.round_timeout_s)
         except UNAVAILABLE as exc:
-            coord._mark_down(p)
+            state.health.mark_down(p)
             raise PartyUnavailable(p, type(exc).__name__) from None
         except Exception as exc:  # noqa: BLE001 - refusing identification reads as not answering (a crash does too)
-            coord._mark_down(p)
+            state.health.mark_down(p)
             raise PartyUnavailable(p, f"identification refused: {type(exc).__name__}") from None
         if not (isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0], StepResult)
                 and answer[0].sid == sid and isinstance(answer[0].envelopes, list)):
-            coord._mark_down(p)
+            state.health.mark_down(p)
             raise PartyUnavailable(p, "malformed identification answer")
         out[p] = answer
     return out

@@ -1,8 +1,8 @@
 """Driving the key lifecycle across holders: proactive refresh and resharing to a new committee.
 
 `KeyLifecycle` is the orchestration, over two callables (run a protocol session among parties; call one holder's
-method), so the same code drives holder actors on Ray (`refresh_key` / `reshare_key` below, used by the
-`Coordinator`) and `ShareHolder` objects in one process (tests). Steps, for epoch e + 1 of a key at epoch e:
+method), so the same code drives holder actors on Ray (`LifecycleDriver` below, the `Coordinator`'s part) and
+`ShareHolder` objects in one process (tests). Steps, for epoch e + 1 of a key at epoch e:
 
 1. every participant is at epoch e (asked, not assumed);
 2. the sessions run: "refresh" (ECDSA, every party) or "reshare" (old dealers and the new committee; a FROST
@@ -23,17 +23,16 @@ The coordinator pauses the key meanwhile (no signing, no refills for it), emptie
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import InvalidInput, MpcError, ProtocolAbort, QuorumUnavailable
 from ..errors import LifecycleIncomplete  # noqa: F401  (old import path)
+from .ecdsa_engine import EcdsaEngine, EcdsaKey
+from .frost_engine import FrostEngine, FrostKey
 from .sessions import SessionSpec
-
-if TYPE_CHECKING:
-    from .coordinator import Coordinator
+from .state import CoordinatorState
 
 ECDSA = "ecdsa-secp256k1"
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class LifecycleResult:
     public: bytes  # the new public package (ECDSA public record / FROST public key package)
     destroyed: dict[int, int] = field(default_factory=dict)  # per holder: one-time secrets destroyed
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"key_id": self.key_id, "scheme": self.scheme, "epoch": self.epoch, "parties": self.parties,
                 "threshold": self.threshold, "destroyed": dict(self.destroyed)}
 
@@ -65,7 +64,7 @@ class KeyLifecycle:
         epochs = {p: self.call(p, "key_epoch", key_id) for p in parties}
         if len(set(epochs.values())) != 1:
             raise InvalidInput(f"holders of key {key_id!r} disagree on its epoch: {epochs} (finish the last commit)")
-        return next(iter(epochs.values()))
+        return int(next(iter(epochs.values())))
 
     @staticmethod
     def _agree(results: Mapping[int, Any], field_name: str, check: str) -> Any:
@@ -168,158 +167,130 @@ class KeyLifecycle:
 
 
 # the coordinator's part ---------------------------------------------------------------------------------------
-def _driver(c: "Coordinator") -> KeyLifecycle:
-    import ray
+class LifecycleDriver:
+    """Refresh, resharing and new members for `Coordinator`: pauses the key in its engine, runs `KeyLifecycle` on
+    the holder actors and takes the key back with its new committee."""
 
-    from .sessions import UNAVAILABLE, PartyUnavailable, run_sessions
+    def __init__(self, state: CoordinatorState, ecdsa: EcdsaEngine, frost: FrostEngine) -> None:
+        self.state, self.ecdsa, self.frost = state, ecdsa, frost
 
-    def run(spec: SessionSpec) -> Mapping[int, Any]:
-        out = run_sessions(c.holders(spec.parties), spec, timeout=c.cfg.aux_timeout_s)
-        return next(iter(out.values()))
+    def _driver(self) -> KeyLifecycle:
+        import ray
 
-    def call(party: int, method: str, *args: Any) -> Any:
-        try:
-            return ray.get(getattr(c.holder(party), method).remote(*args), timeout=c.cfg.round_timeout_s)
-        except UNAVAILABLE as exc:
-            raise PartyUnavailable(party, type(exc).__name__) from None
+        from ..errors import PartyUnavailable
+        from .sessions import UNAVAILABLE, run_sessions
 
-    return KeyLifecycle(run, call, security=c.cfg.security)
+        state = self.state
 
+        def run(spec: SessionSpec) -> Mapping[int, Any]:
+            out = run_sessions(state.holders(spec.parties), spec, timeout=state.cfg.aux_timeout_s)
+            return next(iter(out.values()))
 
-def _pause(c: "Coordinator", key_id: str) -> tuple[str, Any]:
-    """Take the key out of signing and refills; wait for refills of it already running."""
-    with c.lock:
-        if key_id in c.keys:
-            kind, key = "ecdsa", c.keys.pop(key_id)
-        elif key_id in c.frost.keys:
-            kind, key = "frost", c.frost.keys.pop(key_id)
-        else:
+        def call(party: int, method: str, *args: Any) -> Any:
+            try:
+                return ray.get(getattr(state.holder(party), method).remote(*args), timeout=state.cfg.round_timeout_s)
+            except UNAVAILABLE as exc:
+                raise PartyUnavailable(party, type(exc).__name__) from None
+
+        return KeyLifecycle(run, call, security=state.cfg.security)
+
+    def _pause(self, key_id: str) -> EcdsaKey | FrostKey:
+        """Take the key out of signing and refills (waiting for refills of it already running), pools emptied."""
+        key: EcdsaKey | FrostKey | None = self.ecdsa.pause(key_id)
+        if key is None:
+            key = self.frost.pause(key_id)
+        if key is None:
             raise InvalidInput(f"unknown key {key_id!r} (or a refresh or resharing of it is running)")
-    deadline = time.monotonic() + c.cfg.aux_timeout_s
-    while True:
-        with c.lock:
-            busy = any(k == key_id for k, _ in c._refilling)
-        if not busy or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    _drop_pools(c, key_id)
-    return kind, key
+        return key
 
+    def _resume(self, key: EcdsaKey | FrostKey, result: LifecycleResult | None) -> None:
+        from ..node.frost_records import public_package_from_bytes
 
-def _drop_pools(c: "Coordinator", key_id: str) -> None:
-    with c.lock:
-        for slot in [s for s in c.pools if s[0] == key_id]:
-            del c.pools[slot]
-        for slot in [s for s in c.frost.pools if s[0] == key_id]:
-            c.frost.pools[slot].clear()
-
-
-def _resume(c: "Coordinator", kind: str, key: Any, result: LifecycleResult | None) -> None:
-    from ..node.frost_records import public_package_from_bytes
-
-    if result is not None:
-        _drop_pools(c, key.key_id)  # a refill that raced the commit may have added old-epoch entries
-        if kind == "ecdsa":
-            key = replace(key, threshold=result.threshold, parties=list(result.parties))
-            try:  # DKLs23: a new pairwise setup for the new epoch (the holders refuse the old one from now on)
-                c.setup_protocol(key)
-            except Exception as exc:  # noqa: BLE001 - the key is still resumed; its refills wait for a setup
-                log.warning("key %s: protocol setup after the epoch switch failed: %s", key.key_id,
-                            type(exc).__name__)
+        if result is not None:
+            self.ecdsa.drop_pools(key.key_id)  # a refill that raced the commit may have added old-epoch entries
+            self.frost.drop_pools(key.key_id)
+            if isinstance(key, EcdsaKey):
+                key = replace(key, threshold=result.threshold, parties=list(result.parties))
+                try:  # DKLs23: a new pairwise setup for the new epoch (the holders refuse the old one from now on)
+                    self.ecdsa.setup_protocol(key)
+                except Exception as exc:  # noqa: BLE001 - the key is still resumed; its refills wait for a setup
+                    log.warning("key %s: protocol setup after the epoch switch failed: %s", key.key_id,
+                                type(exc).__name__)
+            else:
+                pub = public_package_from_bytes(result.public)
+                key = replace(key, public_package=pub, threshold=result.threshold, parties=list(result.parties))
+            self.state.add_members(result.parties)  # a new member: administrative calls (policies) reach it
+        if isinstance(key, EcdsaKey):
+            self.ecdsa.resume(key)
         else:
-            pub = public_package_from_bytes(result.public)
-            key = replace(key, public_package=pub, threshold=result.threshold, parties=list(result.parties))
-        for p in result.parties:
-            if p not in c.cfg.parties:  # a new member: administrative calls (policies) reach it from now on
-                c.cfg.parties = sorted([*c.cfg.parties, p])
-    with c.lock:
-        if kind == "ecdsa":
-            c.keys[key.key_id] = key
-        else:
-            c.frost.keys[key.key_id] = key
-            for slot in [s for s in c.frost.pools if s[0] == key.key_id and s[1] not in key.parties]:
-                del c.frost.pools[slot]
-            for p in key.parties:
-                c.frost.pools.setdefault((key.key_id, p), deque())
-    if kind == "ecdsa":
-        c._start_refill()
-    else:
-        c.frost._start_refill()
+            self.frost.resume(key)
+
+    def refresh_key(self, key_id: str, approval: Any = None) -> dict[str, Any]:
+        """Coordinator.refresh_key: new shares (and aux info) for the key's committee, same public key."""
+        key = self._pause(key_id)
+        result = None
+        try:
+            down = [p for p in key.parties if not self.state.health.available(p)]
+            if down:
+                raise QuorumUnavailable(f"a refresh needs every holder of the key; down: {down}")
+            old_public = b"" if isinstance(key, EcdsaKey) else _frost_public(key)
+            result = self._driver().refresh(key_id, key.scheme, key.parties, old_public=old_public,
+                                            threshold=key.threshold, approval=approval)
+            return result.as_dict()
+        finally:
+            self._resume(key, result)
+
+    def reshare_key(self, key_id: str, parties: Sequence[int], threshold: int,
+                    dealers: Sequence[int] | None = None, approval: Any = None) -> dict[str, Any]:
+        """Coordinator.reshare_key: move the key to committee `parties` with `threshold` signers (new parties must
+        have holders and be in every holder's directory: `add_parties`)."""
+        key = self._pause(key_id)
+        result = None
+        try:
+            health = self.state.health
+            chosen = sorted(dealers) if dealers is not None else [p for p in key.parties if health.available(p)]
+            if len(chosen) < key.threshold:
+                raise QuorumUnavailable(f"need {key.threshold} dealers among {key.parties}")
+            old_public = b"" if isinstance(key, EcdsaKey) else _frost_public(key)
+            result = self._driver().reshare(key_id, key.scheme, key.parties, parties, threshold, dealers=chosen,
+                                            old_public=old_public, approval=approval)
+            return result.as_dict()
+        finally:
+            self._resume(key, result)
+
+    def add_parties(self, parties: Sequence[int], approval: Any = None) -> list[int]:
+        """New committee members: exchange identities (new holders get the whole directory, existing holders add
+        the newcomers; entries never change), then set up the committee's aux info again among everyone, so new
+        keys can use the new members. Existing keys keep their committees until `reshare_key` moves them. Returns
+        the committee."""
+        import ray
+
+        from .sessions import run_sessions
+
+        state, cfg = self.state, self.state.cfg
+        new = sorted(set(parties) - set(cfg.parties))
+        if not new:
+            return list(cfg.parties)
+        everyone = sorted(set(cfg.parties) | set(new))
+        hs = state.holders(everyone)
+        idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=cfg.round_timeout_s)
+        ray.get([hs[p].set_directory.remote(idents, state.grants.verify_key) for p in new],
+                timeout=cfg.round_timeout_s)
+        ray.get([hs[p].extend_directory.remote(approval, idents) for p in cfg.parties], timeout=cfg.round_timeout_s)
+        run_sessions(hs, SessionSpec("aux", everyone, {"level": cfg.security, "approval": approval}),
+                     timeout=cfg.aux_timeout_s, grants=state.grants)
+        cfg.parties = everyone
+        return everyone
+
+    def drop_pools(self, party: int) -> int:
+        """Forget every pooled presignature (ECDSA, per signer set) and nonce commitment (FROST) that involves
+        `party`: after its holder was restored from a backup, which discards them all on the node. Returns how many
+        were dropped; the refill threads make fresh ones."""
+        with self.state.lock:
+            return self.ecdsa.drop_party(party) + self.frost.drop_party(party)
 
 
-def _frost_public(key: Any) -> bytes:
+def _frost_public(key: FrostKey) -> bytes:
     from ..node.frost_records import public_package_to_bytes
 
     return public_package_to_bytes(key.public_package)
-
-
-def refresh_key(c: "Coordinator", key_id: str, approval: Any = None) -> dict:
-    """Coordinator.refresh_key: new shares (and aux info) for the key's committee, same public key."""
-    kind, key = _pause(c, key_id)
-    result = None
-    try:
-        down = [p for p in key.parties if not c._available(p)]
-        if down:
-            raise QuorumUnavailable(f"a refresh needs every holder of the key; down: {down}")
-        old_public = b"" if kind == "ecdsa" else _frost_public(key)
-        result = _driver(c).refresh(key_id, key.scheme, key.parties, old_public=old_public, threshold=key.threshold,
-                                    approval=approval)
-        return result.as_dict()
-    finally:
-        _resume(c, kind, key, result)
-
-
-def reshare_key(c: "Coordinator", key_id: str, parties: Sequence[int], threshold: int,
-                dealers: Sequence[int] | None = None, approval: Any = None) -> dict:
-    """Coordinator.reshare_key: move the key to committee `parties` with `threshold` signers (new parties must
-    have holders and be in every holder's directory: `add_parties`)."""
-    kind, key = _pause(c, key_id)
-    result = None
-    try:
-        chosen = sorted(dealers) if dealers is not None else [p for p in key.parties if c._available(p)]
-        if len(chosen) < key.threshold:
-            raise QuorumUnavailable(f"need {key.threshold} dealers among {key.parties}")
-        old_public = b"" if kind == "ecdsa" else _frost_public(key)
-        result = _driver(c).reshare(key_id, key.scheme, key.parties, parties, threshold, dealers=chosen,
-                                    old_public=old_public, approval=approval)
-        return result.as_dict()
-    finally:
-        _resume(c, kind, key, result)
-
-
-def add_parties(c: "Coordinator", parties: Sequence[int], approval: Any = None) -> list[int]:
-    """New committee members: exchange identities (new holders get the whole directory, existing holders add the
-    newcomers; entries never change), then set up the committee's aux info again among everyone, so new keys
-    can use the new members. Existing keys keep their committees until `reshare_key` moves them. Returns the
-    committee."""
-    import ray
-
-    from .sessions import run_sessions
-
-    new = sorted(set(parties) - set(c.cfg.parties))
-    if not new:
-        return list(c.cfg.parties)
-    everyone = sorted(set(c.cfg.parties) | set(new))
-    hs = c.holders(everyone)
-    idents = ray.get([hs[p].public_identity.remote() for p in everyone], timeout=c.cfg.round_timeout_s)
-    ray.get([hs[p].set_directory.remote(idents, c.grants.verify_key) for p in new], timeout=c.cfg.round_timeout_s)
-    ray.get([hs[p].extend_directory.remote(approval, idents) for p in c.cfg.parties], timeout=c.cfg.round_timeout_s)
-    run_sessions(hs, SessionSpec("aux", everyone, {"level": c.cfg.security, "approval": approval}),
-                 timeout=c.cfg.aux_timeout_s, grants=c.grants)
-    c.cfg.parties = everyone
-    return everyone
-
-
-def drop_pools(c: "Coordinator", party: int) -> int:
-    """Forget every pooled presignature (ECDSA, per signer set) and nonce commitment (FROST) that involves
-    `party`: after its holder was restored from a backup, which discards them all on the node. Returns how many
-    were dropped; the refill threads make fresh ones."""
-    dropped = 0
-    with c.lock:
-        for slot in [s for s in c.pools if party in s[1]]:
-            dropped += len(c.pools.pop(slot))
-        for slot, pool in c.frost.pools.items():
-            if slot[1] == party:
-                dropped += len(pool)
-                pool.clear()
-    return dropped

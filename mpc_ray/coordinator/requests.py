@@ -1,6 +1,7 @@
-"""Principal-signed requests on ECDSA keys, one or many per call.
+"""Principal-signed (agent) requests, one or many per call: `AgentRequests` routes each to its key's engine; the
+ECDSA ones are combined here.
 
-Every holder of a signer set gets the whole batch in one call and answers each request on its own ((sigma_i, the
+For an ECDSA key, every holder of a signer set gets the whole batch in one call and answers each request on its own ((sigma_i, the
 digest it computed), or the error that refused it) after one durable write for all of its audit records
 (node/authorized.py `sign_many`). `combine_request` combines with the digest the signers agree on and trusts it only
 if the signature verifies under it; otherwise it decodes the request itself, so a party is only ever blamed against a
@@ -13,96 +14,66 @@ a fresh request instead. A single `sign_request` is a batch of one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from .. import telemetry as tm
 from ..errors import InvalidInput, MpcError, ProtocolAbort
 from ..intents import intent_from_request
 from ..node.authorized import MAX_BATCH
 from ..protocols.ecdsa_protocols import protocol_of
 from ..requests import NOT_REFUSALS, SignedRequest
 from ..types import Signature
+from .frost_requests import frost_sign_request
+
+if TYPE_CHECKING:
+    from .ecdsa_engine import EcdsaEngine
+    from .frost_engine import FrostEngine
 
 MAX_REQUESTS = MAX_BATCH  # per call: a chunk sent to the holders is never larger than a holder's batch
 
 
-def sign_requests(coord: Any, requests: list[SignedRequest]) -> list[tuple[bytes, int] | MpcError]:
-    """For each request, in order: (64-byte r||s, recovery id), or the error that refused it."""
-    if not isinstance(requests, (list, tuple)) or not 1 <= len(requests) <= MAX_REQUESTS:
-        raise InvalidInput(f"expected a list of 1 to {MAX_REQUESTS} signed requests")
-    out: list[Any] = [None] * len(requests)
-    by_key: dict[str, list[int]] = {}
-    for i, request in enumerate(requests):
-        if isinstance(request, SignedRequest):
-            by_key.setdefault(request.key_id, []).append(i)
-        else:
-            out[i] = InvalidInput("expected a SignedRequest (mpc_ray.requests.sign_request)")
-    for key_id, idx in by_key.items():
-        coord._known(key_id)  # restart hook
-        if key_id in coord.frost.keys:  # FROST: each request runs its own nonce round (frost_requests.py)
-            from .frost_requests import frost_sign_request
+class AgentRequests:
+    """Routes principal-signed requests to the engine of their key: `FrostEngine` signs each on its own nonce round
+    (frost_requests.py), `EcdsaEngine` each key's requests in chunks (`EcdsaEngine.sign_requests`)."""
 
-            for i in idx:
-                out[i] = _outcome(frost_sign_request, coord.frost, requests[i])
-            continue
-        with coord.lock:
-            key = coord.keys.get(key_id)
-        if key is None:
-            for i in idx:
-                out[i] = InvalidInput(f"unknown key {key_id!r}")
-            continue
-        tm.annotate(key_id=key.key_id, scheme=key.scheme)  # ops hook
-        while idx:
-            try:
-                signers, presigs = coord._take_presignatures(key, len(idx))
-            except MpcError as exc:
+    def __init__(self, ecdsa: EcdsaEngine, frost: FrostEngine, known: Callable[[str], bool]) -> None:
+        self.ecdsa, self.frost = ecdsa, frost
+        self.known = known  # waits (bounded) for the key table's first rebuild after a restart (resync.py)
+
+    def sign_request(self, request: SignedRequest) -> tuple[bytes, int] | Signature:
+        self.known(getattr(request, "key_id", ""))
+        if isinstance(request, SignedRequest) and request.key_id in self.frost.keys:
+            return frost_sign_request(self.frost, request)
+        (out,) = self.sign_requests([request])
+        if isinstance(out, BaseException):
+            raise out
+        return out  # type: ignore[no-any-return]
+
+    def sign_requests(self, requests: list[SignedRequest]) -> list[Any]:
+        """For each request, in order: (64-byte r||s, recovery id) or a Signature (FROST), or the error that
+        refused it."""
+        if not isinstance(requests, (list, tuple)) or not 1 <= len(requests) <= MAX_REQUESTS:
+            raise InvalidInput(f"expected a list of 1 to {MAX_REQUESTS} signed requests")
+        out: list[Any] = [None] * len(requests)
+        by_key: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            if isinstance(request, SignedRequest):
+                by_key.setdefault(request.key_id, []).append(i)
+            else:
+                out[i] = InvalidInput("expected a SignedRequest (mpc_ray.requests.sign_request)")
+        for key_id, idx in by_key.items():
+            self.known(key_id)
+            if key_id in self.frost.keys:  # FROST: each request runs its own nonce round
                 for i in idx:
-                    out[i] = exc
-                break
-            chunk, idx = idx[: len(presigs)], idx[len(presigs):]
-            _sign_chunk(coord, key, signers, [(requests[i], p) for i, p in zip(chunk, presigs)], chunk, out)
-    return out
-
-
-def _sign_chunk(coord: Any, key: Any, signers: tuple[int, ...], items: list, where: list[int], out: list) -> None:
-    """One holder call per signer for these (request, presignature) pairs; results go to out[where[n]]."""
-    batch = [(request, presig.presignature_id) for request, presig in items]
-    refs = {p: coord.holder(p).sign_requests.remote(batch) for p in signers}
-    try:
-        answers = coord.answers(refs)
-    except MpcError as exc:  # a signer did not answer (PartyUnavailable) or refused the whole batch
-        for i in where:
-            out[i] = exc
-        return
-    except NOT_REFUSALS:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a signer failed untyped: these requests fail, typed, others go on
-        for i in where:
-            out[i] = MpcError(f"a signer failed ({type(exc).__name__})")
-        return
-    for p, answer in answers.items():
-        if not isinstance(answer, list) or len(answer) != len(items):
-            abort = ProtocolAbort(p, "sign_requests.answer_shape", "not one answer per request")
-            coord._exclude(abort)
-            for i in where:
-                out[i] = abort
-            return
-    for n, (i, (request, presig)) in enumerate(zip(where, items)):
-        got = {p: answers[p][n] for p in signers}
-        refusal = next((a for a in got.values() if isinstance(a, BaseException)), None)
-        if refusal is not None:
-            out[i] = refusal if isinstance(refusal, MpcError) else InvalidInput(type(refusal).__name__)
-            continue
-        try:
-            sig = combine_request(request, presig, key.public_key, got, key=key)
-        except ProtocolAbort as exc:
-            coord._exclude(exc)
-            out[i] = exc
-            continue
-        except MpcError as exc:  # the signers accepted a request this coordinator cannot decode
-            out[i] = exc
-            continue
-        out[i] = (sig.to_bytes(), sig.recovery_id)
+                    out[i] = _outcome(frost_sign_request, self.frost, requests[i])
+                continue
+            key = self.ecdsa.key(key_id)
+            if key is None:
+                for i in idx:
+                    out[i] = InvalidInput(f"unknown key {key_id!r}")
+                continue
+            for i, result in zip(idx, self.ecdsa.sign_requests(key, [requests[i] for i in idx])):
+                out[i] = result
+        return out
 
 
 def split_answers(answers: Mapping[int, Any]) -> tuple[dict[int, Any], bytes | None]:
@@ -129,7 +100,7 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
 
     def attempt(d: bytes) -> Signature:
         tweak = 0  # always re-randomised, the master key with tweak 0 (protocols/ecdsa/sign.py)
-        if request.derivation_path:  # HD hook: the signed path; every holder derives the same tweak
+        if request.derivation_path:  # the signed BIP32 path: every holder derives the same tweak
             from .hd import ecdsa_tweak
 
             if key is None:
@@ -137,7 +108,8 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
             tweak = ecdsa_tweak(key, request.derivation_path)[1]
         proto = protocol_of(presig)  # CGGMP21 (sigma_i) or DKLs23 (online shares): the presignature says which
         child = proto.rerandomize_for(presig, public_key, tweak, d)
-        return proto.combine(presig, public_key, d, partials, child)
+        sig: Signature = proto.combine(presig, public_key, d, partials, child)
+        return sig
 
     claimed = digest if isinstance(digest, bytes) and len(digest) == 32 else agreed
     if claimed is not None:
@@ -148,7 +120,7 @@ def combine_request(request: SignedRequest, presig: Any, public_key: Any, answer
     return attempt(intent_from_request(request).digest)
 
 
-def _outcome(fn, *args) -> Any:
+def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args), or the typed error that refused this one request: the rest of the batch goes on."""
     try:
         return fn(*args)

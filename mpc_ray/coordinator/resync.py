@@ -11,8 +11,9 @@ for the old coordinator stay unused in the holders' vaults (never reused: they a
 from __future__ import annotations
 
 import logging
-from collections import deque
-from typing import TYPE_CHECKING, Any
+import threading
+import time
+from typing import Any
 
 import ray
 
@@ -22,22 +23,75 @@ from ..node.frost_records import public_package_from_bytes
 from ..node.lifecycle import ecdsa_public_from_bytes
 from ..protocols.ecdsa_protocols import ecdsa_protocol
 from ..protocols.frost import public_key_bytes
+from .ecdsa_engine import EcdsaEngine, EcdsaKey
+from .frost_engine import FrostEngine, FrostKey
 from .sessions import UNAVAILABLE
-
-if TYPE_CHECKING:
-    from .coordinator import Coordinator
+from .state import CoordinatorState
 
 log = logging.getLogger(__name__)
 
 ECDSA = "ecdsa-secp256k1"
 
 
-def gather_views(c: Coordinator, parties: list[int], timeout: float) -> dict[int, dict[str, dict]]:
+class KeyResync:
+    """The key table's rebuild from the holders, once after every (re)start and on `resync` calls."""
+
+    RESYNC_FOR_S = 120.0  # after a (re)start, how long to keep asking parties that have not answered yet
+
+    def __init__(self, state: CoordinatorState, ecdsa: EcdsaEngine, frost: FrostEngine) -> None:
+        self.state, self.ecdsa, self.frost = state, ecdsa, frost
+        self.first_done = threading.Event()  # the first rebuild is done: sign calls stop waiting for it
+
+    def resync(self, timeout: float | None = None) -> list[str]:
+        """Adopt every key the holders hold that this coordinator does not know; returns the new key ids."""
+        cfg = self.state.cfg
+        views = gather_views(self.state, list(cfg.parties), timeout or cfg.round_timeout_s)
+        adopted = adopt_keys(self.state, self.ecdsa, self.frost, views)
+        if adopted:
+            log.warning("adopted keys %s from the holders (coordinator restart)", adopted)
+            self._start_refills()
+        return adopted
+
+    def run_after_start(self) -> None:
+        """After a (re)start: until every party has answered once, or RESYNC_FOR_S passed, adopt what the
+        holders report. On a fresh committee there is nothing to adopt and this ends at once."""
+        cfg, stop = self.state.cfg, self.state.stop
+        deadline = time.monotonic() + self.RESYNC_FOR_S
+        answered: set[int] = set()
+        while not stop.is_set() and time.monotonic() < deadline:
+            missing = [p for p in cfg.parties if p not in answered]
+            try:
+                views = gather_views(self.state, missing, 2.0)
+                answered |= set(views)
+                if adopt_keys(self.state, self.ecdsa, self.frost, views):
+                    self._start_refills()
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is retried; signing works meanwhile
+                log.warning("key resync attempt failed: %s", type(exc).__name__)
+            if len(answered) >= len(cfg.parties) or (answered and not self.first_done.is_set()):
+                self.first_done.set()  # sign calls stop waiting once the first holders have answered
+            if len(answered) >= len(cfg.parties):
+                return
+            time.sleep(1.0)
+        self.first_done.set()
+
+    def known(self, key_id: str) -> bool:
+        """Whether `key_id` is in the key table, waiting (bounded) for the first rebuild after a restart."""
+        if key_id in self.ecdsa.keys or key_id in self.frost.keys:
+            return True
+        self.first_done.wait(self.state.cfg.quorum_wait_s)
+        return key_id in self.ecdsa.keys or key_id in self.frost.keys
+
+    def _start_refills(self) -> None:
+        self.ecdsa.start_refill()
+        self.frost.start_refill()
+
+
+def gather_views(state: CoordinatorState, parties: list[int], timeout: float) -> dict[int, dict[str, Any]]:
     """{party: {key id: view}} from every holder that answers within `timeout`."""
     refs = {}
     for p in parties:
         try:
-            refs[p] = c.holder(p).key_views.remote()
+            refs[p] = state.holder(p).key_views.remote()
         except ValueError:  # no such actor right now
             continue
     views = {}
@@ -51,20 +105,17 @@ def gather_views(c: Coordinator, parties: list[int], timeout: float) -> dict[int
     return views
 
 
-def adopt_keys(c: Coordinator, views: dict[int, dict[str, Any]]) -> list[str]:
+def adopt_keys(state: CoordinatorState, ecdsa: EcdsaEngine, frost: FrostEngine,
+               views: dict[int, dict[str, Any]]) -> list[str]:
     """Add every key that a threshold of its committee reports identically; returns the adopted key ids."""
-    from .coordinator import _Key
-    from .frost_pools import FrostKey
-
-    by_key: dict[str, dict[int, dict]] = {}
+    by_key: dict[str, dict[int, dict[str, Any]]] = {}
     for party, entries in views.items():
         for key_id, view in entries.items():
             by_key.setdefault(key_id, {})[party] = view
     adopted = []
     for key_id, reports in sorted(by_key.items()):
-        with c.lock:
-            if key_id in c.keys or key_id in c.frost.keys:
-                continue
+        if ecdsa.key(key_id) is not None or frost.key(key_id) is not None:
+            continue
         try:
             top = max(int(v["epoch"]) for v in reports.values())
             # ECDSA views name the key's protocol (node/lifecycle.py `public_view`); older holders: CGGMP21
@@ -81,8 +132,9 @@ def adopt_keys(c: Coordinator, views: dict[int, dict[str, Any]]) -> list[str]:
                 if scheme == ECDSA:
                     _, template = ecdsa_public_from_bytes(public)
                     parties, threshold = list(template.parties), template.threshold
-                    key: Any = _Key(key_id, scheme, template.public_key, threshold, parties,
-                                    getattr(template, "chain_code", b""), ecdsa_protocol(protocol).name)
+                    key: EcdsaKey | FrostKey = EcdsaKey(key_id, scheme, template.public_key, threshold, parties,
+                                                        getattr(template, "chain_code", b""),
+                                                        ecdsa_protocol(protocol).name)
                 else:
                     pub = public_package_from_bytes(public)
                     if pub.suite_key != scheme:
@@ -99,17 +151,11 @@ def adopt_keys(c: Coordinator, views: dict[int, dict[str, Any]]) -> list[str]:
             if len(candidates) > 1:
                 log.warning("key %s: holders disagree on its public record; adopting the one %s report",
                             key_id, sorted(reporters))
-            with c.lock:
-                for p in parties:
-                    if p not in c.cfg.parties:  # a party added by resharing after the coordinator started
-                        c.cfg.parties.append(p)
-                c.cfg.parties.sort()
-                if scheme == ECDSA:
-                    c.keys[key_id] = key
-                else:
-                    c.frost.keys[key_id] = key
-                    for p in parties:
-                        c.frost.pools.setdefault((key_id, p), deque())
+            state.add_members(parties)  # a party added by resharing after the coordinator started
+            if isinstance(key, EcdsaKey):
+                ecdsa.adopt(key)
+            else:
+                frost.adopt(key)
             adopted.append(key_id)
             break
     return adopted

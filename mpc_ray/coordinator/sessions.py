@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from .. import telemetry as tm  # ops hook: a span per protocol round
+from .. import telemetry as tm  # a span per protocol round
 from ..errors import PartyUnavailable  # noqa: F401  (old import path)
 from ..node.holder import BeginRequest, StepResult
 from ..requests.grants import GRANTED_PROTOCOLS, GrantSigner
@@ -59,7 +59,8 @@ def gather(calls: Mapping[int, Any], timeout: float, mark_down: Callable[[int], 
     return out
 
 
-def route(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]) -> dict[int, list]:
+def route(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]
+          ) -> dict[int, list[tuple[bytes, list[Any]]]]:
     """Each party's step input: for every session, the envelopes of the other parties addressed to it. Only those
     a party's own answer carries in its own name: a holder cannot hand in an envelope under another party's name
     (a bad signature there would name that party)."""
@@ -74,7 +75,8 @@ def route(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, l
     }
 
 
-def finished(parties: Sequence[int], sids: Sequence[bytes], results: Mapping[int, list[StepResult]]):
+def finished(parties: Sequence[int], sids: Sequence[bytes],
+             results: Mapping[int, list[StepResult]]) -> dict[bytes, dict[int, Any]] | None:
     """{sid: {party: result}} once every session is done at every party, else None."""
     if not all(r.done for i in parties for r in results[i]):
         return None
@@ -95,7 +97,7 @@ def run_sessions(
     sids = list(sids) if sids is not None else [new_sid(spec.protocol) for _ in range(count)]
     parties = sorted(spec.parties)
     reqs = [BeginRequest(spec.protocol, sid, parties, spec.params) for sid in sids]
-    args: tuple = (reqs,)
+    args: tuple[Any, ...] = (reqs,)
     if grants is not None and spec.protocol in GRANTED_PROTOCOLS:
         args = (reqs, grants.for_begin(reqs, time.time()))
     try:
