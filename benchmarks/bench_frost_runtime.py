@@ -30,7 +30,7 @@ from nacl.signing import VerifyKey  # noqa: E402
 
 import mpc_ray  # noqa: E402
 from common import cpu_model, pct  # noqa: E402  (benchmarks/common.py)
-from mpc_ray.coordinator.frost_pools import FrostKey, combine  # noqa: E402
+from mpc_ray.coordinator.frost_engine import FrostKey, combine  # noqa: E402
 from mpc_ray.coordinator.sessions import finished, new_sid, route  # noqa: E402
 from mpc_ray.crypto.frost_suites import get_suite  # noqa: E402
 from mpc_ray.node.frost_holder import _ed25519_mul_validating  # noqa: E402

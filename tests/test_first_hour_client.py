@@ -355,7 +355,7 @@ def _log_records(actor) -> list[str]:
 @pytest.mark.parametrize("scheme", ["ecdsa-secp256k1", "eddsa-ed25519"])
 def test_a_denial_through_the_coordinator_is_not_logged_as_an_unhandled_error(committee, scheme):
     """Both signers refuse an operator batch the operator's policy no longer allows; the coordinator reads both
-    refusals (coordinator/sessions.py `gather`; for FROST, frost_pools.py `_get_all`) and raises the nodes' decision
+    refusals (coordinator/sessions.py `gather`; for FROST, frost_engine.py `_get_all`) and raises the nodes' decision
     itself, so its process logs no `Unhandled error` for the second one."""
     import ray
 
