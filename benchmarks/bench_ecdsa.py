@@ -4,6 +4,8 @@ key generation, online signing, aux-info setup and safe-prime generation.
 
     python benchmarks/bench_ecdsa.py            # full run, ~5-8 minutes on 2 cores
     python benchmarks/bench_ecdsa.py --quick    # smoke run, under a minute
+    python benchmarks/bench_ecdsa.py --precompute 7   # presignature latency with a full Paillier-nonce pool vs.
+                                                      # none, 2 signers at levels 112 and 128, 7 pairs each
 
 Prints a Markdown report and writes it to benchmarks/results/ecdsa-<date>.md (ecdsa-<date>-quick.md with --quick).
 
@@ -55,6 +57,7 @@ from mpc_ray.crypto.primes import generate_safe_prime
 from mpc_ray.crypto.zk import pi_aff_g
 from mpc_ray.protocols.ecdsa.aux_info import AuxInfoParty
 from mpc_ray.protocols.ecdsa.keygen import KeygenParty
+from mpc_ray.protocols.ecdsa.precompute import PaillierRandomness
 from mpc_ray.protocols.ecdsa.presign import PresignatureShare, PresignParty
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign, rerandomize_for
 from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
@@ -125,12 +128,14 @@ def run_keygen(n: int, threshold: int):
     return drive({i: KeygenParty(sid, i, ids, threshold) for i in ids})
 
 
-def run_presign(shares, aux, signers):
+def run_presign(shares, aux, signers, pools: dict[int, PaillierRandomness] | None = None):
     sid = _sid("presign")
     from mpc_ray.sim import attestors  # MtA messages are signed (node identities on Ray)
 
     att = attestors(signers)
-    return drive({i: PresignParty(sid, shares[i], aux[i], signers, attestor=att[i]) for i in signers})
+    pools = pools or {}
+    return drive({i: PresignParty(sid, shares[i], aux[i], signers, attestor=att[i], randomness=pools.get(i))
+                  for i in signers})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -444,6 +449,57 @@ def bench_presign_config(level: str, n: int, count: int, plain_equiv: bool, log)
         "op_counts": counts,
         "presignatures": last, "shares": shares, "aux": aux_out, "warnings": warnings,
     }
+
+
+def bench_precompute(level: str, pairs: int, log) -> dict:
+    """One presignature of a 2-of-2 key (both signers in this process, one after the other), with every Paillier
+    nonce it needs precomputed (protocols/ecdsa/precompute.py: depth-1 pools, filled right before the run and timed
+    apart) vs. none, alternating which goes first. With 2 parties the pools hold exactly what one run takes, so
+    fill + run with pools is the CPU of the same work as the run without."""
+    ids = [1, 2]
+    aux_out, _, _ = run_aux(level, 2)
+    shares, _, _ = run_keygen(2, 2)
+    run_presign(shares, aux_out, ids)  # warm-up: fixed-base tables of every N-hat
+    pools = {i: PaillierRandomness(1) for i in ids}
+    for i in ids:
+        pools[i].target([(aux_out[i], 1)])
+    rows: dict[str, list[tuple[float, float]]] = {"none": [], "pool": []}  # (both signers' CPU, wall)
+    fills: list[float] = []
+    for k in range(pairs):
+        for mode in (("none", "pool") if k % 2 == 0 else ("pool", "none")):
+            if mode == "pool":
+                t0 = PT()
+                for i in ids:
+                    pools[i].fill()
+                fills.append(PT() - t0)
+            _, cpu, wall = run_presign(shares, aux_out, ids, pools if mode == "pool" else None)
+            rows[mode].append((sum(sum(c) for c in cpu.values()), wall))
+            if mode == "pool":
+                assert all(p.size() == 0 for p in pools.values()), "a run left precomputed nonces unused"
+    out = {"level": level, "pairs": pairs, "fill": med(fills)}
+    for mode, vals in rows.items():
+        out[mode] = (med(v[0] for v in vals), med(v[1] for v in vals))
+    log(f"  precompute {level}: none {ms(out['none'][0])} ms CPU / {ms(out['none'][1])} ms wall, full pool "
+        f"{ms(out['pool'][0])} / {ms(out['pool'][1])} ms, fill {ms(out['fill'])} ms CPU")
+    return out
+
+
+def render_precompute(rows: list[dict], started: str, load_start, load_end, elapsed: float, pairs: int) -> str:
+    L = ["# CGGMP21 presignature latency with precomputed Paillier randomness", "",
+         f"- Date: {started} (UTC)", *machine_info(source_state()),
+         f"- Load average (1/5/15 min) at start: {'/'.join(f'{x:.2f}' for x in load_start)}, at end: "
+         f"{'/'.join(f'{x:.2f}' for x in load_end)} (other jobs share this machine)",
+         f"- Command: `python benchmarks/bench_ecdsa.py --precompute {pairs}`; run took {elapsed:.0f} s wall",
+         "- One presignature of a 2-of-2 key, both signers in one process one after the other (so wall ~ both "
+         "signers' CPU); medians over alternating runs; TEST ONLY fixture Paillier keys", "",
+         "| level | pairs | no pool: both signers CPU ms | wall ms | full pool: CPU ms | wall ms | latency "
+         "saved | filling the pools, CPU ms | pool run + fill vs. no pool |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        (c0, w0), (c1, w1) = r["none"], r["pool"]
+        L.append(f"| {r['level']} | {r['pairs']} | {ms(c0)} | {ms(w0)} | {ms(c1)} | {ms(w1)} | "
+                 f"{(1 - w1 / w0) * 100:.0f}% | {ms(r['fill'])} | {(c1 + r['fill']) / c0:.2f}x |")
+    return "\n".join(L) + "\n"
 
 
 def bench_aux_extra(level: str, n: int, extra: int) -> list[dict[int, list[float]]]:
@@ -766,6 +822,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small counts, a smoke run under about a minute")
     ap.add_argument("--out", type=Path, help="report path (default benchmarks/results/ecdsa-<date>[-quick].md)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--precompute", type=int, metavar="PAIRS",
+                    help="only the presignature latency with full Paillier-nonce pools vs. none, PAIRS runs each")
     args = ap.parse_args()
 
     started_dt = _dt.datetime.now(_dt.UTC)
@@ -775,6 +833,21 @@ def main() -> None:
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - w0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    if args.precompute:
+        rows = []
+        for level in ("112", "128"):
+            log(f"precompute level {level}, {args.precompute} pairs")
+            rows.append(bench_precompute(level, args.precompute, log))
+        report = render_precompute(rows, started, load_start, os.getloadavg(), time.perf_counter() - w0,
+                                   args.precompute)
+        print(report)
+        if not args.no_write:
+            out = args.out or REPO / "benchmarks" / "results" / f"ecdsa-precompute-{started_dt.date().isoformat()}.md"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(report)
+            log(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+        return
 
     if args.quick:
         configs = [("112", 3, 2), ("128", 3, 1), ("112", 5, 1)]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
+from typing import NoReturn, Union
 
 import gmpy2
 from gmpy2 import mpz
 
+from ..errors import InvalidInput
 from .fixed_base import FixedBase
 from .primes import refuse_test_prime
 
@@ -205,11 +206,72 @@ class PaillierSecretKey:
 PaillierKey = Union[PaillierPublicKey, PaillierSecretKey]
 
 
-def affine(key: PaillierKey, c: mpz | None, x: int, y: int, r: mpz) -> mpz:
+def affine(key: PaillierKey, c: mpz | None, x: int, y: int, r: mpz, *, rn: mpz | None = None) -> mpz:
     """c^x (1 + N)^y r^N mod N^2, the affine operation on ciphertexts: Enc(x m + y) for c = Enc(m). With c None it
-    is the encryption (1 + N)^y r^N. `key` computes: by CRT when it is the secret key. Bases must be units."""
-    enc = key.encrypt_with(y, r)
-    return enc if c is None else key.powmod_n2(c, x) * enc % key.public.n2
+    is the encryption (1 + N)^y r^N. `key` computes: by CRT when it is the secret key. Bases must be units.
+    `rn`, when given, is r^N mod N^2 already computed (a `PaillierNonce`'s): then no r^N is computed here."""
+    n2 = key.public.n2
+    enc = key.encrypt_with(y, r) if rn is None else key.one_plus_n_pow(y) * rn % n2
+    return enc if c is None else key.powmod_n2(c, x) * enc % n2
+
+
+class PaillierNonce:
+    """Encryption randomness made ahead of use: r <- Z*_N and r^N mod N^2, for one modulus N.
+
+    r^N is the expensive half of an encryption (1 + N)^m r^N and of a proof's commitment (1 + N)^alpha r^N, and it
+    depends on nothing but r and N, so it can be computed while the node is idle (protocols/ecdsa/precompute.py,
+    which states why this keeps the protocol's security). The constructor samples r itself and computes r^N, so
+    the pair is right by construction; `take` hands it out once, and only for the modulus it was made for.
+    Secret (r opens the ciphertext it randomises): `repr` is redacted and pickling is refused."""
+
+    __slots__ = ("n", "_r", "_rn")
+
+    def __init__(self, key: PaillierKey) -> None:
+        pub, computer = split_key(key)
+        r = sample_unit(pub.n)
+        self.n: mpz = pub.n
+        self._r: mpz | None = r
+        self._rn: mpz | None = computer.r_pow_n(r)  # by CRT when the key is a secret key
+
+    @property
+    def used(self) -> bool:
+        return self._r is None
+
+    def take(self, key: PaillierKey) -> tuple[mpz, mpz]:
+        """(r, r^N mod N^2), once. InvalidInput when `key` has another modulus or the nonce was taken before."""
+        if key.public.n != self.n:
+            raise InvalidInput("Paillier nonce made for another modulus")
+        r, rn = self._r, self._rn
+        if r is None or rn is None:
+            raise InvalidInput("Paillier nonce already used")
+        self._r = self._rn = None
+        return r, rn
+
+    def __repr__(self) -> str:
+        state = "used" if self._r is None else "unused"
+        return f"PaillierNonce(N={int(self.n).bit_length()} bits, {state}, <redacted>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("PaillierNonce holds secret encryption randomness and cannot be pickled")
+
+
+def nonce_pair(key: PaillierKey, nonce: PaillierNonce | None) -> tuple[mpz, mpz]:
+    """(r, r^N mod N^2) under `key`: the nonce's when given (bound to the key's modulus, single use), else fresh
+    ones (r^N by CRT when `key` is a secret key)."""
+    if nonce is not None:
+        return nonce.take(key)
+    r = sample_unit(key.public.n)
+    return r, key.r_pow_n(r)
+
+
+def encrypt_nonce(key: PaillierKey, m: int, nonce: PaillierNonce | None) -> tuple[mpz, mpz]:
+    """(Enc(m; r), r), with r from `nonce` when given (`nonce_pair`). Without a nonce it is `key.encrypt(m)`."""
+    if nonce is None:
+        return key.encrypt(m)
+    r, rn = nonce.take(key)
+    return key.one_plus_n_pow(m) * rn % key.public.n2, r
 
 
 def split_key(key: PaillierKey) -> tuple[PaillierPublicKey, PaillierKey]:

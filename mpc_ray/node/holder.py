@@ -107,11 +107,14 @@ class ShareHolder:
         """What a restart of this process would do to the holder's memory, its files kept: the authorization part
         flushed and closed (reopened on next use, replaying its journal), the grant gate emptied, the key caches
         dropped and every open session wiped."""
+        self.ecdsa.close()  # precomputed Paillier nonces live in memory only: a restart starts without them
         self.authorization.restart()
         self.state.reload()
 
     def close(self) -> None:
-        """Flush and release the holder's files (the authorization part's and the ledger)."""
+        """Flush and release the holder's files (the authorization part's and the ledger); stop the Paillier
+        randomness filler."""
+        self.ecdsa.close()
         self.authorization.close()
         if self.state.ledger is not None:
             self.state.ledger.close()

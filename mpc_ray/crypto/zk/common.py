@@ -7,7 +7,7 @@ import functools
 import inspect
 import secrets
 from dataclasses import fields
-from typing import Any, Callable, Mapping, TypeGuard, TypeVar
+from typing import Any, Callable, Mapping, NoReturn, TypeGuard, TypeVar
 
 import gmpy2
 from gmpy2 import mpz
@@ -185,18 +185,68 @@ class RangeNonces:
         return "RangeNonces(<redacted>)"
 
 
-def range_commitments(
-    rp: RingPedersenParams, x: mpz, alpha_bound: int, level: SecurityLevel
-) -> tuple[RangeNonces, mpz, mpz]:
-    """The ring-Pedersen half of every CGGMP21 range proof, for a witness x against the verifier's (N^, s, t):
-    alpha <- +-alpha_bound, mu <- +-2^ell N^, gamma <- +-2^(ell+eps) N^, (S, D) = (s^x t^mu, s^alpha t^gamma).
-    Answered by `range_responses`; checked by `rp_equation(z, z_rp, D, S, e)`."""
-    n_hat = mpz(rp.n)
-    nonces = RangeNonces(
+def _sample_range_nonces(n_hat: mpz, alpha_bound: int, level: SecurityLevel) -> RangeNonces:
+    return RangeNonces(
         alpha=sample_signed(alpha_bound),
         mu=sample_signed(n_hat << level.ell),
         gamma=sample_signed(n_hat << (level.ell + level.eps)),
     )
+
+
+def _range_binding(rp: RingPedersenParams, alpha_bound: int, level: SecurityLevel) -> tuple[int, ...]:
+    return (int(rp.n), int(rp.s), int(rp.t), int(alpha_bound), level.ell, level.eps)
+
+
+class PrecomputedRange:
+    """The randomness-only half of `range_commitments`, made ahead of use: alpha, mu, gamma sampled exactly as
+    there, with D = s^alpha t^gamma and t^mu, for one verifier's (N^, s, t), one alpha bound and one level (what
+    `binding` records; `take` refuses any other). With it, S = s^x t^mu costs only s^x. Single use: `take` empties
+    it (a reused alpha, gamma answers two challenges and gives the witness away). Secret: `repr` is redacted and
+    pickling is refused (protocols/ecdsa/precompute.py keeps these in memory only)."""
+
+    __slots__ = ("binding", "_nonces", "_d", "_t_mu")
+
+    def __init__(self, rp: RingPedersenParams, alpha_bound: int, level: SecurityLevel) -> None:
+        self.binding = _range_binding(rp, alpha_bound, level)
+        nonces = _sample_range_nonces(mpz(rp.n), alpha_bound, level)
+        self._nonces: RangeNonces | None = nonces
+        self._d: mpz | None = rp.fast_commit(nonces.alpha, nonces.gamma)
+        self._t_mu: mpz | None = rp.fast_commit(0, nonces.mu)
+
+    @property
+    def used(self) -> bool:
+        return self._nonces is None
+
+    def take(self, rp: RingPedersenParams, alpha_bound: int, level: SecurityLevel) -> tuple[RangeNonces, mpz, mpz]:
+        """(nonces, D, t^mu), once; InvalidInput for other parameters, bound or level, or a second take."""
+        if _range_binding(rp, alpha_bound, level) != self.binding:
+            raise InvalidInput("precomputed range commitment made for other parameters")
+        nonces, d, t_mu = self._nonces, self._d, self._t_mu
+        if nonces is None or d is None or t_mu is None:
+            raise InvalidInput("precomputed range commitment already used")
+        self._nonces = self._d = self._t_mu = None
+        return nonces, d, t_mu
+
+    def __repr__(self) -> str:
+        return f"PrecomputedRange({'used' if self._nonces is None else 'unused'}, <redacted>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("PrecomputedRange holds secret proof nonces and cannot be pickled")
+
+
+def range_commitments(
+    rp: RingPedersenParams, x: mpz, alpha_bound: int, level: SecurityLevel, pre: PrecomputedRange | None = None
+) -> tuple[RangeNonces, mpz, mpz]:
+    """The ring-Pedersen half of every CGGMP21 range proof, for a witness x against the verifier's (N^, s, t):
+    alpha <- +-alpha_bound, mu <- +-2^ell N^, gamma <- +-2^(ell+eps) N^, (S, D) = (s^x t^mu, s^alpha t^gamma).
+    Answered by `range_responses`; checked by `rp_equation(z, z_rp, D, S, e)`. With `pre` (made for these
+    parameters ahead of time) the nonces, D and t^mu are its, and only s^x is computed here."""
+    if pre is not None:
+        nonces, d, t_mu = pre.take(rp, alpha_bound, level)
+        return nonces, rp.fast_commit(x, 0) * t_mu % mpz(rp.n), d
+    nonces = _sample_range_nonces(mpz(rp.n), alpha_bound, level)
     return nonces, rp.fast_commit(x, nonces.mu), rp.fast_commit(nonces.alpha, nonces.gamma)
 
 

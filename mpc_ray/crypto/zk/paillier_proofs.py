@@ -22,12 +22,13 @@ import gmpy2
 from gmpy2 import mpz
 
 from ...errors import InvalidInput
-from ..paillier import PaillierPublicKey, PaillierSecretKey, sample_unit
+from ..paillier import PaillierNonce, PaillierPublicKey, PaillierSecretKey, nonce_pair
 from ..params import SecurityLevel, level as as_level
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret
 from ..transcript import Transcript
 from .batch import PaillierBatch
 from .common import (
+    PrecomputedRange,
     RangeNonces,
     affine_equation,
     is_int,
@@ -121,13 +122,21 @@ def bind_setup(t: Transcript, name: str, st: Setup) -> None:
 
 
 def first_message(
-    st: Setup, x: mpz, alpha_bound: int, sk: PaillierSecretKey | None
+    st: Setup,
+    x: mpz,
+    alpha_bound: int,
+    sk: PaillierSecretKey | None,
+    nonce: PaillierNonce | None = None,
+    range_pre: PrecomputedRange | None = None,
 ) -> tuple[RangeNonces, mpz, mpz, mpz, mpz]:
     """Fresh nonces and r, and (S, A, D) = (s^x t^mu, Enc(alpha; r), s^alpha t^gamma). `sk` (the prover's own key,
-    optional) makes r^N0 use CRT; (1 + N0)^alpha is 1 + alpha N0, never a powmod."""
-    nonces, S, D = range_commitments(st.rp, x, alpha_bound, st.level)
-    r = sample_unit(st.n0)
-    A = (sk or st.pk).encrypt_with(nonces.alpha, r)
+    optional) makes r^N0 use CRT; (1 + N0)^alpha is 1 + alpha N0, never a powmod. `nonce` (optional, made for N0
+    ahead of time: crypto/paillier.py `PaillierNonce`) supplies r and r^N0, so A costs one multiplication;
+    `range_pre` (optional, `common.PrecomputedRange` for the verifier's parameters) alpha, mu, gamma, D and t^mu."""
+    nonces, S, D = range_commitments(st.rp, x, alpha_bound, st.level, range_pre)
+    key = sk or st.pk
+    r, rn = nonce_pair(key, nonce)
+    A = key.one_plus_n_pow(nonces.alpha) * rn % st.n0sq
     return nonces, r, S, A, D
 
 

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 
 from gmpy2 import mpz
 
-from ..paillier import PaillierPublicKey, PaillierSecretKey, affine, sample_unit, split_key
+from ..paillier import PaillierNonce, PaillierPublicKey, PaillierSecretKey, affine, nonce_pair, split_key
 from ..params import SecurityLevel
 from ..ring_pedersen import RingPedersenParams, RingPedersenSecret, rp_commit  # noqa: F401  (rp_commit: see below)
 from ..secp256k1 import Point
 from ..transcript import Transcript
 from .batch import PaillierBatch
 from .common import (
+    PrecomputedRange,
     affine_equation,
     guarded,
     masked_randomness,
@@ -131,8 +132,16 @@ def prove(
     rho: int,
     rho_y: int,
     level: SecurityLevel,
+    nonce: PaillierNonce | None = None,
+    nonce_y: PaillierNonce | None = None,
+    range_x: PrecomputedRange | None = None,
+    range_y: PrecomputedRange | None = None,
 ) -> Proof:
     """Prove the statement above. `pk1` may be the prover's own `PaillierSecretKey` (CRT for B_y and w_y).
+    `nonce` (for N0) and `nonce_y` (for N1), optional, are r and r_y with their N-th powers made ahead of time
+    (crypto/paillier.py `PaillierNonce`, single use): then A and B_y cost no r^N. `range_x`, `range_y` (optional,
+    `common.PrecomputedRange` for the verifier's parameters and the bounds of x and y) supply (alpha, m, gamma) and
+    (beta, mu, delta) with E, s^0 t^m, F and t^mu: then S and T cost only s^x and s^y.
 
     The prover does not check its witness: an out-of-range x or y yields a proof that the verifier rejects.
     """
@@ -146,14 +155,14 @@ def prove(
     rho_y = require_witness_unit(rho_y, pub1.n, NAME, "rho_y")
 
     # (alpha, m, gamma) with S = s^x t^m, E = s^alpha t^gamma; (beta, mu, delta) with T = s^y t^mu, F = s^beta t^delta
-    n_x, S, E = range_commitments(rp, x, 1 << (level.ell + level.eps), level)
-    n_y, T, F = range_commitments(rp, y, 1 << (level.ell_prime + level.eps), level)
+    n_x, S, E = range_commitments(rp, x, 1 << (level.ell + level.eps), level, range_x)
+    n_y, T, F = range_commitments(rp, y, 1 << (level.ell_prime + level.eps), level, range_y)
     alpha, beta = n_x.alpha, n_y.alpha
-    r = sample_unit(pub0.n)
-    r_y = sample_unit(pub1.n)
-    A = affine(pub0, C, alpha, beta, r)
+    r, rn = nonce_pair(pub0, nonce)
+    r_y, rn_y = nonce_pair(key1, nonce_y)
+    A = affine(pub0, C, alpha, beta, r, rn=rn)
     B_x = Point.base_mul(int(alpha))
-    B_y = affine(key1, None, 0, beta, r_y)
+    B_y = affine(key1, None, 0, beta, r_y, rn=rn_y)
 
     e = mpz(_challenge(transcript, pub0, pub1, rp, C, D, Y, X, (A, B_x, B_y, E, S, F, T), level))
     z1, z3 = range_responses(n_x, x, e)

@@ -18,11 +18,19 @@ from dataclasses import dataclass
 from gmpy2 import mpz
 
 from ...errors import InvalidInput
-from ..paillier import PaillierPublicKey, PaillierSecretKey
+from ..paillier import PaillierNonce, PaillierPublicKey, PaillierSecretKey
 from ..params import SecurityLevel
 from ..transcript import Transcript
 from . import paillier_proofs as pp
-from .common import check_types, is_int, require_abs_at_most, require_proof_type, require_range, z_bound
+from .common import (
+    PrecomputedRange,
+    check_types,
+    is_int,
+    require_abs_at_most,
+    require_proof_type,
+    require_range,
+    z_bound,
+)
 
 NAME = "pi_enc"
 
@@ -57,14 +65,18 @@ def prove(
     rho: int,
     level: SecurityLevel,
     prover_sk: PaillierSecretKey | None = None,
+    nonce: PaillierNonce | None = None,
+    range_pre: PrecomputedRange | None = None,
 ) -> Proof:
     """Prove K = Enc_N0(k; rho) with k in +-2^ell. `prover_sk` (optional, the prover's own key) makes r^N0 and
-    rho^e use CRT. The witness range is not enforced here: an out-of-range k gives a proof that fails range_z1."""
+    rho^e use CRT. `nonce` (optional) is r with r^N0 made ahead of time for N0, `range_pre` (optional) the
+    ring-Pedersen nonces with s^alpha t^gamma and t^mu made for the verifier's parameters (each single use). The
+    witness range is not enforced here: an out-of-range k gives a proof that fails range_z1."""
     st = pp.prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
     if not is_int(K) or not is_int(k):
         raise InvalidInput(f"{NAME}: K and k must be integers")
     k = mpz(k)
-    nonces, r, S, A, C = pp.first_message(st, k, 1 << (st.level.ell + st.level.eps), prover_sk)
+    nonces, r, S, A, C = pp.first_message(st, k, 1 << (st.level.ell + st.level.eps), prover_sk, nonce, range_pre)
     e = _challenge(transcript, st, mpz(K), S, A, C)
     z1, z2, z3 = pp.responses(st, nonces, r, k, rho, e, prover_sk)
     return Proof(int(S), int(A), int(C), int(z1), int(z2), int(z3))

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from gmpy2 import mpz
 
 from ...errors import InvalidInput
-from ..paillier import PaillierPublicKey, PaillierSecretKey
+from ..paillier import PaillierNonce, PaillierPublicKey, PaillierSecretKey
 from ..params import SecurityLevel
 from ..secp256k1 import Point
 from ..transcript import Transcript
 from . import paillier_proofs as pp
 from .batch import PaillierBatch
 from .common import (
+    PrecomputedRange,
     check_types,
     is_int,
     require,
@@ -78,16 +79,20 @@ def prove(
     rho: int,
     level: SecurityLevel,
     prover_sk: PaillierSecretKey | None = None,
+    nonce: PaillierNonce | None = None,
+    range_pre: PrecomputedRange | None = None,
 ) -> Proof:
     """Prove C = Enc_N0(x; rho) and X = x * base with x in +-2^ell. `prover_sk` (optional, the prover's own key)
-    makes r^N0 and rho^e use CRT."""
+    makes r^N0 and rho^e use CRT. `nonce` (optional) is r with r^N0 made ahead of time for N0, `range_pre`
+    (optional) the ring-Pedersen nonces with s^alpha t^gamma and t^mu made for the verifier's parameters (each
+    single use)."""
     st = pp.prover_setup(NAME, prover_pk, verifier_rp, level, prover_sk, rho)
     if not is_int(C) or not is_int(x):
         raise InvalidInput(f"{NAME}: C and x must be integers")
     if not isinstance(X, Point) or not isinstance(base, Point):
         raise InvalidInput(f"{NAME}: X and base must be points")
     x = mpz(x)
-    nonces, r, S, A, D = pp.first_message(st, x, 1 << (st.level.ell + st.level.eps), prover_sk)
+    nonces, r, S, A, D = pp.first_message(st, x, 1 << (st.level.ell + st.level.eps), prover_sk, nonce, range_pre)
     Y = base * int(nonces.alpha)  # Point reduces the scalar mod q, sign included
     e = _challenge(transcript, st, mpz(C), X, base, S, A, Y, D)
     z1, z2, z3 = pp.responses(st, nonces, r, x, rho, e, prover_sk)

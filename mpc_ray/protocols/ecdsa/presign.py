@@ -16,6 +16,12 @@ Shamir shares become additive shares w_i = lambda_i x_i over S. For party i:
 4. Verify; delta = sum delta_j != 0; delta G == sum Delta_j; sum S_j == delta Y. R = delta^-1 Gamma.
    Output the presignature share (R, k_i, chi_i) and the public points k_j R, chi_j R that let a combiner name a
    party whose partial signature is wrong.
+
+With a `PaillierRandomness` pool (precompute.py, which argues why it is safe), every r^N of the party's own
+encryptions and proof commitments, and of its encryptions and pi_aff_g commitments under a peer's key, and the
+randomness-only ring-Pedersen terms of its proofs (s^alpha t^gamma, t^mu) come from entries made while the node
+was idle; a session takes each entry out of the pool before using it, and draws fresh randomness when the pool
+has none. Messages, checks and their distribution are the same with or without it.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from typing import Callable, Iterable
 
 from gmpy2 import mpz
 
-from ...crypto.paillier import sample_unit
+from ...crypto.paillier import PaillierKey, PaillierNonce, encrypt_nonce
 from ...crypto.params import SecurityLevel
 from ...crypto.secp256k1 import Q, Point, random_scalar, sum_points
 from ...crypto.transcript import Transcript
 from ...crypto.vss import lagrange_coefficient
+from ...crypto.ring_pedersen import RingPedersenParams
 from ...crypto.zk import pi_aff_g, pi_enc, pi_log_star
+from ...crypto.zk.common import PrecomputedRange
 from ...crypto.zk.batch import PaillierBatch
 from ...errors import InvalidInput, ProofError
 from ...errors import PresignatureUsed, PresignInconsistent  # noqa: F401  (old import path)
@@ -40,6 +48,7 @@ from ..base import Inbound, Outbox, RoundParty
 from ..common import echo_digest, proof_transcript, same_bytes
 from .aux_info import AuxInfo
 from .keygen import KeyShare
+from .precompute import PaillierRandomness, x_bound, y_bound
 
 TAG = "cggmp21/presign"
 
@@ -166,7 +175,7 @@ class PresignatureShare:
 
 
 # PresignParty's secrets of one run, dropped by `wipe`
-_RUN_SECRETS = ("_k", "_chi", "_gamma", "_y", "_y_hat", "_rho", "_nu", "_w", "_mta_rand")
+_RUN_SECRETS = ("_k", "_chi", "_gamma", "_y", "_y_hat", "_rho", "_nu", "_w", "_mta_rand", "_randomness")
 
 
 def _sample_y(bits: int) -> int:
@@ -179,7 +188,14 @@ class PresignParty(RoundParty):
     ROUNDS = ((Round1, EncProof), (Round2, Round2Direct), (Round3, LogProof))
 
     def __init__(
-        self, sid: bytes, key: KeyShare, aux: AuxInfo, signers: Iterable[int], *, attestor: MessageAttestor
+        self,
+        sid: bytes,
+        key: KeyShare,
+        aux: AuxInfo,
+        signers: Iterable[int],
+        *,
+        attestor: MessageAttestor,
+        randomness: PaillierRandomness | None = None,
     ) -> None:
         signers = tuple(sorted(signers))
         super().__init__(sid, key.party, signers)
@@ -189,12 +205,30 @@ class PresignParty(RoundParty):
             raise ValueError("aux info does not cover the signer set")
         if not isinstance(attestor, MessageAttestor):
             raise InvalidInput("presigning needs a MessageAttestor (identification relies on signed MtA messages)")
+        if randomness is not None and not isinstance(randomness, PaillierRandomness):
+            raise InvalidInput("randomness must be a PaillierRandomness pool")
+        self._randomness = randomness
         self.key, self.aux, self.level, self.attestor = key, aux, aux.level, attestor
         self._w = lagrange_coefficient(key.party, signers) * key.x % Q
         self._W = {j: key.public_shares[j] * lagrange_coefficient(j, signers) for j in signers}
 
     def _tr(self, proof: str, prover: int, verifier: int | None = None) -> Transcript:
         return proof_transcript(f"{TAG}/{proof}", self.sid, prover, verifier)
+
+    def _nonce(self, key: PaillierKey) -> PaillierNonce | None:
+        """A precomputed (r, r^N) for `key`'s modulus, taken out of the pool; None (draw fresh) without one."""
+        pool = self._randomness
+        return None if pool is None else pool.take(key)
+
+    def _range(self, rp: RingPedersenParams, bound: int) -> PrecomputedRange | None:
+        """A precomputed range-proof entry for the verifier's `rp` and this alpha bound, or None (draw fresh)."""
+        pool = self._randomness
+        return None if pool is None else pool.take_range(rp, bound, self.level)
+
+    def _encrypt(self, key: PaillierKey, m: int) -> tuple[int, int]:
+        """(Enc(m; r), r) under `key`, r from the pool when it has one for the modulus."""
+        c, r = encrypt_nonce(key, m, self._nonce(key))
+        return c, r
 
     def _mask(self) -> int:
         """A fresh MtA mask y in +-2^ell' (a method so that a test can play a sender with oversized masks)."""
@@ -204,19 +238,22 @@ class PresignParty(RoundParty):
     def round1(self) -> Outbox:
         sk = self.aux.paillier
         self._k, self._gamma = random_scalar(), random_scalar()
-        self._K, self._rho = sk.encrypt(self._k)
-        self._G, self._nu = sk.encrypt(self._gamma)
+        self._K, self._rho = self._encrypt(sk, self._k)
+        self._G, self._nu = self._encrypt(sk, self._gamma)
         direct = {}
         for j in self.others:
+            rp_j = self.aux.rp(j).params
             proof = pi_enc.prove(
                 self._tr("pi_enc", self.party, j),
                 prover_pk=sk.public,
-                verifier_rp=self.aux.rp(j).params,
+                verifier_rp=rp_j,
                 K=self._K,
                 k=self._k,
                 rho=self._rho,
                 level=self.level,
                 prover_sk=sk,
+                nonce=self._nonce(sk),
+                range_pre=self._range(rp_j, x_bound(self.level)),
             )
             direct[j] = EncProof(proof)
         self._r1 = {self.party: Round1(int(self._K), int(self._G))}
@@ -256,27 +293,31 @@ class PresignParty(RoundParty):
             K_j = self._r1[j].K
             y, y_hat = self._mask(), self._mask()
             self._y[j], self._y_hat[j] = y, y_hat
-            s, s_hat = sample_unit(pk_j.n), sample_unit(pk_j.n)
-            D = pk_j.add(pk_j.mul(K_j, self._gamma), pk_j.encrypt_with(y, s))
-            D_hat = pk_j.add(pk_j.mul(K_j, self._w), pk_j.encrypt_with(y_hat, s_hat))
-            F, r = sk.encrypt(y)
-            F_hat, r_hat = sk.encrypt(y_hat)
+            enc_y, s = self._encrypt(pk_j, y)
+            enc_y_hat, s_hat = self._encrypt(pk_j, y_hat)
+            D = pk_j.add(pk_j.mul(K_j, self._gamma), enc_y)
+            D_hat = pk_j.add(pk_j.mul(K_j, self._w), enc_y_hat)
+            F, r = self._encrypt(sk, y)
+            F_hat, r_hat = self._encrypt(sk, y_hat)
             psi = pi_aff_g.prove(
                 self._tr("pi_aff_g/gamma", self.party, j),
                 pk0=pk_j, pk1=sk, verifier_rp=rp_j,
                 C=K_j, D=D, Y=F, X=self._Gamma_i, x=self._gamma, y=y, rho=s, rho_y=r, level=self.level,
+                nonce=self._nonce(pk_j), nonce_y=self._nonce(sk),
+                range_x=self._range(rp_j, x_bound(self.level)), range_y=self._range(rp_j, y_bound(self.level)),
             )
             psi_hat = pi_aff_g.prove(
                 self._tr("pi_aff_g/x", self.party, j),
                 pk0=pk_j, pk1=sk, verifier_rp=rp_j,
                 C=K_j, D=D_hat, Y=F_hat, X=self._W[self.party], x=self._w, y=y_hat, rho=s_hat, rho_y=r_hat,
-                level=self.level,
+                level=self.level, nonce=self._nonce(pk_j), nonce_y=self._nonce(sk),
+                range_x=self._range(rp_j, x_bound(self.level)), range_y=self._range(rp_j, y_bound(self.level)),
             )
             psi_log = pi_log_star.prove(
                 self._tr("pi_log_star/gamma", self.party, j),
                 prover_pk=sk.public, verifier_rp=rp_j,
                 C=self._G, X=self._Gamma_i, base=Point.generator(), x=self._gamma, rho=self._nu, level=self.level,
-                prover_sk=sk,
+                prover_sk=sk, nonce=self._nonce(sk), range_pre=self._range(rp_j, x_bound(self.level)),
             )
             sig = self.attestor.sign(mta_message(self.sid, self.party, j, int(D), int(F), int(D_hat), int(F_hat)))
             direct[j] = Round2Direct(int(D), int(F), int(D_hat), int(F_hat), psi, psi_hat, psi_log, bytes(sig))
@@ -364,12 +405,13 @@ class PresignParty(RoundParty):
         self._S_i = self._Gamma * self._chi
         direct = {}
         for j in self.others:
+            rp_j = self.aux.rp(j).params
             direct[j] = LogProof(
                 pi_log_star.prove(
                     self._tr("pi_log_star/k", self.party, j),
-                    prover_pk=own_pk, verifier_rp=self.aux.rp(j).params,
+                    prover_pk=own_pk, verifier_rp=rp_j,
                     C=self._K, X=self._Delta_i, base=self._Gamma, x=self._k, rho=self._rho, level=self.level,
-                    prover_sk=sk,
+                    prover_sk=sk, nonce=self._nonce(sk), range_pre=self._range(rp_j, x_bound(self.level)),
                 )
             )
         return Outbox(broadcast=Round3(self._delta_i, self._Delta_i, self._S_i, self._echo2), direct=direct)
