@@ -68,7 +68,7 @@ def actor_holder(party: int, state_dir: str, worker: int | None = None, **kwargs
     from .node.actor import HolderActor
 
     return ray.remote(HolderActor).options(**holder_options(party, worker)).remote(
-        party, state_dir, role="holder" if worker is None else "worker", **kwargs)
+        party, state_dir, role="holder" if worker is None else "worker", worker=worker, **kwargs)
 
 
 def proxy_actor(party: int, socket_path: str, worker: int | None = None):

@@ -16,6 +16,9 @@ import pytest
 from ecdsa.util import sigdecode_string
 
 from mpc_ray.client.credentials import RAW_CHAIN
+from mpc_ray.coordinator.sessions import finished, route
+from mpc_ray.crypto.ot import kos
+from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.coordinator.sessions import new_sid
 from mpc_ray.crypto import bip32
 from mpc_ray.crypto.secp256k1 import Point
@@ -170,11 +173,136 @@ def test_replayed_session_id_refused_durably(committee):
     sid = new_sid("dkls23-presign")
     reqs = [BeginRequest("dkls23-presign", sid, [1, 2], {"key_id": "d1"})]
     c.holders[1].begin(reqs, c.principals.grant(reqs))
-    assert extension_guard_id(presignature_id(sid)) in c.holders[1].consumed_ids()
+    assert extension_guard_id(presignature_id(sid, {1: "holder", 2: "holder"})) in c.holders[1].consumed_ids()
     c.restart(1)
     with pytest.raises(AlreadyConsumed):
         c.holders[1].begin(reqs, c.principals.grant(reqs))
     c.holders[2].drop_sessions([sid])
+
+
+# presign workers ---------------------------------------------------------------------------------------------------
+
+
+def open_worker(c, party: int, index: int = 0) -> ShareHolder:
+    return ShareHolder(party, str(c.holders[party].dir), kdf="min", role="worker", worker=index)
+
+
+def run_on(c, executors: dict, sids: list[bytes], params: dict, protocol="dkls23-presign"):
+    """Drive sessions `sids` on `executors` ({party: holder or worker}) as the coordinator does."""
+    parties = sorted(executors)
+    reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
+    res = {i: executors[i].begin(reqs, c.principals.grant(reqs)) for i in parties}
+    while (done := finished(parties, sids, res)) is None:
+        inputs = route(parties, sids, res)
+        res = {i: executors[i].step(inputs[i]) for i in parties}
+    return [decode(next(iter(r.values())), PresignaturePublic) for r in done.values()]
+
+
+def test_worker_presigns_and_the_holder_signs(committee):
+    """Presign worker 0 of nodes 1 and 3 makes DKLs23 presignatures into the store its holder reads; the holders sign
+    with them (coincurve and python-ecdsa) and consume them. A session not declared for worker 0 is refused there."""
+    c = committee
+    workers = {i: open_worker(c, i) for i in (1, 3)}
+    try:
+        pubs = run_on(c, workers, [new_sid("dkls23-presign") for _ in range(2)],
+                      {"key_id": "d1", "executor": "worker-0"})
+        assert all(pub.presignature_id in c.holders[1].vault.ids("presig-d1") for pub in pubs)
+        raw_sign(c, (1, 3), pubs, [DIGEST, hashlib.sha256(b"second").digest()])
+        with pytest.raises(AlreadyConsumed):
+            c.holders[3].partial_sign(c.principals.raw("d1", [DIGEST]), [(0, pubs[0].presignature_id)])
+        for params in ({"key_id": "d1"}, {"key_id": "d1", "executor": "worker-1"}, {"key_id": "d1", "executor": 0}):
+            reqs = [BeginRequest("dkls23-presign", new_sid("dkls23-presign"), [1, 3], params)]
+            with pytest.raises(InvalidInput):
+                workers[1].begin(reqs, c.principals.grant(reqs))
+        reqs = [BeginRequest("dkls23-setup", new_sid("dkls23-setup"), [1, 2, 3], {"key_id": "d1"})]
+        with pytest.raises(InvalidInput):  # the setup is the holder's
+            workers[1].begin(reqs, c.principals.grant(reqs))
+    finally:
+        for w in workers.values():
+            w.close()
+
+
+def test_replayed_session_id_refused_on_a_worker_after_its_restart(committee):
+    """A worker consumes the session's guard id in its own ledger before round 1 leaves: the same session id on the
+    same worker is refused, also by a restarted worker process; the holder's ledger is not the worker's."""
+    c = committee
+    sid = new_sid("dkls23-presign")
+    reqs = [BeginRequest("dkls23-presign", sid, [1, 2], {"key_id": "d1", "executor": "worker-0"})]
+    worker = open_worker(c, 1)
+    worker.begin(reqs, c.principals.grant(reqs))
+    worker.close()  # as a dying process releases its ledger
+    worker = open_worker(c, 1)
+    try:
+        with pytest.raises(AlreadyConsumed):
+            worker.begin(reqs, c.principals.grant(reqs))
+        assert (c.holders[1].dir / "worker-0.ledger").exists()
+        guard = extension_guard_id(presignature_id(sid, {1: "worker-0", 2: "worker-0"}))
+        assert guard in worker.state.executor_ledger() and guard not in c.holders[1].consumed_ids()
+        with pytest.raises(Exception, match="open elsewhere"):  # one writer: a second worker 0 cannot open it
+            open_worker(c, 1).state.executor_ledger()
+    finally:
+        worker.close()
+
+
+def test_one_session_id_on_the_holder_and_two_workers_uses_distinct_extension_ids(committee, monkeypatch):
+    """The coordinator sends one session id to the holders, to workers 0 and to workers 1: every run completes, and
+    no OT-extension id is used twice with one setup and direction on any node (they share the stored setup)."""
+    c = committee
+    used: list[tuple] = []
+    for cls in (kos.OTESenderSetup, kos.OTEReceiverSetup):
+        honest = cls.extend
+
+        def extend(self, ext_id, *args, _honest=honest, _cls=cls):
+            used.append((_cls.__name__, self.setup_id, self.me, self.peer, bytes(ext_id)))
+            return _honest(self, ext_id, *args)
+
+        monkeypatch.setattr(cls, "extend", extend)
+    sid = new_sid("dkls23-presign")
+    workers = [{i: open_worker(c, i, k) for i in (1, 2)} for k in (0, 1)]
+    try:
+        pubs = run_on(c, {i: c.holders[i] for i in (1, 2)}, [sid], {"key_id": "d1"})
+        for k, ws in enumerate(workers):
+            pubs += run_on(c, ws, [sid], {"key_id": "d1", "executor": f"worker-{k}"})
+    finally:
+        for ws in workers:
+            for w in ws.values():
+                w.close()
+    assert len(used) == 3 * 4 and len(set(used)) == len(used)  # 3 runs x 2 parties x (sender, receiver)
+    assert len({p.presignature_id for p in pubs}) == 3
+    raw_sign(c, (1, 2), pubs, [hashlib.sha256(b"run %d" % k).digest() for k in range(3)])
+
+
+def test_backups_carry_no_setup_and_a_restore_keeps_the_nodes_own(committee, monkeypatch):
+    """A backup leaves the DKLs23 setup out (the workers' ledgers, and the holder's ids used after the backup, are not
+    in it), and a restore ignores one that an older backup carries: the node's own setup stays as it is, and a node
+    without one gets none from the backup."""
+    from mpc_ray.node import backup as backup_mod
+    from mpc_ray.node.backup import open_backup, restore_params
+    from mpc_ray.node.principals import RequestKind
+
+    c, pw, h = committee, "correct horse battery", committee.holders[2]
+
+    def export():
+        return h.backup(c.principals.approval(RequestKind.BACKUP, party=2), pw, "min")
+
+    def restore(blob):
+        h.restore(c.principals.approval(RequestKind.RESTORE, **restore_params(2, blob)), blob, pw)
+
+    names = {e.name for e in open_backup(export(), pw).entries}
+    assert "key-d1" in names and setup_entry("d1") not in names
+    with monkeypatch.context() as m:  # an older backup, which carried the setup
+        m.setattr(backup_mod, "_exported", lambda name: not backup_mod._VAULT_ENTRY.fullmatch(name))
+        old = export()
+    assert setup_entry("d1") in {e.name for e in open_backup(old, pw).entries}
+    mine = h.store.get(setup_entry("d1"))
+    restore(old)
+    assert h.store.get(setup_entry("d1")) == mine
+    h.store.delete(setup_entry("d1"))
+    try:
+        restore(old)
+        assert h.store.get(setup_entry("d1")) is None and not h.dkls23.has_setup("d1")
+    finally:
+        h.store.put(setup_entry("d1"), mine)
 
 
 def test_protocols_never_mix(committee, tmp_path):
@@ -286,6 +414,26 @@ def test_failed_ot_check_retires_the_pair_durably(committee):
         c.run("dkls23-setup", [1, 2, 3], {"key_id": "d1"})
     for i in (1, 2, 3):
         c.holders[i].drop_sessions(list(c.holders[i].sessions))
+
+
+def test_workers_honour_a_retired_pair(committee):
+    """The pair 1-3 that party 1's holder retired (above) is retired for its presign workers too: they read the setup
+    record from the store for every session. Its other pairs still presign on the worker."""
+    c = committee
+    assert decode(c.holders[1].store.get(setup_entry("d1")), DKLs23SetupRecord).retired == [3]
+    workers = {i: open_worker(c, i) for i in (1, 2, 3)}
+    try:
+        reqs = [BeginRequest("dkls23-presign", new_sid("dkls23-presign"), [1, 3],
+                             {"key_id": "d1", "executor": "worker-0"})]
+        with pytest.raises(InvalidInput, match="no pairwise setup"):
+            workers[1].begin(reqs, c.principals.grant(reqs))
+        workers[3].drop_sessions([reqs[0].sid])
+        (pub,) = run_on(c, {i: workers[i] for i in (1, 2)}, [new_sid("dkls23-presign")],
+                        {"key_id": "d1", "executor": "worker-0"})
+        raw_sign(c, (1, 2), [pub], [DIGEST])
+    finally:
+        for w in workers.values():
+            w.close()
 
 
 def test_same_dkg_output_signs_with_both_protocols(committee):

@@ -157,10 +157,10 @@ class EcdsaEngine:
         with self.lock:
             key = self.keys.get(key_id)
         proto = ecdsa_protocol(key.protocol if key is not None else CGGMP21.name)
-        if not proto.presign_workers:
-            worker = None  # DKLs23: the holders presign (their ledger keeps the OT extension ids)
-        spec = SessionSpec(proto.presign_session, list(signers), {"key_id": key_id})
-        use_workers = worker is not None and self.cfg.workers_per_node > 0
+        if self.cfg.workers_per_node == 0 or not proto.presign_workers:
+            worker = None  # the holders presign
+        spec = SessionSpec(proto.presign_session, list(signers), proto.presign_params(key_id, worker))
+        use_workers = worker is not None
         relayed = BroadcastLog()
         try:
             out = run_sessions(self.state.presigners(signers, worker), spec, count=count,

@@ -6,9 +6,13 @@ salt) fails the restore; the KDF costs read back are bounded, so a tampered head
 
 What is exported: every store entry (identity, directory, aux info, key shares, per-key epochs and aux info,
 pending epochs, principals and policies) except single-use secrets (vault entries: pooled presignatures, FROST
-nonce pairs), plus every id of the consumed ledger and of the request-nonce ledger.
+nonce pairs) and DKLs23 setups, plus every id of the consumed ledger and of the request-nonce ledger. A DKLs23
+setup must never meet an OT-extension id twice, and the records of the ids used with it (the holder's ids after the
+backup, every presign worker's own ledger) are not in a backup: a restore onto a new disk leaves the key without a
+setup until its next one (node/dkls23_holder.py), and a restore onto the same disk keeps the node's own.
 
 Restore (onto the same node after a loss, or onto a fresh store of the same party):
+- ignores DKLs23 setups in the backup (an older one may carry them) and keeps the node's own;
 - refuses a backup of another party, and a backup whose key epoch is older than the one the holder has now (it
   would bring back shares that a refresh or resharing retired);
 - discards every pooled presignature and nonce pair on the node: they are consumed in the ledger and deleted,
@@ -43,6 +47,7 @@ from ..protocols.wire import WireError, decode, encode
 from ..requests.admin import restore_params  # noqa: F401 - moved there; holder.py and tests import it from here
 from .audit import AuditEntry
 from .authorized import AUDIT_LOG, REQUEST_NONCES
+from .dkls23_holder import setup_entry
 from .holder_state import ecdsa_key_entry, epoch_entry, frost_key_entry
 from .policy import Policy
 from .principals import PrincipalRegistry, RequestFormat, RequestKind, RequestVerifier, SignedRequest, parse_strict_json
@@ -65,6 +70,11 @@ _MAX_OPS = argon2id.OPSLIMIT_SENSITIVE
 _MAX_MEM = argon2id.MEMLIMIT_SENSITIVE
 _EPOCH_PREFIX = epoch_entry("")  # "epoch-"
 _VAULT_ENTRY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\.[0-9a-f]{64}")  # SecretVault.entry_name: single-use secrets
+_DKLS23_SETUP = setup_entry("")  # "dkls23-setup-": never backed up (module docstring)
+
+
+def _exported(name: str) -> bool:
+    return not _VAULT_ENTRY.fullmatch(name) and not name.startswith(_DKLS23_SETUP)
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,7 @@ class HolderBackup:
         salt = nacl.utils.random(_SALT)
         header = MAGIC + _HEADER.pack(ops, mem) + salt
         with st.lifecycle_lock(exclusive=True):  # no epoch switch half way through the export
-            entries = [_Entry(n, st.store.get(n) or b"") for n in st.store.names() if not _VAULT_ENTRY.fullmatch(n)]
+            entries = [_Entry(n, st.store.get(n) or b"") for n in st.store.names() if _exported(n)]
             payload = BackupPayload(header, st.party, entries, st.ledger.all_ids(), self._request_nonce_ids())
         box = nacl.secret.SecretBox(_key(pw, salt, ops, mem))
         return header + bytes(box.encrypt(encode(payload)))
@@ -216,7 +226,7 @@ class HolderBackup:
         payload = open_backup(blob, passphrase)
         if payload.party != st.party:
             raise BackupError(f"this is a backup of party {payload.party}, not of party {st.party}")
-        entries = {e.name: e.data for e in payload.entries}
+        entries = {e.name: e.data for e in payload.entries if not e.name.startswith(_DKLS23_SETUP)}
         if "identity" not in entries or any(_VAULT_ENTRY.fullmatch(n) for n in entries):
             raise BackupError("backup lacks the node identity or carries single-use secrets")
         epochs = _epochs(entries)

@@ -176,13 +176,24 @@ class EcdsaHolder:
             st.keys.set_key(key_id, out)
             return {"public_key": out.public_key.to_bytes(), "threshold": out.threshold, "parties": list(out.parties),
                     "chain_code": out.chain_code, "protocol": protocol}
-        kind = presig_kind(session.params["key_id"])
-        with self.presignature_guard(session.params["key_id"], session.machine.key):
-            if st.role == "holder":
-                st.vault.put(kind, out.public.presignature_id, presignature_to_bytes(out))
-            else:  # a fresh random id: never consumed, so no ledger check is needed
-                st.store.put(SecretVault.entry_name(kind, out.public.presignature_id), presignature_to_bytes(out))
+        self.store_presignature(session.params["key_id"], session.machine.key, out.public.presignature_id,
+                                presignature_to_bytes(out))
         return encode(out.public)
+
+    def store_presignature(self, key_id: str, key: KeyShare, pid: bytes, data: bytes) -> None:
+        """Store a presignature made with `key` (under `presignature_guard`): in the vault on the holder; a presign
+        worker, which has no vault, writes the store entry the holder's vault reads, never over an existing one (a
+        CGGMP21 id is random; a DKLs23 id is never made twice by one executor, and executors' ids differ)."""
+        st = self.state
+        kind = presig_kind(key_id)
+        with self.presignature_guard(key_id, key):
+            if st.role == "holder":
+                st.vault.put(kind, pid, data)
+                return
+            name = SecretVault.entry_name(kind, pid)
+            if st.store.exists(name):
+                raise InvalidInput(f"a presignature with id {pid.hex()[:16]}.. is already stored")
+            st.store.put(name, data)
 
     # Paillier randomness made while idle --------------------------------------------------------------------
     def _plan_randomness(self, key_id: str, aux: AuxInfo, peers: int) -> None:
@@ -224,17 +235,24 @@ class EcdsaHolder:
         """(share, aux info) of the key's current epoch. A presign worker re-reads both when the epoch moved (its
         holder switched epochs in another process); the holder's own caches are updated by the lifecycle's commit."""
         st = self.state
+        key = self.current_key(key_id)
         if st.role == "worker":
-            epoch = st.epoch(key_id)
-            if self._seen_epoch.get(key_id) != epoch:
-                st.keys.forget(key_id)
-                self._seen_epoch[key_id] = epoch
             raw = st.store.get("aux")  # the committee's aux info is set up again when members join
             stamp = hashlib.sha256(raw).digest() if raw is not None else b""
             if self._committee_aux != stamp:
                 st.keys.forget_aux()
                 self._committee_aux = stamp
-        return st.keys.key(key_id), st.keys.key_aux(key_id)
+        return key, st.keys.key_aux(key_id)
+
+    def current_key(self, key_id: str) -> KeyShare:
+        """The key's share of its current epoch; a presign worker reads it again when the epoch moved."""
+        st = self.state
+        if st.role == "worker":
+            epoch = st.epoch(key_id)
+            if self._seen_epoch.get(key_id) != epoch:
+                st.keys.forget(key_id)
+                self._seen_epoch[key_id] = epoch
+        return st.keys.key(key_id)
 
     @contextmanager
     def presignature_guard(self, key_id: str, key: KeyShare) -> Iterator[None]:

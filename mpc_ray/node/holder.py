@@ -51,7 +51,8 @@ class ShareHolder:
     """One party's share holder. Its state directory stands for the party's own node disk."""
 
     def __init__(
-        self, party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive", role: str = "holder"
+        self, party: int, state_dir: str, *, allow_test_keys: bool = False, kdf: str = "interactive", role: str = "holder",
+        worker: int | None = None,
     ) -> None:
         if role not in ("holder", "worker"):
             raise InvalidInput("role must be 'holder' or 'worker'")
@@ -59,7 +60,7 @@ class ShareHolder:
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = st = HolderState(party, self.dir, self._node_secret(), kdf=kdf, role=role,
-                                      allow_test_keys=allow_test_keys)
+                                      allow_test_keys=allow_test_keys, worker=worker)
         self.frost_signer = FrostSigner(st)
         self.authorization = Authorization(st, self.frost_signer)
         self.ecdsa = EcdsaHolder(st, self.authorization)
@@ -116,8 +117,7 @@ class ShareHolder:
         randomness filler."""
         self.ecdsa.close()
         self.authorization.close()
-        if self.state.ledger is not None:
-            self.state.ledger.close()
+        self.state.close_ledgers()
 
     # identity and committee ---------------------------------------------------------------------------
     def public_identity(self) -> NodeIdentityPublic:

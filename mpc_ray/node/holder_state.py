@@ -72,6 +72,15 @@ def key_aux_entry(key_id: str) -> str:
     return f"aux-{key_id}"
 
 
+def executor_name(worker: int | None) -> str:
+    """The name of an executor of a node: "holder", or "worker-<k>" for its presign worker k."""
+    if worker is None:
+        return "holder"
+    if type(worker) is not int or not 0 <= worker < 2**16:
+        raise InvalidInput("a presign worker's index is an integer in [0, 65536)")
+    return f"worker-{worker}"
+
+
 def presig_kind(key_id: str) -> str:
     return f"presig-{key_id}"
 
@@ -243,12 +252,18 @@ class HolderState:
     """One party's node: its disk, identity, committee, key caches, sessions. Shared by the holder's parts."""
 
     def __init__(self, party: int, state_dir: Path, node_secret: bytes, *, kdf: str, role: str,
-                 allow_test_keys: bool) -> None:
+                 allow_test_keys: bool, worker: int | None = None) -> None:
         self.party, self.role, self.dir, self.allow_test_keys = party, role, state_dir, allow_test_keys
+        # which executor of the node this is: "holder", or "worker-<k>" for presign worker k (None: a worker started
+        # without its index, which runs nothing that needs a record of its own)
+        self.executor = executor_name(worker) if role == "holder" or worker is not None else None
+        if role == "holder" and worker is not None:
+            raise InvalidInput("the holder is no presign worker")
         self.store = EncryptedStore(self.dir / "store", node_secret, **KDF_LIMITS[kdf])
         # Only the holder owns the consumption ledger (one writer); presign workers on the same node share the
         # encrypted store and add fresh presignatures to it, which the holder alone can consume.
         self.ledger: ConsumedLedger | None = None
+        self._worker_ledger: ConsumedLedger | None = None  # a worker's own record (`executor_ledger`), opened on use
         self.vault: SecretVault | None = None
         self.deleter: SpentFileDeleter | None = None
         if role == "holder":
@@ -271,6 +286,31 @@ class HolderState:
 
     def __repr__(self) -> str:
         return f"HolderState(party={self.party}, role={self.role}, <redacted>)"
+
+    def executor_ledger(self) -> ConsumedLedger:
+        """This executor's own durable record of ids it must never use twice that are not vault secrets (DKLs23's
+        OT-extension ids, node/dkls23_holder.py): the holder's ledger on the holder; on presign worker k the file
+        ``worker-k.ledger`` beside it, which only that worker writes (a second process opening it gets StoreLocked).
+        Ids consumed with durable=False are written by `flush_ledgers`."""
+        if self.role == "holder":
+            return self.ledger
+        if self.executor is None:
+            raise InvalidInput("this presign worker was started without its index: it keeps no record of its own")
+        if self._worker_ledger is None:
+            self._worker_ledger = ConsumedLedger(self.dir / f"{self.executor}.ledger")
+        return self._worker_ledger
+
+    def flush_ledgers(self) -> None:
+        """Write and fsync what this executor consumed with durable=False (before any first-round message leaves)."""
+        for ledger in (self.ledger, self._worker_ledger):
+            if ledger is not None:
+                ledger.flush()
+
+    def close_ledgers(self) -> None:
+        for ledger in (self.ledger, self._worker_ledger):
+            if ledger is not None:
+                ledger.close()
+        self._worker_ledger = None
 
     def require_holder(self, refusal: str) -> None:
         """InvalidInput(`refusal`) on a presign worker: it has no ledger, so it never spends or serves a secret."""

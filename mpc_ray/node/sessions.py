@@ -23,7 +23,8 @@ MAX_SESSION_PARTIES = 256
 # later break-in cannot open their recorded transcript and undo a refresh (node/envelope.py, "Forward secrecy").
 # Each has a broadcast-only round 1, which announces the keys.
 FORWARD_SECURE = frozenset({"keygen", "frost-dkg", "refresh", "reshare", "reshare-aux"})
-WORKER_PROTOCOLS = ("presign", "identify")  # what presign workers run (and identify their failed runs)
+# what presign workers run (and identify their failed CGGMP21 runs)
+WORKER_PROTOCOLS = ("presign", "dkls23-presign", "identify")
 
 
 @dataclass
@@ -92,8 +93,7 @@ class SessionRunner:
         try:
             return [self._begin_one(r) for r in requests]
         finally:  # ids a part consumed for these sessions (durable=False): one fsync for all of them, before any
-            if self.state.ledger is not None:  # first-round message leaves, also when a later request is refused
-                self.state.ledger.flush()
+            self.state.flush_ledgers()  # first-round message leaves, also when a later request is refused
 
     def step(self, batches: list[tuple[bytes, list[SealedEnvelope]]]) -> list[StepResult]:
         return [self._step_one(sid, envs) for sid, envs in batches]

@@ -423,7 +423,7 @@ def serve(party: int, state_dir: str | Path, *, worker: int | None = None, socke
     _own_state_dir(state_dir)
     path = Path(socket_path) if socket_path is not None else vault_socket_path(state_dir, worker)
     holder = VaultHolder(party, str(state_dir), node_secret=node_secret, kdf=kdf, allow_test_keys=allow_test_keys,
-                         role="holder" if worker is None else "worker")
+                         role="holder" if worker is None else "worker", worker=worker)
     del node_secret
     listener = _listen(path, 0o600 if socket_group is None else 0o660, socket_group)
     gc.collect()

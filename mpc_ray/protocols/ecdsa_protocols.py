@@ -8,8 +8,9 @@ and the digest hashed into rho), but their presignatures and online answers diff
 - ``cggmp21`` (protocols/ecdsa): Paillier-based, identifiable abort in presigning (aux info needed); the online
   answer is sigma_i; presign workers may run it.
 - ``dkls23`` (protocols/dkls23, docs/dkls23.md): OT-based, no aux info, a pairwise setup per key and epoch, security
-  with abort; the online answer is an `OnlineShare` (u_i, w_i); run by the holders only (their ledger keeps the OT
-  extension ids used).
+  with abort; the online answer is an `OnlineShare` (u_i, w_i); presign workers may run it too: its presigning
+  sessions name the executor that runs them on every signer's node (param ``executor``, `presign_params`), which
+  each executor's own ledger and the OT-extension ids are bound to (node/dkls23_holder.py).
 
 Pure: no I/O.
 """
@@ -37,12 +38,21 @@ class EcdsaProtocol:
     presign_workers: bool  # whether presign workers may run its presigning
     identifies: bool  # whether a failed presigning runs CGGMP21's identification (coordinator/identify.py)
     setup_session: str | None = None  # run once per key and epoch before presigning, among every party of the key
+    names_executor: bool = False  # its presigning sessions declare the executor (holder or worker k) they run on
+
+    def presign_params(self, key_id: str, worker: int | None) -> dict[str, Any]:
+        """The params of a presigning session run by the holders (`worker` None) or by presign worker `worker` of
+        every signer's node."""
+        if not self.names_executor:
+            return {"key_id": key_id}
+        return {"key_id": key_id, "executor": "holder" if worker is None else f"worker-{worker}"}
 
 
 CGGMP21 = EcdsaProtocol("cggmp21", "presign", cggmp21_presign.PresignaturePublic, cggmp21_sign.rerandomize_for,
                         cggmp21_sign.combine, presign_workers=True, identifies=True)
 DKLS23 = EcdsaProtocol("dkls23", "dkls23-presign", dkls23_sign.PresignaturePublic, dkls23_sign.rerandomize_for,
-                       dkls23_sign.combine, presign_workers=False, identifies=False, setup_session="dkls23-setup")
+                       dkls23_sign.combine, presign_workers=True, identifies=False, setup_session="dkls23-setup",
+                       names_executor=True)
 ECDSA_PROTOCOLS: dict[str, EcdsaProtocol] = {p.name: p for p in (CGGMP21, DKLS23)}
 _BY_PUBLIC = {p.public_type: p for p in ECDSA_PROTOCOLS.values()}
 
