@@ -74,6 +74,19 @@ def test_create_sign_and_sign_many(mpc, key):
     assert verify(cggmp.public_key, digest(21), mpc.sign(cggmp.key_id, digest(21)))
 
 
+def test_presign_workers_fill_the_dkls23_pools(mpc, key):
+    """local_cluster runs a presign worker beside each holder: the refills run DKLs23 presigning there, each worker
+    recording its sessions in its own ledger (not the holder's), and the holders sign with what the workers made."""
+    mpc.wait_for_pools(key.key_id, 2, timeout=120)
+    for party in (1, 2, 3):
+        worker = ray.get_actor(f"mpc-worker-{party}-0", namespace="mpc-ray")
+        ids = set(ray.get(worker.consumed_ids.remote(), timeout=30))
+        assert ids and not ids & set(call_holder(party, "consumed_ids"))
+        assert (mpc.state_dir(party) / "worker-0.ledger").exists()
+    sigs = mpc.sign_many(key.key_id, [digest(50 + i) for i in range(4)])
+    assert all(verify(key.public_key, digest(50 + i), s) for i, s in enumerate(sigs))
+
+
 def test_one_hop_signing_with_leased_dkls23_presignatures(mpc, key):
     mpc.sign(key.key_id, digest(100))  # creates the client's lease cache
     leases = mpc._lease_book()

@@ -200,9 +200,10 @@ class ShareHolder:
         return key_views(self.lifecycle)
 
     def consumed_ids(self) -> list[bytes]:
-        """Every one-time id this holder has consumed, in order (public: ids, not secrets)."""
+        """Every one-time id this holder has consumed, in order (public: ids, not secrets); on a presign worker, the
+        ids of its own record (its DKLs23 sessions)."""
         self._journal_replayed()
-        return self.state.ledger.all_ids()
+        return self.state.executor_ledger().all_ids()
 
     def presignature_count(self, key_id: str) -> int:
         self._journal_replayed()
