@@ -2,7 +2,7 @@
 """Sustained threshold-ECDSA signatures per second with presigning included: what a user who signs continuously,
 with no stock of presignatures, gets. 2-of-3, both signers' work counted.
 
-    python benchmarks/bench_throughput.py                       # in process, wasm peer, Ray (1 and 2 workers)
+    python benchmarks/bench_throughput.py                       # in process, wasm peer, Ray (0, 1, 2 workers)
     python benchmarks/bench_throughput.py --quick               # short run
     python benchmarks/bench_throughput.py --no-ray --wasm-dir /tmp/dklswasm
 
@@ -17,11 +17,13 @@ their setup: signatures per second is the sum of the workers' rates, CPU per sig
   with coincurve (s normalised to low-s first, as libsecp256k1 requires). Skipped, and said so, without the package.
 Every signature of ours is verified with coincurve too (outside the timed loop).
 
-On the embedded Ray cluster (`mpc_ray.local_cluster`, 2-of-3, CGGMP21): a fresh key (empty pools), then
-`sign_many` in chunks of 4 until the count is reached, with 1 and 2 presign workers per node; the presignatures come
-from the background refill (pools 4 deep, so few are left over) and on-demand presigning during the run. CPU there
-is that of this process and every process under it (the cluster's, Ray's own daemons included: an upper bound),
-read from /proc, divided by the signatures plus the presignatures left unused in the pools at the end.
+On the embedded Ray cluster (`mpc_ray.local_cluster`, 2-of-3; cggmp21-112, cggmp21-128 and dkls23): a fresh key
+(empty pools), then `sign_many` in chunks of 4 until the count is reached, with 0 (the holders presign), 1 and 2
+presign workers per node; the presignatures come from the background refill (pools 4 deep, so few are left over) and
+on-demand presigning during the run. One cluster per level and worker count: its protocols run one after the other,
+each after the pools of the keys before it are full again (their refill idle). CPU there is that of this process and
+every process under it (the cluster's, Ray's own daemons included: an upper bound), read from /proc, divided by the
+signatures plus the presignatures left unused in the pools at the end.
 
 Prints a Markdown report and writes benchmarks/results/throughput-<date>[-quick].md. The machine is shared: compare
 CPU per signature first, the wall-clock rates only within one run.
@@ -206,31 +208,55 @@ def _tree_cpu_s() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_ray(level: str, workers: int, count: int, chunk: int) -> dict:
+RAY_PROTOCOLS = ("cggmp21-112", "cggmp21-128", "dkls23")
+RAY_DKLS23_LEVEL = "112"  # the cluster's aux-info level where DKLs23 runs (DKLs23 itself uses no Paillier keys)
+
+
+def _ray_clusters(protocols: list[str]) -> dict[str, list[str]]:
+    """{cluster level: the protocols measured on it, in order}."""
+    out: dict[str, list[str]] = {}
+    for protocol in protocols:
+        level = protocol.split("-")[1] if protocol.startswith("cggmp21-") else RAY_DKLS23_LEVEL
+        out.setdefault(level, []).append(protocol)
+    return out
+
+
+def run_ray(level: str, workers: int, protocols: list[tuple[str, int]], chunk: int) -> list[dict]:
+    """One cluster at `level` with `workers` presign workers per node; for each (protocol, count): a fresh key and
+    `count` signatures (module docstring)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import mpc_ray
 
+    rows, keys = [], []
     # shallow pools, so that few presignatures are left unused at the end (they are counted: see `left`)
     with mpc_ray.local_cluster(parties=3, threshold=2, security=level, kdf="min", pool_depth=chunk,
                                pool_low_water=max(1, chunk // 2), workers_per_node=workers) as mpc:
-        key = mpc.create_key("ecdsa-secp256k1")  # empty pools: every signature below needs a new presignature
-        public_key = key.public_key
-        done, sigs, digests = 0, [], []
-        c0, w0 = _tree_cpu_s(), time.perf_counter()
-        while done < count:
-            ds = [hashlib.sha256(b"ray %s %d %d" % (level.encode(), workers, done + i)).digest()
-                  for i in range(min(chunk, count - done))]
-            sigs += mpc.sign_many(key.key_id, ds)
-            digests += ds
-            done += len(ds)
-        wall, cpu = time.perf_counter() - w0, _tree_cpu_s() - c0
-        # presignatures the refill made during the run and nobody used: their CPU is in `cpu`
-        left = sum(v for k, v in mpc.pool_depths().items() if k.startswith(key.key_id + ":"))
-    ok = all(verify_rs(public_key, d, s.r, s.s) for d, s in zip(digests, sigs))
-    ok = ok and not verify_rs(public_key, digests[0][::-1], sigs[0].r, sigs[0].s)  # the check can fail
-    return {"protocol": f"cggmp21-{level} on Ray", "procs": f"{workers} worker(s)/node", "count": count,
-            "rate": count / wall, "cpu_per_sig_ms": 1e3 * cpu / (count + left), "setup_cpu_s": None, "verified": ok,
-            "extra": f"{left} presignatures left in the pools (CPU per signature counts them as signatures)"}
+        for protocol, count in protocols:
+            for key_id in keys:  # the keys measured before: their refill done, so it takes no CPU from this one
+                mpc.wait_for_pools(key_id, chunk, timeout=600)
+            key = mpc.create_key("ecdsa-secp256k1", protocol="dkls23" if protocol == "dkls23" else "cggmp21")
+            keys.append(key.key_id)  # empty pools: every signature below needs a new presignature
+            public_key = key.public_key
+            done, sigs, digests = 0, [], []
+            c0, w0 = _tree_cpu_s(), time.perf_counter()
+            while done < count:
+                ds = [hashlib.sha256(b"ray %s %d %d" % (protocol.encode(), workers, done + i)).digest()
+                      for i in range(min(chunk, count - done))]
+                sigs += mpc.sign_many(key.key_id, ds)
+                digests += ds
+                done += len(ds)
+            wall, cpu = time.perf_counter() - w0, _tree_cpu_s() - c0
+            # presignatures the refill made during the run and nobody used: their CPU is in `cpu`
+            left = sum(v for k, v in mpc.pool_depths().items() if k.startswith(key.key_id + ":"))
+            ok = all(verify_rs(public_key, d, s.r, s.s) for d, s in zip(digests, sigs))
+            ok = ok and not verify_rs(public_key, digests[0][::-1], sigs[0].r, sigs[0].s)  # the check can fail
+            rows.append({"protocol": f"{protocol} on Ray",
+                         "procs": f"{workers} worker(s)/node" if workers else "holders only", "count": count,
+                         "rate": count / wall, "cpu_per_sig_ms": 1e3 * cpu / (count + left), "setup_cpu_s": None,
+                         "verified": ok,
+                         "extra": f"{left} presignatures left in the pools (CPU per signature counts them as "
+                                  "signatures)"})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -265,8 +291,12 @@ def main() -> None:
     ap.add_argument("--wasm-dir", type=Path, default=Path("/tmp/dklswasm"),
                     help=f"where `npm install {WASM_PACKAGE}` ran")
     ap.add_argument("--no-ray", action="store_true", help="skip the embedded-cluster runs")
-    ap.add_argument("--ray-levels", help="comma-separated CGGMP21 levels on Ray (default 112,128; --quick: 112)")
-    ap.add_argument("--ray-workers", default="1,2", help="comma-separated presign workers per node on Ray")
+    ap.add_argument("--ray-protocols", help=f"comma-separated, of {', '.join(RAY_PROTOCOLS)} (default all; --quick: "
+                                            "cggmp21-112,dkls23)")
+    ap.add_argument("--ray-levels", help="comma-separated CGGMP21 levels on Ray (replaces the cggmp21 entries of "
+                                         "--ray-protocols)")
+    ap.add_argument("--ray-workers", default="0,1,2",
+                    help="comma-separated presign workers per node on Ray (0: the holders presign)")
     ap.add_argument("--out", type=Path, help="report path (default benchmarks/results/throughput-<date>[-quick].md)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -298,13 +328,23 @@ def main() -> None:
             rows.append(run_in_process(protocol, p, counts[protocol], args.wasm_dir))
             log(f"  {rows[-1]['rate']:.2f} signatures/s, {rows[-1]['cpu_per_sig_ms']:.1f} ms CPU per signature")
     if not args.no_ray:
-        levels = (args.ray_levels or ("112" if args.quick else "112,128")).split(",")
-        for level in levels:
+        ray_protocols = (args.ray_protocols or ("cggmp21-112,dkls23" if args.quick else ",".join(RAY_PROTOCOLS)))
+        ray_protocols = [p for p in ray_protocols.split(",") if p]
+        if args.ray_levels:
+            ray_protocols = ([p for p in ray_protocols if not p.startswith("cggmp21-")]
+                             + [f"cggmp21-{level}" for level in args.ray_levels.split(",")])
+        if unknown := set(ray_protocols) - set(RAY_PROTOCOLS):
+            raise SystemExit(f"unknown Ray protocols {sorted(unknown)}: choose from {', '.join(RAY_PROTOCOLS)}")
+        ray_counts = ({"cggmp21-112": 8, "cggmp21-128": 4, "dkls23": 16} if args.quick else
+                      {"cggmp21-112": 40, "cggmp21-128": 16, "dkls23": 160})
+        for level, measured in _ray_clusters(ray_protocols).items():
             for workers in (int(w) for w in args.ray_workers.split(",")):
-                n = (8 if args.quick else 40) if level == "112" else (4 if args.quick else 16)
-                log(f"Ray, level {level}, {workers} presign worker(s) per node, {n} signatures")
-                rows.append(run_ray(level, workers, n, chunk=4))
-                log(f"  {rows[-1]['rate']:.2f} signatures/s, {rows[-1]['cpu_per_sig_ms']:.1f} ms CPU per signature")
+                log(f"Ray, level {level}, {workers} presign worker(s) per node: "
+                    + ", ".join(f"{p} x {ray_counts[p]}" for p in measured))
+                for row in run_ray(level, workers, [(p, ray_counts[p]) for p in measured], chunk=4):
+                    rows.append(row)
+                    log(f"  {row['protocol']}: {row['rate']:.2f} signatures/s, {row['cpu_per_sig_ms']:.1f} ms CPU "
+                        "per signature")
 
     report = render(rows, notes, args, started_dt.strftime("%Y-%m-%d %H:%M"), load, time.perf_counter() - w0)
     print(report)

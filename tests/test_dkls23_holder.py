@@ -478,3 +478,51 @@ def test_refresh_needs_a_new_setup_and_keeps_the_public_key(committee):
     c.run("dkls23-setup", [1, 2, 3], {"key_id": "d1"})  # party 1's retired pair is gone with the old setup too
     (pub,) = presign(c, [1, 3], 1)
     raw_sign(c, (1, 3), [pub], [DIGEST])
+
+
+def test_reshared_key_keeps_its_protocol_for_new_members(committee):
+    """A resharing to a committee with a new member carries the key's protocol to it (the dealers' view, bound in the
+    session context): the new member records "dkls23", takes part in the new committee's setup, presigns (on its
+    presign worker too) and signs under the same public key; the removed member is gone from the setup."""
+    c = committee
+    if not c.holders[1].has_aux():
+        c.run("aux", [1, 2, 3], {"level": "112"})
+    c.add(4)
+    moved = c.lifecycle.reshare("d1", "ecdsa-secp256k1", [1, 2, 3], [2, 3, 4], 2)
+    assert moved.parties == [2, 3, 4]
+    assert c.holders[4].key_views()["d1"]["protocol"] == "dkls23"
+    assert c.holders[4].key("d1").public_key == c.public_key
+    c.allow_operator("d1")
+    with pytest.raises(HolderNotReady):  # the old setup is of the old epoch
+        presign(c, [2, 4], 1)
+    for i in (2, 4):
+        c.holders[i].drop_sessions(list(c.holders[i].sessions))
+    c.run("dkls23-setup", [2, 3, 4], {"key_id": "d1"})  # the coordinator runs it after the commit
+    (pub,) = presign(c, [2, 4], 1)
+    workers = {i: open_worker(c, i) for i in (3, 4)}
+    try:
+        pubs = [pub, *run_on(c, workers, [new_sid("dkls23-presign")], {"key_id": "d1", "executor": "worker-0"})]
+    finally:
+        for w in workers.values():
+            w.close()
+    raw_sign(c, (2, 4), pubs[:1], [DIGEST])
+    raw_sign(c, (3, 4), pubs[1:], [DIGEST])
+
+
+def test_a_reshare_declaring_another_protocol_is_refused(committee):
+    """A coordinator that declares CGGMP21 (no protocol param) for the DKLs23 key is refused by its holders."""
+    c = committee
+    old_call = c.lifecycle.call
+
+    def call(party, method, *args):
+        out = old_call(party, method, *args)
+        return {**out, "protocol": "cggmp21"} if method == "lifecycle_public" else out
+
+    c.lifecycle.call = call
+    try:
+        with pytest.raises(ProtocolMismatch):
+            c.lifecycle.reshare("d1", "ecdsa-secp256k1", [2, 3, 4], [2, 3, 4], 2)
+    finally:
+        c.lifecycle.call = old_call
+    for h in c.holders.values():
+        h.drop_sessions(list(h.sessions))

@@ -110,15 +110,18 @@ class KeyLifecycle:
         if not 1 <= new_threshold <= len(new_parties):
             raise InvalidInput("need 1 <= threshold <= new parties")
         epoch = self._epoch(key_id, dealers) + 1
+        protocol = {}  # an ECDSA key's protocol, for the new members (absent: CGGMP21)
         if scheme == ECDSA:
-            views = {p: self.call(p, "lifecycle_public", key_id)["public"] for p in dealers}
-            old_public = Counter(views.values()).most_common(1)[0][0]  # a dealer with another view refuses to begin
+            views = {p: self.call(p, "lifecycle_public", key_id) for p in dealers}
+            old_public, name = Counter((v["public"], v.get("protocol", "cggmp21")) for v in views.values()).most_common(
+                1)[0][0]  # a dealer with another view refuses to begin
+            protocol = {"protocol": name} if name != "cggmp21" else {}
         elif not old_public:
             raise InvalidInput("a FROST resharing needs the key's public key package")
         participants = sorted(set(dealers) | set(new_parties))
         params = {"key_id": key_id, "epoch": epoch, "scheme": scheme, "dealers": dealers,
                   "new_parties": new_parties, "new_threshold": new_threshold, "old_public": old_public,
-                  "approval": approval}
+                  "approval": approval, **protocol}
         try:
             results = self.run(SessionSpec("reshare", participants, params))
             digest = self._agree(results, "digest", "lifecycle.digest")

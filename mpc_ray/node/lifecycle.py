@@ -12,7 +12,9 @@ resharing to epoch e runs as protocol sessions whose context binds the key, e an
 - "reshare" (ECDSA and FROST; a FROST refresh is a resharing onto the same committee): `ReshareParty`, params
   `scheme`, `dealers`, `new_parties`, `new_threshold` and `old_public`, the old public package as the
   coordinator relays it. A dealer refuses to begin unless that package is exactly its own view of the key, and
-  the package goes into the session context, so every participant sees the same one (echo).
+  the package goes into the session context, so every participant sees the same one (echo). An ECDSA key's
+  protocol travels the same way (param `protocol`, absent for CGGMP21): a holder of the key refuses another one, it
+  goes into the context, and a new member records it with its pending share, so it runs the key's DKLs23 setup.
 - "reshare-aux" (ECDSA): aux-info setup among the new committee, attached to the pending resharing.
 
 Phase one: each session's result is stored *pending* (`pending-<key_id>`), next to the current epoch, and the
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from ..crypto.frost_suites import SECP256K1, get_suite
 from ..crypto.params import level as as_level
 from ..crypto.secp256k1 import Point
-from ..errors import HolderNotReady, InvalidInput, PolicyDenied, ProtocolAbort
+from ..errors import HolderNotReady, InvalidInput, PolicyDenied, ProtocolAbort, ProtocolMismatch
 from ..errors import StaleEpoch  # noqa: F401  (old import path)
 from ..schemes import FROST_SCHEMES
 from ..protocols.base import RoundParty
@@ -71,11 +73,12 @@ from .holder_state import (
     epoch_entry,
     frost_key_entry,
     key_aux_entry,
+    key_protocol_entry,
     presig_kind,
 )
 from .identity import NodeIdentityPublic
 from .principals import RequestKind
-from .records import aux_to_bytes, key_from_bytes, key_to_bytes
+from .records import CGGMP21, aux_to_bytes, key_from_bytes, key_to_bytes
 
 if TYPE_CHECKING:
     from .authorized import Authorization
@@ -282,6 +285,7 @@ class KeyLifecycle:
                 self._check_next_epoch(key_id, epoch)
             elif epoch <= st.epoch(key_id):
                 raise InvalidInput("epochs only move forward")
+            protocol = self._reshared_protocol(req, key_id, scheme, have is not None)
             # every holder of the key (dealing or not) checks the relayed package against its own view
             old, _, share = self._old_committee(key_id, scheme, old_public, have is not None)
             if approval is RequestKind.REFRESH_KEY and (  # a FROST refresh is a resharing onto the same committee
@@ -290,7 +294,8 @@ class KeyLifecycle:
                 raise PolicyDenied("admin.params", "a refresh keeps the key's committee and threshold")
             share = share if is_dealer else None
             context = hashlib.sha256(b"mpc-ray/lifecycle/reshare-context/v1" + len(key_id).to_bytes(2, "big")
-                                     + key_id.encode() + scheme.encode() + b"\x00" + old_public).digest()
+                                     + key_id.encode() + scheme.encode() + b"\x00" + old_public
+                                     + (b"\x00" + protocol.encode() if protocol != CGGMP21 else b"")).digest()
             group = SECP256K1 if scheme == ECDSA else get_suite(scheme).group
             return ReshareParty(req.sid, st.party, group=group, old=old, dealers=dealers, new_parties=new_parties,
                                 new_threshold=_int(p.get("new_threshold"), "new_threshold", 1), epoch=epoch,
@@ -303,6 +308,21 @@ class KeyLifecycle:
         level = as_level(p.get("level", "128"))
         return AuxInfoParty(_bound_sid(req.sid, key_id, epoch), st.party, req.parties, level,
                             allow_test_keys=st.allow_test_keys)
+
+    def _reshared_protocol(self, req: BeginRequest, key_id: str, scheme: str, holds_key: bool) -> str:
+        """The ECDSA protocol the resharing declares (CGGMP21 if none): a holder of the key refuses another than
+        its own; "" for FROST."""
+        from ..protocols.ecdsa_protocols import ecdsa_protocol
+
+        declared = req.params.get("protocol", CGGMP21 if scheme == ECDSA else "")
+        if scheme != ECDSA:
+            if declared:
+                raise InvalidInput("a FROST key has no ECDSA protocol")
+            return ""
+        ecdsa_protocol(declared)  # InvalidInput for an unknown one
+        if holds_key and declared != self.state.keys.protocol(key_id):
+            raise ProtocolMismatch(f"key {key_id!r} signs with {self.state.keys.protocol(key_id)}, not {declared}")
+        return declared
 
     def _approve(self, req: BeginRequest, key_id: str) -> RequestKind | None:
         """Check the admin approval a refresh or resharing session carries (node/authorized.py `approve`); returns
@@ -342,6 +362,10 @@ class KeyLifecycle:
                 if st.party in out.parties:
                     new_key = ecdsa_key_share(template, out)
                     share, public = key_to_bytes(new_key), ecdsa_public_bytes(new_key)
+                    protocol = p.get("protocol", CGGMP21)
+                    if st.keys.protocol(key_id) != protocol:  # a new member (checked in `machine`): before the share
+                        st.store.put(key_protocol_entry(key_id), protocol.encode())
+                        st.keys.forget(key_id)
                 else:
                     share = b""
                     public = ecdsa_public_bytes(ecdsa_key_share(template, _public_only(out)))
