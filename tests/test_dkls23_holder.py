@@ -340,9 +340,10 @@ def test_protocols_never_mix(committee, tmp_path):
         h.partial_sign(c.principals.raw("c1", [DIGEST]), [(0, fake_d)])
 
 
-def _tampering(c, party: int, round_no: int, change):
-    """Wrap `party`'s dkls23-presign part so that its machines pass round `round_no`'s outbox through `change`."""
-    part = c.holders[party].protocols["dkls23-presign"]
+def _tampering(c, party: int, round_no: int, change, executor=None):
+    """Wrap `party`'s dkls23-presign part (its holder's, or `executor`'s) so that its machines pass round
+    `round_no`'s outbox through `change`."""
+    part = (executor or c.holders[party]).protocols["dkls23-presign"]
 
     class Tampering:
         PROTOCOLS = part.PROTOCOLS
@@ -387,21 +388,22 @@ def test_bad_message_through_the_holder_names_the_culprit(committee):
     assert c.holders[1].presignature_count("d1") == before
 
 
+def _bad_kos(out):
+    """Round 1's outbox with an OT-extension message that fails the KOS check (t~ changed)."""
+    def flip(req):
+        ext = req.request.extension
+        t = bytes([ext.t_tilde[0] ^ 1]) + ext.t_tilde[1:]
+        return MulRequest(RVOLERequest(ExtensionMessage(ext.u, ext.x_tilde, t)))
+
+    return Outbox(broadcast=out.broadcast, direct={j: flip(r) for j, r in out.direct.items()})
+
+
 def test_failed_ot_check_retires_the_pair_durably(committee):
     """Party 3's holder sends an OT-extension message that fails the KOS check: party 1 names it
     (``dkls23.ote.kos_check``) and retires its pair with 3 in the stored setup, so after a restart the key presigns
     without that pair until a new setup, which is then allowed for the same epoch."""
     c = committee
-
-    def bad_kos(out):
-        def flip(req):
-            ext = req.request.extension
-            t = bytes([ext.t_tilde[0] ^ 1]) + ext.t_tilde[1:]
-            return MulRequest(RVOLERequest(ExtensionMessage(ext.u, ext.x_tilde, t)))
-
-        return Outbox(broadcast=out.broadcast, direct={j: flip(r) for j, r in out.direct.items()})
-
-    err = _presign_tampered(c, 3, 1, bad_kos, [1, 3])
+    err = _presign_tampered(c, 3, 1, _bad_kos, [1, 3])
     assert (err.check, err.culprit, err.reporter) == ("dkls23.ote.kos_check", 3, 1)
     assert decode(c.holders[1].store.get(setup_entry("d1")), DKLs23SetupRecord).retired == [3]
     c.restart(1)
@@ -524,5 +526,27 @@ def test_a_reshare_declaring_another_protocol_is_refused(committee):
             c.lifecycle.reshare("d1", "ecdsa-secp256k1", [2, 3, 4], [2, 3, 4], 2)
     finally:
         c.lifecycle.call = old_call
+    for h in c.holders.values():
+        h.drop_sessions(list(h.sessions))
+
+
+def test_a_worker_that_sees_a_failed_ot_check_retires_the_pair_for_its_node(committee):
+    """Party 4's worker sends an OT-extension message that fails the KOS check: party 3's worker names it and retires
+    the pair 3-4 in the node's stored setup (its holder and other workers share the pair's OT secrets), so party 3's
+    holder refuses to presign with 4 from then on."""
+    c = committee
+    workers = {i: open_worker(c, i) for i in (3, 4)}
+    part, bad = _tampering(c, 4, 1, _bad_kos, executor=workers[4])
+    workers[4].sessions_runner.protocols["dkls23-presign"] = bad
+    try:
+        with pytest.raises(ProtocolAbort) as e:
+            run_on(c, workers, [new_sid("dkls23-presign")], {"key_id": "d1", "executor": "worker-0"})
+    finally:
+        for w in workers.values():
+            w.close()
+    assert (e.value.check, e.value.culprit, e.value.reporter) == ("dkls23.ote.kos_check", 4, 3)
+    assert decode(c.holders[3].store.get(setup_entry("d1")), DKLs23SetupRecord).retired == [4]
+    with pytest.raises(InvalidInput, match="no pairwise setup"):
+        presign(c, [3, 4], 1)
     for h in c.holders.values():
         h.drop_sessions(list(h.sessions))
