@@ -42,7 +42,7 @@ from mpc_ray.node.policy import AssetLimit, Policy, native_asset  # noqa: E402
 from mpc_ray.requests import Principal, PrincipalRegistry, Role, sign_request  # noqa: E402
 from mpc_ray.tools import AgentTools  # noqa: E402
 from mpc_ray.tools.mcp import build_server  # noqa: E402
-from tests.chain_helpers import evm_tester, fund  # noqa: E402
+from tests.support.chain import evm_tester, fund  # noqa: E402
 
 ALICE = "0xA1A1a1a1A1A1A1A1A1a1a1a1a1a1A1A1a1A1a1a1"
 

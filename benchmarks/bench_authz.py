@@ -73,7 +73,7 @@ def bench_holder(n: int) -> dict:
     import mpc_ray
 
     sys.path.insert(0, str(Path(mpc_ray.__file__).resolve().parent.parent))  # the tree under test, its fixtures
-    from tests.lifecycle_helpers import FixturePrimes
+    from tests.support.committee import FixturePrimes
 
     aux_info.generate_keypair = FixturePrimes()
     new_api = "request" in inspect.signature(ShareHolder.partial_sign).parameters

@@ -15,7 +15,7 @@ How the numbers are taken
   time). A small driver (`drive`) does exactly what `mpc_ray.sim.router.run_parties` does (start every party,
   then deliver each round's envelopes) and wraps every `start()` / `receive()` call of party i in process_time,
   so each party's CPU is its own. Routing between calls is not attributed to anyone (it is microseconds).
-* Paillier keys are the TEST ONLY fixture keys of `tests/fixture_primes.py`; only the safe-prime benchmark
+* Paillier keys are the TEST ONLY fixture keys of `tests/support/primes.py`; only the safe-prime benchmark
   generates primes.
 * Floor (see BENCHMARKS.md): one extra, instrumented presignature per configuration records, per party, every
   `gmpy2.powmod(base, exp, mod)` call and every fixed-base ring-Pedersen commitment (`rp_commit`), by kind
@@ -60,7 +60,7 @@ from mpc_ray.protocols.ecdsa.keygen import KeygenParty
 from mpc_ray.protocols.ecdsa.precompute import PaillierRandomness
 from mpc_ray.protocols.ecdsa.presign import PresignatureShare, PresignParty
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign, rerandomize_for
-from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
+from tests.support.primes import fixture_paillier_key  # TEST ONLY keys
 
 PT = time.process_time
 _ORIG_POWMOD = gmpy2.powmod
@@ -671,7 +671,7 @@ def render(res: dict, args, started: str, load_start, load_end, elapsed: float) 
              f"{'/'.join(f'{x:.2f}' for x in load_end)} (other jobs share this machine)")
     L.append(f"- Command: `python benchmarks/bench_ecdsa.py{' --quick' if args.quick else ''}`; "
              f"run took {elapsed:.0f} s wall")
-    L.append("- Paillier keys: TEST ONLY fixture primes (tests/fixture_primes.py); CPU = time.process_time(); "
+    L.append("- Paillier keys: TEST ONLY fixture primes (tests/support/primes.py); CPU = time.process_time(); "
              "threshold = n (all n parties sign)")
     L.append("")
 

@@ -30,7 +30,7 @@ import gmpy2
 from gmpy2 import mpz
 
 from mpc_ray.crypto.paillier import sample_unit
-from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
+from tests.support.primes import fixture_paillier_key  # TEST ONLY keys
 
 PT = time.process_time
 

@@ -37,7 +37,7 @@ from mpc_ray.node.frost_holder import _ed25519_mul_validating  # noqa: E402
 from mpc_ray.node.frost_records import public_package_from_bytes  # noqa: E402
 from mpc_ray.node.authorized import MAX_BATCH  # noqa: E402
 from mpc_ray.node.holder import BeginRequest, ShareHolder  # noqa: E402
-from tests.authz_helpers import TestPrincipals  # noqa: E402
+from tests.support.authz import TestPrincipals  # noqa: E402
 
 SCHEME = "eddsa-ed25519"
 

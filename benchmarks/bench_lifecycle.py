@@ -41,7 +41,7 @@ from mpc_ray.protocols.ecdsa.aux_info import AuxInfoParty  # noqa: E402
 from mpc_ray.protocols.ecdsa.refresh import RefreshParty  # noqa: E402
 from mpc_ray.protocols.reshare import OldCommittee, ReshareParty  # noqa: E402
 from mpc_ray.sim import run_keygen  # noqa: E402
-from tests.fixture_primes import fixture_paillier_key  # noqa: E402  (TEST ONLY keys)
+from tests.support.primes import fixture_paillier_key  # noqa: E402  (TEST ONLY keys)
 
 
 def _sid(tag: str) -> bytes:

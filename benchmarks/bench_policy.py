@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nacl.signing  # noqa: E402
 
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request  # noqa: E402
-from tests.test_holder_inprocess import Committee, presign  # noqa: E402
-from tests.test_policy import ALICE, BASE, base_policy, usdc_transfer  # noqa: E402
+from tests.node.test_holder_inprocess import Committee, presign  # noqa: E402
+from tests.node.test_policy import ALICE, BASE, base_policy, usdc_transfer  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     c.run("keygen", [1, 2, 3], c.principals.keygen_params("k1", 2, [1, 2, 3]))  # approved by the committee's admin
     admin, agent = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
     h = c.holders[1]
-    # the committee's admin and operator (tests/authz_helpers.py), plus an admin and the agent of this benchmark
+    # the committee's admin and operator (tests/support/authz.py), plus an admin and the agent of this benchmark
     reg = PrincipalRegistry(principals=(*c.principals.creds.principals(),
                                         Principal.from_signing_key("root", "admin", admin),
                                         Principal.from_signing_key("bot", "agent", agent)), version=2)

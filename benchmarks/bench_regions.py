@@ -59,7 +59,7 @@ def child(n: int) -> dict:
             lat.append(1e3 * (time.perf_counter() - t))
         out.update(one_hop_p50_ms=pct(lat, 50), one_hop_p99_ms=pct(lat, 99))
         if wallet is not None:
-            from tests.test_policy import ALICE, eip1559, erc20_call
+            from tests.node.test_policy import ALICE, eip1559, erc20_call
 
             wallet.sign_transaction(eip1559(data=erc20_call("a9059cbb", ALICE, 10_000), nonce=1))
             lat = []
@@ -73,12 +73,12 @@ def child(n: int) -> dict:
 
 
 def _agent_wallet(mpc, key_id: str):
-    """An agent wallet under an ERC-20 allowlist policy (tests/test_policy.py's), or None on a tree without the
+    """An agent wallet under an ERC-20 allowlist policy (tests/node/test_policy.py's), or None on a tree without the
     request layer: the base row measures one-hop signing only."""
     try:
         from mpc_ray.client.signer import Agent
         from mpc_ray.requests import Principal, PrincipalRegistry, Role, sign_request
-        from tests.test_policy import base_policy
+        from tests.node.test_policy import base_policy
     except ImportError:
         return None
     import nacl.signing

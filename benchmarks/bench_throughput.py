@@ -87,7 +87,7 @@ def _setup(protocol: str):
     """Returns (sign(digest) -> (r, s), public key bytes)."""
     if protocol.startswith("cggmp21-"):
         from mpc_ray import sim
-        from tests.fixture_primes import fixture_paillier_key  # TEST ONLY keys
+        from tests.support.primes import fixture_paillier_key  # TEST ONLY keys
 
         level = protocol.split("-")[1]
         aux = sim.aux_info(3, level, paillier_keys={i: fixture_paillier_key(level, i) for i in (1, 2, 3)})

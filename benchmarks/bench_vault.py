@@ -41,7 +41,7 @@ from mpc_ray.node.vault_proxy import VaultProxy  # noqa: E402
 from mpc_ray.protocols.ecdsa.presign import PresignaturePublic  # noqa: E402
 from mpc_ray.protocols.ecdsa.sign import combine, rerandomize_for  # noqa: E402
 from mpc_ray.protocols.wire import decode  # noqa: E402
-from tests.authz_helpers import TestPrincipals  # noqa: E402
+from tests.support.authz import TestPrincipals  # noqa: E402
 
 PARTIES = [1, 2]
 

@@ -12,7 +12,7 @@ so they run as whole-matrix big-integer operations in C:
   one factor cut to 255 bits no byte of a product exceeds 255, so nothing carries and the low bit of each byte is
   the coefficient over GF(2); the 256th bit is added back as a plain xor of the rows that have it.
 
-GF(2^256) is GF(2)[x] / (x^256 + x^10 + x^5 + x^2 + 1), an irreducible pentanomial (tests/test_dkls23_ot.py checks
+GF(2^256) is GF(2)[x] / (x^256 + x^10 + x^5 + x^2 + 1), an irreducible pentanomial (tests/crypto/test_dkls23_ot.py checks
 irreducibility with Rabin's test).
 """
 
