@@ -38,7 +38,7 @@ from mpc_ray.client.remote import RemoteSigner
 from mpc_ray.client.signer import Agent
 from mpc_ray.gateway import deploy_gateway, shutdown_gateway
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
-from tests.node.test_policy import ALICE, base_policy, eip1559, erc20_call
+from tests.support.policies import ALICE, base_policy, eip1559, erc20_call
 
 
 def usdc_tx(nonce: int) -> dict:

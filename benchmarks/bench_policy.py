@@ -31,7 +31,7 @@ import nacl.signing  # noqa: E402
 
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request  # noqa: E402
 from tests.node.test_holder_inprocess import Committee, presign  # noqa: E402
-from tests.node.test_policy import ALICE, BASE, base_policy, usdc_transfer  # noqa: E402
+from tests.support.policies import ALICE, BASE, base_policy, usdc_transfer  # noqa: E402
 
 
 def main() -> None:

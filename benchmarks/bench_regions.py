@@ -59,7 +59,7 @@ def child(n: int) -> dict:
             lat.append(1e3 * (time.perf_counter() - t))
         out.update(one_hop_p50_ms=pct(lat, 50), one_hop_p99_ms=pct(lat, 99))
         if wallet is not None:
-            from tests.node.test_policy import ALICE, eip1559, erc20_call
+            from tests.support.policies import ALICE, eip1559, erc20_call
 
             wallet.sign_transaction(eip1559(data=erc20_call("a9059cbb", ALICE, 10_000), nonce=1))
             lat = []
@@ -78,7 +78,7 @@ def _agent_wallet(mpc, key_id: str):
     try:
         from mpc_ray.client.signer import Agent
         from mpc_ray.requests import Principal, PrincipalRegistry, Role, sign_request
-        from tests.node.test_policy import base_policy
+        from tests.support.policies import base_policy
     except ImportError:
         return None
     import nacl.signing

@@ -39,7 +39,7 @@ def _policy_setup(mpc, key_id: str):
     from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.node.test_policy import ALICE, BASE, USDC, usdc_transfer
+    from tests.support.policies import ALICE, BASE, USDC, usdc_transfer
 
     admin, agent = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
     mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", admin),

@@ -82,7 +82,7 @@ from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied  # noqa: E402
 from mpc_ray.node.audit import iter_records, verify_chain  # noqa: E402
 from mpc_ray.node.policy import AssetLimit, Policy, RateLimit, TxType, WindowCap, native_asset  # noqa: E402
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request  # noqa: E402
-from tests.node.test_policy import (  # noqa: E402
+from tests.support.policies import (  # noqa: E402
     ALICE, BASE, BOB, ETH_ASSET, SOLANA, USDC_ASSET, eip1559, erc20_call, unsigned_bytes)
 
 NAMESPACE = "mpc-ray"  # local_cluster's default

@@ -17,41 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layers import FORBIDDEN, _imports, _under
+
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "mpc_ray"
 PURE = ("requests", "intents")  # packages
 PURE_MODULES = ("policy.py",)
-# modules a pure package must never import: the runtime, the layers above it, the disk and the clock
-FORBIDDEN = ("ray", "mpc_ray.node", "mpc_ray.coordinator", "mpc_ray.client", "mpc_ray.gateway", "mpc_ray.cli",
-             "fcntl", "os", "pathlib", "shutil", "tempfile", "time")
 FORBIDDEN_CALLS = {"open"}  # builtins that touch the disk
 FORBIDDEN_ATTRS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
-
-
-def _imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
-    """Every module `path` imports (absolute names; relative imports resolved), with line numbers, lazy ones too."""
-    module = ".".join(path.relative_to(root).with_suffix("").parts)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    package = package.removesuffix(".__init__")
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [(a.name, node.lineno) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
-            out.append((name, node.lineno))
-            # `from .. import x` may import the module x
-            out += [(f"{name}.{a.name}", node.lineno) for a in node.names]
-    return out
-
-
-def _under(name: str, prefix: str) -> bool:
-    return name == prefix or name.startswith(prefix + ".")
 
 
 def _pure_files() -> list[Path]:

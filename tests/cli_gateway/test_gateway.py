@@ -22,7 +22,7 @@ from mpc_ray.client.signer import Agent
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.gateway import deploy_gateway, shutdown_gateway
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
-from tests.node.test_policy import (
+from tests.support.policies import (
     ALICE,
     BASE,
     base_policy,
@@ -142,7 +142,7 @@ def test_agent_taproot_wallet_on_ray_and_over_http(gateway):
     from embit.script import Script
 
     from mpc_ray.node.policy import AssetLimit, Policy, TxType
-    from tests.node.test_bitcoin_policy import BTC, BTC_MAINNET, FRIEND, PER_TX, addr, psbt_bytes
+    from tests.support.policies import BTC, BTC_MAINNET, FRIEND, PER_TX, addr, psbt_bytes
 
     mpc, _, url = gateway
     tr = mpc.create_key("schnorr-bip340")

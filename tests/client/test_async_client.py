@@ -25,7 +25,7 @@ from mpc_ray.client.handle import RequestTimeout
 from mpc_ray.client.signer import Agent
 from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
-from tests.node.test_policy import ALICE, EVE, USDC, base_policy, eip1559, erc20_call
+from tests.support.policies import ALICE, EVE, USDC, base_policy, eip1559, erc20_call
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -154,7 +154,7 @@ def test_pay_x402_resource(world):
     from x402.http.utils import decode_payment_signature_header, encode_payment_required_header
     from x402.schemas import PaymentRequired
 
-    from tests.client.test_x402 import facilitator_verify, requirements
+    from tests.support.x402 import facilitator_verify, requirements
 
     req, verdicts = requirements(), []
 

@@ -33,7 +33,7 @@ from mpc_ray.client.simsigner import SimSigner
 from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied, ProtocolAbort, QuorumUnavailable, Unauthorized
 from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
 from tests.support.primes import fixture_paillier_key
-from tests.node.test_policy import ALICE, USDC, base_policy, eip1559, erc20_call
+from tests.support.policies import ALICE, USDC, base_policy, eip1559, erc20_call
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = nacl.signing.SigningKey.generate()

@@ -20,39 +20,16 @@ from x402.http.utils import (
     encode_payment_required_header,
 )
 from x402.mechanisms.evm.exact import (
-    ExactEvmFacilitatorScheme,
     register_exact_evm_client,
 )
 from x402.mechanisms.evm.signer import ClientEvmSigner
-from x402.schemas import PaymentRequired, PaymentRequirements
+from x402.schemas import PaymentRequired
 
 from mpc_ray import sim
 from mpc_ray.client.evm import EvmWallet, X402Signer
 from mpc_ray.client.simsigner import SimSigner
 from tests.support.primes import fixture_paillier_key
-
-USDC_BASE = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
-SELLER = "0xA1A1a1a1A1A1A1A1A1a1a1a1a1a1A1A1a1A1a1a1"
-NETWORK = "eip155:8453"
-
-
-class OfflineChain:
-    """The facilitator's view of the chain, without a chain: the payer is an EOA, the token a deployed contract."""
-
-    def __init__(self) -> None:
-        self.simulated: list[tuple] = []
-
-    def get_addresses(self) -> list[str]:
-        return ["0x" + "fa" * 20]
-
-    def get_code(self, address: str) -> bytes:
-        return b"\x60\x80" if address.lower() == USDC_BASE.lower() else b""
-
-    def read_contract(self, address, abi, function_name, *args):
-        self.simulated.append((address, function_name, args))  # transferWithAuthorization eth_call: succeeds
-
-    def get_chain_id(self) -> int:
-        return 8453
+from tests.support.x402 import facilitator_verify, requirements
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +38,6 @@ def wallet() -> X402Signer:
     aux = sim.aux_info(3, "112", paillier_keys={i: fixture_paillier_key("112", i) for i in (1, 2, 3)})
     return EvmWallet(SimSigner({"pay": sim.keygen("ecdsa-secp256k1", parties=3, threshold=2, aux=aux)}),
                      "pay").x402_signer()
-
-
-def requirements(amount: str = "10000") -> PaymentRequirements:
-    return PaymentRequirements(scheme="exact", network=NETWORK, asset=USDC_BASE, amount=amount, pay_to=SELLER,
-                               max_timeout_seconds=300, extra={"name": "USD Coin", "version": "2"})
-
-
-def facilitator_verify(payload, req: PaymentRequirements):
-    chain = OfflineChain()
-    return ExactEvmFacilitatorScheme(chain).verify(payload, req), chain
 
 
 def test_wallet_satisfies_the_sdk_signer_protocol(wallet):

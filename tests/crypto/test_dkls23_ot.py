@@ -27,7 +27,7 @@ from mpc_ray.crypto.transcript import Transcript
 from mpc_ray.crypto.zk import schnorr
 from mpc_ray.errors import InvalidInput, ProtocolAbort
 from mpc_ray.protocols.wire import WireError, decode, encode
-from tests.test_layers import FORBIDDEN, ROOT, _imports, _under
+from tests.support.layers import FORBIDDEN, ROOT, _imports, _under
 
 S, R = 1, 2  # base-OT sender / receiver party numbers
 

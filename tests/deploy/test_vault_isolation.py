@@ -29,7 +29,7 @@ from mpc_ray.errors import InvalidInput, IsolationUnavailable, Unauthorized
 from mpc_ray.node import vault_codec as vc
 from mpc_ray.node.vault import PEER_RULE, VAULT_PYTHON_ENV, VaultProcess, as_user, ensure_user, start_vault
 from tests.support.isolation import RAY_USER, VAULT_USER, shared_python, users_or_skip
-from tests.node.test_vault import _OTHER_CLIENT
+from tests.support.isolation import OTHER_CLIENT
 
 MARKER = "MPC_VAULT_ISOLATION_MARKER"  # in each vault's environment: the control finds it there
 
@@ -180,7 +180,7 @@ def _as_nobody(world: World, groups: list[int], vault: VaultProcess) -> str:
     group_opts = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
     ping = vc.encode_request(1, "ping", []).hex()
     out = subprocess.run(["setpriv", f"--reuid={world.nobody.pw_uid}", f"--regid={world.nobody.pw_gid}", *group_opts,
-                          world.python, "-c", _OTHER_CLIENT, str(vault.socket_path), ping],
+                          world.python, "-c", OTHER_CLIENT, str(vault.socket_path), ping],
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()

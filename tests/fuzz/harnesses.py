@@ -121,7 +121,7 @@ def _registry():
 @functools.cache
 def _policies() -> tuple[Any, ...]:
     from mpc_ray.node.policy import AssetLimit, ContractCallRule, RateLimit, TimeWindow, TxType, native_asset
-    from tests.node.test_policy import BOB, SOLANA, base_policy
+    from tests.support.policies import BOB, SOLANA, base_policy
 
     return (
         base_policy(),
@@ -140,7 +140,7 @@ def _policies() -> tuple[Any, ...]:
 def _requests() -> tuple[Any, ...]:
     from mpc_ray.node.principals import cosign, sign_request
     from mpc_ray.node.raw_batch import encode_raw_batch
-    from tests.node.test_policy import BASE, eip3009, usdc_transfer
+    from tests.support.policies import BASE, eip3009, usdc_transfer
 
     def req(who: str, **kw: Any) -> Any:
         return sign_request(_signing_key(who), principal_id=who, now=NOW, **kw)
@@ -569,7 +569,7 @@ def _engine() -> Any:
     """A permissive engine: every type, any asset; evaluates what the decoders accept (nothing recorded)."""
     from mpc_ray.node.bitcoin_policy import BTC_MAINNET
     from mpc_ray.node.policy import Policy, PolicyEngine, SpendState, TxType
-    from tests.node.test_policy import ALICE, BASE, EVE, SOLANA
+    from tests.support.policies import ALICE, BASE, EVE, SOLANA
 
     policy = Policy(key_id="k1", principal_id="bot", allowed_chains=(BASE, SOLANA, BTC_MAINNET),
                     allowed_tx_types=tuple(TxType), recipient_denylist=(EVE,), allow_unlisted_assets=True,
@@ -619,7 +619,7 @@ def _body_cases(fmt: str | tuple[str, ...], bodies: st.SearchStrategy[bytes], ch
 
 @functools.cache
 def _evm_seeds() -> tuple[bytes, ...]:
-    from tests.node.test_policy import ALICE, BOB, EVE, USDC, eip1559, erc20_call, unsigned_bytes
+    from tests.support.policies import ALICE, BOB, EVE, USDC, eip1559, erc20_call, unsigned_bytes
 
     txs = [
         {"chainId": 1, "nonce": 0, "gasPrice": 2 * 10**9, "gas": 21_000, "to": BOB, "value": 5 * 10**17},
@@ -704,7 +704,7 @@ _EIP712_STRINGS = (
 
 @functools.cache
 def _eip712_docs() -> tuple[Any, ...]:
-    from tests.node.test_policy import ALICE, BOB, USDC, eip3009
+    from tests.support.policies import ALICE, BOB, USDC, eip3009
 
     transfer = eip3009()
     receive = json.loads(json.dumps(transfer).replace("TransferWithAuthorization", "ReceiveWithAuthorization"))

@@ -43,7 +43,7 @@ def test_an_envelope_missing_a_field_is_malformed_not_an_attribute_error():
 def test_a_policy_given_as_text_with_a_lone_surrogate_is_refused_typed():
     """policy: Policy.from_bytes(str) encoded the text first and raised UnicodeEncodeError on a lone surrogate."""
     from mpc_ray.node.policy import Policy, PolicyConfigError
-    from tests.node.test_policy import base_policy
+    from tests.support.policies import base_policy
 
     text = base_policy().to_bytes().decode()
     assert Policy.from_bytes(text) == base_policy()
@@ -59,7 +59,7 @@ def test_a_policy_time_that_its_stored_form_cannot_keep_is_refused(token):
     "always in force". Now only finite times are accepted."""
     from mpc_ray.node.policy import Policy, PolicyConfigError
     from mpc_ray.node.principals import parse_strict_json
-    from tests.node.test_policy import base_policy
+    from tests.support.policies import base_policy
 
     text = base_policy().to_bytes().decode()
     for field in ("not_before", "not_after"):

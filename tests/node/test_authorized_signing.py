@@ -19,7 +19,7 @@ from mpc_ray.client.credentials import Credentials
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.ecdsa.sign import combine
 from tests.node.test_holder_inprocess import Committee, presign
-from tests.node.test_policy import (
+from tests.support.policies import (
     ALICE,
     BASE,
     BOB,
@@ -500,8 +500,8 @@ def test_a_native_panic_refuses_its_own_request_only(committee, monkeypatch):
     listing one account. In a batch that is the one request's InvalidInput, audited with its spent nonce, and the
     requests around it are signed; a raw BaseException from the holder's own decoding step is refused the same way."""
     from mpc_ray.node import authorized
-    from tests.requests.test_hostile_input import solana_panic_message
-    from tests.node.test_policy import SOLANA
+    from tests.support.policies import solana_panic_message
+    from tests.support.policies import SOLANA
 
     c = committee
     pubs = presign(c, [1, 2], 4)

@@ -34,18 +34,11 @@ from mpc_ray.node.policy import AssetLimit, Policy, TxType, WindowCap, native_as
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.frost import public_key_bytes
 from tests.runtime.test_frost_runtime import Committee
+from tests.support.policies import BTC, FEE, FRIEND, PER_TX, addr, psbt_bytes
 
 ADMIN, AGENT, HD_AGENT, MALLORY = (nacl.signing.SigningKey.generate() for _ in range(4))
-BTC = native_asset(BTC_MAINNET)
-FRIEND = Script(b"\x00\x14" + bytes(range(20)))  # P2WPKH, bech32
 FRIEND2 = Script(b"\x51\x20" + hashlib.sha256(b"friend 2").digest())  # P2TR, bech32m
 STRANGER = Script(b"\x00\x14" + b"\xee" * 20)
-PER_TX = 100_000
-FEE = 1_000
-
-
-def addr(script: Script) -> str:
-    return script.address()  # mainnet
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +69,6 @@ def add_principals(c, *principals: Principal):
     """The committee admins' set_principals request adding `principals` (registry version 2, as a client would)."""
     registry = PrincipalRegistry(principals=c.principals.creds.principals() + principals, version=2)
     return c.principals.creds.admin_request(RequestKind.SET_PRINCIPALS, body=registry.to_bytes())
-
-
-def psbt_bytes(spk: Script, amounts=(60_000,), pays=((FRIEND, 50_000),), fee=FEE, *, edit=None) -> bytes:
-    """A PSBT spending `amounts` from `spk`, paying `pays`, the rest (less `fee`) back to `spk` as change."""
-    vin = [TransactionInput(hashlib.sha256(b"prev %d %d" % (i, a)).digest(), i) for i, a in enumerate(amounts)]
-    change = sum(amounts) - sum(v for _, v in pays) - fee
-    vout = [TransactionOutput(v, s) for s, v in pays] + ([TransactionOutput(change, spk)] if change > 0 else [])
-    psbt = PSBT(Transaction(vin=vin, vout=vout))
-    for inp, a in zip(psbt.inputs, amounts):
-        inp.witness_utxo = TransactionOutput(a, spk)
-    if edit is not None:
-        edit(psbt)
-    return psbt.serialize()
 
 
 def agent_request(body: bytes, chain: str = BTC_MAINNET, key=AGENT, principal="bot", **kw):

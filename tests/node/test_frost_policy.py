@@ -9,10 +9,7 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
-from solders.hash import Hash
-from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.system_program import TransferParams, transfer
 
 from mpc_ray.coordinator.frost_engine import combine
 from mpc_ray.errors import InvalidInput, PolicyDenied
@@ -20,7 +17,8 @@ from mpc_ray.node.audit import verify_chain
 from mpc_ray.node.policy import AssetLimit, Policy, PolicyConfigError, TxType, native_asset
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from tests.runtime.test_frost_runtime import Committee
-from tests.node.test_policy import SOLANA
+from tests.support.policies import SOLANA
+from tests.support.policies import solana_transfer
 
 ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
 FRIEND = Pubkey.new_unique()
@@ -53,11 +51,6 @@ def sol_policy(**overrides) -> Policy:
 def set_policy_request(policy: Policy):
     return sign_request(ADMIN, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
                         key_id=policy.key_id, now=time.time())
-
-
-def solana_transfer(sender: Pubkey, to: Pubkey, lamports: int) -> bytes:
-    return bytes(Message.new_with_blockhash(
-        [transfer(TransferParams(from_pubkey=sender, to_pubkey=to, lamports=lamports))], sender, Hash.new_unique()))
 
 
 def agent_request(message: bytes, fmt: str = "solana_tx"):
@@ -147,7 +140,7 @@ def test_a_mainnet_transfer_labelled_as_devnet_is_not_signed(committee):
 def test_hostile_requests_on_the_frost_path(committee):
     """An admin's set_policy relayed to the FROST sign path burns nothing (auth.wrong_kind), so it still takes effect
     on every holder; a Solana message on which solders panics is InvalidInput, audited, no nonce pair consumed."""
-    from tests.requests.test_hostile_input import solana_panic_message
+    from tests.support.policies import solana_panic_message
 
     c = committee
     got, (clist,) = c.commit("sol", [1, 2])

@@ -8,18 +8,12 @@ import json
 import random
 
 import pytest
-import rlp
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account._utils.legacy_transactions import (
-    serializable_unsigned_transaction_from_dict,
-)
-from eth_account._utils.transaction_utils import transaction_rpc_to_rlp_structure
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
 from eth_keys import keys as eth_keys
 from eth_utils import to_checksum_address
-from eth_utils.toolz import dissoc
 
 from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.policy import (
@@ -36,7 +30,6 @@ from mpc_ray.node.policy import (
     decode_evm_transaction,
     decode_personal_message,
     decode_typed_data,
-    erc20_asset,
     intent_from_request,
     native_asset,
     node_budget,
@@ -45,85 +38,7 @@ from mpc_ray.node.policy import (
 )
 from mpc_ray.node.principals import Principal, RequestVerifier, sign_request
 from mpc_ray.node.store import ConsumedLedger
-
-NOW = 1_700_000_000.0  # a Tuesday, 22:13 UTC
-ACCT = Account.from_key(bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"))
-ALICE = to_checksum_address("0x" + "a1" * 20)
-BOB = to_checksum_address("0x" + "b0" * 20)
-EVE = to_checksum_address("0x" + "ee" * 20)
-USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
-BASE = "eip155:8453"
-USDC_ASSET = erc20_asset(BASE, USDC)
-ETH_ASSET = native_asset(BASE)
-
-
-def unsigned_bytes(tx: dict) -> bytes:
-    """The signing payload of `tx`, built with eth-account's serializers (what a client sends)."""
-    u = serializable_unsigned_transaction_from_dict(tx)
-    if isinstance(u, TypedTransaction):
-        t = u.transaction
-        fields = transaction_rpc_to_rlp_structure(dissoc(t.dictionary, "v", "r", "s"))
-        return bytes([u.transaction_type]) + rlp.encode(t._unsigned_transaction_serializer.from_dict(fields))
-    return rlp.encode(u)
-
-
-def eip1559(to=USDC, value=0, data=b"", chain=8453, gas=60_000, max_fee=10**9, **extra):
-    tx = {
-        "type": 2,
-        "chainId": chain,
-        "nonce": 7,
-        "maxFeePerGas": max_fee,
-        "maxPriorityFeePerGas": 10**8,
-        "gas": gas,
-        "value": value,
-        "data": data,
-        **extra,
-    }
-    if to is not None:
-        tx["to"] = to
-    return tx
-
-
-def erc20_call(selector: str, who: str, amount: int) -> bytes:
-    return bytes.fromhex(selector) + abi_encode(["address", "uint256"], [who, amount])
-
-
-def usdc_transfer(to=ALICE, amount=1_000_000, **kw) -> bytes:
-    return unsigned_bytes(eip1559(data=erc20_call("a9059cbb", to, amount), **kw))
-
-
-def eip3009(to=ALICE, value=10_000, chain=8453, contract=USDC, **overrides) -> dict:
-    fields = [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"},
-    ]
-    td = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": fields,
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {"name": "USD Coin", "version": "2", "chainId": chain, "verifyingContract": contract},
-        "message": {
-            "from": ACCT.address,
-            "to": to,
-            "value": str(value),
-            "validAfter": "0",
-            "validBefore": str(int(NOW) + 600),
-            "nonce": "0x" + "5a" * 32,
-        },
-    }
-    td.update(overrides)
-    return td
+from tests.support.policies import ACCT, ALICE, BASE, BOB, ETH_ASSET, EVE, NOW, SOLANA, USDC, USDC_ASSET, base_policy, eip1559, eip3009, erc20_call, unsigned_bytes, usdc_transfer
 
 
 def _rs(digest: bytes):
@@ -311,25 +226,6 @@ def test_intent_from_request_checks_the_chain(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------------
 # the engine
-
-
-def base_policy(**overrides) -> Policy:
-    usdc_day = WindowCap(window_s=86_400, max_amount=15_000_000)
-    fields = {
-        "key_id": "k1",
-        "principal_id": "bot",
-        "allowed_chains": (BASE,),
-        "allowed_tx_types": (TxType.ERC20_TRANSFER, TxType.EIP3009_TRANSFER, TxType.NATIVE_TRANSFER),
-        "recipient_allowlist": (ALICE, BOB),
-        "recipient_denylist": (EVE,),
-        "asset_limits": (
-            AssetLimit(asset=USDC_ASSET, per_tx=5_000_000, windows=(usdc_day,)),
-            AssetLimit(asset=ETH_ASSET),  # fees: allowed, uncapped
-        ),
-        "rate_limits": (RateLimit(window_s=60, max_requests=30),),
-    }
-    fields.update(overrides)
-    return Policy(**fields)
 
 
 def engine(policy=None, state=None, t=1, n=1):
@@ -569,8 +465,6 @@ def test_policy_json_round_trip_and_set_policy_request(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------------
 # Solana (optional dependency: solders)
-
-SOLANA = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
 
 
 def test_solana_transfer_decoded_with_solders():

@@ -290,7 +290,7 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
     from mpc_ray.crypto.frost_suites import get_suite
     from mpc_ray.node.frost_records import public_package_from_bytes
     from mpc_ray.node.lifecycle import frost_public_entry
-    from tests.runtime.test_frost_runtime import _Handle
+    from tests.support.committee import InProcessHandle
 
     def fake_get(ref, timeout=None):
         if ref.error is not None:
@@ -302,7 +302,7 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
     gate = c.holders[1].authorization.gate  # party 1 admits all its nonce pairs of f1 (the grant already checked)
     gate.admit_commit("f1", 10_000, (b"\x01" * 32, int(time.time()) + 60))
     assert gate.tokens_left("nonce", "f1") == 0 and c.holders[2].authorization.gate.tokens_left("nonce", "f1") == 10_000
-    handles = {p: _Handle(h) for p, h in c.holders.items()}
+    handles = {p: InProcessHandle(h) for p, h in c.holders.items()}
     coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, pool_low_water=2,
                                           coordinator_seed=c.principals.creds.coordinator_seed), "test",
                         holders=handles.__getitem__)

@@ -31,6 +31,7 @@ from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
 from mpc_ray.protocols.ecdsa.sign import combine, rerandomize_for
 from mpc_ray.protocols.wire import decode
 from tests.support.authz import TestPrincipals
+from tests.support.isolation import OTHER_CLIENT
 
 DIGEST = hashlib.sha256(b"vault test").digest()
 
@@ -144,32 +145,10 @@ def test_a_client_reconnects_after_the_vault_restarts_and_never_resends(root):
 
 # -- another uid -----------------------------------------------------------------------------------------------
 
-_OTHER_CLIENT = """
-import socket, struct, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(20)
-try:
-    s.connect(sys.argv[1])
-except PermissionError:
-    print("EACCES"); sys.exit(0)
-body = bytes.fromhex(sys.argv[2])
-s.sendall(struct.pack(">I", len(body)) + body)
-data = b""
-while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:  # one answer
-    try:
-        chunk = s.recv(65536)
-    except ConnectionResetError:
-        break
-    if not chunk:
-        break
-    data += chunk
-print(data.hex())
-"""
-
 
 def _as_nobody(args: list[str]) -> str:
     out = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "/usr/bin/python3",
-                          "-c", _OTHER_CLIENT, *args], capture_output=True, text=True, timeout=60)
+                          "-c", OTHER_CLIENT, *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 

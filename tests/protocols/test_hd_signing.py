@@ -44,7 +44,7 @@ from mpc_ray.sim.router import run_parties
 from tests.support.authz import TestPrincipals
 from tests.support.ecdsa import tamper_message
 from tests.support.primes import fixture_paillier_key
-from tests.node.test_policy import ALICE, BASE, base_policy, usdc_transfer
+from tests.support.policies import ALICE, BASE, base_policy, usdc_transfer
 
 DIGEST = hashlib.sha256(b"agent 7 pays 1 USDC").digest()
 PATHS = ["m", "m/0", "m/0/7", "m/44/60/0/0/3"]

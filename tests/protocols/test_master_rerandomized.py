@@ -28,7 +28,7 @@ from mpc_ray.node.records import presignature_from_bytes, presignature_to_bytes
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
 from tests.support.primes import fixture_paillier_key
 from tests.protocols.test_hd_signing import Committee
-from tests.node.test_policy import BASE, base_policy
+from tests.support.policies import BASE, base_policy
 
 TARGET = hashlib.sha256(b"child m/0/7 pays 1000 USDC to the attacker").digest()  # m*, what the agent wants
 PATH = "m/0/7"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from mpc_ray.node.principals import (
     parse_strict_json,
     sign_request,
 )
+from tests.support.policies import TRANSFER_5, solana_panic_message
 
 DEPTH = 70_000  # the reported crash: 140 KB of brackets
 
@@ -39,22 +39,6 @@ def nested(depth: int, open_: bytes = b"[", close: bytes = b"]") -> bytes:
 
 def typed_data(inner: bytes) -> bytes:
     return b'{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":' + inner + b"}"
-
-
-TRANSFER_5 = struct.pack("<IQ", 2, 5)  # System Program transfer of 5 lamports
-
-
-def solana_panic_message() -> bytes:
-    """A Solana message whose System Program transfer lists one account: solders' decode_transfer panics on it."""
-    from solders import system_program
-    from solders.hash import Hash
-    from solders.instruction import CompiledInstruction
-    from solders.message import Message
-    from solders.pubkey import Pubkey
-
-    return bytes(Message.new_with_compiled_instructions(
-        1, 0, 1, [Pubkey.new_unique(), system_program.ID], Hash.new_unique(),
-        [CompiledInstruction(1, TRANSFER_5, bytes([0]))]))
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -154,7 +138,7 @@ def test_a_native_panic_in_a_decoder_is_invalid_input():
     """solders panics (pyo3 PanicException, a BaseException that passes `except Exception`) on a transfer that
     lists one account; the decoders answer InvalidInput, so no caller sees anything else."""
     from mpc_ray.node.policy import decode_solana_message, intent_from_request
-    from tests.node.test_policy import SOLANA
+    from tests.support.policies import SOLANA
 
     from solders import system_program
     from solders.instruction import AccountMeta, Instruction
@@ -253,7 +237,7 @@ def test_the_gateway_answers_a_native_panic_with_a_typed_body():
 
 def test_registry_and_policy_versions_default_to_one_for_old_json():
     from mpc_ray.node.policy import Policy
-    from tests.node.test_policy import base_policy
+    from tests.support.policies import base_policy
 
     root = Principal.from_signing_key("root", "admin", nacl.signing.SigningKey.generate())
     reg = PrincipalRegistry(principals=(root,))

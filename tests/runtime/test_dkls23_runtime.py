@@ -18,7 +18,7 @@ import mpc_ray
 from mpc_ray.errors import MpcError
 from mpc_ray.node.store import AlreadyConsumed
 from mpc_ray.protocols.dkls23.sign import PresignaturePublic
-from tests.runtime.test_runtime_ray import call_holder
+from tests.support.cluster import call_holder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -33,6 +33,7 @@ from mpc_ray.node.store import AlreadyConsumed, SecretVault
 from mpc_ray.protocols.frost import prepare, verify_signature_share
 from mpc_ray.protocols.wire import encode
 from tests.support.authz import TestPrincipals
+from tests.support.committee import InProcessHandle
 
 SCHEMES = ["eddsa-ed25519", "schnorr-bip340"]
 MSG = b"solana tx message bytes: transfer 5 SOL"
@@ -366,37 +367,7 @@ def test_ed25519_mul_validation_matches_libsodium_rules():
             _ed25519_mul_validating(bad, 5)
 
 
-
 # the coordinator's FROST logic over in-process holders (Ray calls replaced by direct calls) --------------------
-class _Ref:
-    def __init__(self, fn, args):
-        try:
-            self.value, self.error = fn(*args), None
-        except Exception as exc:  # noqa: BLE001 - re-raised by get, as ray.get would
-            self.value, self.error = None, exc
-
-
-class _Handle:
-    """Stands in for a holder actor handle: `.method.remote(*args)` runs the call now; `dead` / `hooks` simulate
-    an unavailable holder and a malicious one."""
-
-    def __init__(self, holder):
-        self.holder, self.dead, self.hooks = holder, False, {}
-
-    def __getattr__(self, name):
-        fn = getattr(self.holder, name)
-        handle = self
-
-        class _M:
-            @staticmethod
-            def remote(*args):
-                if handle.dead:
-                    import ray.exceptions
-
-                    return _Ref(lambda: (_ for _ in ()).throw(ray.exceptions.GetTimeoutError("dead")), ())
-                return _Ref(handle.hooks.get(name, lambda f: f)(fn), args)
-
-        return _M
 
 
 @pytest.fixture
@@ -413,7 +384,7 @@ def coordinator(committee, monkeypatch):
         return ref.value
 
     monkeypatch.setattr(ray, "get", fake_get)
-    handles = {p: _Handle(h) for p, h in committee.holders.items()}
+    handles = {p: InProcessHandle(h) for p, h in committee.holders.items()}
     coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0,
                                           coordinator_seed=committee.principals.creds.coordinator_seed), "test",
                         holders=handles.__getitem__)

@@ -27,7 +27,7 @@ from mpc_ray.protocols.ecdsa.presign import PresignParty, Round3
 from mpc_ray.types import Signature
 from tests.support.authz import TestPrincipals
 from tests.support.primes import fixture_paillier_key
-from tests.runtime.test_frost_runtime import _Handle
+from tests.support.committee import InProcessHandle
 
 
 # test-only cheaters -------------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def coordinator(holders):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(ray, "get", fake_get)
-    handles = {p: _Handle(h) for p, h in hs.items()}
+    handles = {p: InProcessHandle(h) for p, h in hs.items()}
     c = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, presign_batch=2,
                                       quorum_wait_s=0.0, security="112",
                                       coordinator_seed=principals.creds.coordinator_seed), "test",
@@ -290,7 +290,7 @@ def test_presign_workers_identify_their_own_failed_runs(coordinator, cheat):
     worker = CheatingHolder(2, str(hs[2].dir), kdf="min", role="worker")
     worker.cheat = "wrong_delta"
     (sid,) = _run_presign({1: hs[1], 2: worker}, [1, 2], principals=coordinator.principals)
-    reports = cid.run_identify(coordinator.state, {1: _Handle(hs[1]), 2: _Handle(worker)}, [1, 2], sid)
+    reports = cid.run_identify(coordinator.state, {1: InProcessHandle(hs[1]), 2: InProcessHandle(worker)}, [1, 2], sid)
     assert reports[1].culprit == 2 and reports[1].check.startswith("presign.identify.pi_dec")
     assert reports[2] == nid.IdentifyReport(None) and not worker.sessions and not hs[1].sessions
     with pytest.raises(InvalidInput):  # workers run nothing else

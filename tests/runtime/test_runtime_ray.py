@@ -18,6 +18,7 @@ import mpc_ray
 from mpc_ray.errors import InvalidInput, MpcError, PolicyDenied, Unauthorized
 from mpc_ray.node.principals import sign_request
 from mpc_ray.node.store import AlreadyConsumed
+from tests.support.cluster import call_holder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -38,19 +39,6 @@ def mpc():
 @pytest.fixture(scope="module")
 def key(mpc):
     return mpc.create_key("ecdsa-secp256k1")
-
-
-def call_holder(party: int, method: str, *args, wait_s: float = 90.0):
-    """Call a holder, waiting while Ray restarts it (a restarted node takes a few seconds)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            holder = ray.get_actor(f"mpc-holder-{party}", namespace="mpc-ray")
-            return ray.get(getattr(holder, method).remote(*args), timeout=30)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 ALL_R: list[int] = []  # r of every signature this module made: no presignature may ever be used twice
@@ -261,7 +249,7 @@ def test_policy_enforced_by_the_nodes(mpc, key):
     from mpc_ray.errors import PolicyDenied
     from mpc_ray.node.policy import decode_evm_transaction
     from mpc_ray.node.principals import Principal, PrincipalRegistry, sign_request
-    from tests.node.test_policy import ALICE, BASE, base_policy, usdc_transfer
+    from tests.support.policies import ALICE, BASE, base_policy, usdc_transfer
 
     admin, agent = ADMIN_KEY, AGENT_KEY
     mpc.bootstrap_principals(PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", admin),
@@ -281,8 +269,8 @@ def test_policy_enforced_by_the_nodes(mpc, key):
     from solders.pubkey import Pubkey
 
     from mpc_ray.node.policy import AssetLimit, Policy, TxType, native_asset
-    from tests.node.test_frost_policy import solana_transfer
-    from tests.node.test_policy import SOLANA
+    from tests.support.policies import solana_transfer
+    from tests.support.policies import SOLANA
 
     sol = mpc.create_key("eddsa-ed25519")
     friend, me = Pubkey.new_unique(), Pubkey(sol.public_key)
@@ -301,7 +289,7 @@ def test_policy_enforced_by_the_nodes(mpc, key):
                                       chain=SOLANA, now=time.time()))
     assert e.value.rule == "policy.recipient_allowlist"
     # a batch across both keys: each request answered on its own, in order (a refusal in its place, not raised)
-    from tests.node.test_policy import EVE
+    from tests.support.policies import EVE
 
     bodies = [usdc_transfer(to=ALICE, amount=2_000 + i) for i in range(3)]
     batch = [sign_request(agent, principal_id="bot", kind="sign", format="evm_tx", body=b, key_id=key.key_id,
@@ -394,7 +382,7 @@ def test_one_hop_agent_requests(mpc, key):
     from mpc_ray.errors import PolicyDenied
     from mpc_ray.node.policy import decode_evm_transaction
     from mpc_ray.node.principals import sign_request
-    from tests.node.test_policy import ALICE, BASE, EVE, usdc_transfer
+    from tests.support.policies import ALICE, BASE, EVE, usdc_transfer
 
     def request(to, amount):
         return sign_request(AGENT_KEY, principal_id="bot", kind="sign", format="evm_tx",

@@ -146,3 +146,35 @@ class Committee:
         shares = {p: self.holders[p].frost_sign(request, [(0, entries[p][0], clist)])[0][0] for p in signers}
         coms = commitment_list_from_bytes(suite, clist)
         return aggregate(suite, coms, message, pub.group_key, shares, pub.verifying_shares).to_bytes()
+
+
+# holder actor handles over in-process holders, for the coordinator's logic without Ray ------------------------
+class InProcessRef:
+    def __init__(self, fn, args):
+        try:
+            self.value, self.error = fn(*args), None
+        except Exception as exc:  # noqa: BLE001 - re-raised by get, as ray.get would
+            self.value, self.error = None, exc
+
+
+class InProcessHandle:
+    """Stands in for a holder actor handle: `.method.remote(*args)` runs the call now; `dead` / `hooks` simulate
+    an unavailable holder and a malicious one."""
+
+    def __init__(self, holder):
+        self.holder, self.dead, self.hooks = holder, False, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self.holder, name)
+        handle = self
+
+        class _M:
+            @staticmethod
+            def remote(*args):
+                if handle.dead:
+                    import ray.exceptions
+
+                    return InProcessRef(lambda: (_ for _ in ()).throw(ray.exceptions.GetTimeoutError("dead")), ())
+                return InProcessRef(handle.hooks.get(name, lambda f: f)(fn), args)
+
+        return _M

@@ -65,3 +65,27 @@ def shared_python(where: Path, users: list[str]) -> str:
     if not _runs_as(python, users):
         pytest.skip(f"the test users can run neither {sys.executable} nor {base} with this one's packages")
     return python
+
+
+# a client of the vault socket run as another user or process (the vault must refuse it by uid)
+OTHER_CLIENT = """
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("EACCES"); sys.exit(0)
+body = bytes.fromhex(sys.argv[2])
+s.sendall(struct.pack(">I", len(body)) + body)
+data = b""
+while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:  # one answer
+    try:
+        chunk = s.recv(65536)
+    except ConnectionResetError:
+        break
+    if not chunk:
+        break
+    data += chunk
+print(data.hex())
+"""
