@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nacl.signing  # noqa: E402
 
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request  # noqa: E402
-from tests.node.test_holder_inprocess import Committee, presign  # noqa: E402
+from tests.support.committee import Committee  # noqa: E402
 from tests.support.policies import ALICE, BASE, base_policy, usdc_transfer  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     policy = base_policy(rate_limits=())  # the measured stream must not hit the rate limit
     h.set_policy(sign_request(admin, principal_id="root", kind="set_policy", format="json", body=policy.to_bytes(),
                               key_id="k1", now=time.time()))
-    pubs = presign(c, [1, 2], 2 * args.n)
+    pubs = c.presign("k1", [1, 2], 2 * args.n)
     digest = bytes(32)
     plain, policed = [], []
     body = usdc_transfer(to=ALICE, amount=1_000)

@@ -17,22 +17,15 @@ from mpc_ray.errors import PolicyDenied, Unauthorized
 from mpc_ray.node.audit import iter_records
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
-from mpc_ray.protocols.ecdsa import aux_info
 from tests.support.authz import TestPrincipals
-from tests.support.committee import Committee, FixturePrimes
+from tests.support.committee import keyed_committee
 
 DIGEST = hashlib.sha256(b"a 1,000,000 USDC transfer to an unlisted address").digest()
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(aux_info, "generate_keypair", FixturePrimes())
-        c = Committee(tmp_path_factory.mktemp("authz"))
-        c.run("aux", [1, 2, 3], {"level": "112"})
-        c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
-        out = c.run("frost-dkg", [1, 2, 3], {"key_id": "f1", "scheme": "eddsa-ed25519", "threshold": 2})
-        c.frost_public = next(iter(out.values()))[1]["public_package"]
+    with keyed_committee(tmp_path_factory.mktemp("authz")) as c:
         yield c
 
 

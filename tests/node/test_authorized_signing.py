@@ -18,7 +18,7 @@ from mpc_ray.node.policy import decode_evm_transaction
 from mpc_ray.client.credentials import Credentials
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.ecdsa.sign import combine
-from tests.node.test_holder_inprocess import Committee, presign
+from tests.support.committee import Committee
 from tests.support.policies import (
     ALICE,
     BASE,
@@ -67,7 +67,7 @@ def counts(c, signers):
 
 def test_allowed_request_signs_the_digest_each_node_computed(committee):
     c = committee
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     body = usdc_transfer(to=ALICE, amount=1_000_000)
     req = agent_request(body)
     answers = {i: c.holders[i].sign_request(req, pub.presignature_id) for i in (1, 2)}
@@ -100,7 +100,7 @@ def test_allowed_request_signs_the_digest_each_node_computed(committee):
 )
 def test_denied_by_every_node_and_nothing_consumed(committee, make, rule):
     c = committee
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     before = counts(c, (1, 2))
     req = make()
     for i in (1, 2):
@@ -115,7 +115,7 @@ def test_denied_by_every_node_and_nothing_consumed(committee, make, rule):
 
 def test_replay_denied_and_audit_chain_verifies(committee):
     c = committee
-    pubs = presign(c, [2, 3], 2)
+    pubs = c.presign("k1", [2, 3], 2)
     req = agent_request(usdc_transfer(to=ALICE, amount=2_000))
     for i in (2, 3):
         c.holders[i].sign_request(req, pubs[0].presignature_id)
@@ -160,7 +160,7 @@ def test_a_crash_right_after_the_audit_record_loses_nothing(committee):
     from mpc_ray.node.policy import spend_store_name
 
     c = committee
-    (pub, spare) = presign(c, [1, 2], 2)
+    (pub, spare) = c.presign("k1", [1, 2], 2)
     h = c.holders[1]
     h.restart()  # flush and snapshot, so the files below are a clean starting point
     auth = h.authorization.signing
@@ -205,7 +205,7 @@ def test_a_lying_coordinator_gets_no_signature(committee):
     from mpc_ray.protocols.ecdsa.sign import verify_ecdsa
 
     c = committee
-    (pub,) = presign(c, [1, 3], 1)
+    (pub,) = c.presign("k1", [1, 3], 1)
     before = counts(c, (1, 3))
     honest = agent_request(usdc_transfer(to=ALICE, amount=3_000))
     bigger = usdc_transfer(to=ALICE, amount=4_999_999)  # still within policy: only the agent's signature stops it
@@ -254,7 +254,7 @@ def test_principals_change_only_with_the_admin_quorum(committee):
     held_back = change(two_admins, ADMIN, "root")  # valid, signed now, delivered after bot2's revocation
     for h in c.holders.values():  # quorum 1 today: root alone may install the two-admin registry
         h.set_principals(change(two_admins, ADMIN, "root"))
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     req = agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot2, principal="bot2")
     for i in (1, 2):  # bot2 is known now, but has no policy on k1
         with pytest.raises(PolicyDenied) as e:
@@ -275,7 +275,7 @@ def test_principals_change_only_with_the_admin_quorum(committee):
         with pytest.raises(PolicyDenied) as e:  # an equal version is no newer either
             h.set_principals(change(original.model_copy(update={"admin_quorum": 1}), ADMIN, "root"))
         assert e.value.rule == "admin.stale_version"
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     for i in (1, 2):
         with pytest.raises(PolicyDenied) as e:
             c.holders[i].sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot2, principal="bot2"),
@@ -294,7 +294,7 @@ def test_principals_change_only_with_the_admin_quorum(committee):
 def test_replay_after_a_holder_restart_and_policy_change_by_an_agent_are_refused(committee):
     """The nonce ledger survives a restart (journal replay included); set_policy is for admins only."""
     c = committee
-    pubs = presign(c, [2, 3], 2)
+    pubs = c.presign("k1", [2, 3], 2)
     req = agent_request(usdc_transfer(to=ALICE, amount=2_500))
     for i in (2, 3):
         c.holders[i].sign_request(req, pubs[0].presignature_id)
@@ -392,7 +392,7 @@ def test_combiner_trusts_a_reported_digest_only_if_the_signature_verifies(commit
     from mpc_ray.errors import ProtocolAbort
 
     c = committee
-    pubs = presign(c, [1, 2], 3)
+    pubs = c.presign("k1", [1, 2], 3)
     body = usdc_transfer(to=ALICE, amount=7_000)
     digest = decode_evm_transaction(body).digest
     other = decode_evm_transaction(usdc_transfer(to=ALICE, amount=7_001)).digest
@@ -442,7 +442,7 @@ def test_nested_json_is_refused_before_it_is_parsed_and_audited(committee):
     from mpc_ray.node.principals import MAX_JSON_DEPTH
 
     c = committee
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     before = counts(c, (1, 2))
     deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
     body = b'{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":' + deep + b"}"
@@ -467,7 +467,7 @@ def test_a_body_that_kills_the_decoder_cannot_kill_the_restarted_holder(committe
     from mpc_ray.node.holder import ShareHolder
 
     c = committee
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     h = c.holders[1]
     h.restart()
     auth = h.authorization.signing
@@ -504,7 +504,7 @@ def test_a_native_panic_refuses_its_own_request_only(committee, monkeypatch):
     from tests.support.policies import SOLANA
 
     c = committee
-    pubs = presign(c, [1, 2], 4)
+    pubs = c.presign("k1", [1, 2], 4)
     panic = sign_request(AGENT, principal_id="bot", kind="sign", format="solana_tx", body=solana_panic_message(),
                          key_id="k1", chain=SOLANA, now=time.time())
     batch = [agent_request(usdc_transfer(to=ALICE, amount=1_201)), panic,
@@ -538,7 +538,7 @@ def test_a_request_relayed_to_the_wrong_entry_point_burns_nothing(committee):
     holder refuses the real one and the holders diverge): refused as auth.wrong_kind before the nonce is spent,
     and the set_policy then takes effect on every holder. The same for a sign request sent to set_policy."""
     c = committee
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     admin = set_policy_request(base_policy(version=policy_version(c) + 1))
     with pytest.raises(PolicyDenied) as e:
         c.holders[1].sign_request(admin, pub.presignature_id)
@@ -577,7 +577,7 @@ def test_a_held_back_older_policy_cannot_undo_a_newer_one(committee):
             assert e.value.rule == "admin.stale_version"
             rec = last_record(h)
             assert rec["kind"] == "set_policy" and rec["rule"] == "admin.stale_version" and rec["nonce_id"]
-    (pub,) = presign(c, [1, 2], 1)
+    (pub,) = c.presign("k1", [1, 2], 1)
     for i in (1, 2):
         with pytest.raises(PolicyDenied) as e:
             c.holders[i].sign_request(agent_request(usdc_transfer(to=BOB, amount=1_000)), pub.presignature_id)
@@ -615,7 +615,7 @@ def test_restoring_an_older_backup_keeps_the_newer_policy_and_registry(committee
     auth = h.authorization.signing
     assert auth.verifier.registry.version == reg.version + 2 and auth.verifier.registry.get("bot3") is None
     assert auth.policy("policy.k1.bot").version == v + 1
-    (pub,) = presign(c, [2, 3], 1)
+    (pub,) = c.presign("k1", [2, 3], 1)
     with pytest.raises(PolicyDenied) as e:
         h.sign_request(agent_request(usdc_transfer(to=ALICE, amount=1_000), key=bot3, principal="bot3"),
                        pub.presignature_id)

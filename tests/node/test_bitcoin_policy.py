@@ -33,7 +33,7 @@ from mpc_ray.node.bitcoin_policy import (
 from mpc_ray.node.policy import AssetLimit, Policy, TxType, WindowCap, native_asset
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
 from mpc_ray.protocols.frost import public_key_bytes
-from tests.runtime.test_frost_runtime import Committee
+from tests.support.committee import Committee
 from tests.support.policies import BTC, FEE, FRIEND, PER_TX, addr, psbt_bytes
 
 ADMIN, AGENT, HD_AGENT, MALLORY = (nacl.signing.SigningKey.generate() for _ in range(4))
@@ -216,7 +216,7 @@ def test_sighash_all_is_signed_and_hashed_with_its_type(committee):
 def test_rolling_cap_counts_the_fees(committee, tmp_path):
     """600,000 per hour over 2-of-3 is 400,000 per holder: four spends of 79,000 + 2,000 fee fit (324,000); a fifth,
     after the holders restarted, is refused because of the fees (5 x 79,000 = 395,000 would fit, 5 x 81,000 not)."""
-    from tests.runtime.test_frost_runtime import Committee as Fresh
+    from tests.support.committee import Committee as Fresh
 
     c = Fresh(tmp_path)
     key = c.dkg("tr", "schnorr-bip340")

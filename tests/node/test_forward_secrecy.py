@@ -35,15 +35,15 @@ HEADER_DIGEST = 32  # envelope.py prefixes every direct plaintext with a digest 
 
 # a committee whose relay records everything -------------------------------------------------------------------
 class RecordingCommittee(Committee):
-    """`Committee`, plus what a coordinator sees: every sealed envelope any holder hands out, in `relayed`."""
+    """`Committee`, plus what a coordinator sees: every sealed envelope any holder hands out, in `sealed`."""
 
     def __init__(self, root, parties=(1, 2, 3)) -> None:
         super().__init__(root, parties)
-        self.relayed: list[SealedEnvelope] = []
+        self.sealed: list[SealedEnvelope] = []
 
     def run(self, protocol, parties, params, count=1):
         holders = self.holders
-        self.holders = {**holders, **{p: _RecordingHolder(holders[p], self.relayed) for p in parties}}
+        self.holders = {**holders, **{p: _RecordingHolder(holders[p], self.sealed) for p in parties}}
         try:
             return super().run(protocol, parties, params, count)
         finally:
@@ -195,17 +195,17 @@ def test_recorded_ecdsa_refresh_does_not_open_after_a_break_in(ecdsa, capture, m
     with monkeypatch.context() as m:
         m.setattr(sessions_module, "FORWARD_SECURE", frozenset())
         old_x = c.holders[1].key("k1").x
-        c.relayed.clear()
+        c.sealed.clear()
         c.lifecycle.refresh("k1", "ecdsa-secp256k1", [1, 2, 3])
-        assert all(not e.ephemeral for e in c.relayed)
+        assert all(not e.ephemeral for e in c.sealed)
         x_new = c.holders[1].key("k1").x
-        assert recover_old_refresh_share(c, list(c.relayed), 1, x_new, 2) == old_x
+        assert recover_old_refresh_share(c, list(c.sealed), 1, x_new, 2) == old_x
 
     # after: session keys
     old_x = c.holders[1].key("k1").x
-    c.relayed.clear()
+    c.sealed.clear()
     result = c.lifecycle.refresh("k1", "ecdsa-secp256k1", [1, 2, 3])
-    transcript = list(c.relayed)
+    transcript = list(c.sealed)
     x_new = c.holders[1].key("k1").x
     assert result.epoch == c.holders[1].key_epoch("k1") and x_new != old_x
     verify(c.public_key, c.sign("k1", c.public_key, [1, 3]))  # the refresh works
@@ -233,19 +233,19 @@ def test_recorded_ecdsa_refresh_does_not_open_after_a_break_in(ecdsa, capture, m
 def test_recorded_frost_refresh_and_dkg_do_not_open_after_a_break_in(frost, capture, monkeypatch):
     c = frost
     group = get_suite("eddsa-ed25519").group
-    dkg = list(c.relayed)
+    dkg = list(c.sealed)
     with monkeypatch.context() as m:  # before: long-term box keys
         m.setattr(sessions_module, "FORWARD_SECURE", frozenset())
         old = c.holders[1].frost_signer.key_package("f1").signing_share
-        c.relayed.clear()
+        c.sealed.clear()
         r = c.lifecycle.refresh("f1", "eddsa-ed25519", [1, 2, 3], old_public=c.public, threshold=2)
         c.public = r.public
-        assert recover_old_frost_share(c, list(c.relayed), 1, [1, 2, 3], 2, group) == old
+        assert recover_old_frost_share(c, list(c.sealed), 1, [1, 2, 3], 2, group) == old
     old = c.holders[1].frost_signer.key_package("f1").signing_share
-    c.relayed.clear()
+    c.sealed.clear()
     r = c.lifecycle.refresh("f1", "eddsa-ed25519", [1, 2, 3], old_public=c.public, threshold=2)
     c.public = r.public
-    transcript = list(c.relayed)
+    transcript = list(c.sealed)
     assert c.holders[1].frost_signer.key_package("f1").signing_share != old
     c.frost_sign("f1", r.public, [1, 2], b"after refresh")
     assert recover_old_frost_share(c, transcript, 1, [1, 2, 3], 2, group) is None

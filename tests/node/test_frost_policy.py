@@ -16,7 +16,7 @@ from mpc_ray.errors import InvalidInput, PolicyDenied
 from mpc_ray.node.audit import verify_chain
 from mpc_ray.node.policy import AssetLimit, Policy, PolicyConfigError, TxType, native_asset
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
-from tests.runtime.test_frost_runtime import Committee
+from tests.support.committee import Committee
 from tests.support.policies import SOLANA
 from tests.support.policies import solana_transfer
 

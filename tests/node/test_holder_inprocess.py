@@ -4,50 +4,18 @@ secret at rest or in what the coordinator relays."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
-from mpc_ray.coordinator.sessions import finished, new_sid, route
+from mpc_ray.coordinator.sessions import new_sid
 from mpc_ray.crypto.secp256k1 import Point
 from mpc_ray.errors import InvalidInput
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.store import AlreadyConsumed
-from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
 from mpc_ray.protocols.ecdsa.sign import combine, rerandomize_for
-from mpc_ray.protocols.wire import decode, encode
-from tests.support.authz import TestPrincipals
+from tests.support.committee import Committee
 
 DIGEST = hashlib.sha256(b"settle 10 USDT").digest()
-
-
-class Committee:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.holders = {i: ShareHolder(i, str(root / f"party-{i}"), kdf="min") for i in (1, 2, 3)}
-        ids = [h.public_identity() for h in self.holders.values()]
-        for h in self.holders.values():
-            h.set_directory(ids)
-        self.principals = TestPrincipals()
-        self.principals.bootstrap(self.holders.values())
-        self.relayed: list[bytes] = []  # every envelope the coordinator saw, serialised
-
-    def run(self, protocol, parties, params, count=1):
-        sids = [new_sid(protocol) for _ in range(count)]
-        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
-        grant = self.principals.grant(reqs)  # the coordinator's (presign, aux)
-        res = {i: self.holders[i].begin(reqs, grant) for i in parties}
-        while (done := finished(parties, sids, res)) is None:
-            for results in res.values():
-                for r in results:
-                    self.relayed.extend(encode(e) for e in r.envelopes)
-            inputs = route(parties, sids, res)
-            res = {i: self.holders[i].step(inputs[i]) for i in parties}
-        return done
-
-    def restart(self, party: int) -> None:
-        self.holders[party].close()  # its ledgers and audit log, as a dying process releases them
-        self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +28,9 @@ def committee(tmp_path_factory):
     return c
 
 
-def presign(c, signers, count):
-    out = c.run("presign", signers, {"key_id": "k1"}, count=count)
-    return [decode(next(iter(r.values())), PresignaturePublic) for r in out.values()]
-
-
 def test_sign_survives_holder_restart_and_refuses_reuse(committee):
     c = committee
-    pubs = presign(c, [1, 3], 2)
+    pubs = c.presign("k1", [1, 3], 2)
     c.restart(3)  # the holder process dies; its shares and presignatures come back from its encrypted store
     assert c.holders[3].presignature_count("k1") >= 2
     request = c.principals.raw("k1", [DIGEST, DIGEST])
@@ -85,7 +48,7 @@ def test_sign_survives_holder_restart_and_refuses_reuse(committee):
 
 def test_bad_digest_consumes_nothing(committee):
     c = committee
-    pubs = presign(c, [1, 2], 1)
+    pubs = c.presign("k1", [1, 2], 1)
     before = c.holders[1].presignature_count("k1")
     pid = pubs[0].presignature_id
     request = c.principals.raw("k1", [bytes(32), bytes(32)])
@@ -128,7 +91,7 @@ def _secret_byte_strings(c) -> dict[str, bytes]:
 
 def test_no_secret_at_rest_or_in_what_the_coordinator_relays(committee):
     c = committee
-    presign(c, [2, 3], 2)
+    c.presign("k1", [2, 3], 2)
     secrets_ = _secret_byte_strings(c)
     assert len(secrets_) > 12
     disk = b"".join(p.read_bytes() for p in c.root.rglob("*") if p.is_file() and p.name != "node.secret")

@@ -26,7 +26,14 @@ from mpc_ray.requests.grants import (
     commit_item,
     grant_digest,
 )
-from tests.node.test_authorization import c  # noqa: F401 - its committee (ECDSA k1, FROST f1), one per test module
+from tests.support.committee import keyed_committee
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    """A committee with ECDSA key k1 and FROST key f1, this module's own."""
+    with keyed_committee(tmp_path_factory.mktemp("grants")) as c:
+        yield c
 
 
 @pytest.fixture(autouse=True)

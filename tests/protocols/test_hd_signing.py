@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import pickle
 import time
-from pathlib import Path
 
 import coincurve
 import nacl.signing
@@ -19,16 +18,14 @@ from eth_keys import keys as eth_keys
 
 from mpc_ray import sim
 from mpc_ray.coordinator.frost_engine import FrostKey, combine as frost_combine
-from mpc_ray.coordinator.sessions import finished, new_sid, route
 from mpc_ray.crypto import bip32
 from mpc_ray.crypto.secp256k1 import Q, Point
 from mpc_ray.errors import InvalidInput, PolicyDenied, ProtocolAbort
-from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.frost_records import public_package_from_bytes
 from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, sign_request
-from mpc_ray.node.records import aux_to_bytes, key_from_bytes, presignature_from_bytes
+from mpc_ray.node.records import key_from_bytes, presignature_from_bytes
 from mpc_ray.node.store import AlreadyConsumed
-from mpc_ray.protocols.ecdsa.presign import PresignaturePublic, PresignatureUsed
+from mpc_ray.protocols.ecdsa.presign import PresignatureUsed
 from mpc_ray.protocols.ecdsa.sign import (
     Partial,
     SignParty,
@@ -41,10 +38,10 @@ from mpc_ray.protocols.frost import SUITES, DkgParty, public_key_bytes
 from mpc_ray.protocols.frost.messages import DkgEchoMsg
 from mpc_ray.protocols.wire import decode, encode
 from mpc_ray.sim.router import run_parties
-from tests.support.authz import TestPrincipals
 from tests.support.ecdsa import tamper_message
 from tests.support.primes import fixture_paillier_key
 from tests.support.policies import ALICE, BASE, base_policy, usdc_transfer
+from tests.support.committee import Committee
 
 DIGEST = hashlib.sha256(b"agent 7 pays 1 USDC").digest()
 PATHS = ["m", "m/0", "m/0/7", "m/44/60/0/0/3"]
@@ -253,35 +250,9 @@ def test_ed25519_has_no_derivation():
 ADMIN, AGENT = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
 
 
-class Committee:
-    """Three holders with TEST ONLY aux info (fixture primes) written to their stores: no safe-prime search."""
-
-    def __init__(self, root: Path, aux) -> None:
-        self.holders = {i: ShareHolder(i, str(root / f"party-{i}"), kdf="min") for i in (1, 2, 3)}
-        ids = [h.public_identity() for h in self.holders.values()]
-        for i, h in self.holders.items():
-            h.set_directory(ids)
-            h.store.put("aux", aux_to_bytes(aux[i]))
-        self.principals = TestPrincipals()  # the admin and operator a client would hold
-        self.principals.bootstrap(self.holders.values())
-
-    def run(self, protocol, parties, params, count=1):
-        sids = [new_sid(protocol) for _ in range(count)]
-        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
-        res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
-        while (done := finished(parties, sids, res)) is None:
-            inputs = route(parties, sids, res)
-            res = {i: self.holders[i].step(inputs[i]) for i in parties}
-        return done
-
-    def presign(self, signers, count=1) -> list[PresignaturePublic]:
-        out = self.run("presign", signers, {"key_id": "k1"}, count=count)
-        return [decode(next(iter(r.values())), PresignaturePublic) for r in out.values()]
-
-
 @pytest.fixture(scope="module")
 def committee(tmp_path_factory, aux):
-    c = Committee(tmp_path_factory.mktemp("hd"), aux)
+    c = Committee(tmp_path_factory.mktemp("hd"), aux=aux)
     out = next(iter(c.run("keygen", [1, 2, 3], c.principals.keygen_params("k1", 2, [1, 2, 3])).values()))
     assert len({r["chain_code"] for r in out.values()}) == 1
     c.public_key = Point.from_bytes(out[1]["public_key"])
@@ -305,7 +276,7 @@ def test_holders_sign_for_a_child_and_store_the_chain_code(committee):
     c = committee
     assert c.holders[2].key("k1").chain_code == c.chain_code
     assert key_from_bytes(c.holders[2].store.get("key-k1")).chain_code == c.chain_code
-    pubs = c.presign([1, 3], 2)
+    pubs = c.presign("k1", [1, 3], 2)
     child = bip32.derive(c.public_key, c.chain_code, "m/0/7")
     request = c.principals.raw("k1", [DIGEST, DIGEST], path="m/0/7")
     items = [(n, p.presignature_id) for n, p in enumerate(pubs)]
@@ -322,7 +293,7 @@ def test_holders_sign_for_a_child_and_store_the_chain_code(committee):
 def test_holder_computes_rho_itself(committee):
     """A coordinator that combines for a rho (or path) other than the holders' gets no valid signature."""
     c = committee
-    (pub,) = c.presign([1, 2])
+    (pub,) = c.presign("k1", [1, 2])
     request = c.principals.raw("k1", [DIGEST], path="m/0/7")
     partials = {i: c.holders[i].partial_sign(request, [(0, pub.presignature_id)])[0] for i in (1, 2)}
     wrong = rerandomize_for(pub, c.public_key, bip32.derive(c.public_key, c.chain_code, "m/0/8").tweak, DIGEST)
@@ -332,7 +303,7 @@ def test_holder_computes_rho_itself(committee):
 
 def test_bad_path_consumes_nothing(committee):
     c = committee
-    (pub,) = c.presign([2, 3])
+    (pub,) = c.presign("k1", [2, 3])
     before = c.holders[2].presignature_count("k1")
     for bad in ("m/0'", "m/1/", 7):  # the path is the operator's signed choice: no request names a bad one
         with pytest.raises(InvalidInput):
@@ -361,7 +332,7 @@ def test_policy_pins_the_path_and_the_path_is_signed(committee):
     from mpc_ray.node.policy import decode_evm_transaction
 
     c = committee
-    (pub,) = c.presign([1, 2])
+    (pub,) = c.presign("k1", [1, 2])
     before = {i: c.holders[i].presignature_count("k1") for i in (1, 2)}
     for path, rule in (("m/0/8", "policy.derivation_path"), ("", "policy.derivation_path")):
         req = agent_request(path)

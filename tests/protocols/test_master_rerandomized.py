@@ -27,7 +27,7 @@ from mpc_ray.node.principals import Principal, PrincipalRegistry, RequestKind, s
 from mpc_ray.node.records import presignature_from_bytes, presignature_to_bytes
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign
 from tests.support.primes import fixture_paillier_key
-from tests.protocols.test_hd_signing import Committee
+from tests.support.committee import Committee
 from tests.support.policies import BASE, base_policy
 
 TARGET = hashlib.sha256(b"child m/0/7 pays 1000 USDC to the attacker").digest()  # m*, what the agent wants
@@ -102,7 +102,7 @@ def test_holder_partial_rerandomises_the_master_key(aux):
 
 @pytest.fixture(scope="module")
 def committee(tmp_path_factory, aux):
-    c = Committee(tmp_path_factory.mktemp("master"), aux)
+    c = Committee(tmp_path_factory.mktemp("master"), aux=aux)
     # the committee's first admins (tests/support/authz.py) hand over to this module's admin and agent
     registry = PrincipalRegistry(principals=(Principal.from_signing_key("root", "admin", ADMIN),
                                              Principal.from_signing_key("bot", "agent", AGENT)), version=2)
@@ -127,7 +127,7 @@ def committee(tmp_path_factory, aux):
 
 def test_agent_pinned_to_the_master_key_cannot_sign_for_a_child(committee):
     c = committee
-    (pub,) = c.presign([2, 3])  # a pooled presignature: R is public before the digest
+    (pub,) = c.presign("k1", [2, 3])  # a pooled presignature: R is public before the digest
     child = bip32.derive(c.public_key, c.chain_code, PATH)
     digest = aimed_digest(pub.R, child.tweak)
     req = sign_request(AGENT, principal_id="bot", kind="sign", format="raw_digest", body=digest, key_id="k1",

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import copy
 import pickle
-from pathlib import Path
 
 import coincurve
 import pytest
 from nacl.signing import VerifyKey
 
-from mpc_ray.coordinator.frost_engine import FrostKey, combine, fast_verify
-from mpc_ray.coordinator.sessions import finished, new_sid, route
+from mpc_ray.coordinator.frost_engine import combine, fast_verify
+from mpc_ray.coordinator.sessions import new_sid
 from mpc_ray.crypto.ed25519 import FIELD_P, EdPoint
 from mpc_ray.crypto.frost_suites import get_suite
 from mpc_ray.errors import InvalidInput, PolicyDenied, ProtocolAbort
@@ -31,85 +30,10 @@ from mpc_ray.node.frost_records import (
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.store import AlreadyConsumed, SecretVault
 from mpc_ray.protocols.frost import prepare, verify_signature_share
-from mpc_ray.protocols.wire import encode
-from tests.support.authz import TestPrincipals
-from tests.support.committee import InProcessHandle
+from tests.support.committee import Committee, InProcessHandle
 
 SCHEMES = ["eddsa-ed25519", "schnorr-bip340"]
 MSG = b"solana tx message bytes: transfer 5 SOL"
-
-
-class Committee:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.holders = {i: ShareHolder(i, str(root / f"party-{i}"), kdf="min") for i in (1, 2, 3)}
-        ids = [h.public_identity() for h in self.holders.values()]
-        for h in self.holders.values():
-            h.set_directory(ids)
-        self.principals = TestPrincipals()  # the admin and operator a client would hold
-        self.principals.bootstrap(self.holders.values())
-        self.relayed: list[bytes] = []
-        self.keys: dict[str, FrostKey] = {}
-
-    def run(self, protocol, parties, params):
-        sids = [new_sid(protocol)]
-        reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
-        res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
-        while (done := finished(parties, sids, res)) is None:
-            for results in res.values():
-                for r in results:
-                    self.relayed.extend(encode(e) for e in r.envelopes)
-            inputs = route(parties, sids, res)
-            res = {i: self.holders[i].step(inputs[i]) for i in parties}
-        return next(iter(done.values()))
-
-    def dkg(self, key_id: str, scheme: str, threshold: int = 2) -> FrostKey:
-        out = self.run("frost-dkg", [1, 2, 3], self.principals.keygen_params(key_id, threshold, [1, 2, 3], scheme))
-        assert len({r["public_package"] for r in out.values()}) == 1
-        assert len({r["public_key"] for r in out.values()}) == 1
-        pub = public_package_from_bytes(out[1]["public_package"])
-        key = FrostKey(key_id, scheme, get_suite(scheme), pub, out[1]["public_key"], threshold, [1, 2, 3])
-        self.keys[key_id] = key
-        return key
-
-    def restart(self, party: int) -> None:
-        self.holders[party].close()  # its ledgers and audit log, as a dying process releases them
-        self.holders[party] = ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
-
-    def commit(self, key_id: str, signers, count: int = 1):
-        """{party: [(nonce id, entry)]} and the commitment lists, one per index."""
-        got = {p: self.principals.commit(self.holders[p], key_id, count) for p in signers}
-        lists = [b"".join(got[p][n][1] for p in sorted(signers)) for n in range(count)]
-        return got, lists
-
-    def allow_operator(self, key_id: str) -> None:
-        """The operator policy `frost_sign` needs, on the holders that lack it (a holder refuses it twice)."""
-        from mpc_ray.node.policy import policy_store_name
-
-        name = policy_store_name(key_id, self.principals.creds.operator[0])
-        missing = [h for h in self.holders.values() if h.store.get(name) is None]
-        if missing:
-            self.principals.allow_operator(missing, key_id)
-
-    def raw(self, key_id: str, msgs, tap_tweak=None):
-        """The operator's raw_batch request for `msgs`, with the policy it needs."""
-        self.allow_operator(key_id)
-        return self.principals.raw(key_id, msgs, tap_tweak=tap_tweak)
-
-    def sign(self, key_id: str, signers, msgs, tap_tweak=None):
-        got, lists = self.commit(key_id, signers, len(msgs))
-        request = self.raw(key_id, msgs, tap_tweak)
-        answers = {}
-        for p in signers:
-            answers[p] = self.holders[p].frost_sign(request, [(n, got[p][n][0], lists[n]) for n in range(len(msgs))])
-        key = self.keys[key_id]
-        out = []
-        for n, m in enumerate(msgs):
-            sig, liars = combine(key, m, lists[n], {p: answers[p][n][0] for p in signers},
-                                 {p: answers[p][n][1] for p in signers}, tap_tweak)
-            assert liars == []
-            out.append(sig)
-        return out, got, lists, answers
 
 
 def independent_verify(scheme: str, pk: bytes, msg: bytes, sig: bytes) -> None:
@@ -166,7 +90,7 @@ def test_dkg_commit_sign_aggregate(committee, scheme, signers):
     key = committee.keys[key_id]
     assert len(key.public_key) == 32
     msgs = [MSG, b"", b"m" * 1000]
-    sigs, got, lists, answers = committee.sign(key_id, signers, msgs)
+    sigs, got, lists, answers = committee.frost_sign_batch(key_id, signers, msgs)
     for m, sig in zip(msgs, sigs):
         independent_verify(scheme, key.public_key, m, sig)
     # the holders' split computation gives exactly the RFC session and shares
@@ -183,25 +107,25 @@ def test_dkg_commit_sign_aggregate(committee, scheme, signers):
 def test_bip340_with_taproot_tweak(committee):
     key = committee.keys["tr"]
     for tweak in (b"", bytes(range(32))):
-        (sig,), *_ = committee.sign("tr", (1, 3), [MSG], tap_tweak=tweak)
+        (sig,), *_ = committee.frost_sign_batch("tr", (1, 3), [MSG], tap_tweak=tweak)
         output_key = key.verify_key(tweak)
         assert output_key != key.public_key
         assert coincurve.PublicKeyXOnly(output_key).verify(sig, MSG)
     with pytest.raises(InvalidInput):
-        committee.sign("ed", (1, 2), [MSG], tap_tweak=b"")
+        committee.frost_sign_batch("ed", (1, 2), [MSG], tap_tweak=b"")
 
 
 def test_long_and_capitalised_key_ids(committee):
     key_id = "Treasury_Hot-Wallet-" + "x" * 40
     key = committee.dkg(key_id, "eddsa-ed25519")
-    (sig,), *_ = committee.sign(key_id, (2, 3), [MSG])
+    (sig,), *_ = committee.frost_sign_batch(key_id, (2, 3), [MSG])
     VerifyKey(key.public_key).verify(MSG, sig)
 
 
 # single use and validation ----------------------------------------------------------------------------------
 def test_nonce_single_use_across_holder_restart(committee):
     c = committee
-    _, got, lists, _ = c.sign("ed", (1, 3), [MSG])
+    _, got, lists, _ = c.frost_sign_batch("ed", (1, 3), [MSG])
     nid = got[3][0][0]
     with pytest.raises(AlreadyConsumed):  # a fresh request for another message, with the spent nonce
         c.holders[3].frost_sign(c.raw("ed", [b"another message"]), [(0, nid, lists[0])])

@@ -1,21 +1,30 @@
-"""In-process share holders for the key lifecycle tests: a committee that can grow, driven exactly as the
-coordinator drives holder actors (begin / step / route), plus the coordinator's lifecycle orchestration on it."""
+"""The in-process committee every test without Ray uses: share holders driven exactly as the coordinator drives
+holder actors (begin / step / route), a committee that can grow, the coordinator's lifecycle orchestration on it,
+TEST ONLY fixture primes for aux-info, and holder handles that stand in for Ray actor handles."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from mpc_ray.coordinator.frost_engine import FrostKey
+from mpc_ray.coordinator.frost_engine import combine as frost_combine
 from mpc_ray.coordinator.lifecycle import KeyLifecycle
 from mpc_ray.coordinator.sessions import SessionSpec, finished, new_sid, route
+from mpc_ray.crypto.frost_suites import get_suite
 from mpc_ray.crypto.secp256k1 import Point
 from mpc_ray.node.frost_records import commitment_list_from_bytes, public_package_from_bytes
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
 from mpc_ray.node.principals import RequestKind
+from mpc_ray.node.records import aux_to_bytes
 from mpc_ray.protocols.ecdsa.sign import combine, rerandomize_for
 from mpc_ray.protocols.frost import aggregate
-from mpc_ray.protocols.wire import decode
+from mpc_ray.protocols.wire import decode, encode
 from tests.support.authz import TestPrincipals
 
 DIGEST = hashlib.sha256(b"lifecycle").digest()
@@ -39,7 +48,13 @@ class FixturePrimes:
 
 
 class Committee:
-    def __init__(self, root: Path, parties=(1, 2, 3)) -> None:
+    """Share holders in one process, driven exactly as the coordinator drives holder actors (begin / step /
+    route), with the admin and operator a client would hold. One class for every in-process test: ECDSA (presign,
+    sign), FROST (dkg, commit, raw, frost_sign_batch), the lifecycle (add, KeyLifecycle on it) and restarts.
+    `aux`: TEST ONLY aux info written to the stores (no aux-info session). `relayed` keeps every envelope the
+    coordinator saw, serialised (for checks that no secret is ever relayed)."""
+
+    def __init__(self, root: Path, parties=(1, 2, 3), aux=None) -> None:
         self.root = root
         self.holders: dict[int, ShareHolder] = {}
         for p in parties:
@@ -47,9 +62,14 @@ class Committee:
         ids = [h.public_identity() for h in self.holders.values()]
         for h in self.holders.values():
             h.set_directory(ids)
+        if aux is not None:
+            for p, h in self.holders.items():
+                h.store.put("aux", aux_to_bytes(aux[p]))
         self.principals = TestPrincipals()  # the admin and operator a client would hold
         self.principals.bootstrap(self.holders.values())
         self.lifecycle = KeyLifecycle(self.run_one, self.call, security="112")
+        self.relayed: list[bytes] = []
+        self.keys: dict[str, FrostKey] = {}
 
     def _open(self, party: int) -> ShareHolder:
         return ShareHolder(party, str(self.root / f"party-{party}"), kdf="min")
@@ -81,6 +101,9 @@ class Committee:
         reqs = [BeginRequest(protocol, s, parties, params) for s in sids]
         res = {i: self.holders[i].begin(reqs, self.principals.grant(reqs)) for i in parties}
         while (done := finished(parties, sids, res)) is None:
+            for results in res.values():
+                for r in results:
+                    self.relayed.extend(encode(e) for e in r.envelopes)
             inputs = route(parties, sids, res)
             res = {i: self.holders[i].step(inputs[i]) for i in parties}
         return done
@@ -136,6 +159,44 @@ class Committee:
             self.allow_operator(key_id)
 
     # FROST ----------------------------------------------------------------------------------------------
+    def dkg(self, key_id: str, scheme: str, threshold: int = 2) -> FrostKey:
+        parties = sorted(self.holders)
+        params = self.principals.keygen_params(key_id, threshold, parties, scheme)
+        out = next(iter(self.run("frost-dkg", parties, params).values()))
+        assert len({r["public_package"] for r in out.values()}) == 1
+        assert len({r["public_key"] for r in out.values()}) == 1
+        pub = public_package_from_bytes(out[parties[0]]["public_package"])
+        key = FrostKey(key_id, scheme, get_suite(scheme), pub, out[parties[0]]["public_key"], threshold, parties)
+        self.keys[key_id] = key
+        return key
+
+    def commit(self, key_id: str, signers, count: int = 1):
+        """{party: [(nonce id, entry)]} and the commitment lists, one per index."""
+        got = {p: self.principals.commit(self.holders[p], key_id, count) for p in signers}
+        lists = [b"".join(got[p][n][1] for p in sorted(signers)) for n in range(count)]
+        return got, lists
+
+    def raw(self, key_id: str, msgs, tap_tweak=None):
+        """The operator's raw_batch request for `msgs`, with the policy it needs."""
+        self.allow_operator(key_id)
+        return self.principals.raw(key_id, msgs, tap_tweak=tap_tweak)
+
+    def frost_sign_batch(self, key_id: str, signers, msgs, tap_tweak=None):
+        """Sign `msgs` with a key of `dkg`: the signatures, the nonces, the commitment lists and the answers."""
+        got, lists = self.commit(key_id, signers, len(msgs))
+        request = self.raw(key_id, msgs, tap_tweak)
+        answers = {}
+        for p in signers:
+            answers[p] = self.holders[p].frost_sign(request, [(n, got[p][n][0], lists[n]) for n in range(len(msgs))])
+        key = self.keys[key_id]
+        out = []
+        for n, m in enumerate(msgs):
+            sig, liars = frost_combine(key, m, lists[n], {p: answers[p][n][0] for p in signers},
+                                       {p: answers[p][n][1] for p in signers}, tap_tweak)
+            assert liars == []
+            out.append(sig)
+        return out, got, lists, answers
+
     def frost_sign(self, key_id, public_package: bytes, signers, message=b"lifecycle"):
         pub = public_package_from_bytes(public_package)
         suite = pub.suite
@@ -178,3 +239,19 @@ class InProcessHandle:
                 return InProcessRef(handle.hooks.get(name, lambda f: f)(fn), args)
 
         return _M
+
+
+@contextmanager
+def keyed_committee(root: Path) -> Iterator[Committee]:
+    """A committee with an ECDSA key "k1" and a FROST Ed25519 key "f1" (its public package in `frost_public`);
+    aux-info takes the fixture primes while the committee is open (a refresh runs aux-info again)."""
+    from mpc_ray.protocols.ecdsa import aux_info
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aux_info, "generate_keypair", FixturePrimes())
+        c = Committee(root)
+        c.run("aux", [1, 2, 3], {"level": "112"})
+        c.run("keygen", [1, 2, 3], {"key_id": "k1", "threshold": 2})
+        out = c.run("frost-dkg", [1, 2, 3], {"key_id": "f1", "scheme": "eddsa-ed25519", "threshold": 2})
+        c.frost_public = next(iter(out.values()))[1]["public_package"]
+        yield c
