@@ -109,7 +109,7 @@ PROGRAMS, EXCERPTS = python_programs(BLOCKS)
 
 
 def _program_param(p: Program):
-    marks = [pytest.mark.slow] if p.starts_cluster else []
+    marks = [pytest.mark.slow, pytest.mark.ray] if p.starts_cluster else []
     lines = "+".join(str(b.line) for b in p.blocks)
     return pytest.param(p, id=f"README.md:{lines}", marks=marks)
 

@@ -27,6 +27,7 @@ def small_sizes(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.ray
 @pytest.mark.slow  # about a minute on 2 cores; 5 s steps leave time to sign after the kill on a loaded machine
 def test_load_test_notebook_runs_with_small_sizes(small_sizes):
     nb = nbformat.read(NOTEBOOK, as_version=4)

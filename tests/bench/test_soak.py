@@ -64,6 +64,7 @@ def test_rolling_window_sums_count_only_what_was_signed_inside_the_window():
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_short_soak_with_faults_keeps_every_invariant():
     """400 signatures or more, through node removals, holder, presign-worker and coordinator kills (each kind at

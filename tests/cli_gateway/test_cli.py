@@ -114,6 +114,7 @@ def our_processes(home: Path) -> list[str]:
     return found
 
 
+@pytest.mark.ray
 def test_up_status_keygen_sign_bench_down(tmp_path):
     home = tmp_path / "mpc-home"
     try:
@@ -162,6 +163,7 @@ def test_up_status_keygen_sign_bench_down(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_demo_json_is_one_object_on_stdout(tmp_path):
     """The demo kills a node: Ray's report of the lost raylet must not break the JSON on stdout."""
     env = {**os.environ, "HOME": str(tmp_path)}

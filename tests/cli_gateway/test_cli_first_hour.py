@@ -273,6 +273,7 @@ def cli_run(home: Path, *args: str, timeout: float = 300) -> subprocess.Complete
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_against_a_running_cluster(tmp_path):
     """`audit verify --party 7` names the parties there are; `--hash` on an Ed25519 key is refused; a key id that
     exists comes back as the coordinator's InvalidInput, unwrapped; `bench -n -c` reports pools and errors by type;
@@ -313,6 +314,7 @@ def test_against_a_running_cluster(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_demo_tells_a_short_clean_story(tmp_path):
     """No raylet state dumps and no Ray INFO lines on the terminal: they go to a log file the demo names."""
     env = {**os.environ, "HOME": str(tmp_path)}

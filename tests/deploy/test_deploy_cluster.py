@@ -24,7 +24,7 @@ from pathlib import Path
 import coincurve
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # tests only: a deployment runs with token auth (README)
 PYTHON = sys.executable

@@ -213,6 +213,7 @@ def test_a_third_uid_is_refused_by_the_socket_mode_then_by_its_peer_uid(world):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_code_on_party_1s_node_takes_nothing_from_a_vault_of_another_user(world, attack):
     got = attack["isolated"]
     assert got["uid"] == world.ray.pw_uid  # Ray's worker, as the Ray user
@@ -230,6 +231,7 @@ def _ptrace_restricted() -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_the_same_attempts_succeed_against_a_vault_of_the_ray_user(world, attack):
     got = attack["control"]["attempts"]
     secret = (world.top / "c" / "party-1" / "node.secret").read_bytes()
@@ -280,6 +282,7 @@ def test_ensure_user_creates_a_system_user_and_adds_groups(world):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_local_cluster_with_vaults_of_a_dedicated_user_keygens_and_signs(world, monkeypatch):
     monkeypatch.setenv(VAULT_PYTHON_ENV, world.python)  # an interpreter the vault user can run
     digest = hashlib.sha256(b"isolation=user").digest()
