@@ -858,18 +858,14 @@ def _btc_world() -> dict[str, Any]:
 
 def _psbt(spk: Any, amounts: tuple[int, ...], pays: tuple[tuple[Any, int], ...], fee: int = 1_000,
           sighash: int | None = None) -> bytes:
-    """tests/node/test_bitcoin_policy.py psbt_bytes: spend `amounts` from `spk`, pay `pays`, change back to `spk`."""
-    from embit.psbt import PSBT
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+    """tests/support/policies.py psbt_bytes, with every input's sighash type set to `sighash`."""
+    from tests.support.policies import psbt_bytes
 
-    vin = [TransactionInput(hashlib.sha256(b"prev %d %d" % (i, a)).digest(), i) for i, a in enumerate(amounts)]
-    change = sum(amounts) - sum(v for _, v in pays) - fee
-    vout = [TransactionOutput(v, s) for s, v in pays] + ([TransactionOutput(change, spk)] if change > 0 else [])
-    psbt = PSBT(Transaction(vin=vin, vout=vout))
-    for inp, a in zip(psbt.inputs, amounts):
-        inp.witness_utxo = TransactionOutput(a, spk)
-        inp.sighash_type = sighash
-    return psbt.serialize()
+    def edit(psbt: Any) -> None:
+        for inp in psbt.inputs:
+            inp.sighash_type = sighash
+
+    return psbt_bytes(spk, amounts, pays, fee, edit=edit)
 
 
 _BTC_AMOUNTS = st.sampled_from((0, 1, 546, 60_000, 21_000_000 * 10**8, 21_000_000 * 10**8 + 1, 2**63 - 1,
