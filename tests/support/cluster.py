@@ -6,6 +6,7 @@ import time
 
 import ray
 
+
 def call_holder(party: int, method: str, *args, wait_s: float = 90.0):
     """Call a holder, waiting while Ray restarts it (a restarted node takes a few seconds)."""
     deadline = time.monotonic() + wait_s
