@@ -24,11 +24,11 @@ from mpc_ray.protocols.ecdsa.precompute import PaillierRandomness, nonce_slot, p
 from mpc_ray.protocols.ecdsa.presign import PresignParty
 from mpc_ray.protocols.ecdsa.sign import combine, partial_sign, rerandomize_for
 from mpc_ray.sim.router import run_parties
-from tests.ecdsa_helpers import tamper_message, with_field
-from tests.fixture_primes import fixture_paillier_key
+from tests.support.ecdsa import tamper_message, with_field
+from tests.support.primes import fixture_paillier_key
 
 DIGEST = hashlib.sha256(b"precomputed randomness").digest()
-DIGEST_LC = hashlib.sha256(b"lifecycle").digest()  # tests/lifecycle_helpers.py signs this
+DIGEST_LC = hashlib.sha256(b"lifecycle").digest()  # tests/support/committee.py signs this
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +287,7 @@ def test_holder_fills_while_idle_and_drops_a_refreshed_keys_entries(tmp_path, mo
     from mpc_ray.crypto.secp256k1 import Point
     from mpc_ray.node.ecdsa_holder import EcdsaHolder
     from mpc_ray.protocols.ecdsa import aux_info
-    from tests.lifecycle_helpers import Committee, FixturePrimes
+    from tests.support.committee import Committee, FixturePrimes
 
     monkeypatch.setattr(aux_info, "generate_keypair", FixturePrimes())
     monkeypatch.setattr(EcdsaHolder, "PRECOMPUTE_DEPTH", 1)
