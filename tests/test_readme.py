@@ -233,3 +233,20 @@ def test_block_markers_are_understood():
                                                  "    # continued: inside the with block", "    print(1)  # 1"]
     assert programs[0].claimed_output() == ["1"]
     assert shell_commands(blocks[-1]) == [(18, ["mpc-ray", "up"]), (18, ["mpc-ray", "down"])]
+
+
+def test_layout_names_every_module_and_package():
+    """README's Layout names every package and top-level module of mpc_ray/ (and every folder of tests/), so the map
+    a newcomer reads is the tree they find."""
+    text = README.read_text()
+    layout = text[text.index("## Layout"):]
+    layout = layout[: layout.index("\n## ", 1)]
+    pkg = ROOT / "mpc_ray"
+    names = {p.name + "/" for p in pkg.iterdir() if (p.is_dir() and (p / "__init__.py").exists())}
+    names |= {p.name for p in pkg.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    missing = sorted(n for n in names if n not in layout)
+    assert not missing, f"README's Layout does not name: {missing}"
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    tests_entry = layout[layout.index("\ntests/"):]
+    tests_entry = tests_entry[: tests_entry.index("\nbenchmarks/")]
+    assert not sorted(f for f in folders if f not in tests_entry), "README's Layout does not name every tests/ folder"
