@@ -101,3 +101,50 @@ def test_the_client_contract_has_no_exceptions():
     client = [c for c in contracts if c["type"] == "forbidden" and "mpc_ray.client" in c["source_modules"]
               and "mpc_ray.node" in c["forbidden_modules"]]
     assert len(client) == 1 and not client[0].get("ignore_imports"), client
+
+
+def _cycles_within_packages() -> list[list[str]]:
+    """Strongly connected groups (more than one module) of the graph "module imports module of the same package",
+    lazy imports inside functions included, annotation-only imports (``if TYPE_CHECKING:``) left out."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in PKG.rglob("*.py")}
+
+    def package(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    graph = {m: {i for i, _ in _imports(p, ROOT, runtime_only=True)
+                 if i in modules and i != m and package(i) == package(m)} for m, p in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def test_no_import_cycle_within_a_package():
+    """Issue 19: no two modules of one package import each other, directly or around a loop (a lazy import that
+    breaks a loop at import time is still a loop); only annotation-only imports may point back."""
+    assert _cycles_within_packages() == []

@@ -24,13 +24,15 @@ from ray.exceptions import RayError
 
 from ..errors import InvalidInput, MpcError
 from ..requests import SignedRequest
+from ..requests.raw_batch import raw_chunks
 from ..types import KeyInfo, Signature
-from .handle import RequestTimeout, SignHandle, raw_chunks, signature_from_wire, typed_error
-from .signer import Payload, check_payload, child_key_info, key_info_from_status
+from .raycall import signature_from_wire, typed_error
+from .signer import Payload, RequestTimeout, check_payload, child_key_info, key_info_from_status
 
 if TYPE_CHECKING:
     from .bitcoin import TaprootWallet
     from .evm import EvmWallet
+    from .handle import SignHandle
     from .solana import SolanaWallet
 
 __all__ = ["AsyncSignHandle"]

@@ -237,9 +237,7 @@ class TaprootWallet:
         submit = getattr(self._signer, "sign_request", None)
         if callable(submit):
             return submit(request)
-        from .simsigner import SimSigner
-
-        if isinstance(self._signer, SimSigner):
+        if getattr(self._signer, "simulates_committee", False):  # client/simsigner.py
             return self._simulate(request)
         raise InvalidInput("this signer cannot submit an agent's request")
 

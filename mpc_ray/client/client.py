@@ -11,13 +11,12 @@ from .. import telemetry as tm  # ops hook: a client-side span and latency for e
 from ..deploy import COORDINATOR_NAME
 from ..errors import InvalidInput, QuorumUnavailable
 from ..requests import RequestKind
+from ..requests.raw_batch import RAW_BATCH_BYTES, RAW_BATCH_MESSAGES, raw_chunks  # noqa: F401  (old import path)
 from .credentials import Credentials
 from .raycall import get
 from ..types import SCHEMES, ChildKeyInfo, EpochResult, KeyInfo, Scheme, Signature, Status
 
 DEFAULT_NAMESPACE = "mpc-ray"
-RAW_BATCH_MESSAGES = 1024  # messages per operator request (one holder call signs at most this many)
-RAW_BATCH_BYTES = 192 * 1024  # and at most this much message data (a signed request's body is <= 256 KiB)
 
 
 class MpcClient:
@@ -87,15 +86,7 @@ class MpcClient:
         if path is not None and not isinstance(path, str):
             raise InvalidInput("a derivation path is a string like 'm/0/7'")
         creds = self._creds()
-        chunks, size, current = [], 0, []
-        for m in messages:
-            if current and (len(current) >= RAW_BATCH_MESSAGES or size + len(m) > RAW_BATCH_BYTES):
-                chunks.append(current)
-                current, size = [], 0
-            current.append(m)
-            size += len(m) + 4
-        if current:
-            chunks.append(current)
+        chunks = [messages[lo:hi] for lo, hi in raw_chunks(messages)]
         return [creds.operator_request(key_id, c, tap_tweak=tap_tweak, path=path) for c in chunks]
 
     def _sign_raw(self, key_id: str, requests: list) -> list[Signature]:

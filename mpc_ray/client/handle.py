@@ -17,17 +17,18 @@ from ray.exceptions import RayError
 from ..errors import InvalidInput, MpcError
 from ..requests import SignedRequest
 from ..types import KeyInfo, Signature
-from .raycall import get, typed_error
+from ..requests.raw_batch import raw_chunks
+from .raycall import get, signature_from_wire, typed_error
 from .signer import (
     POLICY_SCHEMES,
     Agent,
     Payload,
     RequestTimeout,
-    WalletFactory,
     check_payload,
     child_key_info,
     key_info_from_status,
 )
+from .wallets import WalletFactory
 
 if TYPE_CHECKING:
     from .aio import AsyncSignHandle
@@ -35,32 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["RequestTimeout", "SignHandle", "typed_error"]
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def signature_from_wire(scheme: str, out: Any) -> Signature:
-    """The coordinator answers ECDSA with (r||s, recovery id) and FROST with `Signature` objects."""
-    if isinstance(out, Signature):
-        return out
-    raw, recovery_id = out
-    return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), int(recovery_id))
-
-
-def raw_chunks(messages: Sequence[bytes], max_count: int | None = None) -> list[tuple[int, int]]:
-    """(lo, hi) runs of `messages` that each fit one operator raw_batch request: at most `max_count` (default
-    client.RAW_BATCH_MESSAGES) messages and client.RAW_BATCH_BYTES of message data, as `MpcClient.sign_many` splits
-    them (the request's signed body has a size limit)."""
-    from .client import RAW_BATCH_BYTES, RAW_BATCH_MESSAGES
-
-    limit = RAW_BATCH_MESSAGES if max_count is None else min(max_count, RAW_BATCH_MESSAGES)
-    out, lo, size = [], 0, 0
-    for i, m in enumerate(messages):
-        if i > lo and (i - lo >= limit or size + len(m) > RAW_BATCH_BYTES):
-            out.append((lo, i))
-            lo, size = i, 0
-        size += len(m) + 4
-    if len(messages) > lo:
-        out.append((lo, len(messages)))
-    return out
 
 
 class SignHandle(WalletFactory):

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from ..errors import MpcError, QuorumUnavailable
+from ..types import Signature
 from .signer import RequestTimeout
 
 __all__ = ["gather", "get", "typed_error", "unwrap"]
@@ -80,3 +81,11 @@ def get(ref: Any, timeout: float | None = None, *, actor: str = COORDINATOR) -> 
         return ray.get(ref, timeout=timeout)
     except (RayError, MpcError) as exc:
         raise typed_error(exc, actor) from None
+
+
+def signature_from_wire(scheme: str, out: Any) -> Signature:
+    """The coordinator answers ECDSA with (r||s, recovery id) and FROST with `Signature` objects."""
+    if isinstance(out, Signature):
+        return out
+    raw, recovery_id = out
+    return Signature.ecdsa(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), int(recovery_id))

@@ -32,7 +32,8 @@ from ..errors import GatewayUnavailable  # noqa: F401  (old import path)
 from ..requests.http import KeyOut, SignatureOut, SignEnvelope, error_from_body
 from ..requests import SignedRequest, check_json_bounds
 from ..types import KeyInfo, Signature
-from .signer import Agent, Payload, RequestTimeout, WalletFactory, check_payload
+from .signer import Agent, Payload, RequestTimeout, check_payload
+from .wallets import WalletFactory
 
 __all__ = ["GatewayUnavailable", "RemoteSigner"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import nacl.signing
 
@@ -30,12 +30,7 @@ from ..errors import RequestTimeout, BadSignature  # noqa: F401  (old import pat
 from ..requests import RequestFormat, SignedRequest, sign_request
 from ..types import KeyInfo, Signature
 
-if TYPE_CHECKING:
-    from .bitcoin import TaprootWallet
-    from .evm import EvmWallet
-    from .solana import SolanaWallet
-
-__all__ = ["Agent", "BadSignature", "Payload", "RequestTimeout", "Signer", "WalletFactory", "check_payload"]
+__all__ = ["Agent", "BadSignature", "Payload", "RequestTimeout", "Signer", "check_payload"]
 
 POLICY_SCHEMES = ("ecdsa-secp256k1", "eddsa-ed25519")  # schemes whose requests the nodes decode and police
 
@@ -114,26 +109,6 @@ class Signer(Protocol):
     def sign_payload(self, payload: Payload) -> Signature: ...
 
     async def sign_payload_async(self, payload: Payload) -> Signature: ...
-
-
-class WalletFactory:
-    """The wallet constructors every signer offers (``signer.evm_wallet(key_id)``, ...); `self` is the Signer."""
-
-    def evm_wallet(self, key_id: str, *, path: str | None = None) -> EvmWallet:
-        from .evm import EvmWallet
-
-        return EvmWallet(self, key_id, path=path)  # type: ignore[arg-type]
-
-    def solana_wallet(self, key_id: str, *, chain: str | None = None) -> SolanaWallet:
-        """`chain`: the CAIP-2 cluster a policy-enforced request names (default: mainnet-beta)."""
-        from .solana import MAINNET, SolanaWallet
-
-        return SolanaWallet(self, key_id, chain=chain or MAINNET)  # type: ignore[arg-type]
-
-    def taproot_wallet(self, key_id: str, *, network: str = "mainnet", path: str | None = None) -> TaprootWallet:
-        from .bitcoin import TaprootWallet
-
-        return TaprootWallet(self, key_id, network=network, path=path)  # type: ignore[arg-type]
 
 
 def check_payload(info: KeyInfo, payload: Payload) -> None:

@@ -16,13 +16,16 @@ from collections.abc import Mapping
 from ..errors import InvalidInput
 from ..intents import intent_from_request
 from ..types import KeyInfo, Signature
-from .signer import Agent, Payload, WalletFactory, check_payload, child_key_info
+from .signer import Agent, Payload, check_payload, child_key_info
+from .wallets import WalletFactory
 
 __all__ = ["SimSigner"]
 
 
 class SimSigner(WalletFactory):
     """Holds `sim` keys by id: ``SimSigner({"evm": sim.keygen(...), "sol": sim.keygen("eddsa-ed25519", ...)})``."""
+
+    simulates_committee = True  # wallets that submit a whole request (TaprootWallet) simulate the nodes for it
 
     def __init__(self, keys: Mapping[str, object], *, agent: Agent | None = None) -> None:
         self._keys = dict(keys)

@@ -26,6 +26,8 @@ __all__ = ["MAX_MESSAGES", "RawBatch", "decode_raw_batch", "encode_raw_batch"]
 
 MAX_MESSAGES = 4096
 MAX_MESSAGE_BYTES = 64 * 1024
+RAW_BATCH_MESSAGES = 1024  # messages per operator request a client sends (one holder call signs at most this many)
+RAW_BATCH_BYTES = 192 * 1024  # and at most this much message data (a signed request's body is <= 256 KiB)
 _VERSION = 1
 _NO_TWEAK = 0xFF
 
@@ -78,3 +80,18 @@ def decode_raw_batch(body: bytes) -> RawBatch:
     if pos != len(body):
         raise InvalidInput("raw_batch: trailing bytes")
     return RawBatch(tuple(messages), tap_tweak)
+
+
+def raw_chunks(messages: Sequence[bytes], max_count: int | None = None) -> list[tuple[int, int]]:
+    """(lo, hi) runs of `messages` that each fit one operator raw_batch request a client sends: at most `max_count`
+    (default RAW_BATCH_MESSAGES) messages and RAW_BATCH_BYTES of message data (the signed body has a size limit)."""
+    limit = RAW_BATCH_MESSAGES if max_count is None else min(max_count, RAW_BATCH_MESSAGES)
+    out, lo, size = [], 0, 0
+    for i, m in enumerate(messages):
+        if i > lo and (i - lo >= limit or size + len(m) > RAW_BATCH_BYTES):
+            out.append((lo, i))
+            lo, size = i, 0
+        size += len(m) + 4
+    if len(messages) > lo:
+        out.append((lo, len(messages)))
+    return out

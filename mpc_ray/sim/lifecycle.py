@@ -20,7 +20,7 @@ from ..crypto.paillier import PaillierSecretKey
 from ..errors import InvalidInput
 from ..protocols.ecdsa.refresh import RefreshParty
 from ..protocols.reshare import OldCommittee, ReshareParty, ecdsa_key_share, frost_output
-from . import SimEcdsaKey, SimFrostKey, _sid, aux_info
+from .keys import SimEcdsaKey, SimFrostKey, _sid, aux_info
 from .router import Tamper, run_parties
 
 __all__ = ["refresh", "reshare"]

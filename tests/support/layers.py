@@ -12,13 +12,19 @@ FORBIDDEN = ("ray", "mpc_ray.node", "mpc_ray.coordinator", "mpc_ray.client", "mp
              "fcntl", "os", "pathlib", "shutil", "tempfile", "time")
 
 
-def _imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
-    """Every module `path` imports (absolute names; relative imports resolved), with line numbers, lazy ones too."""
+def _imports(path: Path, root: Path = ROOT, *, runtime_only: bool = False) -> list[tuple[str, int]]:
+    """Every module `path` imports (absolute names; relative imports resolved), with line numbers, lazy ones too;
+    `runtime_only`: not those under ``if TYPE_CHECKING:`` (annotations only)."""
     module = ".".join(path.relative_to(root).with_suffix("").parts)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     package = package.removesuffix(".__init__")
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for guard in ast.walk(tree) if isinstance(guard, ast.If) and runtime_only
+                   and "TYPE_CHECKING" in ast.unparse(guard.test) for n in ast.walk(guard)}
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
