@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .protocols.ecdsa_protocols import DEFAULT_ECDSA_PROTOCOL, ECDSA_PROTOCOLS
 from .schemes import SCHEMES
 
 ALLOW_SINGLE_HELP = ("permit threshold 1 (tests only): any one node then holds a usable key and signs alone, so one "
@@ -443,13 +444,15 @@ def _keygen(args: argparse.Namespace) -> int:
     mpc, _ = _attach(args)
     t0 = time.perf_counter()
     with _spinner(args, f"distributed key generation ({args.scheme})"):
-        key = mpc.create_key(args.scheme, threshold=args.threshold, key_id=args.key_id)
+        key = mpc.create_key(args.scheme, threshold=args.threshold, key_id=args.key_id, protocol=args.protocol)
     data: dict[str, Any] = {"key_id": key.key_id, "scheme": key.scheme, "public_key": key.public_key.hex(),
                             "threshold": key.threshold, "parties": key.parties,
                             "keygen_s": round(time.perf_counter() - t0, 2)}
     if key.scheme == "ecdsa-secp256k1":
         data["evm_address"] = _evm_address(key.public_key)
-    lines = [f"key {key.key_id}: {key.scheme}, {key.threshold}-of-{key.parties}, made in {data['keygen_s']} s",
+        data["protocol"] = key.protocol
+    made = f"{key.scheme} ({key.protocol})" if key.protocol else key.scheme
+    lines = [f"key {key.key_id}: {made}, {key.threshold}-of-{key.parties}, made in {data['keygen_s']} s",
              f"  public key   {data['public_key']}"]
     if "evm_address" in data:
         lines.append(f"  EVM address  {data['evm_address']}")
@@ -854,6 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--scheme", choices=SCHEMES, default="ecdsa-secp256k1", help="default ecdsa-secp256k1")
     keygen.add_argument("--threshold", type=int, default=None,
                         help="signers needed, 2 up to the cluster's parties (default: the cluster's threshold)")
+    keygen.add_argument("--protocol", choices=sorted(ECDSA_PROTOCOLS), default=None,
+                        help=f"ECDSA only (default {DEFAULT_ECDSA_PROTOCOL}: fastest presigning, no Paillier); "
+                             "cggmp21 identifies a cheating signer in presigning")
     keygen.add_argument("--allow-single", action="store_true", help=ALLOW_SINGLE_HELP)
     keygen.add_argument("--key-id", default=None, help="1-64 characters of [A-Za-z0-9_-] (default: random)")
     keygen.add_argument("--wait-depth", type=int, default=None,

@@ -10,6 +10,7 @@ import ray
 from .. import telemetry as tm  # ops hook: a client-side span and latency for every sign, one-hop or not
 from ..deploy import COORDINATOR_NAME
 from ..errors import InvalidInput, QuorumUnavailable
+from ..protocols.ecdsa_protocols import CGGMP21, DEFAULT_ECDSA_PROTOCOL
 from ..requests import RequestKind
 from ..requests.raw_batch import RAW_BATCH_BYTES, RAW_BATCH_MESSAGES, raw_chunks  # noqa: F401  (old import path)
 from .credentials import Credentials
@@ -42,9 +43,10 @@ class MpcClient:
                    key_id: str | None = None, protocol: str | None = None) -> KeyInfo:
         """A new key shared among the whole committee, approved by this client's admins (every holder checks the
         approval names this key, scheme, threshold and committee). With dev credentials (`local_cluster`), the key
-        also gets a permissive operator policy so that `sign` works at once. ECDSA: `protocol` "cggmp21" (default:
-        identifiable abort, Paillier aux info) or "dkls23" (OT-based, no aux info, faster presigning;
-        protocols/ecdsa_protocols.py), fixed for the key's life and named in the approval."""
+        also gets a permissive operator policy so that `sign` works at once. ECDSA: `protocol` "dkls23" (the
+        default, `DEFAULT_ECDSA_PROTOCOL`: OT-based, no aux info, presigning ~13x cheaper) or "cggmp21"
+        (identifiable abort in presigning, Paillier aux info; protocols/ecdsa_protocols.py), fixed for the key's
+        life and named in the approval unless it is CGGMP21 (an approval naming none means CGGMP21)."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
         scheme = Scheme(scheme).value  # the plain string travels (signed approval, holders' records)
@@ -56,7 +58,9 @@ class MpcClient:
             raise InvalidInput(f"threshold must be between 1 and {len(committee)} (the committee's size), "
                                f"not {threshold!r}")
         params = {"key_id": key_id, "scheme": scheme, "threshold": threshold, "parties": committee}
-        if protocol is not None and protocol != "cggmp21":  # a CGGMP21 approval names no protocol
+        if protocol is None and scheme == Scheme.ECDSA_SECP256K1.value:
+            protocol = DEFAULT_ECDSA_PROTOCOL  # resolved here: the holders read an approval naming none as CGGMP21
+        if protocol is not None and protocol != CGGMP21.name:  # a CGGMP21 approval names no protocol
             params["protocol"] = protocol
         approval = creds.admin_request(RequestKind.CREATE_KEY, params)
         extra = () if protocol is None else (protocol,)

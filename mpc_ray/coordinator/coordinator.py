@@ -102,8 +102,10 @@ class Coordinator:
     def create_key(self, key_id: str, scheme: str, threshold: int, approval: SignedRequest | None = None,
                    protocol: str | None = None) -> dict[str, Any]:
         """A new key among the whole committee. `approval`: the admin-quorum ``create_key`` request naming it, which
-        every holder checks before it takes part. ECDSA: `protocol` "cggmp21" (default) or "dkls23"
-        (protocols/ecdsa_protocols.py): the same key generation, then, for DKLs23, its pairwise setup."""
+        every holder checks before it takes part. ECDSA: `protocol` "dkls23" or "cggmp21"
+        (protocols/ecdsa_protocols.py): the same key generation, then, for DKLs23, its pairwise setup. None is
+        CGGMP21, as for the holders (an approval naming no protocol means CGGMP21); clients resolve their own None
+        to `DEFAULT_ECDSA_PROTOCOL` and pass it here and in the approval."""
         check_key_id(key_id)
         if protocol is not None and scheme != ECDSA:
             raise InvalidInput("a protocol is chosen for ECDSA keys only")

@@ -25,7 +25,7 @@ from .dkls23 import sign as dkls23_sign
 from .ecdsa import presign as cggmp21_presign
 from .ecdsa import sign as cggmp21_sign
 
-__all__ = ["CGGMP21", "DKLS23", "ECDSA_PROTOCOLS", "EcdsaProtocol", "ecdsa_protocol", "protocol_of"]
+__all__ = ["CGGMP21", "DEFAULT_ECDSA_PROTOCOL", "DKLS23", "ECDSA_PROTOCOLS", "EcdsaProtocol", "ecdsa_protocol", "protocol_of"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ DKLS23 = EcdsaProtocol("dkls23", "dkls23-presign", dkls23_sign.PresignaturePubli
                        dkls23_sign.combine, presign_workers=True, identifies=False, setup_session="dkls23-setup",
                        names_executor=True)
 ECDSA_PROTOCOLS: dict[str, EcdsaProtocol] = {p.name: p for p in (CGGMP21, DKLS23)}
+# what a client makes a new key with when it names no protocol, decided by measurement (BENCHMARKS.md, issue 20):
+# presignature CPU for both signers ~25 ms vs ~320 ms (level 112) / ~900 ms (128), setup 0.3 s vs aux info 8 s / 43 s.
+# Only clients read it: an approval or keygen that names no protocol stays CGGMP21 at the holders (older approvals
+# and keys keep their meaning), so a client names any other protocol explicitly.
+DEFAULT_ECDSA_PROTOCOL = DKLS23.name
 _BY_PUBLIC = {p.public_type: p for p in ECDSA_PROTOCOLS.values()}
 
 
