@@ -69,8 +69,9 @@ def test_create_sign_and_sign_many(mpc, key):
     assert all(verify(key.public_key, digest(i + 1), s) for i, s in enumerate(sigs))
     child = mpc.derive(key.key_id, "m/0/7")
     assert verify(child.public_key, digest(20), mpc.sign(key.key_id, digest(20), path="m/0/7"))
-    cggmp = mpc.create_key("ecdsa-secp256k1")  # the default protocol beside it
+    cggmp = mpc.create_key("ecdsa-secp256k1", protocol="cggmp21")  # the other protocol beside it
     assert cggmp.protocol == "cggmp21"
+    assert mpc.create_key("ecdsa-secp256k1").protocol == "dkls23"  # the default (DEFAULT_ECDSA_PROTOCOL)
     assert verify(cggmp.public_key, digest(21), mpc.sign(cggmp.key_id, digest(21)))
 
 

@@ -38,7 +38,15 @@ def mpc():
 
 @pytest.fixture(scope="module")
 def key(mpc):
-    return mpc.create_key("ecdsa-secp256k1")
+    return mpc.create_key("ecdsa-secp256k1")  # the default protocol (DKLs23)
+
+
+@pytest.fixture(scope="module")
+def cggmp_key(mpc):
+    """For what only CGGMP21 has: identification after a failed presigning."""
+    key = mpc.create_key("ecdsa-secp256k1", protocol="cggmp21")
+    assert key.protocol == "cggmp21"
+    return key
 
 
 ALL_R: list[int] = []  # r of every signature this module made: no presignature may ever be used twice
@@ -78,10 +86,10 @@ def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
 
     mpc.wait_for_pools(key.key_id, 2, timeout=300)
     lease = ray.get(mpc._coordinator.lease_presignatures.remote(key.key_id, 1))
-    from mpc_ray.protocols.ecdsa.presign import PresignaturePublic
+    from mpc_ray.protocols.ecdsa_protocols import ecdsa_protocol
     from mpc_ray.protocols.wire import decode
 
-    pid = decode(lease["presignatures"][0], PresignaturePublic).presignature_id
+    pid = decode(lease["presignatures"][0], ecdsa_protocol(lease["protocol"]).public_type).presignature_id
     holder = ray.get_actor("mpc-holder-1", namespace="mpc-ray")
     identity = ray.get(holder.public_identity.remote())
     consumed = ray.get(holder.consumed_ids.remote())
@@ -95,6 +103,7 @@ def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
                      "new_parties": [1, 2, 3], "new_threshold": 1, "old_public": b""}),
         ("aux", {"level": "112"}),
         # only the coordinator's grant starts these (requests/grants.py)
+        ("dkls23-setup", {"key_id": key.key_id}), ("dkls23-presign", {"key_id": key.key_id, "executor": "worker-0"}),
         ("presign", {"key_id": key.key_id}), ("identify", {"presign_sid": b"presign:x"}))]
     calls = [("partial_sign", None, [(0, pid)]), ("partial_sign", key.key_id, [(0, pid)]),
              ("frost_sign", None, [(0, pid, b"")]), ("sign_request", None, pid), ("sign_requests", [(None, pid)]),
@@ -113,7 +122,7 @@ def test_a_plain_ray_driver_gets_unauthorized_from_every_entry_point(mpc, key):
     assert ray.get(holder.consumed_ids.remote()) == consumed  # nothing consumed
     assert ray.get(holder.key_views.remote()).keys() == {key.key_id}  # no key made
     worker = ray.get_actor("mpc-worker-1-0", namespace="mpc-ray")  # a presign worker starts nothing either
-    for b in begin[-2:]:
+    for b in begin[-3:]:
         with pytest.raises(Unauthorized):
             ray.get(worker.begin.remote([b]), timeout=60)
 
@@ -487,13 +496,14 @@ def _kept_sessions(actor_self) -> list:
     return [s.protocol for s in list(holder.sessions.values()) if s.protocol in ("presign", "identify")]
 
 
-def test_a_wrong_delta_is_identified_and_its_sender_excluded(mpc, key):
+def test_a_wrong_delta_is_identified_and_its_sender_excluded(mpc, cggmp_key):
     """Holder 2 broadcasts a wrong delta_i with valid proofs: the presigning fails its sums, the coordinator runs
     identification among the signers, names 2 (party 1's Pi-dec check), excludes it, and signing goes on with 1
     and 3. Only the holder cheats (presign workers stay honest): `worker=None` presigns on the holders, so the
-    refill threads, which use the workers, never meet the cheat."""
+    refill threads, which use the workers, never meet the cheat. CGGMP21 only: DKLs23 has security with abort."""
     from mpc_ray.errors import ProtocolAbort
 
+    key = cggmp_key
     holder2 = ray.get_actor("mpc-holder-2", namespace="mpc-ray")
     coordinator = ray.get_actor("mpc-coordinator", namespace="mpc-ray")
     assert ray.get(holder2.__ray_call__.remote(_cheat_on_delta, True)) == 2
