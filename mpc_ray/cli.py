@@ -780,7 +780,7 @@ def _committee_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mpc-ray",
-        description="Self-hosted threshold signing (CGGMP21 ECDSA, FROST) on Ray.",
+        description="Self-hosted threshold signing (ECDSA: DKLs23 or CGGMP21; FROST) on Ray.",
         epilog="Quick start: `mpc-ray demo` (everything in one go), or `mpc-ray up`, `mpc-ray keygen`, "
                "`mpc-ray sign KEY --message hi`, `mpc-ray status`, `mpc-ray down`. "
                "Add --json to any command for machine-readable output, -v for the traceback of an error.",
