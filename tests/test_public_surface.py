@@ -279,6 +279,25 @@ def test_client_create_key_takes_a_scheme_and_sends_the_plain_string(client):
     assert json.loads(args[3].body)["scheme"] == "eddsa-ed25519"
 
 
+def test_client_names_the_default_ecdsa_protocol_and_never_cggmp21_in_the_approval(client):
+    """Issue 20: new ECDSA keys are DKLs23 unless CGGMP21 is asked for. The holders read an approval naming no
+    protocol as CGGMP21 (older approvals keep their meaning), so the client resolves the default itself and names it;
+    a FROST key's approval names no protocol."""
+    from mpc_ray.protocols.ecdsa_protocols import DEFAULT_ECDSA_PROTOCOL
+
+    assert DEFAULT_ECDSA_PROTOCOL == "dkls23"
+    for asked, sent, approved in [(None, "dkls23", "dkls23"), ("dkls23", "dkls23", "dkls23"),
+                                  ("cggmp21", "cggmp21", None)]:
+        client._coordinator.calls.clear()
+        client.create_key("ecdsa-secp256k1", key_id="e9", protocol=asked)
+        _, args = next(c for c in client._coordinator.calls if c[0] == "create_key")
+        assert args[4] == sent and json.loads(args[3].body).get("protocol") == approved
+    client._coordinator.calls.clear()
+    client.create_key("eddsa-ed25519", key_id="f1")
+    _, args = next(c for c in client._coordinator.calls if c[0] == "create_key")
+    assert len(args) == 4 and "protocol" not in json.loads(args[3].body)
+
+
 def test_client_create_key_refuses_an_unknown_scheme(client):
     with pytest.raises(errors.InvalidInput):
         client.create_key("ecdsa-p256")
