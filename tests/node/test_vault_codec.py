@@ -122,7 +122,9 @@ def _error_args(cls):
 def test_method_table_is_the_holders_entry_points():
     assert set(vc.METHODS) == set(ENTRY_POINTS)
     for name, spec in vc.METHODS.items():
-        params = [p for p in inspect.signature(getattr(ShareHolder, name)).parameters.values() if p.name != "self"]
+        # Ray adds `_ray_trace_ctx` to an actor class's methods once an earlier test turned tracing on in this process
+        params = [p for p in inspect.signature(getattr(ShareHolder, name)).parameters.values()
+                  if p.name not in ("self", "_ray_trace_ctx")]
         assert [n for n, _ in spec.params] == [p.name for p in params], name
         assert spec.required == sum(p.default is inspect.Parameter.empty for p in params), name
 
