@@ -484,6 +484,44 @@ def bench_precompute(level: str, pairs: int, log) -> dict:
     return out
 
 
+def bench_batch_ab(level: str, pairs: int, log) -> dict:
+    """Per-party CPU of one presignature of n = 3 (fixture keys) with round 3's Paillier equations batched per
+    modulus (crypto/zk/batch.py, as shipped) vs. checked proof by proof (the fall-back path alone: what presigning
+    did before the batch), alternating which goes first, in one process."""
+    from mpc_ray.crypto.secp256k1 import Point
+    from mpc_ray.crypto.zk import pi_aff_g, pi_log_star
+    from mpc_ray.protocols.ecdsa import presign as presign_mod
+
+    ids = [1, 2, 3]
+    aux_out, _, _ = run_aux(level, 3)
+    shares, _, _ = run_keygen(3, 3)
+    run_presign(shares, aux_out, ids)  # warm-up: fixed-base tables of every N-hat
+    batched = presign_mod.PresignParty._verify_round2_proofs
+
+    def one_by_one(self, j, b, d):  # presign.py's fall-back alone (what round 3 did before the batch)
+        own_pk, own_rp, pk_j = self.aux.paillier.public, self.aux.rp(self.party), self.aux.paillier_pk(j)
+        pi_aff_g.verify(self._tr("pi_aff_g/gamma", j, self.party), d.psi, pk0=own_pk, pk1=pk_j, verifier_rp=own_rp,
+                        C=self._K, D=d.D, Y=d.F, X=b.Gamma, level=self.level)
+        pi_aff_g.verify(self._tr("pi_aff_g/x", j, self.party), d.psi_hat, pk0=own_pk, pk1=pk_j, verifier_rp=own_rp,
+                        C=self._K, D=d.D_hat, Y=d.F_hat, X=self._W[j], level=self.level)
+        pi_log_star.verify(self._tr("pi_log_star/gamma", j, self.party), d.psi_log, prover_pk=pk_j,
+                           verifier_rp=own_rp, C=self._r1[j].G, X=b.Gamma, base=Point.generator(), level=self.level)
+
+    rows: dict[str, list[float]] = {"batched": [], "one by one": []}
+    try:
+        for k in range(pairs):
+            for mode in (("batched", "one by one") if k % 2 == 0 else ("one by one", "batched")):
+                presign_mod.PresignParty._verify_round2_proofs = batched if mode == "batched" else one_by_one
+                _, cpu, _ = run_presign(shares, aux_out, ids)
+                rows[mode].append(sum(sum(c) for c in cpu.values()) / len(ids))
+    finally:
+        presign_mod.PresignParty._verify_round2_proofs = batched
+    out = {"level": level, "pairs": pairs, **{m: med(v) for m, v in rows.items()}}
+    log(f"  batch A/B {level}: per party batched {ms(out['batched'])} ms, one by one {ms(out['one by one'])} ms CPU "
+        f"({100 * (out['batched'] / out['one by one'] - 1):+.1f}%)")
+    return out
+
+
 def render_precompute(rows: list[dict], started: str, load_start, load_end, elapsed: float, pairs: int) -> str:
     L = ["# CGGMP21 presignature latency with precomputed Paillier randomness", "",
          f"- Date: {started} (UTC)", *machine_info(source_state()),
@@ -824,6 +862,8 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--precompute", type=int, metavar="PAIRS",
                     help="only the presignature latency with full Paillier-nonce pools vs. none, PAIRS runs each")
+    ap.add_argument("--batch-ab", type=int, metavar="PAIRS",
+                    help="only round 3's batched check vs. proof by proof, per-party presignature CPU, PAIRS runs each")
     args = ap.parse_args()
 
     started_dt = _dt.datetime.now(_dt.UTC)
@@ -833,6 +873,13 @@ def main() -> None:
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - w0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    if args.batch_ab:
+        for level in ("112", "128"):
+            log(f"batch A/B level {level}, {args.batch_ab} pairs (load {os.getloadavg()[0]:.2f})")
+            bench_batch_ab(level, args.batch_ab, log)
+        log(f"load at the end {os.getloadavg()[0]:.2f}")
+        return
 
     if args.precompute:
         rows = []
