@@ -297,14 +297,9 @@ def test_a_rate_limited_holder_reads_as_a_full_pool_to_the_frost_refill(c, monke
     from mpc_ray.crypto.frost_suites import get_suite
     from mpc_ray.node.frost_records import public_package_from_bytes
     from mpc_ray.node.lifecycle import frost_public_entry
-    from tests.support.committee import InProcessHandle
+    from tests.support.committee import InProcessHandle, get_in_process
 
-    def fake_get(ref, timeout=None):
-        if ref.error is not None:
-            raise ref.error
-        return ref.value
-
-    monkeypatch.setattr(ray, "get", fake_get)
+    monkeypatch.setattr(ray, "get", get_in_process)
     monkeypatch.setattr(session_gate, "NONCE_BUCKET", (10_000, 0.0))  # never refilled
     gate = c.holders[1].authorization.gate  # party 1 admits all its nonce pairs of f1 (the grant already checked)
     gate.admit_commit("f1", 10_000, (b"\x01" * 32, int(time.time()) + 60))

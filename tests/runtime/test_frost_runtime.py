@@ -30,7 +30,7 @@ from mpc_ray.node.frost_records import (
 from mpc_ray.node.holder import BeginRequest, ShareHolder
 from mpc_ray.node.store import AlreadyConsumed, SecretVault
 from mpc_ray.protocols.frost import prepare, verify_signature_share
-from tests.support.committee import Committee, InProcessHandle
+from tests.support.committee import Committee, InProcessHandle, get_in_process
 
 SCHEMES = ["eddsa-ed25519", "schnorr-bip340"]
 MSG = b"solana tx message bytes: transfer 5 SOL"
@@ -300,14 +300,7 @@ def coordinator(committee, monkeypatch):
 
     from mpc_ray.coordinator.coordinator import Coordinator, CoordinatorConfig
 
-    def fake_get(ref, timeout=None):
-        if isinstance(ref, list):
-            return [fake_get(r) for r in ref]
-        if ref.error is not None:
-            raise ref.error
-        return ref.value
-
-    monkeypatch.setattr(ray, "get", fake_get)
+    monkeypatch.setattr(ray, "get", get_in_process)
     handles = {p: InProcessHandle(h) for p, h in committee.holders.items()}
     coord = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=8, quorum_wait_s=0.0,
                                           coordinator_seed=committee.principals.creds.coordinator_seed), "test",

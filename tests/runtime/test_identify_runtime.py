@@ -27,7 +27,7 @@ from mpc_ray.protocols.ecdsa.presign import PresignParty, Round3
 from mpc_ray.types import Signature
 from tests.support.authz import TestPrincipals
 from tests.support.primes import fixture_paillier_key
-from tests.support.committee import InProcessHandle
+from tests.support.committee import InProcessHandle, get_in_process
 
 
 # test-only cheaters -------------------------------------------------------------------------------------------
@@ -123,15 +123,8 @@ def coordinator(holders):
 
     hs, principals = holders
 
-    def fake_get(ref, timeout=None):
-        if isinstance(ref, list):
-            return [fake_get(r) for r in ref]
-        if ref.error is not None:
-            raise ref.error
-        return ref.value
-
     mp = pytest.MonkeyPatch()
-    mp.setattr(ray, "get", fake_get)
+    mp.setattr(ray, "get", get_in_process)
     handles = {p: InProcessHandle(h) for p, h in hs.items()}
     c = Coordinator(CoordinatorConfig(parties=[1, 2, 3], refill=False, pool_depth=4, presign_batch=2,
                                       quorum_wait_s=0.0, security="112",
