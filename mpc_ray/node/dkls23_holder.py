@@ -7,8 +7,9 @@ node/authorized.py's, on a principal's request, as for CGGMP21 (node/hd.py `ecds
 - **Setup**, once per key and epoch, among every party of the key, holders only: base OTs both ways per pair, the
   OT-extension setups and the zero-sharing seeds, kept in the encrypted store (`DKLs23SetupRecord`, explicit
   serialisation) with the key's epoch. A refresh or resharing moves the epoch: presigning then waits for a new setup.
-  Presign workers read the record from the store for every session, so they follow a new epoch's setup and the
-  retired pairs at once; they re-read the key share when the epoch moved (EcdsaHolder.current_key).
+  Every executor reads the record from the store for every session, so it follows a new epoch's setup and the
+  retired pairs at once (workers re-read the key share when the epoch moved: EcdsaHolder.current_key); only the
+  parse is kept, for as long as the stored bytes stay the same (any write of the record changes them).
 - **Presigning**, on the coordinator's grant, on the holder or on presign worker k of every signer's node: rounds 1-2
   of DKLs23 among a signer set; the presignature goes to the vault (a worker: to the store entry the holder's vault
   reads) under the key's presignature kind, tagged "dkls23", with the same guard against an epoch switch as
@@ -129,6 +130,8 @@ class DKLs23Holder:
     def __init__(self, state: HolderState, ecdsa: EcdsaHolder) -> None:
         self.state = state
         self._ecdsa = ecdsa  # its epoch guard around storing a presignature
+        # key id -> (the stored record's bytes, its epoch, its setup less retired pairs, its stamp): the last parse
+        self._parsed: dict[str, tuple[bytes, int, SetupOutput, bytes]] = {}
 
     # sessions -------------------------------------------------------------------------------------------------
     def machine(self, req: BeginRequest) -> RoundParty:
@@ -186,14 +189,22 @@ class DKLs23Holder:
         return self._current_setup(key_id)[0]
 
     def _current_setup(self, key_id: str) -> tuple[SetupOutput, bytes]:
-        """(`setup`, a digest naming the stored setup it came from)."""
-        rec = self._record(key_id)
-        if rec is None or rec.epoch != self.state.epoch(key_id):
+        """(`setup`, a digest naming the stored setup it came from). The record is read for every session (another
+        executor may have retired a pair or stored a new setup); it is parsed again only when its bytes changed."""
+        raw, epoch = self.state.store.get(setup_entry(key_id)), self.state.epoch(key_id)
+        parsed = self._parsed.get(key_id)
+        if parsed is None or parsed[0] != raw:
+            self._parsed.pop(key_id, None)
+            rec = decode(raw, DKLs23SetupRecord) if raw is not None else None
+            if rec is not None and rec.epoch == epoch:
+                setup = SetupOutput.from_secret_bytes(rec.setup)
+                if setup.party != self.state.party:
+                    raise InvalidInput("the stored DKLs23 setup is another party's")
+                parsed = self._parsed[key_id] = (raw, rec.epoch, setup.without(rec.retired) if rec.retired else setup,
+                                                 _stamp(rec))
+        if parsed is None or parsed[0] != raw or parsed[1] != epoch:
             raise HolderNotReady(f"no DKLs23 setup of key {key_id!r} for its current epoch: run dkls23-setup")
-        setup = SetupOutput.from_secret_bytes(rec.setup)
-        if setup.party != self.state.party:
-            raise InvalidInput("the stored DKLs23 setup is another party's")
-        return (setup.without(rec.retired) if rec.retired else setup), _stamp(rec)
+        return parsed[2].fresh(), parsed[3]  # each session its own record of used extension ids
 
     def retire(self, key_id: str, peer: int, stamp: bytes | None = None) -> None:
         """Retire the pair with `peer` in the stored setup (after a failed OT-extension or multiplication check);

@@ -198,6 +198,38 @@ def run_on(c, executors: dict, sids: list[bytes], params: dict, protocol="dkls23
     return [decode(next(iter(r.values())), PresignaturePublic) for r in done.values()]
 
 
+def test_setup_parse_kept_per_record_bytes_and_a_workers_retirement_seen_at_once(committee, monkeypatch):
+    """The holder reads the setup record for every session but parses it again only when its bytes changed; each
+    session still gets its own in-memory record of used extension ids; a pair retired by a worker of the same node
+    (in the shared store) is refused by the holder's very next session."""
+    c = committee
+    part = c.holders[1].dkls23
+    stored = c.holders[1].store.get(setup_entry("d1"))
+    assert decode(stored, DKLs23SetupRecord).retired == []
+    parses, parse = [], SetupOutput.from_secret_bytes
+    monkeypatch.setattr(SetupOutput, "from_secret_bytes", classmethod(lambda cls, data: parses.append(1) or parse(data)))
+    a, b = part.setup("d1"), part.setup("d1")
+    presign(c, [1, 3], 2)
+    assert len(parses) <= 1  # nothing changed the record: parsed once at most (none if an earlier test did)
+    ext = b"e" * 32
+    a.pairs[3].ote_receiver.extend(ext, 8)
+    with pytest.raises(InvalidInput, match="already used"):
+        a.pairs[3].ote_receiver.extend(ext, 8)
+    b.pairs[3].ote_receiver.extend(ext, 8)  # another session's copy: its own record (the durable one is the ledger)
+    worker = open_worker(c, 1)
+    try:
+        worker.dkls23.retire("d1", 3)
+    finally:
+        worker.close()
+    with pytest.raises(InvalidInput, match="no pairwise setup"):
+        presign(c, [1, 3], 1)
+    assert len(parses) <= 2 and 3 not in part.setup("d1").pairs
+    for h in c.holders.values():
+        h.drop_sessions(list(h.sessions))
+    c.holders[1].store.put(setup_entry("d1"), stored)  # as it was, for the tests below
+    presign(c, [1, 3], 1)
+
+
 def test_worker_presigns_and_the_holder_signs(committee):
     """Presign worker 0 of nodes 1 and 3 makes DKLs23 presignatures into the store its holder reads; the holders sign
     with them (coincurve and python-ecdsa) and consume them. A session not declared for worker 0 is refused there."""

@@ -189,6 +189,10 @@ class OTESenderSetup(_Setup):
             raise InvalidInput("malformed OT-extension sender setup")
         return cls(setup_id, me, peer, int.from_bytes(rest[: KAPPA // 8], "big"), _unpack_seeds(rest[KAPPA // 8 :]))
 
+    def fresh(self) -> "OTESenderSetup":
+        """This setup as stored: the same seeds, no extension id used, not retired (a node keeps both durably)."""
+        return OTESenderSetup(self.setup_id, self.me, self.peer, self._delta, self._seeds)
+
     def extend(self, ext_id: bytes, msg: ExtensionMessage, count: int) -> "SenderExtension":
         """Check the receiver's message for extension `ext_id` and return the sender's `count` random OTs."""
         count, ext_id = _check_count(count), _check_ext_id(ext_id)
@@ -246,6 +250,10 @@ class OTEReceiverSetup(_Setup):
             raise InvalidInput("malformed OT-extension receiver setup")
         half = KAPPA * SEED_BYTES
         return cls(setup_id, me, peer, _unpack_seeds(rest[:half]), _unpack_seeds(rest[half:]))
+
+    def fresh(self) -> "OTEReceiverSetup":
+        """This setup as stored: the same seeds, no extension id used, not retired (a node keeps both durably)."""
+        return OTEReceiverSetup(self.setup_id, self.me, self.peer, self._seeds0, self._seeds1)
 
     def extend(self, ext_id: bytes, count: int) -> tuple[ExtensionMessage, "ReceiverExtension"]:
         """Start extension `ext_id`: `count` random OTs with fresh random choice bits; the message goes to the peer."""

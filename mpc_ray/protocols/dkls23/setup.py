@@ -91,6 +91,12 @@ class SetupOutput(SecretHolder):
             raise InvalidInput("the zero-sharing seeds do not match the pairs")
         return cls(party, pairs, zero)
 
+    def fresh(self) -> "SetupOutput":
+        """A copy as stored, for one session: its own in-memory records of used extension ids, empty (the seeds
+        are shared: nothing changes them)."""
+        return SetupOutput(self.party, {p: PairSetup(p, s.ote_sender.fresh(), s.ote_receiver.fresh())
+                                        for p, s in self.pairs.items()}, self.zero_seeds)
+
     def without(self, peers: Iterable[int]) -> "SetupOutput":
         """This setup less its pairs (and zero-sharing seeds) with `peers`: what is left after they are retired."""
         gone = set(peers)
