@@ -409,6 +409,25 @@ def test_setup_serialisation_and_secrecy(pair):
         OTESenderSetup.from_secret_bytes(rs.to_secret_bytes())
 
 
+def test_fresh_copy_is_the_setup_as_stored(pair):
+    """`fresh` (a holder's per-session copy of its parsed setup): the same correlation, its own empty record of
+    used extension ids, not retired; the original keeps its own record."""
+    rs, ss = pair()
+    rs.extend(b"used", 64)
+    rs2, ss2 = rs.fresh(), ss.fresh()
+    assert type(rs2) is OTEReceiverSetup and rs2.to_secret_bytes() == rs.to_secret_bytes()
+    msg, rext = rs2.extend(b"used", 64)  # unused in the copy
+    v0, v1 = ss2.extend(b"used", msg, 64).pads(1)
+    assert rext.pads(1)[0] == (v1 if rext.choices & 1 else v0)[0]
+    with pytest.raises(InvalidInput, match="already used"):
+        rs.extend(b"used", 64)
+    with _expect_abort("ote.kos_check", S, R):
+        ss2.extend(b"bad", _cheating_extension(rs, b"bad", 64, 3, 2, 1 - ((ss._delta >> 3) & 1)), 64)
+    with _expect_abort("ote.retired", S, R):
+        ss2.extend(b"after", rs.extend(b"after", 64)[0], 64)
+    assert ss.fresh()._retired is False  # the retirement that lasts is the node's, in its stored record
+
+
 def test_ot_and_dkls23_modules_stay_below_the_runtime():
     paths = sorted((ROOT / "mpc_ray" / "crypto" / "ot").glob("*.py")) + sorted(
         (ROOT / "mpc_ray" / "protocols" / "dkls23").glob("*.py")

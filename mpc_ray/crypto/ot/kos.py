@@ -34,6 +34,7 @@ import operator
 import secrets
 from dataclasses import dataclass
 from functools import reduce
+from typing import Self
 
 from ...errors import InvalidInput
 from ..secp256k1 import Q
@@ -144,6 +145,16 @@ class _Setup(SecretHolder):
         self._used: set[bytes] = set()
         self._retired = False
 
+    def fresh(self) -> Self:
+        """This setup as stored: the same (checked, never changed) seeds, no extension id used, not retired (a node
+        keeps both durably)."""
+        new = object.__new__(type(self))
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                setattr(new, name, getattr(self, name))
+        new._used, new._retired = set(), False
+        return new
+
     def _claim(self, ext_id: bytes) -> None:
         if self._retired:
             raise abort(self.peer, "ote.retired", self.me, "this setup failed a check before; run a new setup")
@@ -189,9 +200,6 @@ class OTESenderSetup(_Setup):
             raise InvalidInput("malformed OT-extension sender setup")
         return cls(setup_id, me, peer, int.from_bytes(rest[: KAPPA // 8], "big"), _unpack_seeds(rest[KAPPA // 8 :]))
 
-    def fresh(self) -> "OTESenderSetup":
-        """This setup as stored: the same seeds, no extension id used, not retired (a node keeps both durably)."""
-        return OTESenderSetup(self.setup_id, self.me, self.peer, self._delta, self._seeds)
 
     def extend(self, ext_id: bytes, msg: ExtensionMessage, count: int) -> "SenderExtension":
         """Check the receiver's message for extension `ext_id` and return the sender's `count` random OTs."""
@@ -251,9 +259,6 @@ class OTEReceiverSetup(_Setup):
         half = KAPPA * SEED_BYTES
         return cls(setup_id, me, peer, _unpack_seeds(rest[:half]), _unpack_seeds(rest[half:]))
 
-    def fresh(self) -> "OTEReceiverSetup":
-        """This setup as stored: the same seeds, no extension id used, not retired (a node keeps both durably)."""
-        return OTEReceiverSetup(self.setup_id, self.me, self.peer, self._seeds0, self._seeds1)
 
     def extend(self, ext_id: bytes, count: int) -> tuple[ExtensionMessage, "ReceiverExtension"]:
         """Start extension `ext_id`: `count` random OTs with fresh random choice bits; the message goes to the peer."""
