@@ -17,13 +17,15 @@ their setup: signatures per second is the sum of the workers' rates, CPU per sig
   with coincurve (s normalised to low-s first, as libsecp256k1 requires). Skipped, and said so, without the package.
 Every signature of ours is verified with coincurve too (outside the timed loop).
 
-On the embedded Ray cluster (`mpc_ray.local_cluster`, 2-of-3; cggmp21-112, cggmp21-128 and dkls23): a fresh key
-(empty pools), then `sign_many` in chunks of 4 until the count is reached, with 0 (the holders presign), 1 and 2
-presign workers per node; the presignatures come from the background refill (pools 4 deep, so few are left over) and
-on-demand presigning during the run. One cluster per level and worker count: its protocols run one after the other,
-each after the pools of the keys before it are full again (their refill idle). CPU there is that of this process and
-every process under it (the cluster's, Ray's own daemons included: an upper bound), read from /proc, divided by the
-signatures plus the presignatures left unused in the pools at the end.
+On the embedded Ray cluster (`mpc_ray.local_cluster`, 2-of-3; cggmp21-112, cggmp21-128 and dkls23): per protocol
+first a warm-up key (processes and code paths warmed, `--ray-chunk` signatures, its pools left full), then a fresh
+key (empty pools) and `sign_many` in chunks of `--ray-chunk` (default 16) until the count is reached, with 0 (the
+holders presign), 1 and 2 presign workers per node; the presignatures come from the background refill (pools
+`--ray-chunk` deep, refilled in batches of up to 8) and on-demand presigning during the run. One cluster per level
+and worker count: its protocols run one after the other, each after the pools of the keys before it are full again
+(their refill idle). CPU there is that of this process and every process under it (the cluster's, Ray's own daemons
+included: an upper bound), read from /proc, divided by the signatures plus the presignatures left unused in the
+pools at the end.
 
 Prints a Markdown report and writes benchmarks/results/throughput-<date>[-quick].md. The machine is shared: compare
 CPU per signature first, the wall-clock rates only within one run.
@@ -234,7 +236,12 @@ def run_ray(level: str, workers: int, protocols: list[tuple[str, int]], chunk: i
         for protocol, count in protocols:
             for key_id in keys:  # the keys measured before: their refill done, so it takes no CPU from this one
                 mpc.wait_for_pools(key_id, chunk, timeout=600)
-            key = mpc.create_key("ecdsa-secp256k1", protocol="dkls23" if protocol == "dkls23" else "cggmp21")
+            name = "dkls23" if protocol == "dkls23" else "cggmp21"
+            warm = mpc.create_key("ecdsa-secp256k1", protocol=name)  # first sessions of a protocol cost more
+            mpc.sign_many(warm.key_id, [hashlib.sha256(b"warm-up %d" % i).digest() for i in range(chunk)])
+            mpc.wait_for_pools(warm.key_id, chunk, timeout=600)
+            keys.append(warm.key_id)
+            key = mpc.create_key("ecdsa-secp256k1", protocol=name)
             keys.append(key.key_id)  # empty pools: every signature below needs a new presignature
             public_key = key.public_key
             done, sigs, digests = 0, [], []
@@ -297,6 +304,8 @@ def main() -> None:
                                          "--ray-protocols)")
     ap.add_argument("--ray-workers", default="0,1,2",
                     help="comma-separated presign workers per node on Ray (0: the holders presign)")
+    ap.add_argument("--ray-chunk", type=int, default=16,
+                    help="on Ray: signatures per sign_many call and the pools' depth (refilled in batches of up to 8)")
     ap.add_argument("--out", type=Path, help="report path (default benchmarks/results/throughput-<date>[-quick].md)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -341,7 +350,7 @@ def main() -> None:
             for workers in (int(w) for w in args.ray_workers.split(",")):
                 log(f"Ray, level {level}, {workers} presign worker(s) per node: "
                     + ", ".join(f"{p} x {ray_counts[p]}" for p in measured))
-                for row in run_ray(level, workers, [(p, ray_counts[p]) for p in measured], chunk=4):
+                for row in run_ray(level, workers, [(p, ray_counts[p]) for p in measured], chunk=args.ray_chunk):
                     rows.append(row)
                     log(f"  {row['protocol']}: {row['rate']:.2f} signatures/s, {row['cpu_per_sig_ms']:.1f} ms CPU "
                         "per signature")
