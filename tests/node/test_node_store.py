@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 import pickle
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
