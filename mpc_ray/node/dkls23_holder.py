@@ -130,7 +130,8 @@ class DKLs23Holder:
     def __init__(self, state: HolderState, ecdsa: EcdsaHolder) -> None:
         self.state = state
         self._ecdsa = ecdsa  # its epoch guard around storing a presignature
-        # key id -> (the stored record's bytes, its epoch, its setup less retired pairs, its stamp): the last parse
+        # key id -> (the stored record's digest, its epoch, its setup less retired pairs, its stamp): the last parse
+        # (a digest, not the decrypted record: one copy of the OT secrets in memory is enough)
         self._parsed: dict[str, tuple[bytes, int, SetupOutput, bytes]] = {}
 
     # sessions -------------------------------------------------------------------------------------------------
@@ -192,17 +193,18 @@ class DKLs23Holder:
         """(`setup`, a digest naming the stored setup it came from). The record is read for every session (another
         executor may have retired a pair or stored a new setup); it is parsed again only when its bytes changed."""
         raw, epoch = self.state.store.get(setup_entry(key_id)), self.state.epoch(key_id)
+        digest = hashlib.sha256(raw).digest() if raw is not None else b""
         parsed = self._parsed.get(key_id)
-        if parsed is None or parsed[0] != raw:
+        if parsed is None or parsed[0] != digest:
             self._parsed.pop(key_id, None)
             rec = decode(raw, DKLs23SetupRecord) if raw is not None else None
             if rec is not None and rec.epoch == epoch:
                 setup = SetupOutput.from_secret_bytes(rec.setup)
                 if setup.party != self.state.party:
                     raise InvalidInput("the stored DKLs23 setup is another party's")
-                parsed = self._parsed[key_id] = (raw, rec.epoch, setup.without(rec.retired) if rec.retired else setup,
-                                                 _stamp(rec))
-        if parsed is None or parsed[0] != raw or parsed[1] != epoch:
+                parsed = self._parsed[key_id] = (digest, rec.epoch,
+                                                 setup.without(rec.retired) if rec.retired else setup, _stamp(rec))
+        if parsed is None or parsed[0] != digest or parsed[1] != epoch:
             raise HolderNotReady(f"no DKLs23 setup of key {key_id!r} for its current epoch: run dkls23-setup")
         return parsed[2].fresh(), parsed[3]  # each session its own record of used extension ids
 
